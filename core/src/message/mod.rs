@@ -1,0 +1,1 @@
+//! RTMP messages: the meaning of a [`RawMessage`](crate::chunk::RawMessage)'s payload.

@@ -1,0 +1,1 @@
+//! RTMP connection state machines (server and client side), sans-IO.

@@ -1,0 +1,1 @@
+//! tern-runtime-std: the tokio runtime that drives tern-core on servers.
