@@ -32,6 +32,8 @@ pub mod handshake;
 pub mod limits;
 pub mod message;
 pub mod rtmp;
+pub mod scope_path;
+pub mod store;
 pub mod time;
 
 pub use limits::Limits;
