@@ -1,49 +1,99 @@
 //! AMF0: the value encoding of RTMP commands, data and shared objects.
 //!
 //! [`Value`] is the parsed meaning; [`decode`] and [`encode`] move between it
-//! and the wire. Decoding is bounded by [`Limits`](crate::Limits) (nesting
+//! and the wire. Decoding is bounded by [`Limits`] (nesting
 //! depth, value count) and never reads past its input.
+//!
+//! # Marker mapping
+//!
+//! | marker | wire                                         | [`Value`]                 |
+//! |--------|----------------------------------------------|---------------------------|
+//! | 0x00   | f64                                          | `Number` (bits kept, NaN included) |
+//! | 0x01   | u8                                           | `Boolean` (non-zero = true) |
+//! | 0x02   | u16 len + UTF-8                              | `String`                  |
+//! | 0x03   | pairs, `00 00 09`                            | `Object`                  |
+//! | 0x04   | movieclip (reserved)                         | [`Amf0Error::ReservedMarker`] |
+//! | 0x05   |                                              | `Null`                    |
+//! | 0x06   |                                              | `Undefined`               |
+//! | 0x07   | u16 index                                    | `Reference` (not resolved) |
+//! | 0x08   | u32 count + pairs, `00 00 09`                | `EcmaArray { count, .. }` (count kept, advisory) |
+//! | 0x09   | object end where a value is expected         | [`Amf0Error::UnexpectedObjectEnd`] |
+//! | 0x0A   | u32 count + values                           | `StrictArray`             |
+//! | 0x0B   | f64 ms + i16 time zone                       | `Date`                    |
+//! | 0x0C   | u32 len + UTF-8                              | `LongString`              |
+//! | 0x0D   |                                              | `Unsupported`             |
+//! | 0x0E   | recordset (reserved)                         | [`Amf0Error::ReservedMarker`] |
+//! | 0x0F   | u32 len + UTF-8                              | `XmlDocument`             |
+//! | 0x10   | u16 class name + pairs, `00 00 09`           | `TypedObject`             |
+//! | 0x11   | one AMF3 value                               | `Avmplus` (its bytes, opaque) |
+//! | ≥ 0x12 |                                              | [`Amf0Error::UnknownMarker`] |
+//!
+//! # Decisions
+//!
+//! - **Exact round trip**: `encode(decode(b)) == b` for every accepted `b`
+//!   except a boolean byte other than 0/1, which is read as `true` (the
+//!   specification's rule) and written back as 0x01. Which string marker
+//!   was used is kept (`String` vs `LongString`), as are the ECMA array's
+//!   count, number bits and property order.
+//! - **Strings** must be UTF-8 ([`Amf0Error::InvalidUtf8`]). Inside an
+//!   object, an empty key followed by anything but 0x09 is a property with
+//!   an empty name.
+//! - **Bounds**: every value, nested ones and AMF3 values inside an AVM+
+//!   switch included, counts against `Limits::amf0_max_values`; for
+//!   [`decode_all`] the budget covers the whole buffer. Each object, ECMA
+//!   array, strict array, typed object (and AMF3 array, object, object
+//!   vector, dictionary) nests one level against `Limits::amf0_max_depth`,
+//!   so a top-level object is depth 1 and depth 0 admits only scalars.
+//!   Every length or count is checked against the remaining input (and the
+//!   value budget) before anything is allocated for it.
+//! - **AVM+ (0x11)**: the following AMF3 value is walked by a bounded
+//!   skipper only to find where it ends (see `amf3.rs`); externalizable
+//!   AMF3 objects are refused because their length cannot be known.
+//! - **References** (0x07) are kept as indices, not resolved or checked.
+//! - **Errors**: [`decode`] advances its input only on success.
+//! - **Encoding** is infallible. A `String` longer than 65535 bytes is
+//!   written with the long-string marker 0x0C (a decoded `String` never is
+//!   that long, so round trips are unaffected). Keys and class names longer
+//!   than 65535 bytes, and long strings / XML longer than 2^32-1 bytes, are
+//!   truncated at a char boundary (never the case for decoded values).
+//!   `Avmplus` bytes are written verbatim after 0x11 and trusted to be one
+//!   AMF3 value.
 
+mod amf3;
+mod decoder;
+mod encoder;
+mod error;
+mod reader;
+#[cfg(test)]
+mod tests;
 mod value;
 
+pub use error::{Amf0Error, Amf3Error};
 pub use value::{Properties, Value};
 
 use crate::Limits;
 use alloc::vec::Vec;
-use core::fmt;
-
-/// Why an AMF0 buffer could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Amf0Error {
-    /// The input ended inside a value.
-    Truncated,
-}
-
-impl fmt::Display for Amf0Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Amf0Error::Truncated => f.write_str("AMF0 input ends inside a value"),
-        }
-    }
-}
 
 /// Decodes one value from the front of `input`, advancing it past the value.
+/// On error `input` is left where it was.
 pub fn decode(input: &mut &[u8], limits: &Limits) -> Result<Value, Amf0Error> {
-    let _ = (input, limits);
-    Err(Amf0Error::Truncated) // placeholder until the decoder lands
+    decoder::decode_one(input, &mut decoder::Bounds::new(limits))
 }
 
-/// Decodes every value in `input` until it is empty.
+/// Decodes every value in `input` until it is empty. The value-count limit
+/// applies to the buffer as a whole.
 pub fn decode_all(input: &[u8], limits: &Limits) -> Result<Vec<Value>, Amf0Error> {
+    let mut bounds = decoder::Bounds::new(limits);
     let mut rest = input;
     let mut out = Vec::new();
     while !rest.is_empty() {
-        out.push(decode(&mut rest, limits)?);
+        out.push(decoder::decode_one(&mut rest, &mut bounds)?);
     }
     Ok(out)
 }
 
-/// Appends the encoding of `value` to `out`.
+/// Appends the encoding of `value` to `out`. See the module docs for the
+/// (never hit by decoded values) cases where a field is too small.
 pub fn encode(value: &Value, out: &mut Vec<u8>) {
-    let _ = (value, out); // placeholder until the encoder lands
+    encoder::value(value, out);
 }

@@ -43,7 +43,10 @@ pub enum Value {
     /// 0x0F: XML text.
     XmlDocument(String),
     /// 0x10: object with a registered class name.
-    TypedObject { class_name: String, properties: Properties },
+    TypedObject {
+        class_name: String,
+        properties: Properties,
+    },
     /// 0x11: switch to AMF3. The bytes of the one AMF3 value that follows the
     /// marker, carried opaquely (not interpreted, re-encoded verbatim).
     Avmplus(Bytes),
