@@ -31,3 +31,16 @@ pub struct RawMessage {
     /// The message body.
     pub payload: Bytes,
 }
+
+mod decoder;
+mod encoder;
+mod error;
+pub mod header;
+
+pub use decoder::ChunkDecoder;
+pub use encoder::{ChunkEncoder, encode_standalone};
+pub use error::ChunkError;
+pub use header::{MAX_CSID, MIN_CSID};
+
+#[cfg(test)]
+mod tests;
