@@ -1,0 +1,298 @@
+//! Shared-object messages (type 19 AMF0; type 16 with a leading encoding
+//! byte): one named SO, its version, and a list of events.
+//!
+//! Layout: u16 name length + UTF-8 name, u32 version, u32 flags, u32
+//! reserved; then events `u8 type, u32 length, payload`. Keys, status codes
+//! and levels are u16-length-prefixed UTF-8 without an AMF0 marker; values
+//! and message arguments are AMF0.
+
+use super::MessageError;
+use super::wire::{Reader, put_short_string};
+use crate::Limits;
+use crate::amf0::{self, Value};
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+/// Most events accepted in one message. Every event takes at least five
+/// bytes, so the message size bounds this too; the constant keeps the event
+/// list (and the work done per message) small even for large messages.
+pub const MAX_SO_EVENTS: usize = 1024;
+
+/// Flag bit meaning "persistent" in the header's flags field.
+pub const FLAG_PERSISTENT: u32 = 2;
+
+/// One shared-object event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SoEvent {
+    /// 0x01 (C→S): subscribe to the SO.
+    Use,
+    /// 0x02 (C→S): unsubscribe.
+    Release,
+    /// 0x03 (C→S): set `key` to `value`.
+    RequestChange {
+        /// Attribute name.
+        key: String,
+        /// New value.
+        value: Value,
+    },
+    /// 0x04 (S→C): `key` now holds `value`.
+    Change {
+        /// Attribute name.
+        key: String,
+        /// Current value.
+        value: Value,
+    },
+    /// 0x05 (S→C): the receiver's own change of `key` was accepted.
+    Success {
+        /// Attribute name.
+        key: String,
+    },
+    /// 0x06 (both): call `method(args…)` on every subscriber.
+    SendMessage {
+        /// Handler name.
+        method: String,
+        /// Arguments.
+        args: Vec<Value>,
+    },
+    /// 0x07 (S→C): a status or error, e.g. `SharedObject.NoWriteAccess`.
+    Status {
+        /// Status code.
+        code: String,
+        /// `"error"`, `"warning"` or `"status"`.
+        level: String,
+    },
+    /// 0x08 (S→C): drop all local data (precedes a full sync).
+    Clear,
+    /// 0x09 (S→C): `key` was deleted.
+    Remove {
+        /// Attribute name.
+        key: String,
+    },
+    /// 0x0A (C→S): delete `key`.
+    RequestRemove {
+        /// Attribute name.
+        key: String,
+    },
+    /// 0x0B (S→C): subscription accepted; initial data follows.
+    UseSuccess,
+}
+
+/// Name of an event type for messages, `"unknown"` for undefined codes.
+pub fn so_event_name(event_type: u8) -> &'static str {
+    match event_type {
+        1 => "use",
+        2 => "release",
+        3 => "request change",
+        4 => "change",
+        5 => "success",
+        6 => "send message",
+        7 => "status",
+        8 => "clear",
+        9 => "remove",
+        10 => "request remove",
+        11 => "use success",
+        _ => "unknown",
+    }
+}
+
+impl SoEvent {
+    /// The event type code.
+    pub fn type_code(&self) -> u8 {
+        match self {
+            SoEvent::Use => 1,
+            SoEvent::Release => 2,
+            SoEvent::RequestChange { .. } => 3,
+            SoEvent::Change { .. } => 4,
+            SoEvent::Success { .. } => 5,
+            SoEvent::SendMessage { .. } => 6,
+            SoEvent::Status { .. } => 7,
+            SoEvent::Clear => 8,
+            SoEvent::Remove { .. } => 9,
+            SoEvent::RequestRemove { .. } => 10,
+            SoEvent::UseSuccess => 11,
+        }
+    }
+
+    /// Parses one event body (exactly the event's `length` bytes).
+    fn decode(event_type: u8, body: &[u8], limits: &Limits) -> Result<Self, MessageError> {
+        let mut r = Reader::new(body);
+        let ev = match event_type {
+            1 => SoEvent::Use,
+            2 => SoEvent::Release,
+            8 => SoEvent::Clear,
+            11 => SoEvent::UseSuccess,
+            3 | 4 => {
+                let key = r.short_string("shared object key")?;
+                let mut rest = r.remaining();
+                let value =
+                    amf0::decode(&mut rest, limits).map_err(|error| MessageError::Amf0 {
+                        what: "shared object value",
+                        error,
+                    })?;
+                r = Reader::new(rest);
+                if event_type == 3 {
+                    SoEvent::RequestChange { key, value }
+                } else {
+                    SoEvent::Change { key, value }
+                }
+            }
+            5 => SoEvent::Success {
+                key: r.short_string("shared object key")?,
+            },
+            9 => SoEvent::Remove {
+                key: r.short_string("shared object key")?,
+            },
+            10 => SoEvent::RequestRemove {
+                key: r.short_string("shared object key")?,
+            },
+            6 => {
+                let mut rest = r.remaining();
+                let method =
+                    amf0::decode(&mut rest, limits).map_err(|error| MessageError::Amf0 {
+                        what: "shared object send message method",
+                        error,
+                    })?;
+                let method = match method {
+                    Value::String(s) | Value::LongString(s) => s,
+                    _ => {
+                        return Err(MessageError::WrongType {
+                            command: "shared object send message",
+                            field: "method",
+                            expected: "string",
+                        });
+                    }
+                };
+                let args = amf0::decode_all(rest, limits).map_err(|error| MessageError::Amf0 {
+                    what: "shared object send message arguments",
+                    error,
+                })?;
+                r = Reader::new(&[]);
+                SoEvent::SendMessage { method, args }
+            }
+            7 => SoEvent::Status {
+                code: r.short_string("shared object status code")?,
+                level: r.short_string("shared object status level")?,
+            },
+            other => return Err(MessageError::UnknownSoEvent(other)),
+        };
+        if !r.is_empty() {
+            return Err(MessageError::SoEventTrailing {
+                event_type,
+                extra: r.remaining().len(),
+            });
+        }
+        Ok(ev)
+    }
+
+    /// Appends the event body (without type and length) to `out`.
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        match self {
+            SoEvent::Use | SoEvent::Release | SoEvent::Clear | SoEvent::UseSuccess => {}
+            SoEvent::RequestChange { key, value } | SoEvent::Change { key, value } => {
+                put_short_string(out, key);
+                amf0::encode(value, out);
+            }
+            SoEvent::Success { key } | SoEvent::Remove { key } | SoEvent::RequestRemove { key } => {
+                put_short_string(out, key)
+            }
+            SoEvent::SendMessage { method, args } => {
+                amf0::encode(&Value::String(method.clone()), out);
+                for a in args {
+                    amf0::encode(a, out);
+                }
+            }
+            SoEvent::Status { code, level } => {
+                put_short_string(out, code);
+                put_short_string(out, level);
+            }
+        }
+    }
+}
+
+/// A shared-object message: events for one SO.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedObjectMessage {
+    /// SO name.
+    pub name: String,
+    /// SO version the events bring the receiver to (0 from clients that
+    /// have no copy yet).
+    pub version: u32,
+    /// Persistent (flags bit 2) or transient.
+    pub persistent: bool,
+    /// Events, applied in order.
+    pub events: Vec<SoEvent>,
+}
+
+impl SharedObjectMessage {
+    /// Parses a type-19 payload (for type 16 the caller strips the leading
+    /// encoding byte first).
+    ///
+    /// The flags field is read as a bit set: the SO is persistent when bit
+    /// value 2 is set, whatever the other bits (Flash only ever sends 0 or
+    /// 2); the reserved field is ignored. Events are checked strictly:
+    /// an undefined type, a length past the buffer, bytes left inside an
+    /// event or invalid UTF-8 are errors, as are more than
+    /// [`MAX_SO_EVENTS`] events.
+    pub fn decode(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
+        let mut r = Reader::new(payload);
+        let name = r.short_string("shared object name")?;
+        let version = r.u32("shared object version")?;
+        let flags = r.u32("shared object flags")?;
+        let _reserved = r.u32("shared object reserved field")?;
+        let mut events = Vec::new();
+        while !r.is_empty() {
+            if events.len() >= MAX_SO_EVENTS {
+                return Err(MessageError::TooManySoEvents {
+                    limit: MAX_SO_EVENTS,
+                });
+            }
+            let event_type = r.u8("shared object event type")?;
+            if !(1..=11).contains(&event_type) {
+                return Err(MessageError::UnknownSoEvent(event_type));
+            }
+            let length = r.u32("shared object event length")?;
+            let available = r.remaining().len();
+            let body = usize::try_from(length)
+                .ok()
+                .and_then(|len| r.take(len, "shared object event").ok())
+                .ok_or(MessageError::SoEventOverrun {
+                    event_type,
+                    length,
+                    available,
+                })?;
+            events.push(SoEvent::decode(event_type, body, limits)?);
+        }
+        Ok(SharedObjectMessage {
+            name,
+            version,
+            persistent: flags & FLAG_PERSISTENT != 0,
+            events,
+        })
+    }
+
+    /// Appends the type-19 payload to `out`: flags 2 or 0, reserved 0.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_short_string(out, &self.name);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        let flags = if self.persistent { FLAG_PERSISTENT } else { 0 };
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&0u32.to_be_bytes());
+        let mut body = Vec::new();
+        for ev in &self.events {
+            body.clear();
+            ev.encode_body(&mut body);
+            out.push(ev.type_code());
+            let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&body);
+        }
+    }
+
+    /// The type-19 payload as a shareable buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        Bytes::from(out)
+    }
+}

@@ -1,0 +1,959 @@
+//! Message-layer tests: PROTOCOL-NOTES.md vectors, typed commands from real
+//! encoders' connect objects, and no-panic properties over arbitrary bytes.
+//!
+//! Tests in `mod amf` need the AMF0 codec (`crate::amf0`); the rest do not.
+
+use super::*;
+use crate::amf0::{self, Value};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use proptest::prelude::*;
+
+/// Hex to bytes, ignoring spaces.
+pub(crate) fn hex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    assert!(digits.len().is_multiple_of(2), "odd hex length");
+    digits
+        .chunks(2)
+        .map(|p| u8::from_str_radix(core::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}
+
+fn raw(type_id: u8, payload: Vec<u8>) -> RawMessage {
+    RawMessage {
+        csid: 3,
+        timestamp: 0,
+        type_id,
+        stream_id: 0,
+        payload: Bytes::from(payload),
+    }
+}
+
+fn so_check(body: &str, expected: SharedObjectMessage) {
+    let body = hex(body);
+    let m = SharedObjectMessage::decode(&body, &Limits::default()).unwrap();
+    assert_eq!(m, expected);
+    assert_eq!(&m.to_bytes()[..], &body[..]);
+    let msg = Message::decode(&raw(19, body.clone()), &Limits::default()).unwrap();
+    assert_eq!(msg.encode(), (19, Bytes::from(body.clone())));
+    // Type 16 with its leading encoding byte decodes to the same thing.
+    let mut amf3 = vec![0u8];
+    amf3.extend_from_slice(&body);
+    assert_eq!(
+        Message::decode(&raw(16, amf3), &Limits::default()).unwrap(),
+        msg
+    );
+}
+
+fn chat(version: u32, events: Vec<SoEvent>) -> SharedObjectMessage {
+    SharedObjectMessage {
+        name: String::from("chat"),
+        version,
+        persistent: false,
+        events,
+    }
+}
+
+#[test]
+fn so_vectors_without_amf() {
+    so_check(
+        "0004 63686174 00000000 00000000 00000000 01 00000000",
+        chat(0, vec![SoEvent::Use]),
+    );
+    so_check(
+        "0004 63686174 00000002 00000000 00000000 0b 00000000 08 00000000",
+        chat(2, vec![SoEvent::UseSuccess, SoEvent::Clear]),
+    );
+    so_check(
+        "0004 63686174 00000003 00000000 00000000 05 00000009 0007 6d657373616765",
+        chat(
+            3,
+            vec![SoEvent::Success {
+                key: "message".into(),
+            }],
+        ),
+    );
+    so_check(
+        "0004 63686174 00000003 00000000 00000000 07 00000023 001a 5368617265644f626a6563742e4e6f5772697465416363657373 0005 6572726f72",
+        chat(
+            3,
+            vec![SoEvent::Status {
+                code: "SharedObject.NoWriteAccess".into(),
+                level: "error".into(),
+            }],
+        ),
+    );
+}
+
+#[test]
+fn so_other_events_round_trip() {
+    let m = SharedObjectMessage {
+        name: String::from("ü/room"),
+        version: 9,
+        persistent: true,
+        events: vec![
+            SoEvent::Release,
+            SoEvent::Remove { key: "a".into() },
+            SoEvent::RequestRemove { key: "b".into() },
+            SoEvent::Clear,
+        ],
+    };
+    let b = m.to_bytes();
+    assert_eq!(&b[b.len() - 5..], &[8, 0, 0, 0, 0]);
+    assert_eq!(
+        SharedObjectMessage::decode(&b, &Limits::default()).unwrap(),
+        m
+    );
+}
+
+#[test]
+fn so_flags() {
+    let mut body = hex("0004 63686174 00000000 00000002 00000000");
+    assert!(
+        SharedObjectMessage::decode(&body, &Limits::default())
+            .unwrap()
+            .persistent
+    );
+    // Other bits are ignored; bit value 2 decides.
+    body[13] = 3;
+    assert!(
+        SharedObjectMessage::decode(&body, &Limits::default())
+            .unwrap()
+            .persistent
+    );
+    body[13] = 1;
+    assert!(
+        !SharedObjectMessage::decode(&body, &Limits::default())
+            .unwrap()
+            .persistent
+    );
+}
+
+#[test]
+fn so_errors() {
+    let l = Limits::default();
+    let header = "0004 63686174 00000000 00000000 00000000";
+    let dec = |tail: &str| SharedObjectMessage::decode(&hex(&alloc::format!("{header}{tail}")), &l);
+    assert_eq!(dec("0c 00000000"), Err(MessageError::UnknownSoEvent(0x0c)));
+    assert_eq!(dec("00 00000000"), Err(MessageError::UnknownSoEvent(0)));
+    assert_eq!(
+        dec("05 00000009 0007 6d6573"),
+        Err(MessageError::SoEventOverrun {
+            event_type: 5,
+            length: 9,
+            available: 5
+        })
+    );
+    assert_eq!(
+        dec("05 ffffffff"),
+        Err(MessageError::SoEventOverrun {
+            event_type: 5,
+            length: u32::MAX,
+            available: 0
+        })
+    );
+    assert_eq!(
+        dec("01 00000001 00"),
+        Err(MessageError::SoEventTrailing {
+            event_type: 1,
+            extra: 1
+        })
+    );
+    assert_eq!(
+        dec("05 00000004 0001 6100"),
+        Err(MessageError::SoEventTrailing {
+            event_type: 5,
+            extra: 1
+        })
+    );
+    assert_eq!(
+        dec("09 00000003 0001 ff"),
+        Err(MessageError::InvalidUtf8 {
+            what: "shared object key"
+        })
+    );
+    assert_eq!(
+        dec("07 00000004 0001 41 00"),
+        Err(MessageError::Truncated {
+            what: "shared object status level"
+        })
+    );
+    assert_eq!(
+        dec("01 0000"),
+        Err(MessageError::Truncated {
+            what: "shared object event length"
+        })
+    );
+    assert_eq!(
+        SharedObjectMessage::decode(&hex("0002 ff41 00000000"), &l),
+        Err(MessageError::InvalidUtf8 {
+            what: "shared object name"
+        })
+    );
+    assert_eq!(
+        SharedObjectMessage::decode(&hex("0004 6368"), &l),
+        Err(MessageError::Truncated {
+            what: "shared object name"
+        })
+    );
+    let many = "01 00000000".repeat(MAX_SO_EVENTS + 1);
+    assert_eq!(
+        dec(&many),
+        Err(MessageError::TooManySoEvents {
+            limit: MAX_SO_EVENTS
+        })
+    );
+    assert_eq!(
+        dec(&"01 00000000".repeat(MAX_SO_EVENTS))
+            .unwrap()
+            .events
+            .len(),
+        MAX_SO_EVENTS
+    );
+    // Display names the event.
+    let e = dec("05 00000009").unwrap_err();
+    assert_eq!(
+        alloc::format!("{e}"),
+        "shared object success event announces 9 bytes but 0 remain"
+    );
+}
+
+#[test]
+fn message_decode_control_and_media() {
+    let l = Limits::default();
+    let m = Message::decode(&raw(5, hex("00989680")), &l).unwrap();
+    assert_eq!(
+        m,
+        Message::Control(ProtocolControl::WindowAckSize(10_000_000))
+    );
+    assert_eq!(m.encode(), (5, Bytes::from(hex("00989680"))));
+    let m = Message::decode(&raw(4, hex("00030000000100001388")), &l).unwrap();
+    assert_eq!(
+        m,
+        Message::UserControl(UserControl::SetBufferLength {
+            stream_id: 1,
+            millis: 5000
+        })
+    );
+    assert_eq!(m.encode().0, 4);
+    let payload = Bytes::from_static(&[0x17, 0, 0, 0, 0]);
+    let r = RawMessage {
+        csid: 6,
+        timestamp: 40,
+        type_id: 9,
+        stream_id: 1,
+        payload: payload.clone(),
+    };
+    let m = Message::decode(&r, &l).unwrap();
+    match &m {
+        // Shared, not copied.
+        Message::Video(b) => assert_eq!(b.as_ptr(), payload.as_ptr()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.encode(), (9, payload));
+    assert!(matches!(
+        Message::decode(&raw(8, vec![0xaf, 1]), &l).unwrap(),
+        Message::Audio(_)
+    ));
+    assert!(matches!(
+        Message::decode(&raw(22, vec![1, 2]), &l).unwrap(),
+        Message::Aggregate(_)
+    ));
+    assert_eq!(
+        Message::decode(&raw(7, vec![1]), &l).unwrap(),
+        Message::Unknown {
+            type_id: 7,
+            payload: Bytes::from_static(&[1])
+        }
+    );
+    assert_eq!(
+        Message::decode(&raw(17, vec![3, 2]), &l),
+        Err(MessageError::Amf3Encoding {
+            type_id: 17,
+            byte: 3
+        })
+    );
+    assert_eq!(
+        Message::decode(&raw(15, vec![]), &l),
+        Err(MessageError::Truncated {
+            what: "AMF3 encoding byte"
+        })
+    );
+    assert_eq!(
+        Message::from(ProtocolControl::SetChunkSize(4096)).encode(),
+        (1, Bytes::from_static(&[0, 0, 0x10, 0]))
+    );
+}
+
+#[test]
+fn stream_name_query() {
+    assert_eq!(
+        split_stream_name("cam?token=x&a=b"),
+        ("cam", Some("token=x&a=b"))
+    );
+    assert_eq!(split_stream_name("cam"), ("cam", None));
+    assert_eq!(split_stream_name("cam?"), ("cam", Some("")));
+}
+
+#[test]
+fn typed_commands_without_amf() {
+    let c =
+        |name: &str, args: Vec<Value>| ClientCommand::from_command(Command::new(name, 5.0, args));
+    assert_eq!(
+        c("createStream", vec![]),
+        Ok(ClientCommand::CreateStream {
+            transaction_id: 5.0
+        })
+    );
+    assert_eq!(
+        c(
+            "publish",
+            vec![Value::string("cam?k=1"), Value::string("live")]
+        ),
+        Ok(ClientCommand::Publish {
+            transaction_id: 5.0,
+            name: "cam?k=1".into(),
+            kind: PublishKind::Live
+        })
+    );
+    assert_eq!(
+        c("publish", vec![Value::string("cam")]).map(|p| matches!(
+            p,
+            ClientCommand::Publish {
+                kind: PublishKind::Live,
+                ..
+            }
+        )),
+        Ok(true)
+    );
+    assert_eq!(
+        c(
+            "publish",
+            vec![Value::string("cam"), Value::string("append")]
+        )
+        .map(|p| matches!(
+            p,
+            ClientCommand::Publish {
+                kind: PublishKind::Append,
+                ..
+            }
+        )),
+        Ok(true)
+    );
+    assert_eq!(
+        c("publish", vec![Value::Number(1.0)]),
+        Err(MessageError::WrongType {
+            command: "publish",
+            field: "stream name",
+            expected: "string"
+        })
+    );
+    assert_eq!(
+        c("publish", vec![]),
+        Err(MessageError::MissingField {
+            command: "publish",
+            field: "stream name"
+        })
+    );
+    assert!(c("publish", vec![Value::string("a"), Value::string("x")]).is_err());
+    assert_eq!(
+        c("publish", vec![Value::Boolean(false)]),
+        Ok(ClientCommand::StopPublish {
+            transaction_id: 5.0
+        })
+    );
+    assert_eq!(
+        c(
+            "play",
+            vec![
+                Value::string("s"),
+                Value::Number(-1000.0),
+                Value::Null,
+                Value::Boolean(false)
+            ]
+        ),
+        Ok(ClientCommand::Play {
+            transaction_id: 5.0,
+            name: "s".into(),
+            start: -1000.0,
+            duration: -1.0,
+            reset: false
+        })
+    );
+    assert_eq!(
+        c("play", vec![Value::Boolean(false)]),
+        Ok(ClientCommand::StopPlay {
+            transaction_id: 5.0
+        })
+    );
+    assert!(c("play", vec![Value::string("s"), Value::string("0")]).is_err());
+    assert_eq!(
+        c("deleteStream", vec![Value::Number(1.0)]),
+        Ok(ClientCommand::DeleteStream { stream_id: 1 })
+    );
+    assert!(c("deleteStream", vec![Value::Number(-1.0)]).is_err());
+    assert!(c("deleteStream", vec![Value::Number(1.5)]).is_err());
+    assert!(c("deleteStream", vec![Value::Number(f64::NAN)]).is_err());
+    assert_eq!(c("closeStream", vec![]), Ok(ClientCommand::CloseStream));
+    for (name, expect) in [
+        ("releaseStream", "releaseStream"),
+        ("FCPublish", "FCPublish"),
+        ("FCUnpublish", "FCUnpublish"),
+        ("getStreamLength", "getStreamLength"),
+    ] {
+        assert!(c(name, vec![Value::string("s")]).is_ok());
+        assert_eq!(
+            c(name, vec![]),
+            Err(MessageError::MissingField {
+                command: expect,
+                field: "stream name"
+            })
+        );
+    }
+    assert_eq!(
+        c("pause", vec![Value::Boolean(true), Value::Number(1200.0)]),
+        Ok(ClientCommand::Pause {
+            pause: true,
+            millis: 1200.0
+        })
+    );
+    assert_eq!(
+        c("seek", vec![Value::Number(3.0)]),
+        Ok(ClientCommand::Seek { millis: 3.0 })
+    );
+    assert!(c("seek", vec![]).is_err());
+    assert_eq!(
+        c("receiveVideo", vec![Value::Boolean(false)]),
+        Ok(ClientCommand::ReceiveVideo(false))
+    );
+    assert_eq!(
+        c("receiveAudio", vec![Value::Boolean(true)]),
+        Ok(ClientCommand::ReceiveAudio(true))
+    );
+    assert!(c("receiveAudio", vec![Value::Number(1.0)]).is_err());
+    assert!(matches!(
+        c(
+            "play2",
+            vec![Value::object([("streamName", Value::string("b"))])]
+        ),
+        Ok(ClientCommand::Play2 { .. })
+    ));
+    assert_eq!(
+        c("sendChat", vec![Value::string("hi")]),
+        Ok(ClientCommand::Call {
+            name: "sendChat".into(),
+            transaction_id: 5.0,
+            command_object: Value::Null,
+            args: vec![Value::string("hi")]
+        })
+    );
+    // connect needs an object with a string app.
+    assert_eq!(
+        c("connect", vec![]),
+        Err(MessageError::WrongType {
+            command: "connect",
+            field: "command object",
+            expected: "object"
+        })
+    );
+    let e = ClientCommand::from_command(Command {
+        name: "connect".into(),
+        transaction_id: 1.0,
+        command_object: Value::object([("tcUrl", Value::string("rtmp://h/live"))]),
+        args: vec![],
+    })
+    .unwrap_err();
+    assert_eq!(
+        alloc::format!("{e}"),
+        "connect: required field app is missing"
+    );
+}
+
+#[test]
+fn builders_and_server_replies() {
+    let r = connect_result(1.0, 0.0, "Connection succeeded.");
+    assert_eq!(r.name, "_result");
+    assert_eq!(
+        r.command_object.get("fmsVer"),
+        Some(&Value::string(FMS_VERSION))
+    );
+    assert_eq!(
+        r.command_object.get("capabilities"),
+        Some(&Value::Number(31.0))
+    );
+    assert_eq!(r.command_object.get("mode"), Some(&Value::Number(1.0)));
+    let reply = ServerReply::from_command(r);
+    assert_eq!(reply.transaction_id(), Some(1.0));
+    assert_eq!(reply.code(), Some(status::CONNECT_SUCCESS));
+    assert_eq!(reply.level(), Some("status"));
+    assert_eq!(
+        reply.info().and_then(|i| i.get("objectEncoding")),
+        Some(&Value::Number(0.0))
+    );
+
+    let e = ServerReply::from_command(connect_error(1.0, status::CONNECT_INVALID_APP, "no app"));
+    assert!(matches!(e, ServerReply::Error { transaction_id, .. } if transaction_id == 1.0));
+    assert_eq!(e.level(), Some("error"));
+    assert_eq!(e.code(), Some(status::CONNECT_INVALID_APP));
+
+    let cs = create_stream_result(4.0, 1);
+    assert_eq!(cs.args, vec![Value::Number(1.0)]);
+    assert!(matches!(
+        ServerReply::from_command(cs),
+        ServerReply::Result { transaction_id, command_object: Value::Null, args } if transaction_id == 4.0 && args == vec![Value::Number(1.0)]
+    ));
+
+    let unknown = error(7.0, status::CALL_FAILED, "Method not found (sendChat)");
+    assert_eq!(unknown.name, "_error");
+    assert_eq!(unknown.transaction_id, 7.0);
+
+    let st = ServerReply::from_command(on_status(
+        StatusLevel::Error,
+        status::PUBLISH_BAD_NAME,
+        "cam is already being published",
+        vec![],
+    ));
+    assert!(matches!(st, ServerReply::OnStatus { .. }));
+    assert_eq!(st.code(), Some(status::PUBLISH_BAD_NAME));
+    assert_eq!(st.transaction_id(), None);
+
+    let bw = on_bw_done();
+    assert_eq!((bw.name.as_str(), bw.transaction_id), ("onBWDone", 0.0));
+    assert!(matches!(
+        ServerReply::from_command(bw),
+        ServerReply::Call(_)
+    ));
+    let fc = on_fc_publish(status::PUBLISH_START, "cam");
+    assert_eq!(fc.name, "onFCPublish");
+    assert_eq!(
+        fc.args[0].get("code"),
+        Some(&Value::string(status::PUBLISH_START))
+    );
+    assert_eq!(
+        on_fc_unpublish(status::UNPUBLISH_SUCCESS, "cam").name,
+        "onFCUnpublish"
+    );
+    assert_eq!(
+        result(2.0, vec![Value::Null, Value::Number(0.0)])
+            .args
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn data_helpers_without_amf() {
+    let meta = Value::EcmaArray {
+        count: 1,
+        properties: vec![("duration".into(), Value::Number(0.0))],
+    };
+    let d = DataMessage {
+        values: vec![
+            Value::string(SET_DATA_FRAME),
+            Value::string(ON_METADATA),
+            meta.clone(),
+        ],
+    };
+    assert!(d.is_set_data_frame());
+    assert_eq!(d.metadata(), Some(&meta));
+    let stored = d.without_set_data_frame();
+    assert!(!stored.is_set_data_frame());
+    assert_eq!(stored, DataMessage::on_metadata(meta.clone()));
+    assert_eq!(stored.metadata(), Some(&meta));
+    assert_eq!(stored.handler(), Some(ON_METADATA));
+    let other = DataMessage {
+        values: vec![
+            Value::string("onTextData"),
+            Value::object([("text", Value::string("x"))]),
+        ],
+    };
+    assert_eq!(other.metadata(), None);
+    assert_eq!(other.clone().without_set_data_frame(), other);
+    let not_obj = DataMessage {
+        values: vec![Value::string(ON_METADATA), Value::Number(1.0)],
+    };
+    assert_eq!(not_obj.metadata(), None);
+    assert_eq!(DataMessage::default().metadata(), None);
+}
+
+fn type_ids() -> impl Strategy<Value = u8> {
+    prop_oneof![0u8..=25, any::<u8>()]
+}
+
+proptest! {
+    #[test]
+    fn decode_arbitrary_never_panics(t in type_ids(), payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Message::decode(&raw(t, payload), &Limits::small());
+    }
+
+    #[test]
+    fn so_decode_arbitrary_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = SharedObjectMessage::decode(&payload, &Limits::small());
+    }
+
+    /// A valid SO header followed by plausible-looking events reaches the
+    /// event parser far more often than fully random bytes.
+    #[test]
+    fn so_events_arbitrary_never_panic(
+        events in proptest::collection::vec((1u8..=12, proptest::collection::vec(any::<u8>(), 0..24)), 0..8),
+        fuzz_len in any::<bool>(),
+    ) {
+        let mut body = hex("0004 63686174 00000001 00000000 00000000");
+        for (t, p) in &events {
+            body.push(*t);
+            let len = if fuzz_len { p.len() as u32 + 3 } else { p.len() as u32 };
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(p);
+        }
+        if let Ok(m) = SharedObjectMessage::decode(&body, &Limits::small()) {
+            // Whatever decodes re-encodes to the same bytes, except that the
+            // flags/reserved words are normalised (they are 0 here).
+            let again = SharedObjectMessage::decode(&m.to_bytes(), &Limits::small());
+            prop_assert_eq!(again, Ok(m));
+        }
+    }
+
+    #[test]
+    fn media_inspection_never_panics(payload in proptest::collection::vec(any::<u8>(), 0..16)) {
+        let _ = VideoTag::parse(&payload);
+        let _ = AudioTag::parse(&payload);
+    }
+
+    #[test]
+    fn control_round_trip(t in prop_oneof![Just(1u8), Just(2), Just(3), Just(5), Just(6)], v in 1u32..0x7FFF_FFFF, l in 0u8..3) {
+        let mut p = v.to_be_bytes().to_vec();
+        p.push(l);
+        let m = ProtocolControl::decode(t, &p).unwrap();
+        let b = m.to_bytes();
+        prop_assert_eq!(&b[..], &p[..b.len()]);
+    }
+}
+
+/// Tests that need the AMF0 codec.
+mod amf {
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn commands_round_trip(
+            name in "[a-zA-Z_@]{1,20}",
+            tx in -1.0e9f64..1.0e9,
+            args in proptest::collection::vec(prop_oneof![
+                any::<f64>().prop_filter("NaN != NaN", |n| !n.is_nan()).prop_map(Value::Number),
+                ".{0,12}".prop_map(Value::String),
+                any::<bool>().prop_map(Value::Boolean),
+                Just(Value::Null),
+            ], 0..5),
+        ) {
+            let c = Command { name, transaction_id: tx, command_object: Value::Null, args };
+            let (t, b) = Message::Command(c.clone()).encode();
+            prop_assert_eq!(t, 20);
+            prop_assert_eq!(Message::decode(&raw(t, b.to_vec()), &Limits::default()), Ok(Message::Command(c.clone())));
+            // Typing never panics whatever the arguments.
+            let _ = ClientCommand::from_command(c);
+        }
+    }
+
+    fn roundtrip_command(body: &str) -> Command {
+        let body = hex(body);
+        let msg = Message::decode(&raw(20, body.clone()), &Limits::default()).unwrap();
+        assert_eq!(msg.encode(), (20, Bytes::from(body.clone())));
+        let mut amf3 = vec![0u8];
+        amf3.extend_from_slice(&body);
+        assert_eq!(
+            Message::decode(&raw(17, amf3), &Limits::default()).unwrap(),
+            msg
+        );
+        match msg {
+            Message::Command(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_stream_vector() {
+        let c = roundtrip_command("02000c 63726561746553747265616d 00 4008000000000000 05");
+        assert_eq!(c, Command::new("createStream", 3.0, vec![]));
+        assert_eq!(
+            ClientCommand::from_command(c),
+            Ok(ClientCommand::CreateStream {
+                transaction_id: 3.0
+            })
+        );
+    }
+
+    #[test]
+    fn play_vector() {
+        let c =
+            roundtrip_command("020004 706c6179 00 0000000000000000 05 020009 73706565782e666c76");
+        assert_eq!(
+            ClientCommand::from_command(c),
+            Ok(ClientCommand::Play {
+                transaction_id: 0.0,
+                name: "speex.flv".into(),
+                start: -2.0,
+                duration: -1.0,
+                reset: true
+            })
+        );
+    }
+
+    #[test]
+    fn on_status_publish_start_vector() {
+        let body = "02 00086f6e537461747573 00 0000000000000000 05 03 0005 6c6576656c 020006 737461747573 0004 636f6465 020017 4e657453747265616d2e5075626c6973682e5374617274 000b 6465736372697074696f6e 020000 0007 64657461696c73 02000a 6d697865722d6f757433 0008 636c69656e746964 00 3ff0000000000000 00 0009";
+        assert_eq!(hex(body).len(), 0x82);
+        let c = roundtrip_command(body);
+        let built = on_status(
+            StatusLevel::Status,
+            status::PUBLISH_START,
+            "",
+            vec![
+                ("details".into(), Value::string("mixer-out3")),
+                ("clientid".into(), Value::Number(1.0)),
+            ],
+        );
+        assert_eq!(c, built);
+        assert_eq!(&built.to_bytes()[..], &hex(body)[..]);
+        let reply = ServerReply::from_command(c);
+        assert_eq!(reply.code(), Some(status::PUBLISH_START));
+        assert_eq!(
+            reply.info().and_then(|i| i.get("details")),
+            Some(&Value::string("mixer-out3"))
+        );
+    }
+
+    #[test]
+    fn set_data_frame_vector() {
+        let body = hex(
+            "02000d 40736574446174614672616d65 02000a 6f6e4d65746144617461 08 00000001 0008 6475726174696f6e 00 0000000000000000 000009",
+        );
+        assert_eq!(body.len(), 0x38);
+        let msg = Message::decode(&raw(18, body.clone()), &Limits::default()).unwrap();
+        assert_eq!(msg.encode(), (18, Bytes::from(body.clone())));
+        let Message::Data(d) = msg else {
+            panic!("not data")
+        };
+        assert!(d.is_set_data_frame());
+        let meta = Value::EcmaArray {
+            count: 1,
+            properties: vec![("duration".into(), Value::Number(0.0))],
+        };
+        assert_eq!(d.metadata(), Some(&meta));
+        let stored = d.without_set_data_frame();
+        // What players get: the same bytes minus the @setDataFrame string.
+        assert_eq!(&stored.to_bytes()[..], &body[16..]);
+        // Type 15 with its encoding byte.
+        let mut amf3 = vec![0u8];
+        amf3.extend_from_slice(&body);
+        assert!(matches!(
+            Message::decode(&raw(15, amf3), &Limits::default()),
+            Ok(Message::Data(_))
+        ));
+    }
+
+    #[test]
+    fn so_vectors_with_amf() {
+        so_check(
+            "0004 63686174 00000002 00000000 00000000 03 0000000e 0007 6d657373616765 02 0002 6869",
+            chat(
+                2,
+                vec![SoEvent::RequestChange {
+                    key: "message".into(),
+                    value: Value::string("hi"),
+                }],
+            ),
+        );
+        so_check(
+            "0004 63686174 00000003 00000000 00000000 04 0000000e 0007 6d657373616765 02 0002 6869",
+            chat(
+                3,
+                vec![SoEvent::Change {
+                    key: "message".into(),
+                    value: Value::string("hi"),
+                }],
+            ),
+        );
+        so_check(
+            "0004 63686174 00000003 00000000 00000000 06 00000017 02 000f 6d6573736167655472616e736d6974 02 0002 6869",
+            chat(
+                3,
+                vec![SoEvent::SendMessage {
+                    method: "messageTransmit".into(),
+                    args: vec![Value::string("hi")],
+                }],
+            ),
+        );
+    }
+
+    #[test]
+    fn so_amf_errors() {
+        let l = Limits::default();
+        let header = "0004 63686174 00000000 00000000 00000000";
+        let dec =
+            |tail: &str| SharedObjectMessage::decode(&hex(&alloc::format!("{header}{tail}")), &l);
+        // Change with a value followed by a stray byte.
+        assert_eq!(
+            dec("04 00000005 0001 61 05 05"),
+            Err(MessageError::SoEventTrailing {
+                event_type: 4,
+                extra: 1
+            })
+        );
+        // Change whose value is cut off.
+        assert!(matches!(
+            dec("04 00000005 0001 61 00 3f"),
+            Err(MessageError::Amf0 {
+                what: "shared object value",
+                ..
+            })
+        ));
+        // Send with a non-string method.
+        assert_eq!(
+            dec("06 00000001 05"),
+            Err(MessageError::WrongType {
+                command: "shared object send message",
+                field: "method",
+                expected: "string"
+            })
+        );
+    }
+
+    fn connect_cmd(object: Value, args: Vec<Value>) -> ClientCommand {
+        let cmd = Command {
+            name: "connect".into(),
+            transaction_id: 1.0,
+            command_object: object,
+            args,
+        };
+        let bytes = cmd.to_bytes();
+        let decoded = Command::decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(decoded, cmd);
+        ClientCommand::from_command(decoded).unwrap()
+    }
+
+    #[test]
+    fn ffmpeg_obs_flash_connect() {
+        // ffmpeg publishing (libavformat rtmpproto).
+        let ffmpeg = Value::object([
+            ("app", Value::string("live")),
+            ("type", Value::string("nonprivate")),
+            (
+                "flashVer",
+                Value::string("FMLE/3.0 (compatible; Lavf61.7.100)"),
+            ),
+            ("tcUrl", Value::string("rtmp://127.0.0.1:1935/live")),
+        ]);
+        let ClientCommand::Connect {
+            transaction_id,
+            params,
+        } = connect_cmd(ffmpeg.clone(), vec![Value::string("token=abc")])
+        else {
+            panic!("not connect")
+        };
+        assert_eq!(transaction_id, 1.0);
+        assert_eq!(params.app, "live");
+        assert_eq!(params.tc_url.as_deref(), Some("rtmp://127.0.0.1:1935/live"));
+        assert_eq!(
+            params.flash_ver.as_deref(),
+            Some("FMLE/3.0 (compatible; Lavf61.7.100)")
+        );
+        assert_eq!(params.swf_url, None);
+        assert_eq!(params.object_encoding, 0.0);
+        assert_eq!(params.object, ffmpeg);
+        assert_eq!(params.args, vec![Value::string("token=abc")]);
+
+        // OBS (librtmp-derived) with a room in the app path.
+        let obs = Value::object([
+            ("app", Value::string("live/room1")),
+            ("type", Value::string("nonprivate")),
+            ("flashVer", Value::string("FMLE/3.0 (compatible; FMSc/1.0)")),
+            ("swfUrl", Value::string("rtmp://host/live/room1")),
+            ("tcUrl", Value::string("rtmp://host/live/room1")),
+        ]);
+        let ClientCommand::Connect { params, .. } = connect_cmd(obs, vec![]) else {
+            panic!("not connect")
+        };
+        assert_eq!(params.app, "live/room1");
+        assert_eq!(params.swf_url.as_deref(), Some("rtmp://host/live/room1"));
+
+        // ffmpeg playing / Flash: capabilities, codecs, undefined pageUrl, AMF3.
+        let flash = Value::object([
+            ("app", Value::string("chat")),
+            ("flashVer", Value::string("WIN 32,0,0,465")),
+            ("swfUrl", Value::string("http://example.com/chat.swf")),
+            ("tcUrl", Value::string("rtmp://example.com/chat")),
+            ("fpad", Value::Boolean(false)),
+            ("capabilities", Value::Number(239.0)),
+            ("audioCodecs", Value::Number(3575.0)),
+            ("videoCodecs", Value::Number(252.0)),
+            ("videoFunction", Value::Number(1.0)),
+            ("pageUrl", Value::Undefined),
+            ("objectEncoding", Value::Number(3.0)),
+        ]);
+        let ClientCommand::Connect { params, .. } = connect_cmd(flash, vec![]) else {
+            panic!("not connect")
+        };
+        assert_eq!(params.page_url, None);
+        assert_eq!(params.object_encoding, 3.0);
+    }
+
+    #[test]
+    fn builders_round_trip_on_the_wire() {
+        for c in [
+            connect_result(1.0, 3.0, "Connection succeeded."),
+            connect_error(1.0, status::CONNECT_REJECTED, "bad token"),
+            create_stream_result(4.0, 1),
+            error(5.0, status::CALL_FAILED, "Method not found (foo)"),
+            on_bw_done(),
+            on_fc_publish(status::PUBLISH_START, "cam"),
+        ] {
+            let b = c.to_bytes();
+            assert_eq!(Command::decode(&b, &Limits::default()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn command_header_errors() {
+        let l = Limits::default();
+        let mut num = Vec::new();
+        amf0::encode(&Value::Number(1.0), &mut num);
+        assert_eq!(
+            Command::decode(&num, &l),
+            Err(MessageError::WrongType {
+                command: "command message",
+                field: "name",
+                expected: "string"
+            })
+        );
+        let mut name_only = Vec::new();
+        amf0::encode(&Value::string("x"), &mut name_only);
+        assert_eq!(
+            Command::decode(&name_only, &l),
+            Err(MessageError::MissingField {
+                command: "command message",
+                field: "transaction id"
+            })
+        );
+        assert_eq!(
+            Command::decode(&[], &l),
+            Err(MessageError::MissingField {
+                command: "command message",
+                field: "name"
+            })
+        );
+        // A notification without a command object reads as Null.
+        amf0::encode(&Value::Number(0.0), &mut name_only);
+        assert_eq!(
+            Command::decode(&name_only, &l),
+            Ok(Command::new("x", 0.0, vec![]))
+        );
+        assert!(matches!(
+            Command::decode(&[0x02, 0x00], &l),
+            Err(MessageError::Amf0 {
+                what: "command",
+                ..
+            })
+        ));
+    }
+}
