@@ -29,11 +29,14 @@ extern crate std;
 pub mod amf0;
 pub mod chunk;
 pub mod handshake;
+pub mod hub;
 pub mod limits;
 pub mod message;
 pub mod rtmp;
 pub mod scope_path;
+pub mod shared_object;
 pub mod store;
+pub mod stream;
 pub mod time;
 
 pub use limits::Limits;

@@ -258,9 +258,11 @@ mod tests {
         assert!(parent.parent().unwrap().parent().is_none());
         assert!(room.is_within(&parent));
         assert!(!parent.is_within(&room));
-        assert!(!ScopePath::resolve("chat/ab", 4)
-            .unwrap()
-            .is_within(&ScopePath::resolve("chat/a", 4).unwrap()));
+        assert!(
+            !ScopePath::resolve("chat/ab", 4)
+                .unwrap()
+                .is_within(&ScopePath::resolve("chat/a", 4).unwrap())
+        );
         assert_eq!(room.app_name(), "chat");
         assert_eq!(room.depth(), 2);
     }
