@@ -1,0 +1,568 @@
+//! The server side of one RTMP connection.
+
+use super::wire::Wire;
+use super::{RtmpError, aggregate, csid};
+use crate::Limits;
+use crate::amf0::Value;
+use crate::handshake::{RANDOM_LEN, ServerHandshake};
+use crate::hub::{
+    ConnectRequest, Delivery, Level, MediaKind, MediaRoute, Protocol, Request, SoChange, SoNotice,
+    SoOp, SoUpdate,
+};
+use crate::message::{
+    BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
+    StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
+    on_fc_publish, on_fc_unpublish, on_status, result, status,
+};
+use crate::time::{Duration, Instant};
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::net::IpAddr;
+
+/// Settings of a server connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Outbound chunk size announced after connect (ffmpeg, nginx: 4096).
+    pub out_chunk_size: u32,
+    /// Window Acknowledgement Size we ask the client to acknowledge by.
+    pub window_ack_size: u32,
+    /// Set Peer Bandwidth we send.
+    pub peer_bandwidth: u32,
+    /// Silence after which we ping the client.
+    pub ping_interval: Duration,
+    /// Further silence after a ping before the client is given up.
+    pub ping_timeout: Duration,
+    /// Time the handshake may take.
+    pub handshake_timeout: Duration,
+    /// Message streams one connection may create.
+    pub max_streams: usize,
+    /// Parser bounds.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            out_chunk_size: 4096,
+            window_ack_size: 2_500_000,
+            peer_bandwidth: 2_500_000,
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_streams: 16,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Handshake(ServerHandshake),
+    Open,
+}
+
+/// The server side of one RTMP connection: handshake, chunk stream,
+/// protocol control, and translation between RTMP commands and the hub's
+/// protocol-neutral [`Request`]s and [`Delivery`]s.
+///
+/// Call order (see also the [module docs](super)):
+/// 1. `handle_input(now, bytes)` for every read; `Err` closes the connection.
+/// 2. `poll_event()` until `None`; hand each [`Request`] to the hub.
+/// 3. `handle_delivery(now, d)` for each delivery the hub has for this
+///    connection (only while `pending_bytes()` is small: that is the
+///    back-pressure that makes the hub's drop policy work).
+/// 4. `poll_transmit()` until `None`, writing each buffer in order.
+/// 5. `handle_timeout(now)` at `poll_timeout()`; then check `close_reason()`.
+///
+/// After `is_closing()` turns true, flush `poll_transmit` and close.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: ServerConfig,
+    phase: Phase,
+    wire: Wire,
+    events: VecDeque<Request>,
+    peer: Option<IpAddr>,
+    /// Transaction id and object encoding of the client's connect.
+    connect: Option<(f64, f64)>,
+    /// Message streams created, in order.
+    streams: Vec<u32>,
+    next_stream: u32,
+    started: Instant,
+    last_input: Instant,
+    ping_sent: Option<Instant>,
+    closing: Option<RtmpError>,
+    close_requested: bool,
+}
+
+impl ServerConnection {
+    /// A connection whose handshake starts now. `random` fills the
+    /// handshake's random bytes; `peer` is the client's address (for hooks
+    /// and per-address limits).
+    pub fn new(
+        config: ServerConfig,
+        now: Instant,
+        random: &[u8; RANDOM_LEN],
+        peer: Option<IpAddr>,
+    ) -> Self {
+        let epoch = (now.as_millis() & 0xFFFF_FFFF) as u32;
+        let wire = Wire::new(&config.limits);
+        ServerConnection {
+            phase: Phase::Handshake(ServerHandshake::new(random, epoch)),
+            wire,
+            events: VecDeque::new(),
+            peer,
+            connect: None,
+            streams: Vec::new(),
+            next_stream: 1,
+            started: now,
+            last_input: now,
+            ping_sent: None,
+            closing: None,
+            close_requested: false,
+            config,
+        }
+    }
+
+    /// Takes bytes read from the socket.
+    pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) -> Result<(), RtmpError> {
+        if let Some(e) = &self.closing {
+            return Err(e.clone());
+        }
+        self.last_input = now;
+        self.ping_sent = None;
+        if let Phase::Handshake(handshake) = &mut self.phase {
+            let consumed = match handshake.handle_input(data) {
+                Ok(n) => n,
+                Err(e) => return Err(self.fail(e.into())),
+            };
+            if let Some(reply) = handshake.poll_transmit() {
+                self.wire.queue(reply);
+            }
+            self.wire.count_input(consumed);
+            data = data.get(consumed..).unwrap_or_default();
+            if handshake.is_complete() {
+                self.phase = Phase::Open;
+            } else {
+                return Ok(());
+            }
+        }
+        self.wire.push_input(data);
+        loop {
+            match self.wire.next_message() {
+                Ok(Some(raw)) => {
+                    if let Err(e) = self.on_message(now, raw) {
+                        return Err(self.fail(e));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.fail(e.into())),
+            }
+        }
+        self.wire.maybe_acknowledge();
+        Ok(())
+    }
+
+    fn fail(&mut self, error: RtmpError) -> RtmpError {
+        self.closing = Some(error.clone());
+        error
+    }
+
+    /// The next request for the hub.
+    pub fn poll_event(&mut self) -> Option<Request> {
+        self.events.pop_front()
+    }
+
+    /// The next bytes for the socket.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.wire.poll_transmit()
+    }
+
+    /// Bytes waiting in `poll_transmit`.
+    pub fn pending_bytes(&self) -> usize {
+        self.wire.pending_bytes()
+    }
+
+    /// When `handle_timeout` should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closing() {
+            return None;
+        }
+        Some(match (&self.phase, self.ping_sent) {
+            (Phase::Handshake(_), _) => self.started + self.config.handshake_timeout,
+            (Phase::Open, Some(sent)) => sent + self.config.ping_timeout,
+            (Phase::Open, None) => self.last_input + self.config.ping_interval,
+        })
+    }
+
+    /// Pings a silent client; gives up on one that stays silent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closing() {
+            return;
+        }
+        match (&self.phase, self.ping_sent) {
+            (Phase::Handshake(_), _) => {
+                if now >= self.started + self.config.handshake_timeout {
+                    let ms = self.config.handshake_timeout.as_millis();
+                    self.closing = Some(RtmpError::HandshakeTimeout { ms });
+                }
+            }
+            (Phase::Open, Some(sent)) => {
+                if now >= sent + self.config.ping_timeout {
+                    let silent_ms = (now - self.last_input).as_millis();
+                    self.closing = Some(RtmpError::Unresponsive { silent_ms });
+                }
+            }
+            (Phase::Open, None) => {
+                if now >= self.last_input + self.config.ping_interval {
+                    let stamp = (now.as_millis() & 0xFFFF_FFFF) as u32;
+                    self.send_user_control(UserControl::PingRequest(stamp));
+                    self.ping_sent = Some(now);
+                }
+            }
+        }
+    }
+
+    /// True once the connection should be flushed and closed: after a fatal
+    /// error, a timeout, or the hub's [`Delivery::Close`].
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some() || self.close_requested
+    }
+
+    /// Why the connection closes, if it failed.
+    pub fn close_reason(&self) -> Option<&RtmpError> {
+        self.closing.as_ref()
+    }
+
+    /// Turns a hub delivery into bytes for the client.
+    pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
+        let _ = now;
+        match delivery {
+            Delivery::Media(media) => self.wire.queue(media.chunks),
+            Delivery::Accepted { .. } => {
+                let (tx, encoding) = self.connect.unwrap_or((1.0, 0.0));
+                let window = self.config.window_ack_size;
+                self.send_control(ProtocolControl::WindowAckSize(window));
+                self.send_control(ProtocolControl::SetPeerBandwidth {
+                    size: self.config.peer_bandwidth,
+                    limit: BandwidthLimit::Dynamic,
+                });
+                self.send_user_control(UserControl::StreamBegin(0));
+                self.wire.set_out_chunk_size(self.config.out_chunk_size);
+                self.send_command(0, connect_result(tx, encoding, "Connection succeeded."));
+            }
+            Delivery::Rejected { code, description } => {
+                let (tx, _) = self.connect.unwrap_or((1.0, 0.0));
+                self.send_command(0, connect_error(tx, code.code(), &description));
+            }
+            Delivery::SharedObject(update) => {
+                let message = so_message(&update);
+                self.wire
+                    .send(csid::COMMAND, 0, 0, &Message::SharedObject(message));
+            }
+            Delivery::Status {
+                stream,
+                level,
+                code,
+                description,
+            } => {
+                let level = match level {
+                    Level::Status => StatusLevel::Status,
+                    Level::Warning => StatusLevel::Warning,
+                    Level::Error => StatusLevel::Error,
+                };
+                self.send_command(stream, on_status(level, code, &description, Vec::new()));
+            }
+            Delivery::StreamBegin { stream } => {
+                self.send_user_control(UserControl::StreamBegin(stream));
+            }
+            Delivery::StreamEof { stream } => {
+                self.send_user_control(UserControl::StreamEof(stream));
+            }
+            Delivery::Close { reason } => {
+                self.send_command(
+                    0,
+                    on_status(StatusLevel::Status, status::CONNECT_CLOSED, &reason, Vec::new()),
+                );
+                self.close_requested = true;
+            }
+        }
+    }
+
+    fn send_control(&mut self, control: ProtocolControl) {
+        self.wire.send(csid::CONTROL, 0, 0, &Message::Control(control));
+    }
+
+    fn send_user_control(&mut self, event: UserControl) {
+        self.wire
+            .send(csid::CONTROL, 0, 0, &Message::UserControl(event));
+    }
+
+    fn send_command(&mut self, stream: u32, command: Command) {
+        let chunk_stream = if stream == 0 {
+            csid::COMMAND
+        } else {
+            csid::STREAM
+        };
+        self.wire
+            .send(chunk_stream, stream, 0, &Message::Command(command));
+    }
+
+    fn on_message(&mut self, now: Instant, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
+        let _ = now;
+        let message = Message::decode(&raw, &self.wire.limits)?;
+        match message {
+            Message::Control(ProtocolControl::WindowAckSize(window)) => {
+                self.wire.set_peer_window(window);
+            }
+            Message::Control(_) | Message::Unknown { .. } => {}
+            Message::UserControl(UserControl::PingRequest(stamp)) => {
+                self.send_user_control(UserControl::PingResponse(stamp));
+            }
+            Message::UserControl(_) => {}
+            Message::Audio(payload) => self.media(raw.stream_id, MediaKind::Audio, raw.timestamp, payload),
+            Message::Video(payload) => self.media(raw.stream_id, MediaKind::Video, raw.timestamp, payload),
+            Message::Data(_) => {
+                // Relay the body as sent (AMF3 data: without its leading byte).
+                let body = if raw.type_id == crate::message::type_id::DATA_AMF3 {
+                    raw.payload.slice(1..)
+                } else {
+                    raw.payload
+                };
+                self.media(raw.stream_id, MediaKind::Data, raw.timestamp, body);
+            }
+            Message::Aggregate(body) => {
+                for part in aggregate::split(raw.timestamp, &body) {
+                    self.media(raw.stream_id, part.kind, part.timestamp, part.payload);
+                }
+            }
+            Message::Command(command) => self.on_command(raw.stream_id, command)?,
+            Message::SharedObject(so) => {
+                self.require_connect("shared object")?;
+                self.on_shared_object(so);
+            }
+        }
+        Ok(())
+    }
+
+    fn require_connect(&self, what: &str) -> Result<(), RtmpError> {
+        match self.connect {
+            Some(_) => Ok(()),
+            None => Err(RtmpError::CommandBeforeConnect(String::from(what))),
+        }
+    }
+
+    fn media(&mut self, stream: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
+        if stream != 0 && self.streams.contains(&stream) {
+            self.events.push_back(Request::Media {
+                stream,
+                kind,
+                timestamp,
+                payload,
+            });
+        }
+    }
+
+    fn status(&mut self, stream: u32, level: StatusLevel, code: &str, description: &str) {
+        self.send_command(stream, on_status(level, code, description, Vec::new()));
+    }
+
+    fn on_command(&mut self, stream: u32, command: Command) -> Result<(), RtmpError> {
+        if self.connect.is_none() && command.name != "connect" {
+            return Err(RtmpError::CommandBeforeConnect(command.name));
+        }
+        match ClientCommand::from_command(command)? {
+            ClientCommand::Connect {
+                transaction_id,
+                params,
+            } => {
+                if self.connect.is_some() {
+                    let why = "already connected";
+                    self.send_command(0, error(transaction_id, status::CALL_FAILED, why));
+                    return Ok(());
+                }
+                self.connect = Some((transaction_id, params.object_encoding));
+                let mut target = params.app.clone();
+                if !target.contains('?')
+                    && let Some(query) = params.tc_url.as_deref().and_then(|u| u.split_once('?')) {
+                        target.push('?');
+                        target.push_str(query.1);
+                    }
+                self.events.push_back(Request::Connect(ConnectRequest {
+                    protocol: Protocol::Rtmp,
+                    target,
+                    params: params.object,
+                    args: params.args,
+                    address: self.peer,
+                }));
+            }
+            ClientCommand::CreateStream { transaction_id } => {
+                if self.streams.len() >= self.config.max_streams {
+                    let why = format!("at most {} streams per connection", self.config.max_streams);
+                    self.send_command(0, error(transaction_id, status::CALL_FAILED, &why));
+                } else {
+                    let id = self.next_stream;
+                    self.next_stream = self.next_stream.wrapping_add(1).max(1);
+                    self.streams.push(id);
+                    self.send_command(0, create_stream_result(transaction_id, id));
+                }
+            }
+            ClientCommand::DeleteStream { stream_id } => {
+                self.streams.retain(|s| *s != stream_id);
+                self.events
+                    .push_back(Request::CloseStream { stream: stream_id });
+            }
+            ClientCommand::CloseStream
+            | ClientCommand::StopPublish { .. }
+            | ClientCommand::StopPlay { .. } => {
+                self.events.push_back(Request::CloseStream { stream });
+            }
+            ClientCommand::ReleaseStream { transaction_id, .. } => {
+                self.send_command(0, result(transaction_id, alloc::vec![Value::Undefined]));
+            }
+            ClientCommand::FcPublish { name, .. } => {
+                let description = format!("FCPublish to stream {name}");
+                self.send_command(0, on_fc_publish(status::PUBLISH_START, &description));
+            }
+            ClientCommand::FcUnpublish { name, .. } => {
+                let description = format!("FCUnpublish stream {name}");
+                self.send_command(0, on_fc_unpublish(status::UNPUBLISH_SUCCESS, &description));
+            }
+            ClientCommand::Publish { name, .. } => {
+                if stream == 0 || !self.streams.contains(&stream) {
+                    let why = "publish on a stream that was not created";
+                    self.status(stream, StatusLevel::Error, status::PUBLISH_BAD_NAME, why);
+                } else {
+                    self.events.push_back(Request::Publish { stream, name });
+                }
+            }
+            ClientCommand::Play { name, start, .. } => {
+                if stream == 0 || !self.streams.contains(&stream) {
+                    let why = "play on a stream that was not created";
+                    self.status(stream, StatusLevel::Error, status::PLAY_STREAM_NOT_FOUND, why);
+                } else {
+                    self.events.push_back(Request::Play {
+                        stream,
+                        name,
+                        start,
+                        route: MediaRoute {
+                            chunk_size: self.config.out_chunk_size,
+                            stream_id: stream,
+                        },
+                    });
+                }
+            }
+            ClientCommand::Play2 { .. }
+            | ClientCommand::ReceiveAudio(_)
+            | ClientCommand::ReceiveVideo(_) => {
+                // Tolerated: live streams have one rendition and always carry both.
+            }
+            ClientCommand::Pause { pause, .. } => {
+                let (code, what) = if pause {
+                    (status::PAUSE_NOTIFY, "paused")
+                } else {
+                    (status::UNPAUSE_NOTIFY, "unpaused")
+                };
+                let description = format!("stream {what} (live streams keep running)");
+                self.status(stream, StatusLevel::Status, code, &description);
+            }
+            ClientCommand::Seek { .. } => {
+                let why = "seeking is not supported on live streams";
+                self.status(stream, StatusLevel::Error, status::SEEK_FAILED, why);
+            }
+            ClientCommand::GetStreamLength { transaction_id, .. } => {
+                self.send_command(0, result(transaction_id, alloc::vec![Value::Number(0.0)]));
+            }
+            ClientCommand::Call {
+                name,
+                transaction_id,
+                ..
+            } => {
+                if transaction_id != 0.0 {
+                    let why = format!("Method not found ({name})");
+                    self.send_command(0, error(transaction_id, status::CALL_FAILED, &why));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one shared-object message into requests: use, release and send
+    /// each become one; consecutive change/remove requests become one batch
+    /// (one version step), as the client sent them in one message.
+    fn on_shared_object(&mut self, message: SharedObjectMessage) {
+        let SharedObjectMessage {
+            name,
+            persistent,
+            events,
+            ..
+        } = message;
+        let mut batch: Vec<SoChange> = Vec::new();
+        let mut ops: Vec<SoOp> = Vec::new();
+        for event in events {
+            let op = match event {
+                SoEvent::RequestChange { key, value } => {
+                    batch.push(SoChange::Set { key, value });
+                    continue;
+                }
+                SoEvent::RequestRemove { key } => {
+                    batch.push(SoChange::Delete { key });
+                    continue;
+                }
+                SoEvent::Use => SoOp::Use,
+                SoEvent::Release => SoOp::Release,
+                SoEvent::SendMessage { method, args } => SoOp::Send { method, args },
+                // Server-to-client events have no meaning from a client.
+                _ => continue,
+            };
+            if !batch.is_empty() {
+                ops.push(SoOp::Batch(core::mem::take(&mut batch)));
+            }
+            ops.push(op);
+        }
+        if !batch.is_empty() {
+            ops.push(SoOp::Batch(batch));
+        }
+        for op in ops {
+            self.events.push_back(Request::SharedObject {
+                name: name.clone(),
+                persistent,
+                op,
+            });
+        }
+    }
+}
+
+/// The RTMP form of a shared-object update.
+pub(crate) fn so_message(update: &SoUpdate) -> SharedObjectMessage {
+    let events = update
+        .notices
+        .iter()
+        .map(|notice| match notice {
+            SoNotice::UseSuccess => SoEvent::UseSuccess,
+            SoNotice::Clear => SoEvent::Clear,
+            SoNotice::Change { key, value } => SoEvent::Change {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            SoNotice::Success { key } => SoEvent::Success { key: key.clone() },
+            SoNotice::Remove { key } => SoEvent::Remove { key: key.clone() },
+            SoNotice::Message { method, args } => SoEvent::SendMessage {
+                method: method.clone(),
+                args: args.clone(),
+            },
+            SoNotice::Status { code, level } => SoEvent::Status {
+                code: String::from(*code),
+                level: String::from(*level),
+            },
+        })
+        .collect();
+    SharedObjectMessage {
+        name: update.name.clone(),
+        version: update.version,
+        persistent: update.persistent,
+        events,
+    }
+}
