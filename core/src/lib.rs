@@ -39,5 +39,8 @@ pub mod store;
 pub mod stream;
 pub mod time;
 
+#[cfg(test)]
+mod testing;
+
 pub use limits::Limits;
 pub use time::{Duration, Instant};

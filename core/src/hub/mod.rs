@@ -25,6 +25,8 @@
 mod app;
 mod outbox;
 mod request;
+#[cfg(test)]
+mod tests;
 
 pub use app::{Application, Decision, DefaultApplication, SoAccess, TieredSessions};
 pub use outbox::{Outbox, OutboxLimits, OverflowReason, PushOutcome};

@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn splits_tags_and_rebases_timestamps() {
         let mut body = alloc::vec::Vec::new();
-        for (t, ts, data) in [(9u8, 1000u32, &b"\x17\x01ab"[..]), (8, 1020, &b"\xaf\x01"[..])] {
+        for (t, ts, data) in [
+            (9u8, 1000u32, &b"\x17\x01ab"[..]),
+            (8, 1020, &b"\xaf\x01"[..]),
+        ] {
             body.push(t);
             body.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
             body.extend_from_slice(&ts.to_be_bytes()[1..]);

@@ -71,7 +71,10 @@ pub enum ClientEvent {
         description: String,
     },
     /// A `_result` for a call other than connect/createStream.
-    Result { transaction_id: f64, args: Vec<Value> },
+    Result {
+        transaction_id: f64,
+        args: Vec<Value>,
+    },
     /// An `_error`.
     Error { transaction_id: f64, info: Value },
     /// A shared-object message.
@@ -312,8 +315,17 @@ impl ClientConnection {
 
     /// Calls an application method; the answer (if `expect_reply`) comes as
     /// [`ClientEvent::Result`] or [`ClientEvent::Error`] with this id.
-    pub fn call(&mut self, name: &str, args: Vec<Value>, expect_reply: bool) -> Result<f64, RtmpError> {
-        let tx = if expect_reply { self.transaction() } else { 0.0 };
+    pub fn call(
+        &mut self,
+        name: &str,
+        args: Vec<Value>,
+        expect_reply: bool,
+    ) -> Result<f64, RtmpError> {
+        let tx = if expect_reply {
+            self.transaction()
+        } else {
+            0.0
+        };
         self.command(0, Command::new(name, tx, args))?;
         Ok(tx)
     }

@@ -86,7 +86,10 @@ impl fmt::Display for RtmpError {
                 write!(f, "handshake not finished within {ms} ms")
             }
             RtmpError::QueueFull { max } => {
-                write!(f, "more than {max} actions queued before the connection opened")
+                write!(
+                    f,
+                    "more than {max} actions queued before the connection opened"
+                )
             }
             RtmpError::Closed => f.write_str("connection is closed"),
         }

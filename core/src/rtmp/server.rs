@@ -284,7 +284,12 @@ impl ServerConnection {
             Delivery::Close { reason } => {
                 self.send_command(
                     0,
-                    on_status(StatusLevel::Status, status::CONNECT_CLOSED, &reason, Vec::new()),
+                    on_status(
+                        StatusLevel::Status,
+                        status::CONNECT_CLOSED,
+                        &reason,
+                        Vec::new(),
+                    ),
                 );
                 self.close_requested = true;
             }
@@ -292,7 +297,8 @@ impl ServerConnection {
     }
 
     fn send_control(&mut self, control: ProtocolControl) {
-        self.wire.send(csid::CONTROL, 0, 0, &Message::Control(control));
+        self.wire
+            .send(csid::CONTROL, 0, 0, &Message::Control(control));
     }
 
     fn send_user_control(&mut self, event: UserControl) {
@@ -322,8 +328,12 @@ impl ServerConnection {
                 self.send_user_control(UserControl::PingResponse(stamp));
             }
             Message::UserControl(_) => {}
-            Message::Audio(payload) => self.media(raw.stream_id, MediaKind::Audio, raw.timestamp, payload),
-            Message::Video(payload) => self.media(raw.stream_id, MediaKind::Video, raw.timestamp, payload),
+            Message::Audio(payload) => {
+                self.media(raw.stream_id, MediaKind::Audio, raw.timestamp, payload)
+            }
+            Message::Video(payload) => {
+                self.media(raw.stream_id, MediaKind::Video, raw.timestamp, payload)
+            }
             Message::Data(_) => {
                 // Relay the body as sent (AMF3 data: without its leading byte).
                 let body = if raw.type_id == crate::message::type_id::DATA_AMF3 {
@@ -386,10 +396,11 @@ impl ServerConnection {
                 self.connect = Some((transaction_id, params.object_encoding));
                 let mut target = params.app.clone();
                 if !target.contains('?')
-                    && let Some(query) = params.tc_url.as_deref().and_then(|u| u.split_once('?')) {
-                        target.push('?');
-                        target.push_str(query.1);
-                    }
+                    && let Some(query) = params.tc_url.as_deref().and_then(|u| u.split_once('?'))
+                {
+                    target.push('?');
+                    target.push_str(query.1);
+                }
                 self.events.push_back(Request::Connect(ConnectRequest {
                     protocol: Protocol::Rtmp,
                     target,
@@ -441,7 +452,12 @@ impl ServerConnection {
             ClientCommand::Play { name, start, .. } => {
                 if stream == 0 || !self.streams.contains(&stream) {
                     let why = "play on a stream that was not created";
-                    self.status(stream, StatusLevel::Error, status::PLAY_STREAM_NOT_FOUND, why);
+                    self.status(
+                        stream,
+                        StatusLevel::Error,
+                        status::PLAY_STREAM_NOT_FOUND,
+                        why,
+                    );
                 } else {
                     self.events.push_back(Request::Play {
                         stream,

@@ -1,0 +1,874 @@
+//! Whole-behaviour tests of the hub, driven through real RTMP client and
+//! server connections in virtual time (see `crate::testing`).
+
+use super::*;
+use crate::amf0::Value;
+use crate::message::{SharedObjectMessage, SoEvent};
+use crate::rtmp::{ClientConfig, ClientEvent};
+use crate::testing::Harness;
+use std::string::ToString;
+use std::vec;
+use std::vec::Vec;
+
+fn so_messages(events: Vec<ClientEvent>) -> Vec<SharedObjectMessage> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::SharedObject(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn connected(events: &[ClientEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Connected { .. }))
+}
+
+fn text(s: &str) -> Value {
+    Value::string(s)
+}
+
+fn change(k: &str, v: &str) -> SoEvent {
+    SoEvent::Change {
+        key: k.to_string(),
+        value: text(v),
+    }
+}
+
+/// Three clients in /chat/room1, all using transient SO "chat".
+fn room_of_three() -> Harness {
+    let mut h = Harness::new(HubConfig::default());
+    for _ in 0..3 {
+        let i = h.connect("chat/room1");
+        assert!(connected(&h.take(i)), "connect");
+    }
+    for i in 0..3 {
+        h.peers[i].client.so_use("chat", false).unwrap();
+        h.drive();
+        h.take(i);
+    }
+    h
+}
+
+#[test]
+fn use_gets_use_success_clear_and_every_key() {
+    let mut h = room_of_three();
+    h.peers[0]
+        .client
+        .so_set(
+            "chat",
+            false,
+            vec![("a".into(), text("1")), ("b".into(), text("2"))],
+        )
+        .unwrap();
+    h.drive();
+    let late = h.connect("chat/room1");
+    h.take(late);
+    h.peers[late].client.so_use("chat", false).unwrap();
+    h.drive();
+    let got = so_messages(h.take(late));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].version, 1, "use does not change the version");
+    assert_eq!(
+        got[0].events,
+        vec![
+            SoEvent::UseSuccess,
+            SoEvent::Clear,
+            change("a", "1"),
+            change("b", "2")
+        ]
+    );
+    for i in 0..3 {
+        assert!(so_messages(h.take(i)).iter().all(|m| m.version == 1));
+    }
+}
+
+#[test]
+fn set_acks_the_writer_and_changes_everyone_else_even_when_unchanged() {
+    let mut h = room_of_three();
+    for round in 1..=2u32 {
+        // The same line twice: both reach everybody.
+        h.peers[0]
+            .client
+            .so_set("chat", false, vec![("message".into(), text("hi"))])
+            .unwrap();
+        h.drive();
+        let writer = so_messages(h.take(0));
+        assert_eq!(writer.len(), 1);
+        assert_eq!(writer[0].version, round);
+        assert_eq!(
+            writer[0].events,
+            vec![SoEvent::Success {
+                key: "message".into()
+            }]
+        );
+        for i in 1..3 {
+            let got = so_messages(h.take(i));
+            assert_eq!(got.len(), 1, "client {i} round {round}");
+            assert_eq!(got[0].version, round);
+            assert_eq!(got[0].events, vec![change("message", "hi")]);
+        }
+    }
+}
+
+#[test]
+fn one_message_is_one_batch_and_one_version_step() {
+    let mut h = room_of_three();
+    h.peers[1]
+        .client
+        .so_set(
+            "chat",
+            false,
+            vec![
+                ("x".into(), text("1")),
+                ("y".into(), text("2")),
+                ("z".into(), text("3")),
+            ],
+        )
+        .unwrap();
+    h.drive();
+    let others = so_messages(h.take(0));
+    assert_eq!(others.len(), 1);
+    assert_eq!(others[0].version, 1);
+    assert_eq!(others[0].events.len(), 3);
+}
+
+#[test]
+fn delete_removes_for_everyone_including_the_writer() {
+    let mut h = room_of_three();
+    h.peers[0]
+        .client
+        .so_set("chat", false, vec![("k".into(), text("v"))])
+        .unwrap();
+    h.drive();
+    for i in 0..3 {
+        h.take(i);
+    }
+    h.peers[2].client.so_delete("chat", false, "k").unwrap();
+    h.drive();
+    for i in 0..3 {
+        let got = so_messages(h.take(i));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].version, 2);
+        assert_eq!(got[0].events, vec![SoEvent::Remove { key: "k".into() }]);
+    }
+    let scope = ScopePath::resolve("chat/room1", 4).unwrap();
+    assert!(
+        h.hub
+            .shared_object_data(&scope, "chat")
+            .unwrap()
+            .1
+            .is_empty()
+    );
+}
+
+#[test]
+fn send_reaches_everyone_and_keeps_the_version() {
+    let mut h = room_of_three();
+    h.peers[1]
+        .client
+        .so_send("chat", false, "messageTransmit", vec![text("hi")])
+        .unwrap();
+    h.drive();
+    for i in 0..3 {
+        let got = so_messages(h.take(i));
+        assert_eq!(got.len(), 1, "client {i}");
+        assert_eq!(got[0].version, 0);
+        assert_eq!(
+            got[0].events,
+            vec![SoEvent::SendMessage {
+                method: "messageTransmit".into(),
+                args: vec![text("hi")]
+            }]
+        );
+    }
+}
+
+#[test]
+fn release_stops_delivery_and_tells_nobody() {
+    let mut h = room_of_three();
+    h.peers[2].client.so_release("chat", false).unwrap();
+    h.drive();
+    for i in 0..3 {
+        assert!(so_messages(h.take(i)).is_empty(), "release is silent");
+    }
+    h.peers[0]
+        .client
+        .so_set("chat", false, vec![("k".into(), text("v"))])
+        .unwrap();
+    h.drive();
+    assert_eq!(so_messages(h.take(1)).len(), 1);
+    assert!(
+        so_messages(h.take(2)).is_empty(),
+        "released client hears nothing"
+    );
+}
+
+#[test]
+fn server_side_set_delete_clear_reach_every_subscriber() {
+    let mut h = room_of_three();
+    let scope = ScopePath::resolve("chat/room1", 4).unwrap();
+    let now = h.now;
+    let set = vec![SoChange::Set {
+        key: "topic".into(),
+        value: text("news"),
+    }];
+    assert_eq!(h.hub.so_apply(now, &scope, "chat", false, set), Ok(1));
+    let delete = vec![SoChange::Delete {
+        key: "topic".into(),
+    }];
+    assert_eq!(h.hub.so_apply(now, &scope, "chat", false, delete), Ok(2));
+    assert_eq!(h.hub.so_clear(now, &scope, "chat", false), Ok(3));
+    h.drive();
+    for i in 0..3 {
+        let got = so_messages(h.take(i));
+        let summary: Vec<(u32, Vec<SoEvent>)> =
+            got.into_iter().map(|m| (m.version, m.events)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, vec![change("topic", "news")]),
+                (
+                    2,
+                    vec![SoEvent::Remove {
+                        key: "topic".into()
+                    }]
+                ),
+                (3, vec![SoEvent::Clear]),
+            ]
+        );
+    }
+}
+
+#[test]
+fn persistence_mismatch_and_write_without_use_get_statuses() {
+    let mut h = room_of_three();
+    h.peers[0].client.so_use("chat", true).unwrap();
+    h.drive();
+    let got = so_messages(h.take(0));
+    assert_eq!(
+        got[0].events,
+        vec![SoEvent::Status {
+            code: "SharedObject.BadPersistence".into(),
+            level: "error".into()
+        }]
+    );
+    let other = h.connect("chat/room1");
+    h.take(other);
+    h.peers[other]
+        .client
+        .so_set("chat", false, vec![("k".into(), text("v"))])
+        .unwrap();
+    h.drive();
+    let got = so_messages(h.take(other));
+    assert_eq!(
+        got[0].events,
+        vec![SoEvent::Status {
+            code: "SharedObject.NoWriteAccess".into(),
+            level: "error".into()
+        }]
+    );
+    for i in 0..3 {
+        assert!(
+            so_messages(h.take(i)).is_empty(),
+            "refused writes change nothing"
+        );
+    }
+}
+
+#[test]
+fn limits_refuse_a_whole_batch_atomically() {
+    let mut config = HubConfig::default();
+    config.shared_objects.max_keys = 2;
+    let mut h = Harness::new(config);
+    let a = h.connect("chat");
+    h.peers[a].client.so_use("s", false).unwrap();
+    h.drive();
+    h.take(a);
+    let batch = vec![
+        ("1".into(), text("a")),
+        ("2".into(), text("b")),
+        ("3".into(), text("c")),
+    ];
+    h.peers[a].client.so_set("s", false, batch).unwrap();
+    h.drive();
+    let got = so_messages(h.take(a));
+    assert!(
+        matches!(got[0].events[0], SoEvent::Status { ref code, .. } if code == "SharedObject.NoWriteAccess")
+    );
+    let scope = ScopePath::app("chat").unwrap();
+    let (version, data) = h.hub.shared_object_data(&scope, "s").unwrap();
+    assert_eq!(
+        (version, data.len()),
+        (0, 0),
+        "nothing of the batch applied"
+    );
+}
+
+#[test]
+fn persistent_objects_are_stored_before_the_ack_and_reloaded() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.connect("chat/room1");
+    h.peers[a].client.so_use("scores", true).unwrap();
+    h.peers[a]
+        .client
+        .so_set("scores", true, vec![("alice".into(), Value::Number(3.0))])
+        .unwrap();
+    h.drive();
+    // Everyone leaves; the object is unloaded after room_idle, then used again.
+    h.disconnect(a);
+    h.advance(Duration::from_secs(120));
+    let scope = ScopePath::resolve("chat/room1", 4).unwrap();
+    assert!(!h.hub.has_scope(&scope));
+    let b = h.connect("chat/room1");
+    h.peers[b].client.so_use("scores", true).unwrap();
+    h.drive();
+    let got = so_messages(h.take(b));
+    assert_eq!(got.last().unwrap().version, 1);
+    assert!(got.last().unwrap().events.contains(&SoEvent::Change {
+        key: "alice".into(),
+        value: Value::Number(3.0)
+    }));
+}
+
+/// A tiny deterministic PRNG for the property tests.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What a subscriber has seen of "s": (version, notice) in order.
+fn history(messages: &[SharedObjectMessage]) -> Vec<(u32, SoEvent)> {
+    messages
+        .iter()
+        .flat_map(|m| m.events.iter().map(move |e| (m.version, e.clone())))
+        .collect()
+}
+
+fn exactly_once_run(seed: u64) {
+    let subscribers = 50;
+    let writers = 5;
+    let mut rng = Rng(seed | 1);
+    let mut h = Harness::new(HubConfig::default());
+    for i in 0..subscribers {
+        let p = h.connect("chat/prop");
+        h.peers[p].client.so_use("s", false).unwrap();
+        h.drive();
+        assert_eq!(p, i);
+        h.take(p);
+    }
+    let mut sends = 0;
+    let mut batches = 0;
+    let mut issued = 0;
+    for op in 0..120 {
+        let w = rng.below(writers) as usize;
+        let key = std::format!("k{}", rng.below(8));
+        match rng.below(4) {
+            0 | 1 => {
+                batches += 1;
+                let v = text(&std::format!("{op}"));
+                h.peers[w]
+                    .client
+                    .so_set("s", false, vec![(key, v)])
+                    .unwrap();
+            }
+            2 => {
+                batches += 1;
+                h.peers[w].client.so_delete("s", false, &key).unwrap();
+            }
+            _ => {
+                sends += 1;
+                let args = vec![Value::Number(op as f64)];
+                h.peers[w].client.so_send("s", false, "m", args).unwrap();
+            }
+        }
+        issued += 1;
+        // Interleave: sometimes let several writers' messages pile up before
+        // anything is delivered.
+        if rng.below(3) == 0 {
+            h.drive();
+        }
+    }
+    h.drive();
+    assert_eq!(issued, batches + sends);
+    let views: Vec<Vec<SharedObjectMessage>> =
+        (0..subscribers).map(|i| so_messages(h.take(i))).collect();
+    // Everyone sees every batch exactly once, versions 1..=batches in order
+    // (writers see their own batch as success/remove, others as change/remove).
+    for (i, view) in views.iter().enumerate() {
+        let versions: Vec<u32> = view
+            .iter()
+            .filter(|m| !matches!(m.events.first(), Some(SoEvent::SendMessage { .. })))
+            .map(|m| m.version)
+            .collect();
+        let want: Vec<u32> = (1..=batches).collect();
+        assert_eq!(versions, want, "seed {seed}: subscriber {i} versions");
+        let messages = view
+            .iter()
+            .filter(|m| matches!(m.events.first(), Some(SoEvent::SendMessage { .. })))
+            .count();
+        assert_eq!(
+            messages, sends as usize,
+            "seed {seed}: subscriber {i} sends"
+        );
+    }
+    // Same order for all: compare the non-writers' full histories, and every
+    // subscriber's sequence of (version, kind) interleaving of sends/batches.
+    let reference = history(&views[writers as usize]);
+    for view in &views[writers as usize..] {
+        assert_eq!(history(view), reference, "seed {seed}: same order for all");
+    }
+    let shape =
+        |view: &Vec<SharedObjectMessage>| -> Vec<u32> { view.iter().map(|m| m.version).collect() };
+    for view in &views {
+        assert_eq!(shape(view), shape(&views[writers as usize]), "seed {seed}");
+    }
+    // And the final state of every view equals the server's.
+    let scope = ScopePath::resolve("chat/prop", 4).unwrap();
+    let (_, server) = h.hub.shared_object_data(&scope, "s").unwrap();
+    for (i, view) in views[writers as usize..].iter().enumerate() {
+        let mut state = std::collections::BTreeMap::new();
+        for (_, event) in history(view) {
+            match event {
+                SoEvent::Change { key, value } => {
+                    state.insert(key, value);
+                }
+                SoEvent::Remove { key } => {
+                    state.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            &state,
+            server,
+            "seed {seed}: subscriber {} state",
+            i + writers as usize
+        );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+    #[test]
+    fn exactly_once_same_order_for_50_subscribers(seed in proptest::prelude::any::<u64>()) {
+        exactly_once_run(seed);
+    }
+}
+
+#[test]
+fn the_four_naming_options_land_in_one_scope() {
+    let mut h = Harness::new(HubConfig::default());
+    let configs = [
+        ClientConfig::new("chat/room1", "rtmp://h/chat/room1"),
+        ClientConfig::new("chat?scope=room1", "rtmp://h/chat?scope=room1"),
+        ClientConfig::new("chat", "rtmp://h/chat?scope=room1"),
+        ClientConfig::new("chat/?scope=room1", "rtmp://h:1935/chat/?scope=room1"),
+    ];
+    for config in configs {
+        let i = h.connect_with(config);
+        assert!(connected(&h.take(i)));
+    }
+    let rooms: Vec<(String, usize)> = h
+        .hub
+        .scopes()
+        .filter(|s| !s.path.is_app())
+        .map(|s| (s.path.to_string(), s.connections))
+        .collect();
+    assert_eq!(rooms, vec![("/chat/room1".to_string(), 4)]);
+}
+
+struct RejectAll;
+impl Application for RejectAll {
+    fn on_connect(&mut self, _: ConnId, _: &ScopePath, _: &ConnectRequest) -> Decision {
+        Decision::Reject("token missing".into())
+    }
+}
+
+#[test]
+fn a_rejected_connect_creates_no_scope_and_unknown_apps_are_invalid() {
+    let hub = Hub::with_parts(
+        HubConfig::default(),
+        Box::new(RejectAll),
+        Box::new(crate::store::MemoryStore::new()),
+    );
+    let mut h = Harness::with_hub(hub);
+    let i = h.connect("chat/secret");
+    match h.take(i).as_slice() {
+        [ClientEvent::ConnectFailed { code, description }, ..] => {
+            assert_eq!(code, "NetConnection.Connect.Rejected");
+            assert_eq!(description, "token missing");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.peers[i].closed, "rejected connection closed");
+    assert_eq!(h.hub.scopes().count(), 2, "only the apps");
+
+    let mut h = Harness::new(HubConfig::default());
+    let i = h.connect("nosuchapp/room");
+    assert!(matches!(
+        h.take(i).as_slice(),
+        [ClientEvent::ConnectFailed { code, .. }, ..] if code == "NetConnection.Connect.InvalidApp"
+    ));
+    let ok = h.connect("live");
+    assert!(connected(&h.take(ok)), "others still served");
+}
+
+#[test]
+fn empty_rooms_disappear_after_room_idle_and_apps_stay() {
+    let mut h = Harness::new(HubConfig::default());
+    let a = h.connect("chat/a/b");
+    let b = h.connect("chat/c");
+    h.peers[b].client.so_use("s", false).unwrap();
+    h.drive();
+    let paths =
+        |h: &Harness| -> Vec<String> { h.hub.scopes().map(|s| s.path.to_string()).collect() };
+    assert_eq!(
+        paths(&h),
+        ["/chat", "/chat/a", "/chat/a/b", "/chat/c", "/live"]
+    );
+    h.disconnect(a);
+    h.disconnect(b);
+    h.advance(Duration::from_secs(59));
+    assert_eq!(paths(&h).len(), 5, "still within room_idle");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(paths(&h), ["/chat", "/live"]);
+    // A room that nobody ever joined (created by server-side code) goes too.
+    let ghost = ScopePath::resolve("chat/ghost", 4).unwrap();
+    let now = h.now;
+    h.hub.so_apply(now, &ghost, "s", false, vec![]).unwrap();
+    assert!(h.hub.has_scope(&ghost));
+    h.advance(Duration::from_secs(61));
+    assert!(!h.hub.has_scope(&ghost));
+    assert_eq!(paths(&h), ["/chat", "/live"]);
+}
+
+#[test]
+fn idle_timeouts_follow_the_tier_in_the_connect_query() {
+    let mut h = Harness::new(HubConfig::default());
+    let normal = h.connect("chat/r");
+    let premium = h.connect_with(ClientConfig::new(
+        "chat/r?tier=premium",
+        "rtmp://h/chat/r?tier=premium",
+    ));
+    h.take(normal);
+    h.take(premium);
+    h.advance(Duration::from_mins(15) + Duration::from_secs(1));
+    assert!(
+        h.peers[normal].closed,
+        "15 minutes idle closes a normal client"
+    );
+    let closed: Vec<_> = h.take(normal);
+    assert!(closed.iter().any(
+        |e| matches!(e, ClientEvent::Status { code, description, .. }
+        if code == "NetConnection.Connect.Closed" && description.contains("idle"))
+    ));
+    assert!(!h.peers[premium].closed, "premium client stays");
+    h.advance(Duration::from_mins(150));
+    assert!(!h.peers[premium].closed, "still within 3 hours");
+    h.advance(Duration::from_mins(16));
+    assert!(
+        h.peers[premium].closed,
+        "3 hours idle closes a premium client"
+    );
+}
+
+// ----- live streams -----
+
+fn avc_header() -> Bytes {
+    Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f])
+}
+fn keyframe(n: u8) -> Bytes {
+    Bytes::from(vec![0x17, 0x01, 0, 0, 0, n, 1, 2, 3])
+}
+fn inter(n: u8) -> Bytes {
+    Bytes::from(vec![0x27, 0x01, 0, 0, 0, n, 4, 5])
+}
+fn aac_header() -> Bytes {
+    Bytes::from_static(&[0xAF, 0x00, 0x12, 0x10])
+}
+fn aac(n: u8) -> Bytes {
+    Bytes::from(vec![0xAF, 0x01, n, n])
+}
+
+/// A publisher on live/<name>; returns (harness, publisher index, stream id).
+fn publishing(config: HubConfig, name: &str) -> (Harness, usize, u32) {
+    let mut h = Harness::new(config);
+    let p = h.connect("live");
+    let stream = h.create_stream(p);
+    h.peers[p].client.publish(stream, name).unwrap();
+    h.drive();
+    let events = h.take(p);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, ClientEvent::Status { code, .. } if code == "NetStream.Publish.Start")
+        ),
+        "{events:?}"
+    );
+    (h, p, stream)
+}
+
+fn play(h: &mut Harness, name: &str) -> usize {
+    let v = h.connect("live");
+    let stream = h.create_stream(v);
+    h.peers[v].client.play(stream, name, -2.0).unwrap();
+    h.drive();
+    v
+}
+
+fn videos(events: &[ClientEvent]) -> Vec<Bytes> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media {
+                kind: MediaKind::Video,
+                payload,
+                ..
+            } => Some(payload.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn send(h: &mut Harness, p: usize, stream: u32, kind: MediaKind, ts: u32, body: Bytes) {
+    h.peers[p]
+        .client
+        .send_media(stream, kind, ts, body)
+        .unwrap();
+    h.drive();
+}
+
+#[test]
+fn late_joiner_starts_with_metadata_headers_and_a_keyframe() {
+    let (mut h, p, s) = publishing(HubConfig::default(), "cam");
+    let meta = {
+        let mut out = Vec::new();
+        for v in [
+            text("@setDataFrame"),
+            text("onMetaData"),
+            Value::object([("width", Value::Number(640.0))]),
+        ] {
+            crate::amf0::encode(&v, &mut out);
+        }
+        Bytes::from(out)
+    };
+    send(&mut h, p, s, MediaKind::Data, 0, meta);
+    send(&mut h, p, s, MediaKind::Video, 0, avc_header());
+    send(&mut h, p, s, MediaKind::Audio, 0, aac_header());
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(1));
+    send(&mut h, p, s, MediaKind::Audio, 10, aac(1));
+    send(&mut h, p, s, MediaKind::Video, 40, inter(2));
+    let v = play(&mut h, "cam");
+    let events = h.take(v);
+    let codes: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Status { code, .. } => Some(code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, ["NetStream.Play.Reset", "NetStream.Play.Start"]);
+    let first_media = events
+        .iter()
+        .find_map(|e| match e {
+            ClientEvent::Media { kind, payload, .. } => Some((*kind, payload.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(first_media.0, MediaKind::Data, "metadata first");
+    let values = crate::amf0::decode_all(&first_media.1, &crate::Limits::default()).unwrap();
+    assert_eq!(values[0], text("onMetaData"), "@setDataFrame stripped");
+    assert_eq!(videos(&events), vec![avc_header(), keyframe(1), inter(2)]);
+    // and it keeps receiving live frames
+    send(&mut h, p, s, MediaKind::Video, 80, inter(3));
+    assert_eq!(videos(&h.take(v)), vec![inter(3)]);
+}
+
+#[test]
+fn without_a_gop_cache_a_joiner_waits_for_the_next_keyframe() {
+    let config = HubConfig {
+        max_gop_bytes: 0,
+        ..HubConfig::default()
+    };
+    let (mut h, p, s) = publishing(config, "cam");
+    send(&mut h, p, s, MediaKind::Video, 0, avc_header());
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(1));
+    let v = play(&mut h, "cam");
+    send(&mut h, p, s, MediaKind::Video, 40, inter(2));
+    send(&mut h, p, s, MediaKind::Video, 80, keyframe(3));
+    send(&mut h, p, s, MediaKind::Video, 120, inter(4));
+    assert_eq!(
+        videos(&h.take(v)),
+        vec![avc_header(), keyframe(3), inter(4)]
+    );
+}
+
+#[test]
+fn players_that_come_first_get_publish_notify_and_unpublish_notify() {
+    let mut h = Harness::new(HubConfig::default());
+    let v = play(&mut h, "later");
+    let codes = |events: Vec<ClientEvent>| -> Vec<String> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Status { code, .. } => Some(code),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        codes(h.take(v)),
+        ["NetStream.Play.Reset", "NetStream.Play.Start"]
+    );
+    let p = h.connect("live");
+    let s = h.create_stream(p);
+    h.peers[p].client.publish(s, "later").unwrap();
+    h.drive();
+    assert_eq!(codes(h.take(v)), ["NetStream.Play.PublishNotify"]);
+    send(&mut h, p, s, MediaKind::Video, 0, avc_header());
+    send(&mut h, p, s, MediaKind::Video, 0, inter(1));
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(2));
+    assert_eq!(
+        videos(&h.take(v)),
+        vec![avc_header(), keyframe(2)],
+        "starts on a keyframe"
+    );
+    h.peers[p].client.close_stream(s).unwrap();
+    h.drive();
+    assert_eq!(codes(h.take(v)), ["NetStream.Play.UnpublishNotify"]);
+    assert!(codes(h.take(p)).contains(&"NetStream.Unpublish.Success".to_string()));
+}
+
+#[test]
+fn a_second_publisher_gets_bad_name() {
+    let (mut h, _, _) = publishing(HubConfig::default(), "cam");
+    let q = h.connect("live");
+    let s = h.create_stream(q);
+    h.peers[q].client.publish(s, "cam").unwrap();
+    h.drive();
+    assert!(
+        h.take(q)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Status { code, level, .. }
+        if code == "NetStream.Publish.BadName" && level == "error"))
+    );
+}
+
+#[test]
+fn enhanced_rtmp_payloads_are_relayed_untouched() {
+    let (mut h, p, s) = publishing(HubConfig::default(), "hevc");
+    let v = play(&mut h, "hevc");
+    h.take(v);
+    let seq = Bytes::from_static(b"\x90hvc1\x01\x02\x03");
+    let key = Bytes::from_static(b"\x91hvc1\x00\x00\x00\xAA\xBB");
+    let frame = Bytes::from_static(b"\xA3hvc1\xCC");
+    for (ts, body) in [(0, seq.clone()), (0, key.clone()), (40, frame.clone())] {
+        send(&mut h, p, s, MediaKind::Video, ts, body);
+    }
+    assert_eq!(videos(&h.take(v)), vec![seq, key, frame]);
+}
+
+#[test]
+fn a_subscriber_that_never_reads_does_not_hold_anyone_back() {
+    let config = HubConfig {
+        outbox: OutboxLimits {
+            max_media_bytes: 64 * 1024,
+            max_lag_ms: 2_000,
+            max_cutbacks: 1_000,
+            max_pending_notices: 64,
+        },
+        ..HubConfig::default()
+    };
+    let (mut h, p, s) = publishing(config.clone(), "cam");
+    let fast: Vec<usize> = (0..3).map(|_| play(&mut h, "cam")).collect();
+    let slow = play(&mut h, "cam");
+    h.peers[slow].reading = false;
+    for i in fast.iter().chain([&slow]) {
+        h.take(*i);
+    }
+    send(&mut h, p, s, MediaKind::Video, 0, avc_header());
+    let mut sent = vec![avc_header()];
+    for n in 0..1500u32 {
+        let body = if n % 50 == 0 {
+            Bytes::from(
+                vec![0x17, 1, 0, 0, 0, (n % 256) as u8]
+                    .into_iter()
+                    .chain(std::iter::repeat_n(7, 2000))
+                    .collect::<Vec<u8>>(),
+            )
+        } else {
+            Bytes::from(
+                vec![0x27, 1, 0, 0, 0, (n % 256) as u8]
+                    .into_iter()
+                    .chain(std::iter::repeat_n(9, 500))
+                    .collect::<Vec<u8>>(),
+            )
+        };
+        sent.push(body.clone());
+        send(&mut h, p, s, MediaKind::Video, n * 40, body);
+        let queued = h.hub.outbox(h.peers[slow].id).unwrap().media_bytes();
+        assert!(
+            queued <= config.outbox.max_media_bytes,
+            "slow queue {queued} within bound"
+        );
+    }
+    for i in &fast {
+        assert_eq!(videos(&h.take(*i)), sent, "fast player {i} got every frame");
+    }
+    let outbox = h.hub.outbox(h.peers[slow].id).unwrap();
+    assert!(
+        outbox.dropped_total() > 0,
+        "the slow one lost frames, not the others"
+    );
+}
+
+#[test]
+fn a_subscriber_that_stays_behind_is_disconnected_with_a_reason() {
+    let config = HubConfig {
+        outbox: OutboxLimits {
+            max_media_bytes: 16 * 1024,
+            max_lag_ms: 1_000,
+            max_cutbacks: 3,
+            max_pending_notices: 64,
+        },
+        ..HubConfig::default()
+    };
+    let (mut h, p, s) = publishing(config, "cam");
+    let slow = play(&mut h, "cam");
+    h.peers[slow].reading = false;
+    for n in 0..400u32 {
+        let body = if n % 25 == 0 {
+            keyframe(n as u8)
+        } else {
+            inter(n as u8)
+        };
+        send(&mut h, p, s, MediaKind::Video, n * 40, body);
+    }
+    assert!(
+        h.hub_events
+            .iter()
+            .any(|e| matches!(e, HubEvent::Closing { conn, reason }
+        if *conn == h.peers[slow].id && reason.contains("too slow"))),
+        "{:?}",
+        h.hub_events
+    );
+    assert_eq!(h.hub.counters().overflow_disconnects, 1);
+    // The publisher is unaffected.
+    assert!(!h.peers[p].closed);
+    let info: Vec<_> = h.hub.streams().map(|s| (s.publishing, s.players)).collect();
+    assert_eq!(
+        info,
+        vec![(true, 0)],
+        "the lagging player was removed from the stream"
+    );
+}

@@ -1,0 +1,235 @@
+//! Test harness: N RTMP clients, their server connections and one hub,
+//! driven against each other in virtual time with no runtime (the way
+//! quinn-proto's `Pair` drives two endpoints). The two-peer case is the
+//! client/server pair; more peers share the hub.
+
+use crate::hub::{ConnId, Hub, HubConfig, HubEvent, Request};
+use crate::rtmp::{ClientConfig, ClientConnection, ClientEvent, ServerConfig, ServerConnection};
+use crate::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr};
+use std::vec::Vec;
+
+/// Bytes the harness lets a server connection hold before it stops pulling
+/// deliveries for it (the runtime's back-pressure).
+const SOCKET_BUFFER: usize = 256 * 1024;
+
+/// One client, its server-side connection and what it has seen.
+#[derive(Debug)]
+pub struct Peer {
+    pub id: ConnId,
+    pub client: ClientConnection,
+    pub server: ServerConnection,
+    /// Client events not yet taken.
+    pub events: Vec<ClientEvent>,
+    /// False: the client's socket is full (it never reads); the harness
+    /// pulls no deliveries for it.
+    pub reading: bool,
+    /// The socket is closed.
+    pub closed: bool,
+    /// Every byte the client sent / received, for traces.
+    pub c2s: Vec<u8>,
+    pub s2c: Vec<u8>,
+}
+
+/// The harness.
+#[derive(Debug)]
+pub struct Harness {
+    pub now: Instant,
+    pub hub: Hub,
+    pub peers: Vec<Peer>,
+    pub hub_events: Vec<HubEvent>,
+    pub server_config: ServerConfig,
+    pub capture: bool,
+}
+
+/// Deterministic "random" bytes for handshakes.
+fn random_block(seed: u64) -> [u8; crate::handshake::RANDOM_LEN] {
+    let mut block = [0u8; crate::handshake::RANDOM_LEN];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for b in block.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    block
+}
+
+impl Harness {
+    pub fn new(config: HubConfig) -> Self {
+        Self::with_hub(Hub::new(config))
+    }
+
+    pub fn with_hub(hub: Hub) -> Self {
+        Harness {
+            now: Instant::from_millis(1_000),
+            hub,
+            peers: Vec::new(),
+            hub_events: Vec::new(),
+            server_config: ServerConfig::default(),
+            capture: false,
+        }
+    }
+
+    /// Adds a client connecting to `rtmp://localhost/<app>` and drives the
+    /// handshake and connect. Returns its index.
+    pub fn connect(&mut self, app: &str) -> usize {
+        let tc_url = std::format!("rtmp://localhost/{app}");
+        self.connect_with(ClientConfig::new(app, tc_url))
+    }
+
+    pub fn connect_with(&mut self, config: ClientConfig) -> usize {
+        let index = self.peers.len();
+        let id = ConnId(index as u64 + 1);
+        let client = ClientConnection::new(config, self.now, &random_block(id.0));
+        let server = ServerConnection::new(
+            self.server_config.clone(),
+            self.now,
+            &random_block(id.0 + 1000),
+            Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))),
+        );
+        self.peers.push(Peer {
+            id,
+            client,
+            server,
+            events: Vec::new(),
+            reading: true,
+            closed: false,
+            c2s: Vec::new(),
+            s2c: Vec::new(),
+        });
+        self.drive();
+        index
+    }
+
+    /// Moves bytes, requests and deliveries until nothing moves.
+    pub fn drive(&mut self) {
+        for _round in 0..100_000 {
+            let mut progress = false;
+            for i in 0..self.peers.len() {
+                progress |= self.step(i);
+            }
+            while let Some(event) = self.hub.poll_event() {
+                if !matches!(event, HubEvent::Ready(_)) {
+                    self.hub_events.push(event);
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("harness did not settle");
+    }
+
+    fn step(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let capture = self.capture;
+        let peer = &mut self.peers[i];
+        if peer.closed {
+            return false;
+        }
+        let mut progress = false;
+        while let Some(bytes) = peer.client.poll_transmit() {
+            progress = true;
+            if capture {
+                peer.c2s.extend_from_slice(&bytes);
+            }
+            if peer.server.handle_input(now, &bytes).is_err() {
+                break;
+            }
+        }
+        while let Some(request) = peer.server.poll_event() {
+            progress = true;
+            self.hub.handle(now, peer.id, request);
+        }
+        if peer.reading {
+            while peer.server.pending_bytes() < SOCKET_BUFFER {
+                let Some(delivery) = self.hub.poll_delivery(peer.id) else {
+                    break;
+                };
+                progress = true;
+                peer.server.handle_delivery(now, delivery);
+            }
+            while let Some(bytes) = peer.server.poll_transmit() {
+                progress = true;
+                if capture {
+                    peer.s2c.extend_from_slice(&bytes);
+                }
+                peer.client
+                    .handle_input(now, &bytes)
+                    .expect("client rejects server bytes");
+            }
+        }
+        while let Some(event) = peer.client.poll_event() {
+            progress = true;
+            peer.events.push(event);
+        }
+        if peer.server.is_closing() && peer.server.pending_bytes() == 0 && peer.reading {
+            peer.closed = true;
+            self.hub.handle(now, peer.id, Request::Disconnect);
+            progress = true;
+        }
+        progress
+    }
+
+    /// Closes peer `i`'s socket (as a client that goes away).
+    pub fn disconnect(&mut self, i: usize) {
+        let now = self.now;
+        let peer = &mut self.peers[i];
+        if !peer.closed {
+            peer.closed = true;
+            self.hub.handle(now, peer.id, Request::Disconnect);
+        }
+        self.drive();
+    }
+
+    /// Advances virtual time by `by`, firing every timer on the way in
+    /// order, and drives.
+    pub fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        loop {
+            let mut next = self.hub.poll_timeout();
+            for peer in &self.peers {
+                if !peer.closed
+                    && let Some(t) = peer.server.poll_timeout() {
+                        next = Some(next.map_or(t, |n| n.min(t)));
+                    }
+            }
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    self.hub.handle_timeout(now);
+                    for peer in &mut self.peers {
+                        if !peer.closed {
+                            peer.server.handle_timeout(now);
+                        }
+                    }
+                    self.drive();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.drive();
+    }
+
+    /// Takes peer `i`'s events.
+    pub fn take(&mut self, i: usize) -> Vec<ClientEvent> {
+        std::mem::take(&mut self.peers[i].events)
+    }
+
+    /// Creates a stream on peer `i` and returns its id.
+    pub fn create_stream(&mut self, i: usize) -> u32 {
+        self.peers[i].client.create_stream().unwrap();
+        self.drive();
+        let events = self.take(i);
+        events
+            .iter()
+            .find_map(|e| match e {
+                ClientEvent::StreamCreated { stream_id, .. } => Some(*stream_id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no stream created: {events:?}"))
+    }
+}
