@@ -191,9 +191,10 @@ impl Harness {
             let mut next = self.hub.poll_timeout();
             for peer in &self.peers {
                 if !peer.closed
-                    && let Some(t) = peer.server.poll_timeout() {
-                        next = Some(next.map_or(t, |n| n.min(t)));
-                    }
+                    && let Some(t) = peer.server.poll_timeout()
+                {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                }
             }
             match next {
                 Some(t) if t <= end => {

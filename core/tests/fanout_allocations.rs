@@ -1,0 +1,142 @@
+//! Allocation-light fan-out: relaying one media message to 100 players
+//! allocates exactly as often as relaying it to one (the encoded chunks are
+//! shared; nothing is allocated or copied per subscriber).
+//!
+//! A counting global allocator counts allocations made on the current thread
+//! only, so other tests running in parallel threads do not disturb it.
+
+use bytes::Bytes;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use tern_core::Instant;
+use tern_core::hub::{
+    ConnId, ConnectRequest, Hub, HubConfig, MediaKind, MediaRoute, Protocol, Request,
+};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn connect(hub: &mut Hub, now: Instant, id: u64) {
+    hub.handle(
+        now,
+        ConnId(id),
+        Request::Connect(ConnectRequest {
+            protocol: Protocol::Rtmp,
+            target: "live".into(),
+            params: tern_core::amf0::Value::Null,
+            args: Vec::new(),
+            address: None,
+        }),
+    );
+}
+
+fn drain(hub: &mut Hub, players: u64) {
+    while hub.poll_event().is_some() {}
+    for id in 1..=players + 1 {
+        while hub.poll_delivery(ConnId(id)).is_some() {}
+    }
+}
+
+/// Allocations for relaying `messages` video messages to `players` players,
+/// after a warm-up that lets every queue reach its steady capacity.
+fn relay_allocations(players: u64, messages: u32) -> u64 {
+    let now = Instant::from_millis(1);
+    let mut hub = Hub::new(HubConfig::default());
+    let publisher = players + 1;
+    connect(&mut hub, now, publisher);
+    hub.handle(
+        now,
+        ConnId(publisher),
+        Request::Publish {
+            stream: 1,
+            name: "cam".into(),
+        },
+    );
+    for id in 1..=players {
+        connect(&mut hub, now, id);
+        hub.handle(
+            now,
+            ConnId(id),
+            Request::Play {
+                stream: 1,
+                name: "cam".into(),
+                start: -2.0,
+                route: MediaRoute {
+                    chunk_size: 4096,
+                    stream_id: 1,
+                },
+            },
+        );
+    }
+    let keyframe = Bytes::from(vec![0x17u8, 1, 0, 0, 0].repeat(2000));
+    let inter = Bytes::from(vec![0x27u8, 1, 0, 0, 0].repeat(400));
+    let send = |hub: &mut Hub, n: u32| {
+        let payload = if n % 50 == 0 {
+            keyframe.clone()
+        } else {
+            inter.clone()
+        };
+        hub.handle(
+            now,
+            ConnId(publisher),
+            Request::Media {
+                stream: 1,
+                kind: MediaKind::Video,
+                timestamp: n * 40,
+                payload,
+            },
+        );
+        drain(hub, players);
+    };
+    // Warm-up: two GOPs, so the GOP cache and every queue have grown.
+    for n in 0..100 {
+        send(&mut hub, n);
+    }
+    let before = allocations();
+    for n in 100..100 + messages {
+        send(&mut hub, n);
+    }
+    allocations() - before
+}
+
+#[test]
+fn allocations_per_relayed_message_do_not_depend_on_subscriber_count() {
+    let messages = 100;
+    let one = relay_allocations(1, messages);
+    let hundred = relay_allocations(100, messages);
+    println!(
+        "allocations for {messages} messages: 1 player {one}, 100 players {hundred} ({:.2} per message)",
+        one as f64 / f64::from(messages)
+    );
+    assert_eq!(one, hundred, "no per-subscriber allocation");
+    assert!(one > 0, "the counter counts");
+}
