@@ -97,10 +97,10 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
             },
         );
     }
-    let keyframe = Bytes::from(vec![0x17u8, 1, 0, 0, 0].repeat(2000));
-    let inter = Bytes::from(vec![0x27u8, 1, 0, 0, 0].repeat(400));
+    let keyframe = Bytes::from([0x17u8, 1, 0, 0, 0].repeat(2000));
+    let inter = Bytes::from([0x27u8, 1, 0, 0, 0].repeat(400));
     let send = |hub: &mut Hub, n: u32| {
-        let payload = if n % 50 == 0 {
+        let payload = if n.is_multiple_of(50) {
             keyframe.clone()
         } else {
             inter.clone()
