@@ -38,6 +38,7 @@ pub mod shared_object;
 pub mod store;
 pub mod stream;
 pub mod time;
+pub mod trace;
 
 pub use limits::Limits;
 pub use time::{Duration, Instant};
