@@ -38,6 +38,7 @@ pub mod shared_object;
 pub mod store;
 pub mod stream;
 pub mod time;
+pub mod trace;
 
 #[cfg(test)]
 mod testing;
