@@ -6,7 +6,9 @@
 use crate::hub::{ConnId, Hub, HubConfig, HubEvent, Request};
 use crate::rtmp::{ClientConfig, ClientConnection, ClientEvent, ServerConfig, ServerConnection};
 use crate::time::{Duration, Instant};
+use crate::trace::{Direction, Tracer};
 use std::net::{IpAddr, Ipv4Addr};
+use std::string::String;
 use std::vec::Vec;
 
 /// Bytes the harness lets a server connection hold before it stops pulling
@@ -39,7 +41,9 @@ pub struct Harness {
     pub peers: Vec<Peer>,
     pub hub_events: Vec<HubEvent>,
     pub server_config: ServerConfig,
+    /// Record every byte moved, in order, for [`Harness::trace`].
     pub capture: bool,
+    log: Vec<(usize, Direction, Vec<u8>)>,
 }
 
 /// Deterministic "random" bytes for handshakes.
@@ -68,6 +72,7 @@ impl Harness {
             hub_events: Vec::new(),
             server_config: ServerConfig::default(),
             capture: false,
+            log: Vec::new(),
         }
     }
 
@@ -133,6 +138,8 @@ impl Harness {
             progress = true;
             if capture {
                 peer.c2s.extend_from_slice(&bytes);
+                self.log
+                    .push((i, Direction::ClientToServer, bytes.to_vec()));
             }
             if peer.server.handle_input(now, &bytes).is_err() {
                 break;
@@ -154,6 +161,8 @@ impl Harness {
                 progress = true;
                 if capture {
                     peer.s2c.extend_from_slice(&bytes);
+                    self.log
+                        .push((i, Direction::ServerToClient, bytes.to_vec()));
                 }
                 peer.client
                     .handle_input(now, &bytes)
@@ -164,7 +173,7 @@ impl Harness {
             progress = true;
             peer.events.push(event);
         }
-        if peer.server.is_closing() && peer.server.pending_bytes() == 0 && peer.reading {
+        if peer.server.is_closing() && (peer.server.pending_bytes() == 0 || !peer.reading) {
             peer.closed = true;
             self.hub.handle(now, peer.id, Request::Disconnect);
             progress = true;
@@ -232,5 +241,27 @@ impl Harness {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("no stream created: {events:?}"))
+    }
+
+    /// Every captured message so far, rendered by the trace renderer in the
+    /// order the bytes moved, each line prefixed with its client (`c1`…).
+    /// Handshake lines are left out when `with_handshake` is false.
+    pub fn trace(&self, with_handshake: bool) -> Vec<String> {
+        let limits = crate::Limits::default();
+        let mut tracers: std::collections::BTreeMap<(usize, bool), Tracer> = Default::default();
+        let mut lines = Vec::new();
+        for (peer, direction, bytes) in &self.log {
+            let key = (*peer, *direction == Direction::ClientToServer);
+            let tracer = tracers
+                .entry(key)
+                .or_insert_with(|| Tracer::new(*direction, &limits));
+            tracer.feed(bytes).expect("traced bytes decode");
+            while let Some(line) = tracer.poll_line() {
+                if with_handshake || !line.contains(" handshake ") {
+                    lines.push(std::format!("c{} {line}", peer + 1));
+                }
+            }
+        }
+        lines
     }
 }

@@ -583,6 +583,34 @@ fn idle_timeouts_follow_the_tier_in_the_connect_query() {
     );
 }
 
+#[test]
+fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
+    let mut h = Harness::new(HubConfig::default());
+    let alive = h.connect("chat");
+    let silent = h.connect("chat");
+    h.peers[silent].reading = false; // never sees the ping, never answers
+    h.advance(Duration::from_secs(31));
+    let pings = h
+        .take(alive)
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ClientEvent::UserControl(crate::message::UserControl::PingRequest(_))
+            )
+        })
+        .count();
+    assert_eq!(pings, 1, "a quiet client is pinged after 30 s");
+    h.advance(Duration::from_secs(31));
+    assert!(!h.peers[alive].closed, "a client that answers pings stays");
+    assert!(h.peers[silent].closed, "a client that does not is closed");
+    assert!(matches!(
+        h.peers[silent].server.close_reason(),
+        Some(crate::rtmp::RtmpError::Unresponsive { .. })
+    ));
+    assert_eq!(h.hub.connection_count(Protocol::Rtmp), 1);
+}
+
 // ----- live streams -----
 
 fn avc_header() -> Bytes {

@@ -90,7 +90,8 @@ pub enum ClientEvent {
         /// Body.
         payload: Bytes,
     },
-    /// A user control event (StreamBegin, StreamEOF, …; pings are answered).
+    /// A user control event (StreamBegin, StreamEOF, …; ping requests are
+    /// answered before they are reported).
     UserControl(UserControl),
     /// Any other command the server called.
     Call(Command),
@@ -428,6 +429,9 @@ impl ClientConnection {
                     0,
                     &Message::UserControl(UserControl::PingResponse(stamp)),
                 );
+                // Answered already; reported for observability.
+                let ping = UserControl::PingRequest(stamp);
+                self.events.push_back(ClientEvent::UserControl(ping));
             }
             Message::UserControl(event) => self.events.push_back(ClientEvent::UserControl(event)),
             Message::Audio(payload) => self.media(&raw, MediaKind::Audio, payload),

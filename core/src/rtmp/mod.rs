@@ -22,6 +22,9 @@ mod client;
 mod server;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use client::{ClientConfig, ClientConnection, ClientEvent};
 pub use server::{ServerConfig, ServerConnection};
 
