@@ -63,7 +63,7 @@ fn whole_session_trace() {
             stream,
             MediaKind::Video,
             0,
-            Bytes::from(vec![0x17u8, 1, 0, 0, 0].repeat(60)),
+            Bytes::from([0x17u8, 1, 0, 0, 0].repeat(60)),
         )
         .unwrap();
     client
