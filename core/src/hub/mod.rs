@@ -520,6 +520,15 @@ impl Hub {
         Some((so.version(), so.data()))
     }
 
+    /// Closes every connection (graceful shutdown): each is told `reason`
+    /// after what is already queued for it.
+    pub fn close_all(&mut self, now: Instant, reason: &str) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in ids {
+            self.close_conn(now, conn, reason.to_owned());
+        }
+    }
+
     // ----- server-side API for application code -----
 
     /// Applies `changes` to shared object `name` in `scope` as the server,
