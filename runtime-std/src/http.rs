@@ -1,0 +1,666 @@
+//! The HTTP side of the HTTP/WebSocket port: `/healthz`, `/metrics`,
+//! `/api/stats`, the page at `/`, and the hand-off of WebSocket upgrades.
+//!
+//! Deliberately small: one request per connection (every response says
+//! `Connection: close`), no request bodies, bounded heads. It runs over any
+//! [`Stream`](crate::net::Stream), so the simulator serves the same code on
+//! turmoil sockets.
+//!
+//! Layers, from the bottom:
+//! - [`RequestHead::parse`]: sans-IO parse of a buffered head (`httparse`).
+//! - [`read_head`]: reads a head from a stream, bounded by
+//!   [`MAX_HEAD_BYTES`], returning any bytes read past it.
+//! - [`route`] and [`respond`]: what a request asks for, and the answer.
+//! - [`serve_request`]: one request on one stream; a WebSocket upgrade is
+//!   handed back to the caller as [`Served::Upgrade`] with the stream
+//!   untouched past the head.
+//! - [`serve_http`]: the accept loop. Until the WebSocket side lands it
+//!   answers upgrades with 501.
+
+use crate::net::Listener;
+use crate::stats::{PROMETHEUS_CONTENT_TYPE, StatsSource};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, warn};
+
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Most header lines accepted in one request.
+pub const MAX_HEADERS: usize = 64;
+
+/// How long a client may take to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The placeholder page served at `/` until the demo page lands.
+pub const INDEX_HTML: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tern</title></head>\n\
+<body><h1>tern</h1><p>The demo page is not built yet. See <a href=\"/api/stats\">/api/stats</a> \
+and <a href=\"/metrics\">/metrics</a>.</p></body></html>\n";
+
+/// A parsed request line and headers, owned (it outlives the read buffer,
+/// for example when handed to the WebSocket side).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    /// `GET`, `POST`, … as sent.
+    pub method: String,
+    /// Request target: path and query (`/chat/room?x=1`).
+    pub target: String,
+    /// Minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
+    /// Header names and raw values in the order sent.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl RequestHead {
+    /// Parses a head at the front of `buf`. `Ok(None)` if more bytes are
+    /// needed; otherwise the head and its length in bytes (what follows
+    /// belongs to the body or, after an upgrade, to the new protocol).
+    pub fn parse(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(buf) {
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+                Err(HeadError::TooLarge)
+            }
+            Ok(httparse::Status::Partial) => Ok(None),
+            Ok(httparse::Status::Complete(len)) if len > MAX_HEAD_BYTES => Err(HeadError::TooLarge),
+            Ok(httparse::Status::Complete(len)) => {
+                let head = RequestHead {
+                    method: request.method.unwrap_or_default().to_owned(),
+                    target: request.path.unwrap_or_default().to_owned(),
+                    version: request.version.unwrap_or(1),
+                    headers: request
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_owned(), h.value.to_vec()))
+                        .collect(),
+                };
+                Ok(Some((head, len)))
+            }
+            Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+            Err(e) => Err(HeadError::Malformed(e)),
+        }
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// True if header `name` has the comma-separated token `token`
+    /// (case-insensitive), as in `Connection: keep-alive, Upgrade`.
+    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// The target's path (before `?`).
+    pub fn path(&self) -> &str {
+        tern_core::scope_path::split_query(&self.target).0
+    }
+
+    /// The target's query (after `?`, possibly empty).
+    pub fn query(&self) -> &str {
+        tern_core::scope_path::split_query(&self.target).1
+    }
+
+    /// A `GET` asking to switch to WebSocket (`Upgrade: websocket`). Only
+    /// the intent: the WebSocket side checks the rest of the handshake.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.method == "GET" && self.header_has_token("upgrade", "websocket")
+    }
+}
+
+/// Why a request head was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Longer than [`MAX_HEAD_BYTES`].
+    TooLarge,
+    /// More than [`MAX_HEADERS`] headers.
+    TooManyHeaders,
+    /// Not HTTP/1.x.
+    Malformed(httparse::Error),
+}
+
+impl fmt::Display for HeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadError::TooLarge => write!(f, "request head longer than {MAX_HEAD_BYTES} bytes"),
+            HeadError::TooManyHeaders => write!(f, "more than {MAX_HEADERS} request headers"),
+            HeadError::Malformed(e) => write!(f, "malformed request head: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Why [`read_head`] returned no head.
+#[derive(Debug)]
+pub enum ReadHeadError {
+    /// The peer closed before sending anything (not worth a log line).
+    Closed,
+    /// The peer closed in the middle of the head.
+    Truncated,
+    /// The head is invalid; answer 400.
+    Invalid(HeadError),
+    /// The stream failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ReadHeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadHeadError::Closed => f.write_str("connection closed before a request"),
+            ReadHeadError::Truncated => f.write_str("connection closed inside the request head"),
+            ReadHeadError::Invalid(e) => e.fmt(f),
+            ReadHeadError::Io(e) => write!(f, "reading the request failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadHeadError {}
+
+/// Reads one request head. Returns it with the bytes read past it.
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(RequestHead, Vec<u8>), ReadHeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let room = MAX_HEAD_BYTES
+            .saturating_sub(buf.len())
+            .clamp(1, chunk.len());
+        let n = stream
+            .read(chunk.get_mut(..room).unwrap_or_default())
+            .await
+            .map_err(ReadHeadError::Io)?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                ReadHeadError::Closed
+            } else {
+                ReadHeadError::Truncated
+            });
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        if let Some((head, len)) = RequestHead::parse(&buf).map_err(ReadHeadError::Invalid)? {
+            let leftover = buf.split_off(len.min(buf.len()));
+            return Ok((head, leftover));
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /api/stats`.
+    Stats,
+    /// `GET /`: the demo page.
+    Static,
+    /// A WebSocket upgrade, any path: the connection goes to the WebSocket
+    /// side, which resolves the scope from the target.
+    Upgrade,
+    /// A known path with a method other than GET/HEAD.
+    MethodNotAllowed,
+    /// Anything else.
+    NotFound,
+}
+
+/// Routes a request.
+pub fn route(head: &RequestHead) -> Route {
+    if head.is_websocket_upgrade() {
+        return Route::Upgrade;
+    }
+    let found = match head.path() {
+        "/healthz" => Route::Health,
+        "/metrics" => Route::Metrics,
+        "/api/stats" => Route::Stats,
+        "/" | "/index.html" => Route::Static,
+        _ => return Route::NotFound,
+    };
+    if matches!(head.method.as_str(), "GET" | "HEAD") {
+        found
+    } else {
+        Route::MethodNotAllowed
+    }
+}
+
+/// An HTTP response; always `Connection: close`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type` of the body.
+    pub content_type: &'static str,
+    /// Extra headers (name, value).
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body: body.into().into_bytes(),
+        }
+    }
+
+    /// The bytes to send; without the body for `HEAD`.
+    pub fn to_bytes(&self, with_body: bool) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        if with_body {
+            bytes.extend_from_slice(&self.body);
+        }
+        bytes
+    }
+}
+
+/// Reason phrase of the status codes this server sends.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// The answer to a routed request. `Upgrade` is not answered here (the
+/// caller hands it on); if it gets here it is answered 501.
+pub fn respond(route: Route, stats: &dyn StatsSource) -> Response {
+    match route {
+        Route::Health => Response::text(200, "ok\n"),
+        Route::Metrics => Response {
+            status: 200,
+            content_type: PROMETHEUS_CONTENT_TYPE,
+            headers: Vec::new(),
+            body: stats.snapshot().render_prometheus().into_bytes(),
+        },
+        Route::Stats => Response {
+            status: 200,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: stats.snapshot().to_json().into_bytes(),
+        },
+        Route::Static => Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            headers: Vec::new(),
+            body: INDEX_HTML.as_bytes().to_vec(),
+        },
+        Route::Upgrade => Response::text(501, "WebSocket is not available yet\n"),
+        Route::MethodNotAllowed => Response {
+            headers: vec![("Allow", "GET, HEAD".to_owned())],
+            ..Response::text(405, "method not allowed\n")
+        },
+        Route::NotFound => Response::text(404, "not found\n"),
+    }
+}
+
+/// What became of a connection after [`serve_request`].
+#[derive(Debug)]
+pub enum Served {
+    /// A response was sent (or the peer left); close the stream.
+    Done,
+    /// A WebSocket upgrade request: nothing was written; the caller gives
+    /// the stream, this head and the bytes read past it to the WebSocket
+    /// side.
+    Upgrade {
+        /// The upgrade request.
+        head: RequestHead,
+        /// Bytes the client sent after the head (already WebSocket frames).
+        leftover: Vec<u8>,
+    },
+}
+
+/// Reads one request from `stream` and answers it, unless it is a WebSocket
+/// upgrade. Errors are the stream's; bad requests are answered, not errors.
+pub async fn serve_request<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    stats: &dyn StatsSource,
+) -> io::Result<Served> {
+    let read = tokio::time::timeout(HEAD_TIMEOUT, read_head(stream)).await;
+    let (head, leftover) = match read {
+        Err(_elapsed) => {
+            debug!("request head timed out");
+            send(stream, &Response::text(408, "request timeout\n"), true).await?;
+            return Ok(Served::Done);
+        }
+        Ok(Ok(parts)) => parts,
+        Ok(Err(ReadHeadError::Closed)) => return Ok(Served::Done),
+        Ok(Err(ReadHeadError::Truncated)) => {
+            debug!("peer closed inside the request head");
+            return Ok(Served::Done);
+        }
+        Ok(Err(ReadHeadError::Io(e))) => return Err(e),
+        Ok(Err(ReadHeadError::Invalid(e))) => {
+            debug!("bad request: {e}");
+            send(stream, &Response::text(400, format!("{e}\n")), true).await?;
+            return Ok(Served::Done);
+        }
+    };
+    let route = route(&head);
+    debug!(method = %head.method, target = %head.target, ?route, "request");
+    if route == Route::Upgrade {
+        return Ok(Served::Upgrade { head, leftover });
+    }
+    let response = respond(route, stats);
+    send(stream, &response, head.method != "HEAD").await?;
+    Ok(Served::Done)
+}
+
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+    with_body: bool,
+) -> io::Result<()> {
+    stream.write_all(&response.to_bytes(with_body)).await?;
+    stream.flush().await?;
+    stream.shutdown().await
+}
+
+/// Pause after a failed accept (for example out of file descriptors), so a
+/// persistent failure does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts HTTP connections until `shutdown` resolves, serving each on its
+/// own task. WebSocket upgrades get 501 for now. Connections still open at
+/// shutdown are dropped (requests are short).
+pub async fn serve_http<L, S>(
+    mut listener: L,
+    stats: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
+where
+    L: Listener,
+    S: StatsSource,
+{
+    let stats: Arc<dyn StatsSource> = Arc::new(stats);
+    let mut shutdown = pin!(shutdown);
+    let mut tasks = JoinSet::new();
+    let mut next_id: u64 = 0;
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "HTTP listening");
+    }
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((mut stream, peer)) => {
+                    next_id += 1;
+                    let span = tracing::info_span!("http", conn = next_id, %peer);
+                    let stats = Arc::clone(&stats);
+                    tasks.spawn(
+                        async move {
+                            match serve_request(&mut stream, stats.as_ref()).await {
+                                Ok(Served::Done) => {}
+                                Ok(Served::Upgrade { head, .. }) => {
+                                    debug!(target = %head.target, "WebSocket upgrade refused: not implemented");
+                                    let response = respond(Route::Upgrade, stats.as_ref());
+                                    if let Err(e) = send(&mut stream, &response, true).await {
+                                        debug!("write failed: {e}");
+                                    }
+                                }
+                                Err(e) => debug!("connection failed: {e}"),
+                            }
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+    info!(open = tasks.len(), "HTTP listener stopping");
+    tasks.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{EmptyStats, StatsSnapshot};
+
+    fn head(text: &str) -> RequestHead {
+        RequestHead::parse(text.as_bytes()).unwrap().unwrap().0
+    }
+
+    /// Sends `request` over an in-memory stream and returns the response.
+    async fn exchange(request: &[u8]) -> (String, Served) {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        client.write_all(request).await.unwrap();
+        let stats = || StatsSnapshot {
+            bytes_in: 42,
+            ..StatsSnapshot::default()
+        };
+        let served = serve_request(&mut server, &stats).await.unwrap();
+        drop(server);
+        let mut response = String::new();
+        client.read_to_string(&mut response).await.unwrap();
+        (response, served)
+    }
+
+    #[test]
+    fn parse_head_and_leftover() {
+        let raw = b"GET /chat/room?scope=x HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\r\n\x81\x00";
+        let (head, len) = RequestHead::parse(raw).unwrap().unwrap();
+        assert_eq!(len, raw.len() - 2);
+        assert_eq!(head.method, "GET");
+        assert_eq!(head.path(), "/chat/room");
+        assert_eq!(head.query(), "scope=x");
+        assert_eq!(head.version, 1);
+        assert_eq!(head.header("host"), Some(&b"a"[..]));
+        assert!(head.header_has_token("connection", "upgrade"));
+        assert!(head.is_websocket_upgrade());
+        assert_eq!(RequestHead::parse(b"GET / HTTP/1.1\r\nHo").unwrap(), None);
+    }
+
+    #[test]
+    fn garbage_and_oversized_heads_are_refused() {
+        assert!(matches!(
+            RequestHead::parse(b"\x16\x03\x01 hello\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD_BYTES + 10, b'a');
+        assert_eq!(RequestHead::parse(&big), Err(HeadError::TooLarge));
+        let mut many = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..=MAX_HEADERS {
+            many.push_str(&format!("X-{i}: 1\r\n"));
+        }
+        many.push_str("\r\n");
+        assert_eq!(
+            RequestHead::parse(many.as_bytes()),
+            Err(HeadError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route(&head("GET /healthz HTTP/1.1\r\n\r\n")), Route::Health);
+        assert_eq!(
+            route(&head("HEAD /metrics HTTP/1.1\r\n\r\n")),
+            Route::Metrics
+        );
+        assert_eq!(
+            route(&head("GET /api/stats?x HTTP/1.0\r\n\r\n")),
+            Route::Stats
+        );
+        assert_eq!(route(&head("GET / HTTP/1.1\r\n\r\n")), Route::Static);
+        assert_eq!(route(&head("GET /nope HTTP/1.1\r\n\r\n")), Route::NotFound);
+        assert_eq!(
+            route(&head("POST /healthz HTTP/1.1\r\n\r\n")),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(
+            route(&head(
+                "GET /chat/room HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+            )),
+            Route::Upgrade
+        );
+        // only GET upgrades
+        assert_eq!(
+            route(&head("POST / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")),
+            Route::MethodNotAllowed
+        );
+    }
+
+    #[tokio::test]
+    async fn healthz() {
+        let (response, served) = exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(matches!(served, Served::Done));
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("Connection: close\r\n"));
+        assert!(response.ends_with("\r\n\r\nok\n"));
+    }
+
+    #[tokio::test]
+    async fn metrics_and_stats_come_from_the_source() {
+        let (response, _) = exchange(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(response.contains("Content-Type: text/plain; version=0.0.4"));
+        assert!(
+            response.contains("\ntern_bytes_in_total 42\n"),
+            "{response}"
+        );
+        let (response, _) = exchange(b"GET /api/stats HTTP/1.1\r\n\r\n").await;
+        assert!(response.contains("Content-Type: application/json"));
+        let body = response.split_once("\r\n\r\n").unwrap().1;
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["bytes_in"], 42);
+    }
+
+    #[tokio::test]
+    async fn head_requests_have_no_body() {
+        let (response, _) = exchange(b"HEAD /healthz HTTP/1.1\r\n\r\n").await;
+        assert!(response.contains("Content-Length: 3\r\n"));
+        assert!(response.ends_with("\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn errors_404_405_400() {
+        let (response, _) = exchange(b"GET /x HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
+        let (response, _) = exchange(b"DELETE /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
+        assert!(response.contains("Allow: GET, HEAD\r\n"));
+        let (response, _) = exchange(b"NOT HTTP AT ALL\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    }
+
+    #[tokio::test]
+    async fn oversized_head_gets_400_without_reading_on() {
+        let mut request = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        request.resize(MAX_HEAD_BYTES * 2, b'a');
+        let (response, _) = exchange(&request).await;
+        assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+        assert!(response.contains("longer than 16384"));
+    }
+
+    #[tokio::test]
+    async fn upgrade_is_handed_back_untouched() {
+        let (response, served) = exchange(
+            b"GET /chat/room HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nFRAME",
+        )
+        .await;
+        assert_eq!(response, "");
+        let Served::Upgrade { head, leftover } = served else {
+            panic!("not an upgrade: {served:?}");
+        };
+        assert_eq!(head.path(), "/chat/room");
+        assert_eq!(leftover, b"FRAME");
+    }
+
+    #[tokio::test]
+    async fn early_close_is_quiet() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.shutdown().await.unwrap();
+        let served = serve_request(&mut server, &EmptyStats).await.unwrap();
+        assert!(matches!(served, Served::Done));
+        drop(server);
+        let mut response = Vec::new();
+        client.read_to_end(&mut response).await.unwrap();
+        assert!(response.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_head_gets_408() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        let served = serve_request(&mut server, &EmptyStats).await.unwrap();
+        assert!(matches!(served, Served::Done));
+        drop(server);
+        let mut response = String::new();
+        client.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    }
+
+    #[tokio::test]
+    async fn accept_loop_serves_until_shutdown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = Listener::local_addr(&listener).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_http(listener, EmptyStats, async {
+            let _ = stopped.await;
+        }));
+        for request in [
+            &b"GET /healthz HTTP/1.1\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"[..],
+        ] {
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            client.write_all(request).await.unwrap();
+            let mut response = String::new();
+            client.read_to_string(&mut response).await.unwrap();
+            assert!(
+                response.starts_with("HTTP/1.1 200 ") || response.starts_with("HTTP/1.1 501 "),
+                "{response}"
+            );
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}
