@@ -73,6 +73,9 @@ pub struct ServeArgs {
 pub enum SoCommand {
     /// Subscribe to a shared object and print every change.
     Watch {
+        /// Use the persistent object of that name (default: transient).
+        #[arg(long)]
+        persistent: bool,
         /// Server and scope, e.g. rtmp://127.0.0.1/chat/room1.
         rtmp_url: String,
         /// Shared-object name.
@@ -80,6 +83,9 @@ pub enum SoCommand {
     },
     /// Set one attribute of a shared object.
     Set {
+        /// Use the persistent object of that name (default: transient).
+        #[arg(long)]
+        persistent: bool,
         /// Server and scope, e.g. rtmp://127.0.0.1/chat/room1.
         rtmp_url: String,
         /// Shared-object name.

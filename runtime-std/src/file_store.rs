@@ -246,7 +246,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs AMF0 codec"]
     fn save_then_load_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = FileStore::new(dir.path());

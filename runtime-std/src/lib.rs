@@ -12,8 +12,11 @@
 //! - [`file_store`]: persistent shared objects as atomically replaced files.
 //! - [`logging`]: `tracing` output and the SIGINT/SIGTERM shutdown signal.
 //!
-//! [`serve`] runs the server. For now it serves only the HTTP endpoints;
-//! RTMP, WebSocket and the hub are wired in by the server module.
+//! - [`server`]: the hub shared by every connection task, the RTMP accept
+//!   loop and connection tasks, graceful shutdown.
+//! - [`tools`]: the `tern so` and `tern trace` commands.
+//!
+//! [`serve`] runs the server.
 
 pub mod cli;
 pub mod config;
@@ -21,13 +24,16 @@ pub mod file_store;
 pub mod http;
 pub mod logging;
 pub mod net;
+pub mod server;
 pub mod stats;
+pub mod tools;
 
 use config::{Config, ConfigError};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tern_core::store::{Store, StoreError};
 use tracing::info;
 
@@ -85,10 +91,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .await
 }
 
-/// Runs the server until `shutdown` resolves.
-///
-/// Temporary: serves only the HTTP endpoints with empty stats, and lists
-/// the persistent shared objects found in the data directory.
+/// Runs the server until `shutdown` resolves: binds both listeners, then
+/// serves RTMP and HTTP and runs the hub's timers. At shutdown the listeners
+/// stop accepting, every client is told `NetConnection.Connect.Closed`, and
+/// connections get a short grace period to receive it. Persistent shared
+/// objects need no flush: each change is stored before it is acknowledged.
 pub async fn serve_until(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
@@ -99,19 +106,49 @@ pub async fn serve_until(
     info!(
         data_dir = %config.server.data_dir.display(),
         objects = stored.len(),
-        "persistent shared objects found"
+        "persistent shared objects found (loaded on first use)"
     );
-    let addr = config.server.http_bind;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let rtmp = bind("RTMP", config.server.rtmp_bind).await?;
+    let http = bind("HTTP", config.server.http_bind).await?;
+    serve_on(config, rtmp, http, shutdown).await
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|error| ServeError::Bind {
-            what: "HTTP",
-            addr,
-            error,
-        })?;
-    http::serve_http(listener, stats::EmptyStats, shutdown)
-        .await
-        .map_err(ServeError::Io)?;
+        .map_err(|error| ServeError::Bind { what, addr, error })
+}
+
+/// Serves on listeners the caller bound (tests bind port 0; the simulator
+/// passes turmoil listeners).
+pub async fn serve_on<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let shared = server::Shared::new(&config);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let timers = tokio::spawn(server::run_hub_timers(Arc::clone(&shared), stop_rx.clone()));
+    let rtmp_task = tokio::spawn(server::serve_rtmp(
+        Arc::clone(&shared),
+        rtmp,
+        stop_rx.clone(),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(http::serve_http(http, Arc::clone(&shared), async move {
+        server::stopped(&mut http_stop).await;
+    }));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let (rtmp_result, http_result, _) = tokio::join!(rtmp_task, http_task, timers);
+    for result in [rtmp_result, http_result] {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ServeError::Io(e)),
+            Err(e) => return Err(ServeError::Io(io::Error::other(e))),
+        }
+    }
     info!("stopped");
     Ok(())
 }

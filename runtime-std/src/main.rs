@@ -2,8 +2,11 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use tern_runtime_std::cli::{Cli, Command, ServeArgs, check_config};
+use tern_runtime_std::cli::{
+    Cli, Command, Direction, ServeArgs, SoCommand, TraceArgs, check_config,
+};
 use tern_runtime_std::logging::{self, FilterSource};
+use tern_runtime_std::tools;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,14 +23,80 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::So(_)) => not_implemented("tern so"),
-        Some(Command::Trace(_)) => not_implemented("tern trace"),
+        Some(Command::So(command)) => so(command),
+        Some(Command::Trace(args)) => trace(&args),
     }
 }
 
-fn not_implemented(what: &str) -> ExitCode {
-    eprintln!("tern: {what}: not implemented yet");
-    ExitCode::from(2)
+fn current_thread() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("tern: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn so(command: SoCommand) -> ExitCode {
+    let Some(runtime) = current_thread() else {
+        return ExitCode::FAILURE;
+    };
+    let mut out = std::io::stdout().lock();
+    let result = match command {
+        SoCommand::Watch {
+            persistent,
+            rtmp_url,
+            so_name,
+        } => runtime.block_on(tools::so_watch(&rtmp_url, &so_name, persistent, &mut out)),
+        SoCommand::Set {
+            persistent,
+            rtmp_url,
+            so_name,
+            key,
+            json_value,
+        } => runtime
+            .block_on(tools::so_set(
+                &rtmp_url,
+                &so_name,
+                persistent,
+                &key,
+                &json_value,
+                &mut out,
+            ))
+            .map(|_| ()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tern so: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn trace(args: &TraceArgs) -> ExitCode {
+    let bytes = match std::fs::read(&args.file) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("tern trace: cannot read {}: {e}", args.file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let direction = args.direction.map(|d| match d {
+        Direction::C2s => tern_core::trace::Direction::ClientToServer,
+        Direction::S2c => tern_core::trace::Direction::ServerToClient,
+    });
+    match tools::trace(&bytes, direction, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tern trace: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {

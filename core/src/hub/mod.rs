@@ -461,6 +461,11 @@ impl Hub {
         self.settle_overflows(now);
     }
 
+    /// Media messages dropped so far by the outboxes of open connections.
+    pub fn media_dropped_open(&self) -> u64 {
+        self.mail.outboxes.values().map(Outbox::dropped_total).sum()
+    }
+
     /// Counters for metrics.
     pub fn counters(&self) -> HubCounters {
         self.counters
