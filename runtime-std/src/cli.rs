@@ -285,14 +285,25 @@ mod tests {
     #[test]
     fn so_and_trace_arguments() {
         let Some(Command::So(SoCommand::Set {
+            persistent,
             rtmp_url,
             so_name,
             key,
             json_value,
-        })) = parse(&["so", "set", "rtmp://h/chat/r", "chat", "msg", "{\"a\":[1]}"]).command
+        })) = parse(&[
+            "so",
+            "set",
+            "--persistent",
+            "rtmp://h/chat/r",
+            "chat",
+            "msg",
+            "{\"a\":[1]}",
+        ])
+        .command
         else {
             panic!("not so set");
         };
+        assert!(persistent);
         assert_eq!(rtmp_url, "rtmp://h/chat/r");
         assert_eq!(so_name, "chat");
         assert_eq!(key, "msg");
