@@ -163,6 +163,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.http_bind = taken.local_addr().unwrap();
+        config.server.rtmp_bind = "127.0.0.1:0".parse().unwrap();
         config.server.data_dir = dir.path().to_owned();
         let err = serve_until(config, async {}).await.unwrap_err();
         assert!(matches!(err, ServeError::Bind { what: "HTTP", .. }));
@@ -177,6 +178,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.http_bind = "127.0.0.1:0".parse().unwrap();
+        config.server.rtmp_bind = "127.0.0.1:0".parse().unwrap();
         config.server.data_dir = dir.path().to_owned();
         serve_until(config, async {}).await.unwrap();
     }
