@@ -620,7 +620,8 @@ impl Config {
         if s.data_dir.as_os_str().is_empty() {
             invalid(&["server", "data_dir"], "must not be empty".to_owned());
         }
-        if s.rtmp_bind == s.http_bind {
+        // Port 0 (any free port) on both is fine: each gets its own.
+        if s.rtmp_bind == s.http_bind && s.rtmp_bind.port() != 0 {
             invalid(
                 &["server", "http_bind"],
                 format!("same address as server.rtmp_bind ({})", s.rtmp_bind),
