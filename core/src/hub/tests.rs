@@ -900,3 +900,151 @@ fn a_subscriber_that_stays_behind_is_disconnected_with_a_reason() {
         "the lagging player was removed from the stream"
     );
 }
+
+// ----- caps and hooks -----
+
+#[test]
+fn connection_caps_per_scope_and_per_address() {
+    let config = HubConfig {
+        max_connections_per_scope: 2,
+        max_connections_per_address: 3,
+        max_rooms_per_app: 2,
+        ..HubConfig::default()
+    };
+    let mut h = Harness::new(config);
+    let a = h.connect("chat/r1");
+    let b = h.connect("chat/r1");
+    let c = h.connect("chat/r1");
+    assert!(connected(&h.take(a)) && connected(&h.take(b)));
+    assert!(
+        h.take(c).iter().any(
+            |e| matches!(e, ClientEvent::ConnectFailed { description, .. }
+        if description.contains("full"))
+        ),
+        "third in a room of two"
+    );
+    let d = h.connect("chat/r2");
+    assert!(connected(&h.take(d)));
+    // All harness clients come from 127.0.0.1: the fourth accepted one is refused.
+    let e = h.connect("chat/r2");
+    assert!(h.take(e).iter().any(
+        |ev| matches!(ev, ClientEvent::ConnectFailed { description, .. }
+        if description.contains("too many connections from 127.0.0.1"))
+    ));
+    h.disconnect(d);
+    // Two rooms exist already (r1, r2 lingers for room_idle): a third is refused.
+    let f = h.connect("chat/r3");
+    assert!(h.take(f).iter().any(
+        |ev| matches!(ev, ClientEvent::ConnectFailed { description, .. }
+        if description.contains("too many rooms"))
+    ));
+}
+
+#[test]
+fn too_many_objects_or_a_bad_name_is_object_creation_failed() {
+    let mut config = HubConfig::default();
+    config.shared_objects.max_per_scope = 1;
+    let mut h = Harness::new(config);
+    let a = h.connect("chat");
+    h.peers[a].client.so_use("one", false).unwrap();
+    h.peers[a].client.so_use("two", false).unwrap();
+    h.peers[a].client.so_use("bad/name", false).unwrap();
+    h.drive();
+    let got = so_messages(h.take(a));
+    let firsts: Vec<(String, SoEvent)> = got
+        .into_iter()
+        .map(|m| (m.name, m.events[0].clone()))
+        .collect();
+    let failed = SoEvent::Status {
+        code: "SharedObject.ObjectCreationFailed".into(),
+        level: "error".into(),
+    };
+    assert_eq!(
+        firsts,
+        vec![
+            ("one".to_string(), SoEvent::UseSuccess),
+            ("two".to_string(), failed.clone()),
+            ("bad/name".to_string(), failed),
+        ]
+    );
+}
+
+/// Lets only `token=secret` publish, refuses play of "private", and makes
+/// SO "readonly" unwritable.
+struct Picky;
+impl Application for Picky {
+    fn on_publish(&mut self, _: ConnId, _: &ScopePath, _: &str, query: &str) -> Decision {
+        if crate::scope_path::query_param(query, "token") == Some("secret") {
+            Decision::Accept
+        } else {
+            Decision::Reject("bad token".into())
+        }
+    }
+    fn on_play(&mut self, _: ConnId, _: &ScopePath, name: &str, _: &str) -> Decision {
+        if name == "private" {
+            Decision::Reject("not for you".into())
+        } else {
+            Decision::Accept
+        }
+    }
+    fn on_shared_object(
+        &mut self,
+        _: ConnId,
+        _: &ScopePath,
+        name: &str,
+        access: SoAccess,
+    ) -> Decision {
+        if name == "readonly" && access == SoAccess::Write {
+            Decision::Reject("read only".into())
+        } else {
+            Decision::Accept
+        }
+    }
+}
+
+#[test]
+fn application_hooks_decide_publish_play_and_writes() {
+    let hub = Hub::with_parts(
+        HubConfig::default(),
+        Box::new(Picky),
+        Box::new(crate::store::MemoryStore::new()),
+    );
+    let mut h = Harness::with_hub(hub);
+    let codes = |events: Vec<ClientEvent>| -> Vec<String> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Status { code, .. } => Some(code),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = h.connect("live");
+    let s = h.create_stream(p);
+    h.peers[p].client.publish(s, "cam").unwrap();
+    h.drive();
+    assert_eq!(codes(h.take(p)), ["NetStream.Publish.BadName"]);
+    h.peers[p].client.publish(s, "cam?token=secret").unwrap();
+    h.drive();
+    assert_eq!(codes(h.take(p)), ["NetStream.Publish.Start"]);
+    let v = h.connect("live");
+    let vs = h.create_stream(v);
+    h.peers[v].client.play(vs, "private", -2.0).unwrap();
+    h.drive();
+    assert_eq!(codes(h.take(v)), ["NetStream.Play.StreamNotFound"]);
+    h.peers[v].client.so_use("readonly", false).unwrap();
+    h.peers[v]
+        .client
+        .so_set("readonly", false, vec![("k".into(), text("v"))])
+        .unwrap();
+    h.drive();
+    let got = so_messages(h.take(v));
+    assert_eq!(got[0].events[0], SoEvent::UseSuccess, "reading is fine");
+    assert_eq!(
+        got[1].events,
+        vec![SoEvent::Status {
+            code: "SharedObject.NoWriteAccess".into(),
+            level: "error".into()
+        }]
+    );
+}
