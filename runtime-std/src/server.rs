@@ -46,6 +46,10 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+/// A write that makes no progress for this long means the client stopped
+/// reading for good: the connection is dropped (its outbox has long since
+/// been dropping media, and the hub may already have given up on it).
+const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long connections get to say goodbye at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -376,8 +380,10 @@ async fn run_rtmp<S: crate::net::Stream>(
             });
         }
         while let Some(bytes) = conn.poll_transmit() {
-            if let Err(e) = writer.write_all(&bytes).await {
-                return format!("write failed: {e}");
+            match tokio::time::timeout(WRITE_STALL, writer.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return format!("write failed: {e}"),
+                Err(_) => return format!("client stopped reading for {}s", WRITE_STALL.as_secs()),
             }
             shared
                 .bytes_out
