@@ -1,0 +1,471 @@
+//! Live streams: publish, play, unpublish, and media fan-out.
+
+use super::*;
+
+impl Hub {
+    /// Refuses a publish or play: an error status to the client, a log event.
+    pub(super) fn refuse_stream(
+        &mut self,
+        conn: ConnId,
+        stream: u32,
+        code: &'static str,
+        what: &str,
+        name: &str,
+        why: String,
+    ) {
+        let reason = format!("{what} {name:?}: {why}");
+        self.status(conn, stream, Level::Error, code, why);
+        self.mail
+            .events
+            .push_back(HubEvent::Refused { conn, reason });
+    }
+
+    pub(super) fn status(
+        &mut self,
+        conn: ConnId,
+        stream: u32,
+        level: Level,
+        code: &'static str,
+        description: String,
+    ) {
+        self.mail.deliver(
+            conn,
+            Delivery::Status {
+                stream,
+                level,
+                code,
+                description,
+            },
+        );
+    }
+
+    pub(super) fn publish(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        scope: &ScopePath,
+        stream: u32,
+        target: &str,
+    ) {
+        let (name, query) = split_query(target);
+        let refuse = |hub: &mut Hub, why: String| {
+            hub.refuse_stream(
+                conn,
+                stream,
+                "NetStream.Publish.BadName",
+                "publish",
+                name,
+                why,
+            );
+        };
+        if let Err(why) = validate_stream_name(name) {
+            return refuse(self, why.to_owned());
+        }
+        let key = (scope.clone(), name.to_owned());
+        if self
+            .streams
+            .get(&key)
+            .is_some_and(|s| s.publisher.is_some())
+        {
+            return refuse(self, format!("{name} is already being published"));
+        }
+        if self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.publishing.iter().any(|(s, _)| *s == stream))
+        {
+            return refuse(self, "this stream already publishes".to_owned());
+        }
+        let scope_streams = self.scopes.get(scope).map_or(0, |s| s.streams);
+        if !self.streams.contains_key(&key) && scope_streams >= self.config.max_streams_per_scope {
+            return refuse(self, "too many streams in this scope".to_owned());
+        }
+        if let Decision::Reject(why) = self.app.on_publish(conn, scope, name, query) {
+            return refuse(self, why);
+        }
+        let live = self.stream_entry(key);
+        live.publisher = Some(Publisher { conn, stream });
+        live.reset_media();
+        let players: Vec<(ConnId, u32)> = live
+            .players
+            .iter()
+            .map(|p| (p.conn, p.route.stream_id))
+            .collect();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.publishing.push((stream, name.to_owned()));
+        }
+        self.mail.deliver(conn, Delivery::StreamBegin { stream });
+        self.status(
+            conn,
+            stream,
+            Level::Status,
+            "NetStream.Publish.Start",
+            format!("{name} is now published"),
+        );
+        for (player, player_stream) in players {
+            // Waiting players start on the first keyframe.
+            if let Some(outbox) = self.mail.outboxes.get_mut(&player) {
+                outbox.await_keyframe(player_stream);
+            }
+            self.mail.deliver(
+                player,
+                Delivery::StreamBegin {
+                    stream: player_stream,
+                },
+            );
+            self.status(
+                player,
+                player_stream,
+                Level::Status,
+                "NetStream.Play.PublishNotify",
+                format!("{name} is now published"),
+            );
+        }
+        let _ = now;
+    }
+
+    /// The stream entry for `key`, created (and counted in its scope) if new.
+    pub(super) fn stream_entry(&mut self, key: (ScopePath, String)) -> &mut LiveStream {
+        if !self.streams.contains_key(&key)
+            && let Some(s) = self.scopes.get_mut(&key.0)
+        {
+            s.streams += 1;
+            s.idle_since = None;
+        }
+        self.streams.entry(key).or_default()
+    }
+
+    pub(super) fn unpublish(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        scope: &ScopePath,
+        stream: u32,
+        name: &str,
+    ) {
+        let key = (scope.clone(), name.to_owned());
+        let Some(live) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if live.publisher != Some(Publisher { conn, stream }) {
+            return;
+        }
+        live.publisher = None;
+        live.reset_media();
+        let players: Vec<(ConnId, u32)> = live
+            .players
+            .iter()
+            .map(|p| (p.conn, p.route.stream_id))
+            .collect();
+        for (player, player_stream) in players {
+            self.mail.deliver(
+                player,
+                Delivery::StreamEof {
+                    stream: player_stream,
+                },
+            );
+            self.status(
+                player,
+                player_stream,
+                Level::Status,
+                "NetStream.Play.UnpublishNotify",
+                format!("{name} is now unpublished"),
+            );
+        }
+        self.drop_stream_if_unused(now, &key);
+    }
+
+    pub(super) fn drop_stream_if_unused(&mut self, now: Instant, key: &(ScopePath, String)) {
+        if self.streams.get(key).is_some_and(LiveStream::is_unused) {
+            self.streams.remove(key);
+            if let Some(s) = self.scopes.get_mut(&key.0) {
+                s.streams = s.streams.saturating_sub(1);
+            }
+            self.refresh_scope(now, &key.0);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn play(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        scope: &ScopePath,
+        stream: u32,
+        target: &str,
+        start: f64,
+        route: MediaRoute,
+    ) {
+        let (name, query) = split_query(target);
+        let not_found = |hub: &mut Hub, why: String| {
+            let code = "NetStream.Play.StreamNotFound";
+            hub.refuse_stream(conn, stream, code, "play", name, why);
+        };
+        if let Err(why) = validate_stream_name(name) {
+            return not_found(self, why.to_owned());
+        }
+        let key = (scope.clone(), name.to_owned());
+        let publishing = self
+            .streams
+            .get(&key)
+            .is_some_and(|s| s.publisher.is_some());
+        if start >= 0.0 && !publishing {
+            return not_found(
+                self,
+                format!("{name} is not live (recordings are not served)"),
+            );
+        }
+        let scope_streams = self.scopes.get(scope).map_or(0, |s| s.streams);
+        if !self.streams.contains_key(&key) && scope_streams >= self.config.max_streams_per_scope {
+            return not_found(self, "too many streams in this scope".to_owned());
+        }
+        if let Decision::Reject(why) = self.app.on_play(conn, scope, name, query) {
+            return not_found(self, why);
+        }
+        // A new play on the same message stream replaces the old one.
+        let previous = self.conns.get_mut(&conn).and_then(|c| {
+            let i = c.playing.iter().position(|(s, _)| *s == stream)?;
+            Some(c.playing.remove(i).1)
+        });
+        if let Some(previous) = previous {
+            self.stop_playing(now, conn, scope, &previous);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.playing.push((stream, name.to_owned()));
+        }
+        let live = self.stream_entry(key.clone());
+        live.players.push(Player {
+            conn,
+            route,
+            needs_headers: false,
+        });
+        self.mail.deliver(conn, Delivery::StreamBegin { stream });
+        self.status(
+            conn,
+            stream,
+            Level::Status,
+            "NetStream.Play.Reset",
+            format!("playing and resetting {name}"),
+        );
+        self.status(
+            conn,
+            stream,
+            Level::Status,
+            "NetStream.Play.Start",
+            format!("started playing {name}"),
+        );
+        self.send_join_state(conn, &key, route);
+    }
+
+    /// What a late joiner needs: metadata, sequence headers, then the GOP.
+    pub(super) fn send_join_state(
+        &mut self,
+        conn: ConnId,
+        key: &(ScopePath, String),
+        route: MediaRoute,
+    ) {
+        let Some(live) = self.streams.get(key) else {
+            return;
+        };
+        if live.publisher.is_none() {
+            if let Some(outbox) = self.mail.outboxes.get_mut(&conn) {
+                outbox.await_keyframe(route.stream_id);
+            }
+            return;
+        }
+        let head = [&live.metadata, &live.audio_header, &live.video_header];
+        let gop = live.gop();
+        if gop.is_empty()
+            && let Some(outbox) = self.mail.outboxes.get_mut(&conn)
+        {
+            outbox.await_keyframe(route.stream_id);
+        }
+        for message in head.into_iter().flatten().chain(gop) {
+            let delivery = media_delivery(route, message, encode_media(route, message));
+            self.mail.deliver(conn, Delivery::Media(delivery));
+        }
+    }
+
+    pub(super) fn stop_playing(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        scope: &ScopePath,
+        name: &str,
+    ) {
+        let key = (scope.clone(), name.to_owned());
+        if let Some(live) = self.streams.get_mut(&key) {
+            live.players.retain(|p| p.conn != conn);
+        }
+        self.drop_stream_if_unused(now, &key);
+    }
+
+    pub(super) fn close_stream(&mut self, now: Instant, conn: ConnId, stream: u32) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(scope) = state.scope.clone() else {
+            return;
+        };
+        let published = state
+            .publishing
+            .iter()
+            .position(|(s, _)| *s == stream)
+            .map(|i| state.publishing.remove(i).1);
+        let played = state
+            .playing
+            .iter()
+            .position(|(s, _)| *s == stream)
+            .map(|i| state.playing.remove(i).1);
+        if let Some(name) = published {
+            self.unpublish(now, conn, &scope, stream, &name);
+            self.status(
+                conn,
+                stream,
+                Level::Status,
+                "NetStream.Unpublish.Success",
+                format!("{name} is now unpublished"),
+            );
+        }
+        if let Some(name) = played {
+            self.stop_playing(now, conn, &scope, &name);
+        }
+    }
+
+    pub(super) fn media(
+        &mut self,
+        conn: ConnId,
+        stream: u32,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: Bytes,
+    ) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let Some(scope) = state.scope.as_ref() else {
+            return;
+        };
+        let Some((_, name)) = state.publishing.iter().find(|(s, _)| *s == stream) else {
+            return; // media on a stream that does not publish: ignored
+        };
+        let key = (scope.clone(), name.clone());
+        let (payload, is_metadata) = match kind {
+            MediaKind::Data => normalise_data(payload, &self.config.limits),
+            _ => (payload, false),
+        };
+        let message = CachedMessage {
+            kind,
+            priority: classify(kind, &payload),
+            timestamp,
+            payload,
+        };
+        let Some(live) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if is_metadata {
+            live.metadata = Some(message.clone());
+        }
+        live.remember(&message, self.config.max_gop_bytes);
+        self.encodings.clear();
+        let keyframe = kind == MediaKind::Video && message.priority == MediaPriority::Key;
+        for index in 0..live.players.len() {
+            let Some(player) = live.players.get(index).copied() else {
+                break;
+            };
+            let route = player.route;
+            let chunks = match self.encodings.iter().find(|(r, _)| *r == route) {
+                Some((_, bytes)) => bytes.clone(),
+                None => {
+                    let bytes = encode_media(route, &message);
+                    self.encodings.push((route, bytes.clone()));
+                    bytes
+                }
+            };
+            if player.needs_headers && keyframe {
+                for header in [&live.audio_header, &live.video_header]
+                    .into_iter()
+                    .flatten()
+                {
+                    let delivery = media_delivery(route, header, encode_media(route, header));
+                    self.mail.deliver(player.conn, Delivery::Media(delivery));
+                }
+                if let Some(p) = live.players.get_mut(index) {
+                    p.needs_headers = false;
+                }
+            }
+            let outcome = self.mail.deliver(
+                player.conn,
+                Delivery::Media(media_delivery(route, &message, chunks)),
+            );
+            if let Some(PushOutcome::Queued { cut_back: true, .. }) = outcome
+                && let Some(p) = live.players.get_mut(index)
+            {
+                p.needs_headers = !keyframe;
+            }
+        }
+    }
+}
+
+/// Strips `@setDataFrame` from a data message (players get `onMetaData`, as
+/// from nginx-rtmp) and tells whether it is metadata. Undecodable data is
+/// relayed untouched.
+pub(super) fn normalise_data(payload: Bytes, limits: &Limits) -> (Bytes, bool) {
+    match DataMessage::decode(&payload, limits) {
+        Ok(data) => {
+            let is_metadata = data.metadata().is_some();
+            if data.is_set_data_frame() {
+                (data.without_set_data_frame().to_bytes(), is_metadata)
+            } else {
+                (payload, is_metadata)
+            }
+        }
+        Err(_) => (payload, false),
+    }
+}
+
+pub(super) fn csid_for(kind: MediaKind) -> u32 {
+    match kind {
+        MediaKind::Audio => media_csid::AUDIO,
+        MediaKind::Video => media_csid::VIDEO,
+        MediaKind::Data => media_csid::DATA,
+    }
+}
+
+pub(super) fn type_id_for(kind: MediaKind) -> u8 {
+    match kind {
+        MediaKind::Audio => 8,
+        MediaKind::Video => 9,
+        MediaKind::Data => 18,
+    }
+}
+
+/// Chunks one media message for one route (done once per route).
+pub(super) fn encode_media(route: MediaRoute, message: &CachedMessage) -> Bytes {
+    let raw = RawMessage {
+        csid: csid_for(message.kind),
+        timestamp: message.timestamp,
+        type_id: type_id_for(message.kind),
+        stream_id: route.stream_id,
+        payload: message.payload.clone(),
+    };
+    let mut out = BytesMut::with_capacity(message.payload.len() + 16 + message.payload.len() / 128);
+    // Media bodies are bounded by `Limits::max_message` (< 2^24), so this
+    // cannot fail; an empty buffer would only make players skip the message.
+    let _ = encode_standalone(&raw, route.chunk_size, &mut out);
+    out.freeze()
+}
+
+pub(super) fn media_delivery(
+    route: MediaRoute,
+    message: &CachedMessage,
+    chunks: Bytes,
+) -> MediaDelivery {
+    MediaDelivery {
+        stream: route.stream_id,
+        kind: message.kind,
+        priority: message.priority,
+        timestamp: message.timestamp,
+        chunks,
+    }
+}
