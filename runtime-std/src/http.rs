@@ -38,10 +38,9 @@ pub const MAX_HEADERS: usize = 64;
 /// How long a client may take to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The placeholder page served at `/` until the demo page lands.
-pub const INDEX_HTML: &str = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tern</title></head>\n\
-<body><h1>tern</h1><p>The demo page is not built yet. See <a href=\"/api/stats\">/api/stats</a> \
-and <a href=\"/metrics\">/metrics</a>.</p></body></html>\n";
+/// The demo page at `/` (a chat room and a shared-object inspector over the
+/// WebSocket JSON protocol), embedded in the binary.
+pub const INDEX_HTML: &str = include_str!("../static/index.html");
 
 /// A parsed request line and headers, owned (it outlives the read buffer,
 /// for example when handed to the WebSocket side).
