@@ -39,6 +39,7 @@ pub mod store;
 pub mod stream;
 pub mod time;
 pub mod trace;
+pub mod ws;
 
 #[cfg(test)]
 mod testing;

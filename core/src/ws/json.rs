@@ -1,0 +1,740 @@
+//! tern's WebSocket JSON protocol v1 (DESIGN.md §6, `docs/ws-protocol.md`)
+//! and the AMF0 ↔ JSON mapping.
+//!
+//! Client → server: one JSON object per text message with an `op` of
+//! `use`, `set`, `delete`, `send` or `release`. Server → client: `welcome`,
+//! `sync`, `ack`, `change`, `delete`, `message`, `clear` and `error`.
+
+use crate::Limits;
+use crate::amf0::Value;
+use crate::hub::{SoNotice, SoUpdate};
+use crate::scope_path::ScopePath;
+use alloc::borrow::ToOwned;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use serde_json::{Map, Value as Json};
+
+/// Longest string an AMF0 `String` holds; longer ones become `LongString`.
+const AMF_SHORT_STRING: usize = 0xFFFF;
+
+/// Largest integer every f64 holds exactly (2^53).
+const EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// A JSON number for `n`: an integer when `n` is integral and exact, a
+/// float otherwise, `null` for NaN and ±∞.
+fn number(n: f64) -> Json {
+    let int = n as i64; // saturating; NaN → 0
+    if n.abs() < EXACT_INT && int as f64 == n && !(n == 0.0 && n.is_sign_negative()) {
+        Json::from(int)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
+/// AMF0 → JSON. Number ↔ number (NaN/±∞ → null), boolean, string and long
+/// string → string, object / ECMA array / typed object → object (class name
+/// dropped; a repeated key keeps its last value), strict array → array,
+/// null / undefined → null, date → `{"$date": ms}`, XML → string. Values
+/// with no JSON meaning (reference, unsupported, AVM+) → null.
+pub fn amf_to_json(value: &Value) -> Json {
+    match value {
+        Value::Number(n) => number(*n),
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::String(s) | Value::LongString(s) | Value::XmlDocument(s) => Json::String(s.clone()),
+        Value::Object(p)
+        | Value::EcmaArray { properties: p, .. }
+        | Value::TypedObject { properties: p, .. } => Json::Object(
+            p.iter()
+                .map(|(k, v)| (k.clone(), amf_to_json(v)))
+                .collect::<Map<String, Json>>(),
+        ),
+        Value::StrictArray(items) => Json::Array(items.iter().map(amf_to_json).collect()),
+        Value::Date { millis, .. } => {
+            let mut m = Map::new();
+            m.insert("$date".to_owned(), number(*millis));
+            Json::Object(m)
+        }
+        Value::Null
+        | Value::Undefined
+        | Value::Reference(_)
+        | Value::Unsupported
+        | Value::Avmplus(_) => Json::Null,
+    }
+}
+
+/// An AMF0 string value: `String`, or `LongString` past 65535 bytes.
+pub fn amf_string(s: &str) -> Value {
+    if s.len() > AMF_SHORT_STRING {
+        Value::LongString(s.to_owned())
+    } else {
+        Value::String(s.to_owned())
+    }
+}
+
+/// JSON → AMF0, the inverse of [`amf_to_json`] on what JSON can say:
+/// number → number, boolean, string → string (long string past 65535
+/// bytes), array → strict array, null → null, `{"$date": ms}` (exactly that
+/// one key, a number or null) → date with time zone 0, any other object →
+/// anonymous object (keys in JSON-object order, which is sorted).
+pub fn json_to_amf(value: &Json) -> Value {
+    match value {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => amf_string(s),
+        Json::Array(items) => Value::StrictArray(items.iter().map(json_to_amf).collect()),
+        Json::Object(map) => {
+            if map.len() == 1
+                && let Some(date) = map.get("$date")
+                && (date.is_number() || date.is_null())
+            {
+                return Value::Date {
+                    millis: date.as_f64().unwrap_or(f64::NAN),
+                    time_zone: 0,
+                };
+            }
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), json_to_amf(v)))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// An operation a JSON client asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientOp {
+    /// `{"op":"use","so":…,"persistent":bool?}`
+    Use { so: String, persistent: bool },
+    /// `{"op":"set","so":…,"key":…,"value":…}`
+    Set {
+        so: String,
+        key: String,
+        value: Value,
+    },
+    /// `{"op":"delete","so":…,"key":…}`
+    Delete { so: String, key: String },
+    /// `{"op":"send","so":…,"method":…,"args":[…]?}`
+    Send {
+        so: String,
+        method: String,
+        args: Vec<Value>,
+    },
+    /// `{"op":"release","so":…}`
+    Release { so: String },
+}
+
+impl ClientOp {
+    /// The shared object the operation is about.
+    pub fn so(&self) -> &str {
+        match self {
+            ClientOp::Use { so, .. }
+            | ClientOp::Set { so, .. }
+            | ClientOp::Delete { so, .. }
+            | ClientOp::Send { so, .. }
+            | ClientOp::Release { so } => so,
+        }
+    }
+}
+
+/// Why a client message was refused (answered with an `error` message;
+/// nothing changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpError {
+    /// Not valid JSON.
+    InvalidJson,
+    /// Valid JSON but not an object.
+    NotAnObject,
+    /// `op` missing, not a string, or not one we know.
+    UnknownOp(String),
+    /// A required field is missing.
+    MissingField(&'static str),
+    /// A field has the wrong type or an unusable value.
+    BadField(&'static str),
+    /// A value nests deeper or holds more values than AMF0 peers accept.
+    TooComplex,
+    /// A binary message on a JSON connection.
+    Binary,
+    /// The connection uses too many shared objects at once.
+    TooManyObjects { max: usize },
+}
+
+impl OpError {
+    /// The `code` of the error message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpError::InvalidJson => "Protocol.InvalidJson",
+            OpError::NotAnObject => "Protocol.NotAnObject",
+            OpError::UnknownOp(_) => "Protocol.UnknownOp",
+            OpError::MissingField(_) => "Protocol.MissingField",
+            OpError::BadField(_) => "Protocol.BadField",
+            OpError::TooComplex => "Protocol.TooComplex",
+            OpError::Binary => "Protocol.BinaryUnsupported",
+            OpError::TooManyObjects { .. } => "Protocol.TooManyObjects",
+        }
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpError::InvalidJson => f.write_str("message is not valid JSON"),
+            OpError::NotAnObject => f.write_str("message is not a JSON object"),
+            OpError::UnknownOp(op) if op.is_empty() => f.write_str("message has no string \"op\""),
+            OpError::UnknownOp(op) => write!(f, "unknown op {op:?}"),
+            OpError::MissingField(name) => write!(f, "missing field {name:?}"),
+            OpError::BadField(name) => write!(f, "field {name:?} has a bad type or value"),
+            OpError::TooComplex => f.write_str("value nests too deep or holds too many values"),
+            OpError::Binary => f.write_str("binary messages are not part of protocol v1"),
+            OpError::TooManyObjects { max } => {
+                write!(f, "at most {max} shared objects in use per connection")
+            }
+        }
+    }
+}
+
+impl core::error::Error for OpError {}
+
+/// Container nesting depth and value count of `value`.
+fn complexity(value: &Json) -> (usize, usize) {
+    match value {
+        Json::Array(items) => items.iter().fold((1, 1), |(d, c), v| {
+            let (vd, vc) = complexity(v);
+            (d.max(vd + 1), c.saturating_add(vc))
+        }),
+        Json::Object(map) => map.values().fold((1, 1), |(d, c), v| {
+            let (vd, vc) = complexity(v);
+            (d.max(vd + 1), c.saturating_add(vc))
+        }),
+        _ => (0, 1),
+    }
+}
+
+fn string_field(
+    obj: &Map<String, Json>,
+    name: &'static str,
+    max: usize,
+) -> Result<String, OpError> {
+    match obj.get(name) {
+        None => Err(OpError::MissingField(name)),
+        Some(Json::String(s)) if !s.is_empty() && s.len() <= max => Ok(s.clone()),
+        Some(_) => Err(OpError::BadField(name)),
+    }
+}
+
+/// Parses one client text message. `limits` bounds the depth and value
+/// count of carried values (so every RTMP peer can decode them).
+pub fn parse_client_op(text: &[u8], limits: &Limits) -> Result<ClientOp, OpError> {
+    let json: Json = serde_json::from_slice(text).map_err(|_| OpError::InvalidJson)?;
+    let Json::Object(obj) = json else {
+        return Err(OpError::NotAnObject);
+    };
+    let op = match obj.get("op") {
+        Some(Json::String(op)) => op.as_str(),
+        _ => return Err(OpError::UnknownOp(String::new())),
+    };
+    let check = |values: &[&Json]| {
+        let (depth, count) = values.iter().fold((0, 0usize), |(d, c), v| {
+            let (vd, vc) = complexity(v);
+            (d.max(vd), c.saturating_add(vc))
+        });
+        if depth > limits.amf0_max_depth || count > limits.amf0_max_values {
+            Err(OpError::TooComplex)
+        } else {
+            Ok(())
+        }
+    };
+    // Keys and names travel as AMF0 short strings (u16 length) to RTMP peers.
+    let so = || string_field(&obj, "so", AMF_SHORT_STRING);
+    let key = || string_field(&obj, "key", AMF_SHORT_STRING);
+    Ok(match op {
+        "use" => ClientOp::Use {
+            so: so()?,
+            persistent: match obj.get("persistent") {
+                None | Some(Json::Null) => false,
+                Some(Json::Bool(b)) => *b,
+                Some(_) => return Err(OpError::BadField("persistent")),
+            },
+        },
+        "set" => {
+            let (so, key) = (so()?, key()?);
+            let value = obj.get("value").ok_or(OpError::MissingField("value"))?;
+            check(&[value])?;
+            ClientOp::Set {
+                so,
+                key,
+                value: json_to_amf(value),
+            }
+        }
+        "delete" => ClientOp::Delete {
+            so: so()?,
+            key: key()?,
+        },
+        "send" => {
+            let so = so()?;
+            let method = string_field(&obj, "method", AMF_SHORT_STRING)?;
+            let args = match obj.get("args") {
+                None | Some(Json::Null) => Vec::new(),
+                Some(Json::Array(items)) => {
+                    check(&items.iter().collect::<Vec<_>>())?;
+                    items.iter().map(json_to_amf).collect()
+                }
+                Some(_) => return Err(OpError::BadField("args")),
+            };
+            ClientOp::Send { so, method, args }
+        }
+        "release" => ClientOp::Release { so: so()? },
+        other => return Err(OpError::UnknownOp(other.to_owned())),
+    })
+}
+
+/// Renders a JSON object with its members in the order given (`op` first,
+/// for people reading traces); nested objects come out with sorted keys.
+fn render(pairs: impl IntoIterator<Item = (&'static str, Json)>) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Json::from(key).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// `{"op":"welcome","scope":"/app/room"}`.
+pub fn welcome(scope: &ScopePath) -> String {
+    render([
+        ("op", Json::from("welcome")),
+        ("scope", Json::from(scope.as_str())),
+    ])
+}
+
+/// `{"op":"error",["so":…,]"code":…,"message":…}`.
+pub fn error(so: Option<&str>, code: &str, message: &str) -> String {
+    let mut pairs = alloc::vec![("op", Json::from("error"))];
+    if let Some(so) = so {
+        pairs.push(("so", Json::from(so)));
+    }
+    pairs.push(("code", Json::from(code)));
+    pairs.push(("message", Json::from(message)));
+    render(pairs)
+}
+
+/// A readable message for a shared-object status code.
+fn status_message(code: &str) -> &'static str {
+    use crate::shared_object::status;
+    match code {
+        status::NO_WRITE_ACCESS => "write refused",
+        status::NO_READ_ACCESS => "read refused",
+        status::BAD_PERSISTENCE => "persistence flag differs from the object's",
+        status::OBJECT_CREATION_FAILED => "shared object could not be created",
+        _ => "shared object error",
+    }
+}
+
+/// The JSON messages for one shared-object update, in order. A use answer
+/// (it starts with `UseSuccess`) becomes one `sync` with the full data;
+/// every other notice becomes one message.
+pub fn update_messages(update: &SoUpdate) -> Vec<String> {
+    let so = || Json::from(update.name.as_str());
+    let version = || Json::from(update.version);
+    if matches!(update.notices.first(), Some(SoNotice::UseSuccess)) {
+        let mut data = Map::new();
+        for notice in &update.notices {
+            match notice {
+                SoNotice::Clear => data.clear(),
+                SoNotice::Change { key, value } => {
+                    data.insert(key.clone(), amf_to_json(value));
+                }
+                SoNotice::Remove { key } => {
+                    data.remove(key);
+                }
+                _ => {}
+            }
+        }
+        return alloc::vec![render([
+            ("op", Json::from("sync")),
+            ("so", so()),
+            ("version", version()),
+            ("data", Json::Object(data)),
+        ])];
+    }
+    update
+        .notices
+        .iter()
+        .filter_map(|notice| {
+            Some(match notice {
+                SoNotice::UseSuccess => return None,
+                SoNotice::Clear => render([
+                    ("op", Json::from("clear")),
+                    ("so", so()),
+                    ("version", version()),
+                ]),
+                SoNotice::Change { key, value } => render([
+                    ("op", Json::from("change")),
+                    ("so", so()),
+                    ("version", version()),
+                    ("key", Json::from(key.as_str())),
+                    ("value", amf_to_json(value)),
+                ]),
+                SoNotice::Success { key } => render([
+                    ("op", Json::from("ack")),
+                    ("so", so()),
+                    ("version", version()),
+                    ("key", Json::from(key.as_str())),
+                ]),
+                SoNotice::Remove { key } => render([
+                    ("op", Json::from("delete")),
+                    ("so", so()),
+                    ("version", version()),
+                    ("key", Json::from(key.as_str())),
+                ]),
+                SoNotice::Message { method, args } => render([
+                    ("op", Json::from("message")),
+                    ("so", so()),
+                    ("version", version()),
+                    ("method", Json::from(method.as_str())),
+                    ("args", Json::Array(args.iter().map(amf_to_json).collect())),
+                ]),
+                SoNotice::Status { code, .. } => {
+                    error(Some(&update.name), code, status_message(code))
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use std::vec;
+
+    fn op(text: &str) -> Result<ClientOp, OpError> {
+        parse_client_op(text.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn amf_to_json_table() {
+        let cases = [
+            (Value::Number(1.5), json!(1.5)),
+            (Value::Number(3.0), json!(3)),
+            (Value::Number(f64::NAN), json!(null)),
+            (Value::Number(f64::INFINITY), json!(null)),
+            (Value::Number(f64::NEG_INFINITY), json!(null)),
+            (Value::Boolean(true), json!(true)),
+            (Value::string("hi"), json!("hi")),
+            (Value::LongString("long".into()), json!("long")),
+            (
+                Value::object([("a", Value::Number(1.0)), ("b", Value::Null)]),
+                json!({"a": 1, "b": null}),
+            ),
+            (
+                Value::EcmaArray {
+                    count: 0,
+                    properties: vec![("k".into(), Value::string("v"))],
+                },
+                json!({"k": "v"}),
+            ),
+            (
+                Value::TypedObject {
+                    class_name: "C".into(),
+                    properties: vec![("x".into(), Value::Boolean(false))],
+                },
+                json!({"x": false}),
+            ),
+            (
+                Value::StrictArray(vec![Value::Number(1.0), Value::string("a")]),
+                json!([1, "a"]),
+            ),
+            (Value::Null, json!(null)),
+            (Value::Undefined, json!(null)),
+            (
+                Value::Date {
+                    millis: 1_700_000_000_000.0,
+                    time_zone: 60,
+                },
+                json!({"$date": 1_700_000_000_000u64}),
+            ),
+            (Value::XmlDocument("<a/>".into()), json!("<a/>")),
+            (Value::Unsupported, json!(null)),
+        ];
+        for (amf, want) in cases {
+            assert_eq!(amf_to_json(&amf), want, "{amf:?}");
+        }
+    }
+
+    #[test]
+    fn json_to_amf_table() {
+        assert_eq!(json_to_amf(&json!(2)), Value::Number(2.0));
+        assert_eq!(json_to_amf(&json!("s")), Value::string("s"));
+        assert_eq!(
+            json_to_amf(&json!("x".repeat(70_000))),
+            Value::LongString("x".repeat(70_000))
+        );
+        assert_eq!(
+            json_to_amf(&json!({"$date": 5})),
+            Value::Date {
+                millis: 5.0,
+                time_zone: 0
+            }
+        );
+        // Not a date: a second key, or a non-number.
+        assert_eq!(
+            json_to_amf(&json!({"$date": "x"})),
+            Value::object([("$date", Value::string("x"))])
+        );
+        assert_eq!(
+            json_to_amf(&json!([null, true, {"b": 1, "a": 2}])),
+            Value::StrictArray(vec![
+                Value::Null,
+                Value::Boolean(true),
+                Value::object([("a", Value::Number(2.0)), ("b", Value::Number(1.0))]),
+            ])
+        );
+    }
+
+    #[test]
+    fn client_ops() {
+        assert_eq!(
+            op(r#"{"op":"use","so":"chat"}"#),
+            Ok(ClientOp::Use {
+                so: "chat".into(),
+                persistent: false
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"use","so":"chat","persistent":true}"#),
+            Ok(ClientOp::Use {
+                so: "chat".into(),
+                persistent: true
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"set","so":"chat","key":"k","value":{"n":[1,2]}}"#),
+            Ok(ClientOp::Set {
+                so: "chat".into(),
+                key: "k".into(),
+                value: Value::object([(
+                    "n",
+                    Value::StrictArray(vec![Value::Number(1.0), Value::Number(2.0)])
+                )]),
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"set","so":"chat","key":"k","value":null}"#),
+            Ok(ClientOp::Set {
+                so: "chat".into(),
+                key: "k".into(),
+                value: Value::Null,
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"delete","so":"chat","key":"k"}"#),
+            Ok(ClientOp::Delete {
+                so: "chat".into(),
+                key: "k".into()
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"send","so":"chat","method":"m","args":[1,"a"]}"#),
+            Ok(ClientOp::Send {
+                so: "chat".into(),
+                method: "m".into(),
+                args: vec![Value::Number(1.0), Value::string("a")],
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"send","so":"chat","method":"m"}"#),
+            Ok(ClientOp::Send {
+                so: "chat".into(),
+                method: "m".into(),
+                args: vec![],
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"release","so":"chat"}"#),
+            Ok(ClientOp::Release { so: "chat".into() })
+        );
+    }
+
+    #[test]
+    fn client_op_errors() {
+        let cases = [
+            ("{", OpError::InvalidJson),
+            ("[1]", OpError::NotAnObject),
+            ("{}", OpError::UnknownOp(String::new())),
+            (r#"{"op":"dance"}"#, OpError::UnknownOp("dance".into())),
+            (r#"{"op":"use"}"#, OpError::MissingField("so")),
+            (r#"{"op":"use","so":1}"#, OpError::BadField("so")),
+            (r#"{"op":"use","so":""}"#, OpError::BadField("so")),
+            (
+                r#"{"op":"use","so":"a","persistent":"yes"}"#,
+                OpError::BadField("persistent"),
+            ),
+            (
+                r#"{"op":"set","so":"a","key":"k"}"#,
+                OpError::MissingField("value"),
+            ),
+            (
+                r#"{"op":"set","so":"a","value":1}"#,
+                OpError::MissingField("key"),
+            ),
+            (r#"{"op":"delete","so":"a"}"#, OpError::MissingField("key")),
+            (r#"{"op":"send","so":"a"}"#, OpError::MissingField("method")),
+            (
+                r#"{"op":"send","so":"a","method":"m","args":3}"#,
+                OpError::BadField("args"),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(op(text), Err(want.clone()), "{text}");
+            assert!(want.code().starts_with("Protocol."));
+        }
+        let deep = std::format!(
+            r#"{{"op":"set","so":"a","key":"k","value":{}1{}}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        assert_eq!(op(&deep), Err(OpError::TooComplex));
+    }
+
+    fn update(version: u32, notices: Vec<SoNotice>) -> SoUpdate {
+        SoUpdate {
+            name: "chat".into(),
+            persistent: false,
+            version,
+            notices,
+        }
+    }
+
+    fn parsed(update: &SoUpdate) -> Vec<Json> {
+        update_messages(update)
+            .iter()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn server_messages() {
+        let use_answer = update(
+            4,
+            vec![
+                SoNotice::UseSuccess,
+                SoNotice::Clear,
+                SoNotice::Change {
+                    key: "a".into(),
+                    value: Value::Number(1.0),
+                },
+                SoNotice::Change {
+                    key: "b".into(),
+                    value: Value::string("x"),
+                },
+            ],
+        );
+        assert_eq!(
+            parsed(&use_answer),
+            vec![json!({"op":"sync","so":"chat","version":4,"data":{"a":1,"b":"x"}})]
+        );
+        let empty = update(0, vec![SoNotice::UseSuccess, SoNotice::Clear]);
+        assert_eq!(
+            parsed(&empty),
+            vec![json!({"op":"sync","so":"chat","version":0,"data":{}})]
+        );
+        let mixed = update(
+            5,
+            vec![
+                SoNotice::Success { key: "k".into() },
+                SoNotice::Change {
+                    key: "k".into(),
+                    value: Value::Boolean(true),
+                },
+                SoNotice::Remove { key: "k".into() },
+                SoNotice::Message {
+                    method: "m".into(),
+                    args: vec![Value::Number(1.0)],
+                },
+                SoNotice::Clear,
+                SoNotice::Status {
+                    code: "SharedObject.NoWriteAccess",
+                    level: "error",
+                },
+            ],
+        );
+        assert_eq!(
+            parsed(&mixed),
+            vec![
+                json!({"op":"ack","so":"chat","version":5,"key":"k"}),
+                json!({"op":"change","so":"chat","version":5,"key":"k","value":true}),
+                json!({"op":"delete","so":"chat","version":5,"key":"k"}),
+                json!({"op":"message","so":"chat","version":5,"method":"m","args":[1]}),
+                json!({"op":"clear","so":"chat","version":5}),
+                json!({"op":"error","so":"chat","code":"SharedObject.NoWriteAccess","message":"write refused"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn welcome_and_error() {
+        let scope = ScopePath::resolve("chat/room1", 4).unwrap();
+        assert_eq!(welcome(&scope), r#"{"op":"welcome","scope":"/chat/room1"}"#);
+        assert_eq!(
+            error(None, "X.Y", "say \"why\""),
+            r#"{"op":"error","code":"X.Y","message":"say \"why\""}"#
+        );
+        let change = update(
+            2,
+            vec![SoNotice::Change {
+                key: "k".into(),
+                value: Value::object([("b", Value::Null), ("a", Value::Number(0.5))]),
+            }],
+        );
+        assert_eq!(
+            update_messages(&change),
+            vec![String::from(
+                r#"{"op":"change","so":"chat","version":2,"key":"k","value":{"a":0.5,"b":null}}"#
+            )]
+        );
+    }
+
+    /// JSON values that survive JSON → AMF → JSON exactly: integers are
+    /// exact, floats are non-integral, objects are not `{"$date": n}`.
+    fn json_value() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            (-(1i64 << 53) + 1..(1i64 << 53)).prop_map(Json::from),
+            any::<f64>()
+                .prop_filter("finite non-integral", |f| f.is_finite() && f.fract() != 0.0)
+                .prop_map(Json::from),
+            ".{0,12}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
+                proptest::collection::btree_map("[a-z$]{0,6}", inner, 0..6)
+                    .prop_filter("not a date", |m| !(m.len() == 1 && m.contains_key("$date")))
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn json_amf_json_round_trip(v in json_value()) {
+            prop_assert_eq!(amf_to_json(&json_to_amf(&v)), v);
+        }
+
+        #[test]
+        fn dates_round_trip(ms in -(1i64 << 53) + 1..(1i64 << 53)) {
+            let v = json!({"$date": ms});
+            prop_assert_eq!(amf_to_json(&json_to_amf(&v)), v);
+        }
+    }
+}

@@ -1,0 +1,944 @@
+//! Connection-level tests: upgrade, framing errors and their close codes,
+//! protocol v1, chat and echo modes, timeouts, and WebSocket and RTMP
+//! clients sharing one hub.
+
+use super::frame::{FrameHeader, Opcode, encode_raw};
+use super::*;
+use crate::amf0::Value;
+use crate::hub::{
+    ConnId, Delivery, Hub, HubConfig, MediaDelivery, MediaKind, MediaPriority, RejectCode, Request,
+    SessionLimits, SoChange, SoNotice, SoOp, SoUpdate,
+};
+use crate::message::SoEvent;
+use crate::rtmp::ClientEvent;
+use crate::scope_path::ScopePath;
+use crate::testing::Harness;
+use crate::time::{Duration, Instant};
+use alloc::sync::Arc;
+use bytes::Bytes;
+use proptest::prelude::*;
+use serde_json::{Value as Json, json};
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+const T0: Instant = Instant::from_millis(1_000);
+const MASK: [u8; 4] = [0xa1, 0x02, 0xc3, 0x44];
+
+fn upgrade(path: &str, protocol: Option<&str>) -> Vec<u8> {
+    let mut s = std::format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost:8081\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if let Some(p) = protocol {
+        s.push_str(&std::format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    s.push_str("\r\n");
+    s.into_bytes()
+}
+
+fn client_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+    encode_raw(
+        FrameHeader {
+            fin,
+            rsv: 0,
+            opcode: opcode.as_u8(),
+            mask: Some(MASK),
+            len: 0,
+        },
+        payload,
+    )
+}
+
+fn text(s: &str) -> Vec<u8> {
+    client_frame(true, Opcode::Text, s.as_bytes())
+}
+
+/// Parses unmasked server frames (whole ones only) off the front of `buf`.
+fn server_frames(buf: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        if buf.len() < 2 {
+            return out;
+        }
+        assert_eq!(buf[1] & 0x80, 0, "server frames are never masked");
+        assert_eq!(buf[0] & 0x70, 0, "no RSV bits");
+        let (len, at) = match buf[1] & 0x7F {
+            126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+            127 if buf.len() >= 10 => (
+                u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => return out,
+            n => (n as usize, 2),
+        };
+        if buf.len() < at + len {
+            return out;
+        }
+        out.push((buf[0] & 0x0F, buf[at..at + len].to_vec()));
+        buf.drain(..at + len);
+    }
+}
+
+fn drain(conn: &mut WsConnection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(b) = conn.poll_transmit() {
+        out.extend_from_slice(&b);
+    }
+    assert_eq!(conn.pending_bytes(), 0);
+    out
+}
+
+fn events(conn: &mut WsConnection) -> Vec<Request> {
+    core::iter::from_fn(|| conn.poll_event()).collect()
+}
+
+/// An open connection: upgrade done, 101 checked, requests drained.
+fn open_with(config: WsConfig, path: &str, protocol: Option<&str>) -> (WsConnection, Vec<Request>) {
+    let mut conn = WsConnection::new(config, T0, None);
+    conn.handle_input(T0, &upgrade(path, protocol)).unwrap();
+    let out = drain(&mut conn);
+    let head = String::from_utf8(out).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    let evs = events(&mut conn);
+    (conn, evs)
+}
+
+fn open(path: &str) -> WsConnection {
+    open_with(WsConfig::default(), path, None).0
+}
+
+/// Frames the server sent since the last call.
+fn frames(conn: &mut WsConnection) -> Vec<(u8, Vec<u8>)> {
+    let mut buf = drain(conn);
+    let out = server_frames(&mut buf);
+    assert!(buf.is_empty(), "partial frame left");
+    out
+}
+
+fn texts(conn: &mut WsConnection) -> Vec<Json> {
+    frames(conn)
+        .into_iter()
+        .map(|(op, p)| {
+            assert_eq!(op, 1);
+            serde_json::from_slice(&p).unwrap()
+        })
+        .collect()
+}
+
+fn close_code_of(frame: &(u8, Vec<u8>)) -> u16 {
+    assert_eq!(frame.0, 8, "not a close frame");
+    u16::from_be_bytes([frame.1[0], frame.1[1]])
+}
+
+fn accepted(scope: &str) -> Delivery {
+    Delivery::Accepted {
+        scope: ScopePath::resolve(scope, 4).unwrap(),
+        session: SessionLimits {
+            idle_timeout: Duration::from_secs(60),
+            session_timeout: None,
+        },
+    }
+}
+
+#[test]
+fn upgrade_yields_connect() {
+    let (_, evs) = open_with(WsConfig::default(), "/chat/room1?scope=sub", None);
+    assert_eq!(
+        evs,
+        vec![Request::Connect(crate::hub::ConnectRequest {
+            protocol: crate::hub::Protocol::WebSocket,
+            target: "chat/room1?scope=sub".into(),
+            params: Value::Null,
+            args: vec![],
+            address: None,
+        })]
+    );
+    // The hub resolves it exactly as an RTMP connect.app.
+    assert_eq!(
+        ScopePath::resolve("chat/room1?scope=sub", 4)
+            .unwrap()
+            .as_str(),
+        "/chat/room1/sub"
+    );
+}
+
+#[test]
+fn byte_at_a_time() {
+    let mut conn = WsConnection::new(WsConfig::default(), T0, None);
+    let mut wire = upgrade("/chat", Some("tern.v1"));
+    wire.extend(client_frame(false, Opcode::Text, br#"{"op":"use","#));
+    wire.extend(client_frame(true, Opcode::Ping, b"hi"));
+    wire.extend(client_frame(true, Opcode::Continuation, br#""so":"chat"}"#));
+    for b in &wire {
+        conn.handle_input(T0, std::slice::from_ref(b)).unwrap();
+    }
+    let mut out = drain(&mut conn);
+    let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8(out.drain(..end).collect()).unwrap();
+    assert!(head.contains("Sec-WebSocket-Protocol: tern.v1\r\n"));
+    assert_eq!(server_frames(&mut out), vec![(0xA, b"hi".to_vec())]);
+    let evs = events(&mut conn);
+    assert_eq!(evs.len(), 2);
+    assert_eq!(
+        evs[1],
+        Request::SharedObject {
+            name: "chat".into(),
+            persistent: false,
+            op: SoOp::Use
+        }
+    );
+}
+
+#[test]
+fn frames_right_behind_the_head() {
+    let mut conn = WsConnection::new(WsConfig::default(), T0, None);
+    let mut wire = upgrade("/chat", None);
+    wire.extend(text(r#"{"op":"use","so":"x"}"#));
+    conn.handle_input(T0, &wire).unwrap();
+    assert_eq!(events(&mut conn).len(), 2);
+}
+
+#[test]
+fn bad_upgrades_are_answered_and_closed() {
+    let mut conn = WsConnection::new(WsConfig::default(), T0, None);
+    let bad = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n";
+    let e = conn.handle_input(T0, bad).unwrap_err();
+    assert_eq!(e, WsError::Handshake(HandshakeError::UnsupportedVersion));
+    assert!(conn.is_closing());
+    let resp = String::from_utf8(drain(&mut conn)).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    assert!(resp.contains("Sec-WebSocket-Version: 13\r\n"));
+    assert!(events(&mut conn).is_empty());
+    assert_eq!(conn.handle_input(T0, b"x"), Err(e));
+
+    let mut conn = WsConnection::new(WsConfig::default(), T0, None);
+    let e = conn
+        .handle_input(T0, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        WsError::Handshake(HandshakeError::MissingHeader(_))
+    ));
+    let resp = String::from_utf8(drain(&mut conn)).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+
+    // A head that never ends.
+    let mut conn = WsConnection::new(WsConfig::default(), T0, None);
+    let mut result = Ok(());
+    for _ in 0..20 {
+        result = conn.handle_input(T0, &[b'a'; 1024]);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        result,
+        Err(WsError::Handshake(HandshakeError::HeadTooLarge))
+    );
+    assert!(conn.pending_bytes() > 0);
+}
+
+#[test]
+fn every_framing_error_closes_with_its_code() {
+    let mut rsv = text("x");
+    rsv[0] |= 0x10;
+    let mut reserved_op = text("x");
+    reserved_op[0] = 0x83;
+    let mut two_data = client_frame(false, Opcode::Text, b"a");
+    two_data.extend(text("b"));
+    let mut too_big_frags = client_frame(false, Opcode::Binary, &[0; 600]);
+    too_big_frags.extend(client_frame(true, Opcode::Continuation, &[0; 600]));
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (
+            frame::encode_frame(Opcode::Text, b"unmasked").to_vec(),
+            1002,
+        ),
+        (rsv, 1002),
+        (reserved_op, 1002),
+        (client_frame(true, Opcode::Ping, &[0; 126]), 1002),
+        (client_frame(false, Opcode::Ping, b""), 1002),
+        (client_frame(true, Opcode::Continuation, b"x"), 1002),
+        (two_data, 1002),
+        (client_frame(true, Opcode::Text, &[0xff]), 1007),
+        (client_frame(true, Opcode::Binary, &[0; 1025]), 1009),
+        (too_big_frags, 1009),
+        (client_frame(true, Opcode::Close, &[1]), 1002),
+        (
+            client_frame(true, Opcode::Close, &1005u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            client_frame(true, Opcode::Close, &1006u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            client_frame(true, Opcode::Close, &1015u16.to_be_bytes()),
+            1002,
+        ),
+        (
+            client_frame(true, Opcode::Close, &1004u16.to_be_bytes()),
+            1002,
+        ),
+        (client_frame(true, Opcode::Close, &[0x03, 0xe8, 0xc0]), 1007),
+    ];
+    for (wire, code) in cases {
+        let config = WsConfig {
+            max_message: 1024,
+            ..WsConfig::default()
+        };
+        for bytewise in [false, true] {
+            let (mut conn, _) = open_with(config.clone(), "/chat", None);
+            let result = if bytewise {
+                wire.iter()
+                    .try_for_each(|b| conn.handle_input(T0, std::slice::from_ref(b)))
+            } else {
+                conn.handle_input(T0, &wire)
+            };
+            let Err(WsError::Protocol(e)) = result else {
+                panic!("{wire:02x?}: {result:?}")
+            };
+            assert_eq!(e.close_code(), code, "{e}");
+            assert!(conn.is_closing());
+            let sent = frames(&mut conn);
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(close_code_of(&sent[0]), code);
+            assert!(matches!(conn.close_reason(), Some(WsError::Protocol(_))));
+            // Nothing more goes out, whatever arrives.
+            let _ = conn.handle_input(T0, &text("x"));
+            assert!(frames(&mut conn).is_empty());
+        }
+    }
+}
+
+#[test]
+fn ping_pong_and_close_handshake() {
+    let mut conn = open("/chat");
+    conn.handle_input(T0, &client_frame(true, Opcode::Ping, b"abc"))
+        .unwrap();
+    conn.handle_input(T0, &client_frame(true, Opcode::Pong, b"zzz"))
+        .unwrap();
+    assert_eq!(frames(&mut conn), vec![(0xA, b"abc".to_vec())]);
+    let mut close = 4000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    conn.handle_input(T0, &client_frame(true, Opcode::Close, &close))
+        .unwrap();
+    assert!(conn.is_closing());
+    assert_eq!(frames(&mut conn), vec![(8, 4000u16.to_be_bytes().to_vec())]);
+    assert_eq!(
+        conn.close_reason(),
+        Some(&WsError::PeerClosed { code: Some(4000) })
+    );
+    // A bare close is answered with 1000.
+    let mut conn = open("/chat");
+    conn.handle_input(T0, &client_frame(true, Opcode::Close, b""))
+        .unwrap();
+    assert_eq!(frames(&mut conn), vec![(8, 1000u16.to_be_bytes().to_vec())]);
+}
+
+#[test]
+fn json_ops_become_requests() {
+    let mut conn = open("/chat/room1");
+    let so = |persistent, op| Request::SharedObject {
+        name: "scores".into(),
+        persistent,
+        op,
+    };
+    // Before any use: persistence defaults to false.
+    conn.handle_input(
+        T0,
+        &text(r#"{"op":"set","so":"scores","key":"a","value":1}"#),
+    )
+    .unwrap();
+    conn.handle_input(T0, &text(r#"{"op":"use","so":"scores","persistent":true}"#))
+        .unwrap();
+    conn.handle_input(
+        T0,
+        &text(r#"{"op":"set","so":"scores","key":"a","value":[true]}"#),
+    )
+    .unwrap();
+    conn.handle_input(T0, &text(r#"{"op":"delete","so":"scores","key":"a"}"#))
+        .unwrap();
+    conn.handle_input(
+        T0,
+        &text(r#"{"op":"send","so":"scores","method":"hi","args":["x",{"$date":7}]}"#),
+    )
+    .unwrap();
+    conn.handle_input(T0, &text(r#"{"op":"release","so":"scores"}"#))
+        .unwrap();
+    conn.handle_input(T0, &text(r#"{"op":"delete","so":"scores","key":"a"}"#))
+        .unwrap();
+    let set = |value| {
+        SoOp::Batch(vec![SoChange::Set {
+            key: "a".into(),
+            value,
+        }])
+    };
+    let delete = || SoOp::Batch(vec![SoChange::Delete { key: "a".into() }]);
+    assert_eq!(
+        events(&mut conn),
+        vec![
+            so(false, set(Value::Number(1.0))),
+            so(true, SoOp::Use),
+            so(true, set(Value::StrictArray(vec![Value::Boolean(true)]))),
+            so(true, delete()),
+            so(
+                true,
+                SoOp::Send {
+                    method: "hi".into(),
+                    args: vec![
+                        Value::string("x"),
+                        Value::Date {
+                            millis: 7.0,
+                            time_zone: 0
+                        }
+                    ],
+                }
+            ),
+            so(true, SoOp::Release),
+            so(false, delete()),
+        ]
+    );
+    assert!(frames(&mut conn).is_empty());
+}
+
+#[test]
+fn bad_messages_get_an_error_and_change_nothing() {
+    let mut conn = open("/chat");
+    for (wire, code) in [
+        (text("not json"), "Protocol.InvalidJson"),
+        (text("42"), "Protocol.NotAnObject"),
+        (text(r#"{"op":"fly","so":"a"}"#), "Protocol.UnknownOp"),
+        (
+            text(r#"{"op":"set","so":"a","key":"k"}"#),
+            "Protocol.MissingField",
+        ),
+        (
+            client_frame(true, Opcode::Binary, b"{}"),
+            "Protocol.BinaryUnsupported",
+        ),
+    ] {
+        conn.handle_input(T0, &wire).unwrap();
+        let replies = texts(&mut conn);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0]["op"], "error");
+        assert_eq!(replies[0]["code"], code);
+        assert!(replies[0]["message"].is_string());
+        assert!(events(&mut conn).is_empty());
+        assert!(!conn.is_closing());
+    }
+}
+
+#[test]
+fn too_many_objects() {
+    let config = WsConfig {
+        max_objects: 2,
+        ..WsConfig::default()
+    };
+    let (mut conn, _) = open_with(config, "/chat", None);
+    for so in ["a", "b", "c"] {
+        let msg = std::format!(r#"{{"op":"use","so":"{so}"}}"#);
+        conn.handle_input(T0, &text(&msg)).unwrap();
+    }
+    assert_eq!(events(&mut conn).len(), 2);
+    assert_eq!(texts(&mut conn)[0]["code"], "Protocol.TooManyObjects");
+}
+
+#[test]
+fn deliveries_become_json() {
+    let mut conn = open("/chat/room1");
+    conn.handle_delivery(T0, accepted("chat/room1"));
+    assert_eq!(
+        texts(&mut conn),
+        vec![json!({"op":"welcome","scope":"/chat/room1"})]
+    );
+    let update = SoUpdate {
+        name: "chat".into(),
+        persistent: false,
+        version: 3,
+        notices: vec![
+            SoNotice::UseSuccess,
+            SoNotice::Clear,
+            SoNotice::Change {
+                key: "message".into(),
+                value: Value::string("hi"),
+            },
+        ],
+    };
+    conn.handle_delivery(T0, Delivery::SharedObject(Arc::new(update)));
+    assert_eq!(
+        texts(&mut conn),
+        vec![json!({"op":"sync","so":"chat","version":3,"data":{"message":"hi"}})]
+    );
+    // Media and stream deliveries are ignored.
+    conn.handle_delivery(
+        T0,
+        Delivery::Media(MediaDelivery {
+            stream: 1,
+            kind: MediaKind::Video,
+            priority: MediaPriority::Key,
+            timestamp: 0,
+            chunks: Bytes::from_static(b"xx"),
+        }),
+    );
+    conn.handle_delivery(T0, Delivery::StreamBegin { stream: 1 });
+    assert!(frames(&mut conn).is_empty());
+    // Close: 1001 with the reason cut to 123 bytes at a char boundary.
+    let reason = "é".repeat(80);
+    conn.handle_delivery(
+        T0,
+        Delivery::Close {
+            reason: reason.clone(),
+        },
+    );
+    let sent = frames(&mut conn);
+    assert_eq!(close_code_of(&sent[0]), 1001);
+    assert_eq!(sent[0].1.len(), 2 + 122);
+    assert!(conn.is_closing());
+    assert_eq!(conn.close_reason(), Some(&WsError::ServerClosed { reason }));
+}
+
+#[test]
+fn rejection_is_an_error_and_close_1008() {
+    let mut conn = open("/nope");
+    conn.handle_delivery(
+        T0,
+        Delivery::Rejected {
+            code: RejectCode::InvalidApp,
+            description: "no such app".into(),
+        },
+    );
+    let sent = frames(&mut conn);
+    assert_eq!(sent.len(), 2);
+    let err: Json = serde_json::from_slice(&sent[0].1).unwrap();
+    assert_eq!(
+        err,
+        json!({"op":"error","code":"NetConnection.Connect.InvalidApp","message":"no such app"})
+    );
+    assert_eq!(close_code_of(&sent[1]), 1008);
+    assert_eq!(&sent[1].1[2..], b"no such app");
+    assert!(conn.is_closing());
+}
+
+#[test]
+fn chat_mode_both_directions() {
+    let (mut conn, evs) = open_with(WsConfig::default(), "/chat/room1", Some("chat"));
+    assert_eq!(evs.len(), 2);
+    assert_eq!(
+        evs[1],
+        Request::SharedObject {
+            name: "chat".into(),
+            persistent: false,
+            op: SoOp::Use
+        }
+    );
+    conn.handle_delivery(T0, accepted("chat/room1"));
+    assert!(frames(&mut conn).is_empty(), "no JSON welcome in chat mode");
+    conn.handle_input(T0, &text("hello\r\n\nworld")).unwrap();
+    let line = |s: &str| Request::SharedObject {
+        name: "chat".into(),
+        persistent: false,
+        op: SoOp::Batch(vec![SoChange::Set {
+            key: "message".into(),
+            value: Value::string(s),
+        }]),
+    };
+    assert_eq!(events(&mut conn), vec![line("hello"), line("world")]);
+    let deliver = |conn: &mut WsConnection, notices| {
+        conn.handle_delivery(
+            T0,
+            Delivery::SharedObject(Arc::new(SoUpdate {
+                name: "chat".into(),
+                persistent: false,
+                version: 1,
+                notices,
+            })),
+        )
+    };
+    // The use answer and the own ack are not shown.
+    deliver(&mut conn, vec![SoNotice::UseSuccess, SoNotice::Clear]);
+    deliver(
+        &mut conn,
+        vec![SoNotice::Success {
+            key: "message".into(),
+        }],
+    );
+    assert!(frames(&mut conn).is_empty());
+    deliver(
+        &mut conn,
+        vec![
+            SoNotice::Change {
+                key: "message".into(),
+                value: Value::string("from rtmp"),
+            },
+            SoNotice::Change {
+                key: "topic".into(),
+                value: Value::string("ignored"),
+            },
+        ],
+    );
+    deliver(
+        &mut conn,
+        vec![SoNotice::Change {
+            key: "message".into(),
+            value: Value::object([("n", Value::Number(1.0))]),
+        }],
+    );
+    assert_eq!(
+        frames(&mut conn),
+        vec![(1, b"from rtmp".to_vec()), (1, br#"{"n":1}"#.to_vec())]
+    );
+}
+
+#[test]
+fn echo_mode() {
+    let config = WsConfig {
+        echo_path: Some("/echo".into()),
+        ..WsConfig::default()
+    };
+    let (mut conn, evs) = open_with(config.clone(), "/echo?case=1", None);
+    assert!(evs.is_empty(), "echo does no hub work");
+    let mut wire = client_frame(false, Opcode::Binary, &[1, 2]);
+    wire.extend(client_frame(true, Opcode::Ping, b"p"));
+    wire.extend(client_frame(true, Opcode::Continuation, &[3]));
+    wire.extend(text("héllo"));
+    conn.handle_input(T0, &wire).unwrap();
+    assert_eq!(
+        frames(&mut conn),
+        vec![
+            (0xA, b"p".to_vec()),
+            (2, vec![1, 2, 3]),
+            (1, "héllo".as_bytes().to_vec())
+        ]
+    );
+    assert!(events(&mut conn).is_empty());
+    // Framing rules still apply.
+    let e = conn
+        .handle_input(T0, &client_frame(true, Opcode::Text, &[0xc0, 0x80]))
+        .unwrap_err();
+    assert_eq!(e, WsError::Protocol(ProtocolError::InvalidUtf8));
+    // Another path is a normal connection.
+    let (_, evs) = open_with(config, "/chat", None);
+    assert_eq!(evs.len(), 1);
+}
+
+#[test]
+fn ping_when_silent_then_idle_close() {
+    let config = WsConfig {
+        ping_interval: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(25),
+        ..WsConfig::default()
+    };
+    let (mut conn, _) = open_with(config, "/chat", None);
+    let t = |s| T0 + Duration::from_secs(s);
+    assert_eq!(conn.poll_timeout(), Some(t(10)));
+    conn.handle_timeout(t(10));
+    assert_eq!(frames(&mut conn), vec![(9, vec![])]);
+    assert_eq!(conn.poll_timeout(), Some(t(20)));
+    // Data resets both clocks.
+    conn.handle_input(t(15), &client_frame(true, Opcode::Pong, b""))
+        .unwrap();
+    assert_eq!(conn.poll_timeout(), Some(t(25)));
+    conn.handle_timeout(t(25));
+    conn.handle_timeout(t(35));
+    assert_eq!(frames(&mut conn), vec![(9, vec![]), (9, vec![])]);
+    assert_eq!(conn.poll_timeout(), Some(t(40)));
+    conn.handle_timeout(t(40));
+    let sent = frames(&mut conn);
+    assert_eq!(close_code_of(&sent[0]), 1001);
+    assert_eq!(
+        conn.close_reason(),
+        Some(&WsError::Idle { silent_ms: 25_000 })
+    );
+    assert_eq!(conn.poll_timeout(), None);
+}
+
+#[test]
+fn upgrade_timeout() {
+    let mut conn = WsConnection::new(WsConfig::default(), T0, None);
+    let deadline = conn.poll_timeout().unwrap();
+    assert_eq!(deadline, T0 + Duration::from_secs(10));
+    conn.handle_timeout(deadline);
+    assert!(conn.is_closing());
+    assert_eq!(
+        conn.close_reason(),
+        Some(&WsError::HandshakeTimeout { ms: 10_000 })
+    );
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_after_upgrade_never_panic(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+        chat in any::<bool>(),
+    ) {
+        let config = WsConfig { max_message: 4096, ..WsConfig::default() };
+        let protocol = if chat { Some("chat") } else { None };
+        let (mut conn, _) = open_with(config, "/chat", protocol);
+        for chunk in &chunks {
+            if conn.handle_input(T0, chunk).is_err() {
+                break;
+            }
+        }
+        let _ = events(&mut conn);
+        let _ = drain(&mut conn);
+    }
+
+    #[test]
+    fn arbitrary_masked_frames_never_panic(
+        frames in proptest::collection::vec(
+            (any::<bool>(), 0u8..16, proptest::collection::vec(any::<u8>(), 0..200)),
+            0..8,
+        ),
+    ) {
+        let (mut conn, _) = open_with(WsConfig::default(), "/chat", None);
+        for (fin, opcode, payload) in &frames {
+            let wire = encode_raw(
+                FrameHeader { fin: *fin, rsv: 0, opcode: *opcode, mask: Some(MASK), len: 0 },
+                payload,
+            );
+            if conn.handle_input(T0, &wire).is_err() {
+                break;
+            }
+        }
+        let mut out = drain(&mut conn);
+        let _ = server_frames(&mut out);
+    }
+}
+
+/// A WebSocket client and its server connection attached to a harness hub.
+struct WsPeer {
+    id: ConnId,
+    conn: WsConnection,
+    buf: Vec<u8>,
+    head_seen: bool,
+    /// Frames received: opcode and payload.
+    received: Vec<(u8, Vec<u8>)>,
+    closed: bool,
+}
+
+impl WsPeer {
+    fn new(h: &mut Harness, id: u64, path: &str, protocol: Option<&str>) -> Self {
+        let mut conn = WsConnection::new(WsConfig::default(), h.now, None);
+        conn.handle_input(h.now, &upgrade(path, protocol)).unwrap();
+        WsPeer {
+            id: ConnId(id),
+            conn,
+            buf: Vec::new(),
+            head_seen: false,
+            received: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn send(&mut self, now: Instant, wire: &[u8]) {
+        self.conn.handle_input(now, wire).unwrap();
+    }
+
+    fn step(&mut self, hub: &mut Hub, now: Instant) -> bool {
+        if self.closed {
+            return false;
+        }
+        let mut progress = false;
+        while let Some(request) = self.conn.poll_event() {
+            progress = true;
+            hub.handle(now, self.id, request);
+        }
+        while let Some(delivery) = hub.poll_delivery(self.id) {
+            progress = true;
+            self.conn.handle_delivery(now, delivery);
+        }
+        while let Some(bytes) = self.conn.poll_transmit() {
+            progress = true;
+            self.buf.extend_from_slice(&bytes);
+        }
+        if !self.head_seen
+            && let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            assert!(self.buf.starts_with(b"HTTP/1.1 101 "));
+            self.buf.drain(..end + 4);
+            self.head_seen = true;
+        }
+        if self.head_seen {
+            self.received.extend(server_frames(&mut self.buf));
+        }
+        if self.conn.is_closing() {
+            self.closed = true;
+            hub.handle(now, self.id, Request::Disconnect);
+        }
+        progress
+    }
+
+    fn take_json(&mut self) -> Vec<Json> {
+        std::mem::take(&mut self.received)
+            .into_iter()
+            .map(|(op, p)| {
+                assert_eq!(op, 1);
+                serde_json::from_slice(&p).unwrap()
+            })
+            .collect()
+    }
+}
+
+fn settle(h: &mut Harness, peers: &mut [&mut WsPeer]) {
+    for _ in 0..1000 {
+        h.drive();
+        let now = h.now;
+        let mut progress = false;
+        for p in peers.iter_mut() {
+            progress |= p.step(&mut h.hub, now);
+        }
+        if !progress {
+            return;
+        }
+    }
+    panic!("did not settle");
+}
+
+fn rtmp_changes(events: &[ClientEvent], key: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::SharedObject(m) if m.name == "chat" => Some(m.events.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|e| match e {
+            SoEvent::Change { key: k, value } if k == key => Some(value),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn websocket_and_rtmp_share_a_shared_object() {
+    let mut h = Harness::new(HubConfig::default());
+    let r = h.connect("chat/room1");
+    h.peers[r].client.so_use("chat", false).unwrap();
+    let mut ws = WsPeer::new(&mut h, 100, "/chat/room1", None);
+    settle(&mut h, &mut [&mut ws]);
+    assert_eq!(
+        ws.take_json(),
+        vec![json!({"op":"welcome","scope":"/chat/room1"})]
+    );
+    ws.send(h.now, &text(r#"{"op":"use","so":"chat"}"#));
+    settle(&mut h, &mut [&mut ws]);
+    let sync = ws.take_json();
+    assert_eq!(sync.len(), 1);
+    assert_eq!(sync[0]["op"], "sync");
+    assert_eq!(sync[0]["data"], json!({}));
+    let _ = h.take(r);
+
+    // RTMP set → WS change, exactly once.
+    h.peers[r]
+        .client
+        .so_set(
+            "chat",
+            false,
+            vec![("message".into(), Value::string("from rtmp"))],
+        )
+        .unwrap();
+    settle(&mut h, &mut [&mut ws]);
+    let got = ws.take_json();
+    assert_eq!(
+        got,
+        vec![json!({"op":"change","so":"chat","version":1,"key":"message","value":"from rtmp"})]
+    );
+    assert!(
+        rtmp_changes(&h.take(r), "message").is_empty(),
+        "RTMP setter gets success only"
+    );
+
+    // WS set → RTMP change, exactly once; the WS setter gets its ack.
+    ws.send(
+        h.now,
+        &text(r#"{"op":"set","so":"chat","key":"message","value":"from ws"}"#),
+    );
+    settle(&mut h, &mut [&mut ws]);
+    assert_eq!(
+        ws.take_json(),
+        vec![json!({"op":"ack","so":"chat","version":2,"key":"message"})]
+    );
+    assert_eq!(
+        rtmp_changes(&h.take(r), "message"),
+        vec![Value::string("from ws")]
+    );
+
+    // WS send → both get the message.
+    ws.send(
+        h.now,
+        &text(r#"{"op":"send","so":"chat","method":"hi","args":[1]}"#),
+    );
+    settle(&mut h, &mut [&mut ws]);
+    assert_eq!(
+        ws.take_json(),
+        vec![json!({"op":"message","so":"chat","version":2,"method":"hi","args":[1]})]
+    );
+    let rtmp_messages = h
+        .take(r)
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::SharedObject(m) if m.events.iter().any(|e| matches!(e, SoEvent::SendMessage { .. }))))
+        .count();
+    assert_eq!(rtmp_messages, 1);
+}
+
+#[test]
+fn chat_mode_clients_and_rtmp_through_the_hub() {
+    let mut h = Harness::new(HubConfig::default());
+    let r = h.connect("chat/room1");
+    h.peers[r].client.so_use("chat", false).unwrap();
+    let mut a = WsPeer::new(&mut h, 100, "/chat/room1", Some("chat"));
+    let mut b = WsPeer::new(&mut h, 101, "/chat?scope=room1", Some("chat"));
+    settle(&mut h, &mut [&mut a, &mut b]);
+    assert!(a.received.is_empty() && b.received.is_empty());
+    let _ = h.take(r);
+
+    a.send(h.now, &text("hello from a\n"));
+    settle(&mut h, &mut [&mut a, &mut b]);
+    assert!(a.received.is_empty(), "own line not echoed");
+    assert_eq!(b.received, vec![(1, b"hello from a".to_vec())]);
+    assert_eq!(
+        rtmp_changes(&h.take(r), "message"),
+        vec![Value::string("hello from a")]
+    );
+    b.received.clear();
+
+    // The same line again still reaches everyone (changes are never elided).
+    a.send(h.now, &text("hello from a"));
+    settle(&mut h, &mut [&mut a, &mut b]);
+    assert_eq!(b.received, vec![(1, b"hello from a".to_vec())]);
+    assert_eq!(rtmp_changes(&h.take(r), "message").len(), 1);
+    b.received.clear();
+
+    h.peers[r]
+        .client
+        .so_set(
+            "chat",
+            false,
+            vec![("message".into(), Value::string("rtmp says"))],
+        )
+        .unwrap();
+    settle(&mut h, &mut [&mut a, &mut b]);
+    assert_eq!(a.received, vec![(1, b"rtmp says".to_vec())]);
+    assert_eq!(b.received, vec![(1, b"rtmp says".to_vec())]);
+}
+
+#[test]
+fn rejected_websocket_connect() {
+    let mut h = Harness::new(HubConfig::default());
+    let mut ws = WsPeer::new(&mut h, 100, "/unknown-app", None);
+    settle(&mut h, &mut [&mut ws]);
+    assert!(ws.closed);
+    assert_eq!(ws.received.len(), 2);
+    let err: Json = serde_json::from_slice(&ws.received[0].1).unwrap();
+    assert_eq!(err["op"], "error");
+    assert_eq!(err["code"], "NetConnection.Connect.InvalidApp");
+    assert_eq!(close_code_of(&ws.received[1]), 1008);
+    assert!(matches!(
+        ws.conn.close_reason(),
+        Some(WsError::Rejected { .. })
+    ));
+}
