@@ -194,28 +194,19 @@ impl Outbox {
         let mut cut_back = false;
         let incoming = media.chunks.len();
         let over = |o: &Outbox| o.media_bytes + incoming > o.limits.max_media_bytes;
-        let lagging = self.lag_with(media.timestamp) > self.limits.max_lag_ms;
-        if lagging || over(self) {
-            dropped += self.drop_where(|m| m.priority == MediaPriority::DisposableInter);
-        }
-        if lagging || over(self) {
-            // Cut back: every queued picture goes; each stream resumes at its
-            // next keyframe (this one, if it is a keyframe).
-            let mut cut_streams: Vec<u32> = Vec::new();
-            dropped += self.drop_where(|m| {
-                let cut = m.kind == MediaKind::Video && m.priority != MediaPriority::SequenceHeader;
-                if cut && !cut_streams.contains(&m.stream) {
-                    cut_streams.push(m.stream);
-                }
-                cut
-            });
-            if !(is_video && media.priority == MediaPriority::Key) {
-                cut_streams.push(media.stream);
-            }
-            for stream in cut_streams {
-                self.await_keyframe(stream);
-            }
+        if self.lag_with(media.timestamp) > self.limits.max_lag_ms {
+            // Behind in time: everything timed goes, audio too, so the
+            // player resumes live (at the next keyframe).
+            dropped += self.cut_back(&media, true);
             cut_back = true;
+        } else if over(self) {
+            dropped += self.drop_where(|m| m.priority == MediaPriority::DisposableInter);
+            if over(self) {
+                dropped += self.cut_back(&media, false);
+                cut_back = true;
+            }
+        }
+        if cut_back {
             self.cutbacks += 1;
             if self.cutbacks > self.limits.max_cutbacks {
                 return PushOutcome::Overflow(OverflowReason::Lagging {
@@ -262,11 +253,40 @@ impl Outbox {
         self.closed.as_deref()
     }
 
-    /// Timestamp span of queued media if `newest` were added. Timestamps that
-    /// went backwards (a wrapped span over 2^31) count as no lag.
+    /// Drops every queued picture (and, with `audio`, every audio frame) but
+    /// sequence headers; each cut stream resumes at its next keyframe (the
+    /// incoming message, if it is one). Returns how many were dropped.
+    fn cut_back(&mut self, incoming: &MediaDelivery, audio: bool) -> u32 {
+        let mut cut_streams: Vec<u32> = Vec::new();
+        let dropped = self.drop_where(|m| {
+            let timed = m.kind == MediaKind::Video || (audio && m.kind == MediaKind::Audio);
+            let cut = timed && m.priority != MediaPriority::SequenceHeader;
+            if cut && m.kind == MediaKind::Video && !cut_streams.contains(&m.stream) {
+                cut_streams.push(m.stream);
+            }
+            cut
+        });
+        if !(incoming.kind == MediaKind::Video && incoming.priority == MediaPriority::Key) {
+            cut_streams.push(incoming.stream);
+        }
+        for stream in cut_streams {
+            self.await_keyframe(stream);
+        }
+        dropped
+    }
+
+    /// Timestamp span of queued audio/video frames if `newest` were added.
+    /// Sequence headers and data (metadata) are configuration, not timeline:
+    /// a late joiner's burst starts with them at their old timestamps.
+    /// Timestamps that went backwards (a wrapped span over 2^31) count as no
+    /// lag.
     fn lag_with(&self, newest: u32) -> u32 {
         let oldest = self.queue.iter().find_map(|d| match d {
-            Delivery::Media(m) => Some(m.timestamp),
+            Delivery::Media(m)
+                if m.kind != MediaKind::Data && m.priority != MediaPriority::SequenceHeader =>
+            {
+                Some(m.timestamp)
+            }
             _ => None,
         });
         match oldest.map(|oldest| newest.wrapping_sub(oldest)) {
@@ -303,5 +323,140 @@ impl Outbox {
             self.dropped_total += 1;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn media(
+        kind: MediaKind,
+        priority: MediaPriority,
+        timestamp: u32,
+        len: usize,
+    ) -> MediaDelivery {
+        MediaDelivery {
+            stream: 1,
+            kind,
+            priority,
+            timestamp,
+            chunks: Bytes::from(alloc::vec![0u8; len]),
+        }
+    }
+
+    fn limits() -> OutboxLimits {
+        OutboxLimits {
+            max_media_bytes: 10_000,
+            max_lag_ms: 5_000,
+            max_cutbacks: 2,
+            max_pending_notices: 4,
+        }
+    }
+
+    #[test]
+    fn a_late_joiners_burst_is_not_lag() {
+        // Metadata and sequence headers carry the stream's first timestamps;
+        // the GOP that follows is seconds later.
+        let mut outbox = Outbox::new(limits());
+        use MediaKind::Video;
+        use MediaPriority::*;
+        outbox.push_media(media(MediaKind::Data, MediaPriority::Data, 0, 10));
+        outbox.push_media(media(Video, SequenceHeader, 0, 10));
+        outbox.push_media(media(MediaKind::Audio, SequenceHeader, 0, 10));
+        for (i, ts) in (6_000..9_000).step_by(40).enumerate() {
+            let p = if i == 0 { Key } else { Inter };
+            let outcome = outbox.push_media(media(Video, p, ts, 50));
+            assert_eq!(
+                outcome,
+                PushOutcome::Queued {
+                    dropped: 0,
+                    cut_back: false
+                },
+                "at {ts}"
+            );
+        }
+    }
+
+    #[test]
+    fn lag_cuts_back_audio_and_video_and_resumes_at_a_keyframe() {
+        let mut outbox = Outbox::new(limits());
+        use MediaKind::Video;
+        use MediaPriority::*;
+        outbox.push_media(media(Video, SequenceHeader, 0, 10));
+        outbox.push_media(media(Video, Key, 0, 100));
+        outbox.push_media(media(MediaKind::Audio, MediaPriority::Audio, 10, 10));
+        outbox.push_media(media(Video, Inter, 4_000, 100));
+        let outcome = outbox.push_media(media(Video, Inter, 5_100, 100));
+        assert_eq!(
+            outcome,
+            PushOutcome::Skipped,
+            "cut back; an inter frame cannot resume"
+        );
+        assert_eq!(outbox.len(), 1, "only the sequence header is left");
+        assert!(outbox.awaiting_keyframe(1));
+        assert_eq!(
+            outbox.push_media(media(Video, Inter, 5_140, 100)),
+            PushOutcome::Skipped
+        );
+        assert!(matches!(
+            outbox.push_media(media(Video, Key, 5_180, 100)),
+            PushOutcome::Queued { .. }
+        ));
+        assert!(!outbox.awaiting_keyframe(1));
+    }
+
+    #[test]
+    fn over_budget_drops_disposable_frames_first() {
+        let mut outbox = Outbox::new(limits());
+        use MediaKind::Video;
+        use MediaPriority::*;
+        outbox.push_media(media(Video, Key, 0, 4_000));
+        outbox.push_media(media(Video, DisposableInter, 40, 3_000));
+        outbox.push_media(media(Video, Inter, 80, 2_000));
+        let outcome = outbox.push_media(media(Video, Inter, 120, 2_000));
+        assert_eq!(
+            outcome,
+            PushOutcome::Queued {
+                dropped: 1,
+                cut_back: false
+            }
+        );
+        assert_eq!(outbox.media_bytes(), 8_000);
+    }
+
+    #[test]
+    fn notices_are_never_dropped_but_bounded() {
+        let mut outbox = Outbox::new(limits());
+        for _ in 0..4 {
+            let close = Delivery::StreamEof { stream: 1 };
+            assert!(matches!(outbox.push(close), PushOutcome::Queued { .. }));
+        }
+        assert_eq!(
+            outbox.push(Delivery::StreamEof { stream: 1 }),
+            PushOutcome::Overflow(OverflowReason::Notices { max: 4 })
+        );
+    }
+
+    #[test]
+    fn repeated_cut_backs_without_draining_give_up() {
+        let mut outbox = Outbox::new(limits());
+        use MediaKind::Video;
+        use MediaPriority::*;
+        let mut ts = 0;
+        let mut outcome = PushOutcome::Skipped;
+        for _ in 0..10 {
+            outbox.push_media(media(Video, Key, ts, 100));
+            outcome = outbox.push_media(media(Video, Key, ts + 6_000, 100));
+            if matches!(outcome, PushOutcome::Overflow(_)) {
+                break;
+            }
+            ts += 12_000;
+        }
+        assert_eq!(
+            outcome,
+            PushOutcome::Overflow(OverflowReason::Lagging { cutbacks: 3 })
+        );
     }
 }
