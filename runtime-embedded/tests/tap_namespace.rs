@@ -1,0 +1,243 @@
+//! Root only: the host example (`examples/tap_server.rs`) on a TAP device
+//! inside a network namespace this test creates, and a normal Linux client
+//! in the same namespace — the `tern so` CLI — setting a shared-object
+//! attribute on it and reading it back.
+//!
+//! Skips (passing, with a message on stderr) when not root or when `ip` or
+//! `/dev/net/tun` is missing. The namespace gets a name unique to this
+//! process and is deleted afterwards, also when the test fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "192.168.69.100";
+const LINUX_SIDE: &str = "192.168.69.1/24";
+const URL: &str = "rtmp://192.168.69.100:1935/chat/room1";
+
+#[test]
+fn tern_cli_talks_to_the_embedded_server_on_a_tap_device() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED tap_namespace: {why}");
+        return;
+    }
+    let started = Instant::now();
+    let (example, tern) = build_binaries();
+    let ns = Namespace::create(&format!("tern-emb-{}", std::process::id()));
+
+    let mut server = ns
+        .command(&example)
+        .args(["--tap", "tap0", "--address", &format!("{SERVER}/24")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the tap_server example");
+    let lines = stdout_lines(&mut server);
+    let server = KillOnDrop(server);
+    let ready = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the example did not report readiness within 20 s");
+    assert!(
+        ready.contains("listening on 192.168.69.100:1935"),
+        "unexpected first line: {ready}"
+    );
+    println!("  server ready ({:?})", started.elapsed());
+
+    // `tern so set` connects, uses the object, sets the key and waits for
+    // the server's acknowledgement.
+    let set = run(ns
+        .command(&tern)
+        .args(["so", "set", URL, "s", "k", r#""v""#]));
+    assert!(
+        set.status.success(),
+        "tern so set failed: {}\nstdout: {}\nstderr: {}",
+        set.status,
+        String::from_utf8_lossy(&set.stdout),
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let out = String::from_utf8_lossy(&set.stdout);
+    assert!(out.contains(r#""event":"ack""#), "no ack: {out}");
+    println!("  tern so set: {} ({:?})", out.trim(), started.elapsed());
+
+    // A second client sees the value the first one left on the device.
+    let mut watch = ns
+        .command(&tern)
+        .args(["so", "watch", URL, "s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tern so watch");
+    let watch_lines = stdout_lines(&mut watch);
+    let watch = KillOnDrop(watch);
+    let sync = watch_lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("tern so watch printed nothing within 10 s");
+    assert!(
+        sync.contains(r#""event":"sync""#) && sync.contains(r#""k":"v""#),
+        "unexpected sync line: {sync}"
+    );
+    drop(watch);
+    drop(server);
+    drop(ns);
+    println!(
+        "tern so set/watch against the embedded server on a TAP device: ok in {:?}",
+        started.elapsed()
+    );
+}
+
+fn skip_reason() -> Option<String> {
+    let euid = current_euid();
+    if euid != 0 {
+        return Some(format!(
+            "needs root to create a network namespace and a TAP device (euid {euid})"
+        ));
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("the `ip` command (iproute2) is not installed".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    None
+}
+
+fn current_euid() -> u32 {
+    let out = Command::new("id").arg("-u").output();
+    out.ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Builds (or finds up to date) the example and the `tern` binary in this
+/// test's own target directory.
+fn build_binaries() -> (PathBuf, PathBuf) {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<this test>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    for args in [
+        &["-p", "tern-runtime-embedded", "--example", "tap_server"][..],
+        &["-p", "tern-runtime-std", "--bin", "tern"][..],
+    ] {
+        let out = run(Command::new(env!("CARGO"))
+            .arg("build")
+            .args(args)
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(workspace));
+        assert!(
+            out.status.success(),
+            "cargo build {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (
+        profile_dir.join("examples").join("tap_server"),
+        profile_dir.join("tern"),
+    )
+}
+
+/// A network namespace with `tap0` (192.168.69.1/24) in it, deleted on drop.
+struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    fn create(name: &str) -> Namespace {
+        // Left over from an earlier run killed before it could clean up.
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]);
+        let ns = Namespace { name: name.into() };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["tuntap", "add", "name", "tap0", "mode", "tap"]);
+        ns.ip(&["addr", "add", LINUX_SIDE, "dev", "tap0"]);
+        ns.ip(&["link", "set", "tap0", "up"]);
+        ns
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.name])
+            .arg(program)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["netns", "exec", &self.name, "ip"];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let out = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "could not delete namespace {}: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("could not delete namespace {}: {e}", self.name),
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = run(Command::new("ip").args(args));
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a command to completion (`tern so set` gives up by itself after
+/// 10 s; cargo takes what a build takes).
+fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// A child's stdout, line by line, through a channel (so reads can time out).
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("  | {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Kills the child (and reaps it) when dropped, also on a failed assert.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
