@@ -191,12 +191,10 @@ fn late_joiner_starts_with_a_keyframe() {
 }
 
 /// The same 7 s into the stream, when the stream's timestamps are past
-/// `max_lag_ms` (5 s): the server drops the player at once.
+/// `max_lag_ms` (5 s). Regression: the join burst (metadata and sequence
+/// headers stamped 0, then the GOP at 6 s+) used to count as lag and got the
+/// player dropped.
 #[test]
-#[ignore = "server bug: the GOP-cache join burst is queued behind metadata and sequence \
-            headers stamped 0, so the outbox measures more than max_lag_ms of lag, cuts \
-            back 5 times and disconnects a player joining more than ~5 s into a stream \
-            (core/src/hub/streams.rs send_join_state + core/src/hub/outbox.rs lag_with)"]
 fn late_joiner_after_max_lag_starts_with_a_keyframe() {
     late_join(ServerOptions::default(), SECS(7), 2.5);
 }
