@@ -14,20 +14,16 @@
 //! - [`serve_request`]: one request on one stream; a WebSocket upgrade is
 //!   handed back to the caller as [`Served::Upgrade`] with the stream
 //!   untouched past the head.
-//! - [`serve_http`]: the accept loop. Until the WebSocket side lands it
-//!   answers upgrades with 501.
+//!
+//! The accept loop that uses these, and hands upgrades to the WebSocket
+//! side, is `server::serve_http`.
 
-use crate::net::Listener;
 use crate::stats::{PROMETHEUS_CONTENT_TYPE, StatsSource};
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::task::JoinSet;
-use tracing::{Instrument, debug, info, warn};
+use tracing::debug;
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -396,67 +392,6 @@ async fn send<S: AsyncWrite + Unpin>(
     stream.shutdown().await
 }
 
-/// Pause after a failed accept (for example out of file descriptors), so a
-/// persistent failure does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Accepts HTTP connections until `shutdown` resolves, serving each on its
-/// own task. WebSocket upgrades get 501 for now. Connections still open at
-/// shutdown are dropped (requests are short).
-pub async fn serve_http<L, S>(
-    mut listener: L,
-    stats: S,
-    shutdown: impl Future<Output = ()> + Send,
-) -> io::Result<()>
-where
-    L: Listener,
-    S: StatsSource,
-{
-    let stats: Arc<dyn StatsSource> = Arc::new(stats);
-    let mut shutdown = pin!(shutdown);
-    let mut tasks = JoinSet::new();
-    let mut next_id: u64 = 0;
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "HTTP listening");
-    }
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((mut stream, peer)) => {
-                    next_id += 1;
-                    let span = tracing::info_span!("http", conn = next_id, %peer);
-                    let stats = Arc::clone(&stats);
-                    tasks.spawn(
-                        async move {
-                            match serve_request(&mut stream, stats.as_ref()).await {
-                                Ok(Served::Done) => {}
-                                Ok(Served::Upgrade { head, .. }) => {
-                                    debug!(target = %head.target, "WebSocket upgrade refused: not implemented");
-                                    let response = respond(Route::Upgrade, stats.as_ref());
-                                    if let Err(e) = send(&mut stream, &response, true).await {
-                                        debug!("write failed: {e}");
-                                    }
-                                }
-                                Err(e) => debug!("connection failed: {e}"),
-                            }
-                        }
-                        .instrument(span),
-                    );
-                }
-                Err(e) => {
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-        }
-    }
-    info!(open = tasks.len(), "HTTP listener stopping");
-    tasks.shutdown().await;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,30 +571,5 @@ mod tests {
         let mut response = String::new();
         client.read_to_string(&mut response).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
-    }
-
-    #[tokio::test]
-    async fn accept_loop_serves_until_shutdown() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = Listener::local_addr(&listener).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_http(listener, EmptyStats, async {
-            let _ = stopped.await;
-        }));
-        for request in [
-            &b"GET /healthz HTTP/1.1\r\n\r\n"[..],
-            &b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"[..],
-        ] {
-            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-            client.write_all(request).await.unwrap();
-            let mut response = String::new();
-            client.read_to_string(&mut response).await.unwrap();
-            assert!(
-                response.starts_with("HTTP/1.1 200 ") || response.starts_with("HTTP/1.1 501 "),
-                "{response}"
-            );
-        }
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
     }
 }

@@ -135,12 +135,14 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
         rtmp,
         stop_rx.clone(),
     ));
-    let mut http_stop = stop_rx.clone();
-    let http_task = tokio::spawn(http::serve_http(http, Arc::clone(&shared), async move {
-        server::stopped(&mut http_stop).await;
-    }));
+    let http_task = tokio::spawn(server::serve_http(
+        Arc::clone(&shared),
+        http,
+        stop_rx.clone(),
+    ));
     shutdown.await;
     let _ = stop_tx.send(true);
+    server::close_all(&shared, "server shutting down");
     let (rtmp_result, http_result, _) = tokio::join!(rtmp_task, http_task, timers);
     for result in [rtmp_result, http_result] {
         match result {

@@ -19,6 +19,7 @@
 
 use crate::config::Config;
 use crate::file_store::FileStore;
+use crate::http::{self, RequestHead, Served};
 use crate::net::Listener;
 use crate::stats::{
     ConnectionCounts, ScopeStats, SharedObjectStats, StatsSnapshot, StatsSource, StreamStats,
@@ -29,11 +30,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tern_core::hub::{
-    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
-    TieredSessions,
+    ConnId, DefaultApplication, Delivery, Hub, HubConfig, HubEvent, OutboxLimits, Protocol,
+    Request, TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::shared_object::SoLimits;
+use tern_core::ws::{WsConfig, WsConnection, WsError};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
@@ -97,6 +99,7 @@ pub struct Shared {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     rtmp: ServerConfig,
+    ws: WsConfig,
     seed: u64,
 }
 
@@ -129,6 +132,17 @@ impl Shared {
             limits,
             ..ServerConfig::default()
         };
+        let ws = WsConfig {
+            max_message: config.websocket.max_message_bytes,
+            ping_interval: secs(config.websocket.ping_interval_secs.max(1)),
+            idle_timeout: config
+                .websocket
+                .idle_timeout_secs
+                .map_or(WsConfig::default().idle_timeout, secs),
+            echo_path: config.websocket.echo_path.clone(),
+            limits: rtmp.limits.clone(),
+            ..WsConfig::default()
+        };
         Arc::new(Shared {
             hub: Mutex::new(HubCell {
                 hub,
@@ -139,6 +153,7 @@ impl Shared {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             rtmp,
+            ws,
             seed: 0x7e57_7e57,
         })
     }
@@ -275,9 +290,16 @@ impl StatsSource for Shared {
     }
 }
 
+/// Closes every connection (each client is told why): the start of a
+/// graceful shutdown, after the accept loops were told to stop.
+pub fn close_all(shared: &Shared, reason: &str) {
+    let now = shared.now();
+    shared.with_hub(|hub| hub.close_all(now, reason));
+}
+
 /// Accepts RTMP connections until `shutdown` flips, serving each on its own
-/// task; at shutdown every client is told the connection closes and gets
-/// [`SHUTDOWN_GRACE`] to receive it.
+/// task; then gives open connections [`SHUTDOWN_GRACE`] to receive the
+/// goodbye that [`close_all`] queued.
 pub async fn serve_rtmp<L: Listener>(
     shared: Arc<Shared>,
     mut listener: L,
@@ -299,7 +321,10 @@ pub async fn serve_rtmp<L: Listener>(
                     tasks.spawn(
                         async move {
                             debug!("accepted");
-                            let reason = run_rtmp(&shared, stream, peer, id, notify).await;
+                            let now = shared.now();
+                            let random = shared.handshake_random(id);
+                            let conn = ServerConnection::new(shared.rtmp.clone(), now, &random, Some(peer.ip()));
+                            let reason = run_connection(&shared, stream, id, notify, conn, &[]).await;
                             shared.unregister(id);
                             info!("closed: {reason}");
                         }
@@ -313,8 +338,6 @@ pub async fn serve_rtmp<L: Listener>(
             },
         }
     }
-    let now = shared.now();
-    shared.with_hub(|hub| hub.close_all(now, "server shutting down"));
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -327,6 +350,90 @@ pub async fn serve_rtmp<L: Listener>(
         tasks.shutdown().await;
     }
     Ok(())
+}
+
+/// Accepts HTTP connections until `shutdown` flips: plain requests are
+/// answered by [`http::serve_request`]; WebSocket upgrades become
+/// [`WsConnection`]s served like RTMP connections, on the same hub.
+pub async fn serve_http<L: Listener>(
+    shared: Arc<Shared>,
+    mut listener: L,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "HTTP/WebSocket listening");
+    }
+    let mut tasks = JoinSet::new();
+    let mut requests: u64 = 0;
+    loop {
+        tokio::select! {
+            () = stopped(&mut shutdown) => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    requests += 1;
+                    let span = tracing::info_span!("http", req = requests, %peer);
+                    let shared = Arc::clone(&shared);
+                    tasks.spawn(serve_http_connection(shared, stream, peer).instrument(span));
+                }
+                Err(e) => {
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn serve_http_connection<S: crate::net::Stream>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+) {
+    match http::serve_request(&mut stream, shared.as_ref()).await {
+        Ok(Served::Done) => {}
+        Ok(Served::Upgrade { head, leftover }) => {
+            let (id, notify) = shared.register();
+            let span = tracing::info_span!("ws", conn = %id, target = %head.target);
+            async {
+                let mut initial = head_bytes(&head);
+                initial.extend_from_slice(&leftover);
+                let conn = WsConnection::new(shared.ws.clone(), shared.now(), Some(peer.ip()));
+                let reason = run_connection(&shared, stream, id, notify, conn, &initial).await;
+                shared.unregister(id);
+                info!("closed: {reason}");
+            }
+            .instrument(span)
+            .await;
+        }
+        Err(e) => debug!("connection failed: {e}"),
+    }
+}
+
+/// The request head as bytes again, for the WebSocket connection, which
+/// parses the upgrade itself (the core owns the protocol).
+fn head_bytes(head: &RequestHead) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(format!(" HTTP/1.{}\r\n", head.version).as_bytes());
+    for (name, value) in &head.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Runs the hub's timers until `shutdown` flips.
@@ -348,21 +455,111 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
     }
 }
 
-/// Serves one RTMP connection; returns why it ended.
-async fn run_rtmp<S: crate::net::Stream>(
+/// What the connection task needs of a protocol connection: RTMP's
+/// [`ServerConnection`] and WebSocket's [`WsConnection`] share one call
+/// order, so one task loop serves both.
+trait Session {
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), String>;
+    fn poll_event(&mut self) -> Option<Request>;
+    fn handle_delivery(&mut self, now: Instant, delivery: Delivery);
+    fn poll_transmit(&mut self) -> Option<bytes::Bytes>;
+    fn pending_bytes(&self) -> usize;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn is_closing(&self) -> bool;
+    /// Why it closes, when that is worth a warning (errors, timeouts).
+    fn failure(&self) -> Option<String>;
+}
+
+macro_rules! session_via_inherent_methods {
+    ($ty:ty, $failure:expr) => {
+        impl Session for $ty {
+            fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), String> {
+                <$ty>::handle_input(self, now, data).map_err(|e| e.to_string())
+            }
+            fn poll_event(&mut self) -> Option<Request> {
+                <$ty>::poll_event(self)
+            }
+            fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
+                <$ty>::handle_delivery(self, now, delivery)
+            }
+            fn poll_transmit(&mut self) -> Option<bytes::Bytes> {
+                <$ty>::poll_transmit(self)
+            }
+            fn pending_bytes(&self) -> usize {
+                <$ty>::pending_bytes(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$ty>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$ty>::handle_timeout(self, now)
+            }
+            fn is_closing(&self) -> bool {
+                <$ty>::is_closing(self)
+            }
+            fn failure(&self) -> Option<String> {
+                let failure: fn(&$ty) -> Option<String> = $failure;
+                failure(self)
+            }
+        }
+    };
+}
+
+session_via_inherent_methods!(ServerConnection, |c| c
+    .close_reason()
+    .map(|e| e.to_string()));
+session_via_inherent_methods!(WsConnection, |c| match c.close_reason() {
+    // Clean closes are not failures.
+    None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. }) => None,
+    Some(e) => Some(e.to_string()),
+});
+
+/// Serves one connection (RTMP or WebSocket); returns why it ended.
+async fn run_connection<S: crate::net::Stream, C: Session>(
     shared: &Shared,
     stream: S,
-    peer: SocketAddr,
     id: ConnId,
     notify: Arc<Notify>,
+    mut conn: C,
+    initial: &[u8],
 ) -> String {
-    let now = shared.now();
-    let random = shared.handshake_random(id);
-    let mut conn = ServerConnection::new(shared.rtmp.clone(), now, &random, Some(peer.ip()));
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut requests: Vec<Request> = Vec::new();
+    // Bytes to feed before the next wait: what the HTTP side read past the
+    // upgrade request first, then each read.
+    let mut first = Some(initial).filter(|i| !i.is_empty());
+    let mut read_len = 0;
     loop {
+        let data = match first.take() {
+            Some(initial) => Some(initial),
+            None if read_len > 0 => buf.get(..std::mem::take(&mut read_len)),
+            None => None,
+        };
+        if let Some(data) = data {
+            let now = shared.now();
+            let result = conn.handle_input(now, data);
+            requests.extend(std::iter::from_fn(|| conn.poll_event()));
+            if !requests.is_empty() {
+                shared.with_hub(|hub| {
+                    for request in requests.drain(..) {
+                        hub.handle(now, id, request);
+                    }
+                });
+            }
+            if let Err(e) = result {
+                // Flush what is queued (an error reply, a close frame), then close.
+                while let Some(bytes) = conn.poll_transmit() {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = writer.shutdown().await;
+                warn!("protocol error: {e}");
+                return format!("protocol error: {e}");
+            }
+        }
         // Take deliveries while our own buffer is small.
         let mut pulled = false;
         if conn.pending_bytes() < HIGH_WATER {
@@ -391,12 +588,12 @@ async fn run_rtmp<S: crate::net::Stream>(
         }
         if conn.is_closing() {
             let _ = writer.shutdown().await;
-            return match conn.close_reason() {
+            return match conn.failure() {
                 Some(e) => {
                     warn!("{e}");
-                    e.to_string()
+                    e
                 }
-                None => "closed by the server".to_owned(),
+                None => "closed".to_owned(),
             };
         }
         if pulled {
@@ -413,27 +610,7 @@ async fn run_rtmp<S: crate::net::Stream>(
                     Err(e) => return format!("read failed: {e}"),
                 };
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                let now = shared.now();
-                let input = conn.handle_input(now, buf.get(..n).unwrap_or_default());
-                requests.extend(std::iter::from_fn(|| conn.poll_event()));
-                if !requests.is_empty() {
-                    shared.with_hub(|hub| {
-                        for request in requests.drain(..) {
-                            hub.handle(now, id, request);
-                        }
-                    });
-                }
-                if let Err(e) = input {
-                    // Flush what is queued (e.g. an error reply), then close.
-                    while let Some(bytes) = conn.poll_transmit() {
-                        if writer.write_all(&bytes).await.is_err() {
-                            break;
-                        }
-                    }
-                    let _ = writer.shutdown().await;
-                    warn!("protocol error: {e}");
-                    return format!("protocol error: {e}");
-                }
+                read_len = n;
             }
             () = notify.notified() => {}
             () = sleep_until(deadline) => conn.handle_timeout(shared.now()),
