@@ -34,7 +34,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tern_core::store::{Store, StoreError};
+use tern_core::store::StoreError;
 use tracing::info;
 
 /// Why the server could not run.
@@ -101,13 +101,6 @@ pub async fn serve_until(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     config.validate().map_err(ServeError::Config)?;
-    let mut store = file_store::FileStore::new(&config.server.data_dir);
-    let stored = store.list().map_err(ServeError::Store)?;
-    info!(
-        data_dir = %config.server.data_dir.display(),
-        objects = stored.len(),
-        "persistent shared objects found (loaded on first use)"
-    );
     let rtmp = bind("RTMP", config.server.rtmp_bind).await?;
     let http = bind("HTTP", config.server.http_bind).await?;
     serve_on(config, rtmp, http, shutdown).await
@@ -128,6 +121,15 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let shared = server::Shared::new(&config);
+    let now = shared.now();
+    let loaded = shared
+        .with_hub(|hub| hub.load_stored(now))
+        .map_err(ServeError::Store)?;
+    info!(
+        data_dir = %config.server.data_dir.display(),
+        objects = loaded,
+        "persistent shared objects loaded"
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let timers = tokio::spawn(server::run_hub_timers(Arc::clone(&shared), stop_rx.clone()));
     let rtmp_task = tokio::spawn(server::serve_rtmp(

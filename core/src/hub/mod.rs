@@ -529,6 +529,21 @@ impl Hub {
         Some((so.version(), so.data()))
     }
 
+    /// Loads every persistent shared object the store holds (at start, so
+    /// broken files show up at once and stats list them). Objects of apps
+    /// that are not configured are skipped. Loaded objects nobody uses are
+    /// unloaded again after `room_idle`, as any unused object; they stay in
+    /// the store. Returns how many were loaded.
+    pub fn load_stored(&mut self, now: Instant) -> Result<usize, StoreError> {
+        let mut loaded = 0;
+        for (scope, name) in self.store.list()? {
+            if self.server_object(now, &scope, &name, true).is_ok() {
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
+    }
+
     /// Closes every connection (graceful shutdown): each is told `reason`
     /// after what is already queued for it.
     pub fn close_all(&mut self, now: Instant, reason: &str) {

@@ -1048,3 +1048,31 @@ fn application_hooks_decide_publish_play_and_writes() {
         }]
     );
 }
+
+#[test]
+fn stored_objects_are_loaded_at_start() {
+    use crate::store::{MemoryStore, Store, StoredObject};
+    let mut store = MemoryStore::new();
+    let room = ScopePath::resolve("chat/room1", 4).unwrap();
+    let mut data = std::collections::BTreeMap::new();
+    data.insert("alice".to_string(), Value::Number(3.0));
+    store
+        .save(&room, "scores", &StoredObject { version: 7, data })
+        .unwrap();
+    let elsewhere = ScopePath::resolve("gone/room", 4).unwrap();
+    store
+        .save(&elsewhere, "old", &StoredObject::default())
+        .unwrap();
+    let mut hub = Hub::with_parts(
+        HubConfig::default(),
+        Box::new(DefaultApplication::default()),
+        Box::new(store),
+    );
+    assert_eq!(
+        hub.load_stored(Instant::from_millis(0)),
+        Ok(1),
+        "unknown app skipped"
+    );
+    let (version, data) = hub.shared_object_data(&room, "scores").unwrap();
+    assert_eq!((version, data.len()), (7, 1));
+}
