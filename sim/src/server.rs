@@ -1,0 +1,73 @@
+//! The server host: runtime-std's real `serve_on` on turmoil listeners, with
+//! a configuration sized for short simulations.
+
+use crate::net::{HTTP_PORT, RTMP_PORT, SimListener};
+use std::path::{Path, PathBuf};
+use tern_runtime_std::config::Config;
+
+/// The knobs of the server that scenarios change. Everything else is
+/// runtime-std's default configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTuning {
+    /// `scopes.room_idle_secs` (whole seconds: the config's unit).
+    pub room_idle_secs: u64,
+    /// `sessions.ping_interval_secs`: silence before the server pings a
+    /// client, and again before it gives up on it.
+    pub ping_interval_secs: u64,
+    /// `streams.subscriber_queue_bytes`.
+    pub subscriber_queue_bytes: usize,
+    /// `streams.max_lag_ms`.
+    pub max_lag_ms: u64,
+    /// `streams.gop_cache`.
+    pub gop_cache: bool,
+}
+
+impl Default for ServerTuning {
+    /// Small bounds, so seconds of simulated time exercise idle rooms,
+    /// pings and the media drop policy.
+    fn default() -> Self {
+        ServerTuning {
+            room_idle_secs: 1,
+            ping_interval_secs: 2,
+            subscriber_queue_bytes: 96 * 1024,
+            max_lag_ms: 1_500,
+            gop_cache: true,
+        }
+    }
+}
+
+impl ServerTuning {
+    /// The configuration `serve_on` gets, storing persistent shared objects
+    /// under `data_dir`.
+    pub fn config(&self, data_dir: &Path) -> Config {
+        let mut config = Config::default();
+        config.server.rtmp_bind = ([0, 0, 0, 0], RTMP_PORT).into();
+        config.server.http_bind = ([0, 0, 0, 0], HTTP_PORT).into();
+        config.server.data_dir = data_dir.to_owned();
+        config.scopes.room_idle_secs = self.room_idle_secs;
+        config.sessions.ping_interval_secs = self.ping_interval_secs;
+        config.streams.subscriber_queue_bytes = self.subscriber_queue_bytes;
+        config.streams.max_lag_ms = self.max_lag_ms;
+        config.streams.gop_cache = self.gop_cache;
+        config
+    }
+}
+
+/// The software of the server host: binds both ports and serves until the
+/// host is crashed (turmoil drops the whole runtime) or the run ends.
+/// Called again by turmoil on every bounce, so a bounced server starts from
+/// its store directory like a restarted process.
+pub fn host(tuning: ServerTuning, data_dir: PathBuf) -> impl Fn() -> HostFuture {
+    move || {
+        let config = tuning.config(&data_dir);
+        Box::pin(async move {
+            let rtmp = SimListener::bind(RTMP_PORT).await?;
+            let http = SimListener::bind(HTTP_PORT).await?;
+            tern_runtime_std::serve_on(config, rtmp, http, std::future::pending()).await?;
+            Ok(())
+        })
+    }
+}
+
+/// What [`host`] returns each time it starts the server.
+pub type HostFuture = std::pin::Pin<Box<dyn std::future::Future<Output = turmoil::Result>>>;
