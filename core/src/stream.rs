@@ -23,6 +23,18 @@ pub struct CachedMessage {
     pub payload: Bytes,
 }
 
+impl CachedMessage {
+    /// The same message stamped `timestamp`: cached metadata and sequence
+    /// headers are (re)sent stamped like the frames they precede, so a
+    /// player never sees time jump back.
+    pub fn restamped(&self, timestamp: u32) -> CachedMessage {
+        CachedMessage {
+            timestamp,
+            ..self.clone()
+        }
+    }
+}
+
 /// A player of the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Player {
@@ -79,6 +91,8 @@ pub struct LiveStream {
     pub audio_header: Option<CachedMessage>,
     /// The last video sequence header.
     pub video_header: Option<CachedMessage>,
+    /// Timestamp of the last message published.
+    pub last_timestamp: Option<u32>,
     /// Messages since the last keyframe (keyframe first), if caching.
     gop: Vec<CachedMessage>,
     gop_bytes: usize,
@@ -102,12 +116,14 @@ impl LiveStream {
         self.video_header = None;
         self.gop.clear();
         self.gop_bytes = 0;
+        self.last_timestamp = None;
     }
 
     /// Remembers what late joiners need from `message`. With `max_gop_bytes`
     /// zero no GOP is cached; a GOP over the bound is dropped until the next
     /// keyframe.
     pub fn remember(&mut self, message: &CachedMessage, max_gop_bytes: usize) {
+        self.last_timestamp = Some(message.timestamp);
         match (message.kind, message.priority) {
             (MediaKind::Video, MediaPriority::SequenceHeader) => {
                 self.video_header = Some(message.clone());

@@ -90,6 +90,8 @@ pub struct ServerConfig {
     pub out_chunk_size: u32,
     /// Directory of persistent shared objects.
     pub data_dir: PathBuf,
+    /// A write to a client that makes no progress for this long drops it.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +101,7 @@ impl Default for ServerConfig {
             http_bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
             out_chunk_size: 4096,
             data_dir: PathBuf::from("./tern-data"),
+            write_timeout_secs: 10,
         }
     }
 }

@@ -48,10 +48,9 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
-/// A write that makes no progress for this long means the client stopped
-/// reading for good: the connection is dropped (its outbox has long since
-/// been dropping media, and the hub may already have given up on it).
-const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+/// After the hub gave up on a connection whose writes are blocked, how long
+/// it still gets to take the goodbye before the socket is dropped.
+const GIVE_UP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long connections get to say goodbye at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -100,6 +99,11 @@ pub struct Shared {
     bytes_out: AtomicU64,
     rtmp: ServerConfig,
     ws: WsConfig,
+    /// A write that makes no progress for this long means the client
+    /// stopped reading for good (or vanished): the connection is dropped.
+    /// Its outbox has long since been dropping media; a live player never
+    /// stalls this long (`server.write_timeout_secs`).
+    write_stall: std::time::Duration,
     seed: u64,
 }
 
@@ -154,6 +158,10 @@ impl Shared {
             bytes_out: AtomicU64::new(0),
             rtmp,
             ws,
+            write_stall: std::time::Duration::from_secs(match config.server.write_timeout_secs {
+                0 => 10,
+                secs => secs,
+            }),
             seed: 0x7e57_7e57,
         })
     }
@@ -311,6 +319,7 @@ pub async fn serve_rtmp<L: Listener>(
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
+            biased;
             () = stopped(&mut shutdown) => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
@@ -367,6 +376,7 @@ pub async fn serve_http<L: Listener>(
     let mut requests: u64 = 0;
     loop {
         tokio::select! {
+            biased;
             () = stopped(&mut shutdown) => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
@@ -442,6 +452,7 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased;
             () = stopped(&mut shutdown) => return,
             _ = tick.tick() => {
                 let now = shared.now();
@@ -577,10 +588,22 @@ async fn run_connection<S: crate::net::Stream, C: Session>(
             });
         }
         while let Some(bytes) = conn.poll_transmit() {
-            match tokio::time::timeout(WRITE_STALL, writer.write_all(&bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return format!("write failed: {e}"),
-                Err(_) => return format!("client stopped reading for {}s", WRITE_STALL.as_secs()),
+            // A blocked write must not pin the task: it ends when the client
+            // stalls too long, or soon after the hub gives up on it.
+            let write = tokio::time::timeout(shared.write_stall, writer.write_all(&bytes));
+            tokio::select! {
+                biased;
+                written = write => match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return format!("write failed: {e}"),
+                    Err(_) => {
+                        let secs = shared.write_stall.as_secs();
+                        return format!("client stopped reading for {secs}s");
+                    }
+                },
+                () = given_up(shared, id, &notify) => {
+                    return "the hub gave up on a client that does not read".to_owned();
+                }
             }
             shared
                 .bytes_out
@@ -603,6 +626,8 @@ async fn run_connection<S: crate::net::Stream, C: Session>(
             .poll_timeout()
             .map(|t| shared.start + std::time::Duration::from_millis(t.as_millis()));
         tokio::select! {
+            // Fixed branch order keeps runs reproducible in the simulator.
+            biased;
             read = reader.read(&mut buf) => {
                 let n = match read {
                     Ok(0) => return "closed by the client".to_owned(),
@@ -614,6 +639,21 @@ async fn run_connection<S: crate::net::Stream, C: Session>(
             }
             () = notify.notified() => {}
             () = sleep_until(deadline) => conn.handle_timeout(shared.now()),
+        }
+    }
+}
+
+/// Resolves [`GIVE_UP_GRACE`] after the hub closed `id`'s outbox (woken by
+/// the `Notify` the hub's `Closing` event pokes). Consuming a plain
+/// wake-up here is harmless: the task pulls deliveries at the top of its
+/// loop anyway.
+async fn given_up(shared: &Shared, id: ConnId, notify: &Notify) {
+    loop {
+        notify.notified().await;
+        let closed = shared.with_hub(|hub| hub.outbox(id).is_some_and(|o| o.closed().is_some()));
+        if closed {
+            tokio::time::sleep(GIVE_UP_GRACE).await;
+            return;
         }
     }
 }

@@ -46,6 +46,10 @@ impl ServerTuning {
         config.server.data_dir = data_dir.to_owned();
         config.scopes.room_idle_secs = self.room_idle_secs;
         config.sessions.ping_interval_secs = self.ping_interval_secs;
+        // Turmoil does not wake a writer blocked on flow control when the
+        // peer goes away (a kernel would fail the write): the write timeout
+        // is what drops such connections, so keep it short in simulated runs.
+        config.server.write_timeout_secs = 2;
         config.streams.subscriber_queue_bytes = self.subscriber_queue_bytes;
         config.streams.max_lag_ms = self.max_lag_ms;
         config.streams.gop_cache = self.gop_cache;

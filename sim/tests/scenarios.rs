@@ -6,20 +6,16 @@
 
 use std::time::Duration;
 use tern_sim::sweep::{assert_all_ok, sweep};
-use tern_sim::{ClientSpec, Fault, Known, ObjectSpec, Scenario, ServerTuning};
+use tern_sim::{ClientSpec, Fault, ObjectSpec, Scenario, ServerTuning};
 
 /// Seeds the sweep runs unless `TERN_SIM_SEED(S)` says otherwise.
 const SWEEP_SEEDS: u64 = 50;
 
-/// Tuning for sweeps while the known bugs stand: `max_lag_ms` is raised
-/// beyond the length of a run because of [`Known::StaleHeaderTimestamps`]
-/// (with the default, every player that rejoins a stream older than
-/// `max_lag_ms` is disconnected at once). The byte bound still drops.
+/// Tuning for sweeps: the simulator's defaults (small queues, 1.5 s lag
+/// bound, 1 s room idle), so drops, cut-backs and expiry all happen within
+/// a run.
 fn sweep_tuning() -> ServerTuning {
-    ServerTuning {
-        max_lag_ms: 60_000,
-        ..ServerTuning::default()
-    }
+    ServerTuning::default()
 }
 
 /// 20 clients in 3 rooms: 3 publishers, 6 players, 11 chat clients, random
@@ -29,8 +25,6 @@ fn mixed() -> Scenario {
     Scenario::mixed("mixed", 20, 3)
         .test("scenarios", "mixed_scenario_sweep")
         .tuning(sweep_tuning())
-        .tolerate(Known::StaleHeaderTimestamps)
-        .tolerate(Known::BlockedWriterNeverDropped)
 }
 
 #[test]
@@ -80,8 +74,6 @@ fn table_row(subscribers: usize, slow: usize, fault: Option<Fault>) -> Scenario 
             subscriber_queue_bytes: 32 * 1024,
             ..sweep_tuning()
         })
-        .tolerate(Known::StaleHeaderTimestamps)
-        .tolerate(Known::BlockedWriterNeverDropped)
         .client(
             ClientSpec::publisher("r0", "cam")
                 .objects(vec![ObjectSpec::transient("chat")])
@@ -155,6 +147,10 @@ fn summary_table() {
     );
     for (subscribers, slow, label, fault) in rows {
         let r = table_row(subscribers, slow, fault).run(1);
+        for v in &r.violations {
+            eprintln!("row {subscribers}/{slow}/{label}: {v}");
+        }
+        assert!(r.violations.is_empty(), "{label}: {}", r.repro);
         let t = r.totals;
         table.push_str(&format!(
             "{subscribers:>4} | {:>3}% | {label:<12} | {:>7} | {:>6} | {:>7} | {:>7} | {:>11} | {:>8} | {:>10} | {:>10}\n",

@@ -280,8 +280,15 @@ impl Hub {
         {
             outbox.await_keyframe(route.stream_id);
         }
-        for message in head.into_iter().flatten().chain(gop) {
-            let delivery = media_delivery(route, message, encode_media(route, message));
+        // Headers are stamped like the first frame the player gets.
+        let start = gop.first().map(|m| m.timestamp).or(live.last_timestamp);
+        let head = head
+            .into_iter()
+            .flatten()
+            .map(|m| start.map_or_else(|| m.clone(), |ts| m.restamped(ts)));
+        for message in head.chain(gop.iter().cloned()) {
+            let chunks = encode_media(route, &message);
+            let delivery = media_delivery(route, &message, chunks);
             self.mail.deliver(conn, Delivery::Media(delivery));
         }
     }
@@ -387,7 +394,8 @@ impl Hub {
                     .into_iter()
                     .flatten()
                 {
-                    let delivery = media_delivery(route, header, encode_media(route, header));
+                    let header = header.restamped(message.timestamp);
+                    let delivery = media_delivery(route, &header, encode_media(route, &header));
                     self.mail.deliver(player.conn, Delivery::Media(delivery));
                 }
                 if let Some(p) = live.players.get_mut(index) {
