@@ -10,8 +10,12 @@
 //! - [`http_get`]: a tiny HTTP/1.1 GET over `std::net::TcpStream`.
 //! - [`require_tool`], [`test_flv`], [`Probe`]: external tools, the test
 //!   media and ffprobe's view of a capture.
+//! - [`rtmp::RtmpClient`]: the core RTMP client over tokio, for
+//!   shared-object tests that mix RTMP and WebSocket clients.
 //!
 //! See docs/testing.md for what each test shows.
+
+pub mod rtmp;
 
 use serde_json::Value as Json;
 use std::ffi::OsStr;
@@ -109,7 +113,9 @@ pub fn require_gst_element(element: &str) -> bool {
     require(&format!("GStreamer element {element}"), present)
 }
 
-fn require(what: &str, present: bool) -> bool {
+/// Like [`require_tool`] for any prerequisite: `what` names it in the
+/// SKIPPED line (e.g. `"playwright-core (npm ci in tests/browser)"`).
+pub fn require(what: &str, present: bool) -> bool {
     if present {
         return true;
     }
@@ -470,6 +476,17 @@ impl Server {
     /// The HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
+    /// The RTMP address.
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.rtmp_port))
+    }
+
+    /// `ws://127.0.0.1:HTTP_PORT/PATH` (WebSocket is served on the HTTP
+    /// port).
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}/{path}", self.http_addr())
     }
 
     /// `rtmp://127.0.0.1:PORT/PATH`.
