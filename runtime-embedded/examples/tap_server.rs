@@ -14,11 +14,13 @@
 //! cargo build -p tern-runtime-embedded --example tap_server -p tern-runtime-std --bin tern
 //! ip netns exec tern target/debug/examples/tap_server --tap tap0 --address 192.168.69.100/24 &
 //! ip netns exec tern target/debug/tern so set rtmp://192.168.69.100:1935/chat/room1 s k '"v"'
+//! ip netns exec tern target/debug/examples/ws_watch ws://192.168.69.100:8081/chat/room1 s
 //! ip netns del tern
 //! ```
 //!
 //! The Linux side of the TAP is 192.168.69.1; the embassy stack behind it
-//! is 192.168.69.100 (`--address`). Start the example *inside* the
+//! is 192.168.69.100 (`--address`). RTMP is served on `--port` (1935) by
+//! 4 slots, WebSocket on `--ws-port` (8081) by 4 more, on one hub. Start the example *inside* the
 //! namespace: outside it, `TunTapDevice::new` would quietly create an
 //! unconfigured `tap0` in the root namespace. The line
 //! `tern-embedded listening on …` is printed once the stack is up and the
@@ -33,8 +35,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use tern_runtime_embedded::{Config, DEFAULT_RX_BUFFER, DEFAULT_TX_BUFFER, Server};
 
-/// Connections served at once.
-const SLOTS: usize = 4;
+/// RTMP connections served at once.
+const RTMP_SLOTS: usize = 4;
+/// WebSocket connections served at once.
+const WS_SLOTS: usize = 4;
+const SLOTS: usize = RTMP_SLOTS + WS_SLOTS;
 type Tern = Server<SLOTS>;
 
 #[derive(Debug)]
@@ -43,6 +48,7 @@ struct Args {
     address: Ipv4Address,
     prefix: u8,
     port: u16,
+    ws_port: u16,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         address: Ipv4Address::new(192, 168, 69, 100),
         prefix: 24,
         port: 1935,
+        ws_port: 8081,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,9 +78,14 @@ fn parse_args() -> Result<Args, String> {
                 let v = value()?;
                 args.port = v.parse().map_err(|e| format!("--port {v}: {e}"))?;
             }
+            "--ws-port" => {
+                let v = value()?;
+                args.ws_port = v.parse().map_err(|e| format!("--ws-port {v}: {e}"))?;
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: tap_server [--tap tap0] [--address 192.168.69.100/24] [--port 1935]"
+                    "usage: tap_server [--tap tap0] [--address 192.168.69.100/24] \
+                     [--port 1935] [--ws-port 8081]"
                         .into(),
                 );
             }
@@ -88,11 +100,18 @@ async fn net_task(mut runner: Runner<'static, TunTapDevice>) -> ! {
     runner.run().await
 }
 
-#[embassy_executor::task(pool_size = SLOTS)]
+#[embassy_executor::task(pool_size = RTMP_SLOTS)]
 async fn rtmp_slot(server: &'static Tern, stack: Stack<'static>, slot: usize) -> ! {
     let mut rx = [0; DEFAULT_RX_BUFFER];
     let mut tx = [0; DEFAULT_TX_BUFFER];
     server.run_rtmp(stack, slot, &mut rx, &mut tx).await
+}
+
+#[embassy_executor::task(pool_size = WS_SLOTS)]
+async fn ws_slot(server: &'static Tern, stack: Stack<'static>, slot: usize) -> ! {
+    let mut rx = [0; DEFAULT_RX_BUFFER];
+    let mut tx = [0; DEFAULT_TX_BUFFER];
+    server.run_ws(stack, slot, &mut rx, &mut tx).await
 }
 
 #[embassy_executor::task]
@@ -119,13 +138,18 @@ async fn main_task(spawner: Spawner, args: Args, device: TunTapDevice) {
 
     let config = Config {
         rtmp_port: args.port,
+        ws_port: args.ws_port,
         seed,
         ..Config::default()
     };
     let server: &'static Tern = SERVER.init(Server::new(config));
     spawner.spawn(hub_timers(server).unwrap());
-    for slot in 0..SLOTS {
+    // Slots 0..4 serve RTMP, 4..8 WebSocket.
+    for slot in 0..RTMP_SLOTS {
         spawner.spawn(rtmp_slot(server, stack, slot).unwrap());
+    }
+    for slot in RTMP_SLOTS..SLOTS {
+        spawner.spawn(ws_slot(server, stack, slot).unwrap());
     }
 
     stack.wait_config_up().await;
@@ -133,8 +157,11 @@ async fn main_task(spawner: Spawner, args: Args, device: TunTapDevice) {
     // that finds no listening socket is refused.
     Timer::after_millis(50).await;
     println!(
-        "tern-embedded listening on {}:{} ({}, {SLOTS} slots)",
-        args.address, args.port, args.tap
+        "tern-embedded listening on {addr}:{} (rtmp, {RTMP_SLOTS} slots) and {addr}:{} (websocket, {WS_SLOTS} slots) on {}",
+        args.port,
+        args.ws_port,
+        args.tap,
+        addr = args.address,
     );
     let _ = std::io::stdout().flush();
 

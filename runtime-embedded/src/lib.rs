@@ -2,8 +2,8 @@
 //!
 //! A `#![no_std]` runtime for the same sans-IO core the `tern` server runs:
 //! one [`Server`] holds the hub (scopes, shared objects, live streams) and
-//! `N` connection slots; the firmware runs one task per slot and one task
-//! for the hub's timers. Memory is fixed up front: the slot count is a
+//! `N` connection slots; the firmware runs one task per slot (RTMP or
+//! WebSocket) and one task for the hub's timers. Memory is fixed up front: the slot count is a
 //! const generic, socket buffers are the firmware's (static) arrays, and
 //! the core's bounds default to [`Limits::small`](tern_core::Limits::small)
 //! with short outboxes and a 1 KiB chunk size (see [`Config`]). The
@@ -28,15 +28,23 @@
 //! use static_cell::StaticCell;
 //! use tern_runtime_embedded::{Config, DEFAULT_RX_BUFFER, DEFAULT_TX_BUFFER, Server};
 //!
-//! const SLOTS: usize = 4;
-//! type Tern = Server<SLOTS>;
+//! const RTMP_SLOTS: usize = 4;
+//! const WS_SLOTS: usize = 2;
+//! type Tern = Server<{ RTMP_SLOTS + WS_SLOTS }>;
 //!
-//! #[embassy_executor::task(pool_size = SLOTS)]
+//! #[embassy_executor::task(pool_size = RTMP_SLOTS)]
 //! async fn rtmp_slot(server: &'static Tern, stack: Stack<'static>, slot: usize) -> ! {
 //!     // Locals of a task live in its pool's static memory.
 //!     let mut rx = [0; DEFAULT_RX_BUFFER];
 //!     let mut tx = [0; DEFAULT_TX_BUFFER];
 //!     server.run_rtmp(stack, slot, &mut rx, &mut tx).await
+//! }
+//!
+//! #[embassy_executor::task(pool_size = WS_SLOTS)]
+//! async fn ws_slot(server: &'static Tern, stack: Stack<'static>, slot: usize) -> ! {
+//!     let mut rx = [0; DEFAULT_RX_BUFFER];
+//!     let mut tx = [0; DEFAULT_TX_BUFFER];
+//!     server.run_ws(stack, slot, &mut rx, &mut tx).await
 //! }
 //!
 //! #[embassy_executor::task]
@@ -48,15 +56,21 @@
 //! static SERVER: StaticCell<Tern> = StaticCell::new();
 //! let server: &'static Tern = SERVER.init(Server::new(Config::default()));
 //! spawner.spawn(hub_timers(server).unwrap());
-//! for slot in 0..SLOTS {
+//! // Slots 0..4 serve RTMP, 4..6 WebSocket: each slot has one task.
+//! for slot in 0..RTMP_SLOTS {
 //!     spawner.spawn(rtmp_slot(server, stack, slot).unwrap());
+//! }
+//! for slot in RTMP_SLOTS..RTMP_SLOTS + WS_SLOTS {
+//!     spawner.spawn(ws_slot(server, stack, slot).unwrap());
 //! }
 //! ```
 //!
-//! Every slot listens on [`Config::rtmp_port`]; smoltcp hands each incoming
-//! connection to one listening socket, so `N` slots serve up to `N` clients
-//! at once and further SYNs wait or are refused. WebSocket listeners will
-//! join once the core's WebSocket connection lands.
+//! RTMP slots listen on [`Config::rtmp_port`] (1935), WebSocket slots on
+//! [`Config::ws_port`] (8081); smoltcp hands each incoming connection to
+//! one listening socket of its port, so `k` slots of a protocol serve up to
+//! `k` of its clients at once and further SYNs wait or are refused. Both
+//! kinds of client share the hub: an RTMP client's shared-object change
+//! reaches WebSocket subscribers as a JSON `change`, and back.
 #![no_std]
 
 extern crate alloc;
@@ -67,6 +81,8 @@ mod clock;
 mod config;
 mod rtmp;
 mod server;
+mod slot;
+mod ws;
 
 pub use clock::now;
 pub use config::{Config, DEFAULT_RX_BUFFER, DEFAULT_TX_BUFFER};

@@ -1,28 +1,15 @@
-//! One RTMP connection slot: accept on the configured port, serve the
-//! connection with the core's [`ServerConnection`] against the shared hub,
-//! close, and accept again.
-//!
-//! The loop mirrors runtime-std's connection task, in the core's call order:
-//! pull deliveries while the connection's pending output is under
-//! `high_water` (back-pressure), write everything out, then wait for the
-//! first of: bytes from the socket (handed to the connection straight from
-//! the socket's receive ring, no copy), the slot's wake-up signal (the hub
-//! has deliveries), or the connection's own deadline (handshake timeout,
-//! ping).
+//! RTMP slots: the core's [`ServerConnection`] in the shared slot loop
+//! (`crate::slot`), on [`Config::rtmp_port`](crate::Config::rtmp_port).
 
-use crate::clock::{now, sleep_until};
+use crate::clock::now;
 use crate::server::{Ended, Server};
-use core::net::IpAddr;
-use embassy_futures::select::{Either3, select3};
+use crate::slot::Session;
+use bytes::Bytes;
 use embassy_net::Stack;
-use embassy_net::tcp::{State, TcpSocket};
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_time::{Duration, Timer, with_timeout};
-use tern_core::hub::ConnId;
+use tern_core::Instant;
+use tern_core::hub::{Delivery, Request};
 use tern_core::rtmp::{RtmpError, ServerConnection};
-
-/// Pause after a failed accept before listening again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl<const N: usize, M: RawMutex> Server<N, M> {
     /// Serves RTMP connections on `slot`, one after another, forever.
@@ -32,11 +19,13 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
     /// send buffer ([`DEFAULT_RX_BUFFER`](crate::DEFAULT_RX_BUFFER) and
     /// [`DEFAULT_TX_BUFFER`](crate::DEFAULT_TX_BUFFER) are good sizes).
     /// Declared inside an `#[embassy_executor::task]` the buffers live in
-    /// the task pool's static memory.
+    /// the task pool's static memory. RTMP and WebSocket tasks share the
+    /// `N` slots: give each task its own.
     ///
     /// # Panics
-    /// If `slot >= N`: two tasks on one slot would steal each other's
-    /// wake-ups, so this is refused outright.
+    /// If `slot >= N`, or another task already serves `slot`: two tasks on
+    /// one slot would steal each other's wake-ups, so this is refused
+    /// outright.
     pub async fn run_rtmp(
         &self,
         stack: Stack<'_>,
@@ -44,138 +33,49 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
         rx_buffer: &mut [u8],
         tx_buffer: &mut [u8],
     ) -> ! {
-        assert!(slot < N, "slot {slot} out of range: the server has {N}");
-        loop {
-            let mut socket = TcpSocket::new(stack, &mut *rx_buffer, &mut *tx_buffer);
-            if socket.accept(self.config().rtmp_port).await.is_err() {
-                Timer::after(ACCEPT_BACKOFF).await;
-                continue;
-            }
-            // RTMP sends small messages (shared-object changes, acks) that
-            // must not wait for the previous segment's ACK.
-            socket.set_nagle_enabled(false);
-            let peer = socket.remote_endpoint().map(|e| IpAddr::from(e.addr));
-            let id = self.register(slot);
-            let ended = self.serve_rtmp(&mut socket, slot, id, peer).await;
-            self.unregister(slot, id, ended);
-            self.linger(&mut socket).await;
-        }
-    }
-
-    /// Serves one accepted connection; returns how it ended.
-    async fn serve_rtmp(
-        &self,
-        socket: &mut TcpSocket<'_>,
-        slot: usize,
-        id: ConnId,
-        peer: Option<IpAddr>,
-    ) -> Ended {
         let config = self.config();
-        let wake = self.wake(slot);
-        // A wake-up left over from the slot's previous connection.
-        wake.reset();
-        let random = self.handshake_random(id);
-        let mut conn = ServerConnection::new(config.rtmp.clone(), now(), &random, peer);
-        loop {
-            // Take deliveries while our own buffer is small.
-            let mut pulled = false;
-            if conn.pending_bytes() < config.high_water {
-                let now = now();
-                self.with_hub(|hub| {
-                    while conn.pending_bytes() < config.high_water {
-                        let Some(delivery) = hub.poll_delivery(id) else {
-                            break;
-                        };
-                        conn.handle_delivery(now, delivery);
-                        pulled = true;
-                    }
-                });
-            }
-            if let Err(ended) = self.flush(socket, &mut conn).await {
-                return ended;
-            }
-            if conn.is_closing() {
-                return match conn.close_reason() {
-                    Some(e) => ended_by(e),
-                    None => Ended::ByServer,
-                };
-            }
-            if pulled {
-                continue;
-            }
-            let deadline = conn.poll_timeout();
-            let outcome = select3(
-                socket.read_with(|data| {
-                    let input = conn.handle_input(now(), data);
-                    (data.len(), input)
-                }),
-                wake.wait(),
-                sleep_until(deadline),
-            )
-            .await;
-            match outcome {
-                // EOF and reset look alike through `read_with`.
-                Either3::First(Err(_)) => return Ended::ByClient,
-                Either3::First(Ok(input)) => {
-                    self.hand_over(id, &mut conn);
-                    if let Err(e) = input {
-                        // Flush what is queued (an error reply), then close.
-                        let _ = self.flush(socket, &mut conn).await;
-                        return ended_by(&e);
-                    }
-                }
-                Either3::Second(()) => {}
-                Either3::Third(()) => {
-                    conn.handle_timeout(now());
-                    self.hand_over(id, &mut conn);
-                }
-            }
-        }
+        self.run_slot(
+            stack,
+            slot,
+            config.rtmp_port,
+            rx_buffer,
+            tx_buffer,
+            |id, peer| {
+                let random = self.handshake_random(id);
+                ServerConnection::new(config.rtmp.clone(), now(), &random, peer)
+            },
+        )
+        .await
     }
+}
 
-    /// Hands the connection's requests to the hub, in order, under one lock.
-    fn hand_over(&self, id: ConnId, conn: &mut ServerConnection) {
-        let now = now();
-        self.with_hub(|hub| {
-            while let Some(request) = conn.poll_event() {
-                hub.handle(now, id, request);
-            }
-        });
+impl Session for ServerConnection {
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Ended> {
+        ServerConnection::handle_input(self, now, data).map_err(|e| ended_by(&e))
     }
-
-    /// Writes everything the connection has queued.
-    async fn flush(
-        &self,
-        socket: &mut TcpSocket<'_>,
-        conn: &mut ServerConnection,
-    ) -> Result<(), Ended> {
-        while let Some(bytes) = conn.poll_transmit() {
-            let mut rest: &[u8] = &bytes;
-            while !rest.is_empty() {
-                match with_timeout(self.config().write_timeout, socket.write(rest)).await {
-                    Ok(Ok(n)) => rest = rest.get(n..).unwrap_or_default(),
-                    Ok(Err(_)) => return Err(Ended::ByClient),
-                    Err(_) => return Err(Ended::WriteStalled),
-                }
-            }
-        }
-        Ok(())
+    fn poll_event(&mut self) -> Option<Request> {
+        ServerConnection::poll_event(self)
     }
-
-    /// Closes the socket politely: our FIN after the last bytes, then a
-    /// short wait for the peer's, then a reset if the peer is still there.
-    async fn linger(&self, socket: &mut TcpSocket<'_>) {
-        let linger = self.config().linger;
-        socket.close();
-        let _ = with_timeout(linger, socket.flush()).await;
-        let _ = with_timeout(linger, async {
-            while socket.read_with(|data| (data.len(), ())).await.is_ok() {}
-        })
-        .await;
-        if !matches!(socket.state(), State::Closed | State::TimeWait) {
-            socket.abort();
-            let _ = with_timeout(linger, socket.flush()).await;
-        }
+    fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
+        ServerConnection::handle_delivery(self, now, delivery);
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        ServerConnection::poll_transmit(self)
+    }
+    fn pending_bytes(&self) -> usize {
+        ServerConnection::pending_bytes(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        ServerConnection::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        ServerConnection::handle_timeout(self, now);
+    }
+    fn is_closing(&self) -> bool {
+        ServerConnection::is_closing(self)
+    }
+    fn ended(&self) -> Ended {
+        self.close_reason().map_or(Ended::ByServer, ended_by)
     }
 }
 

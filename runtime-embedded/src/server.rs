@@ -37,9 +37,11 @@ pub struct Counters {
     /// Connections the server closed (the hub's close, e.g. a lagging
     /// subscriber, an idle timeout, or shutdown).
     pub closed_by_server: u64,
-    /// Connections closed for malformed or over-limit RTMP.
+    /// Connections closed for malformed or over-limit RTMP or WebSocket
+    /// input (a refused HTTP upgrade included).
     pub protocol_errors: u64,
-    /// Connections closed for a handshake timeout or unanswered pings.
+    /// Connections closed for a handshake timeout, unanswered pings
+    /// (RTMP) or silence (WebSocket).
     pub timeouts: u64,
     /// Connections dropped because a write made no progress in time.
     pub write_stalls: u64,
@@ -66,6 +68,8 @@ struct State<const N: usize> {
     hub: Hub,
     /// The connection each slot serves now.
     slots: [Option<ConnId>; N],
+    /// Slots a task runs (RTMP or WebSocket): one task per slot.
+    claimed: [bool; N],
     /// The `k` of the next connection id (see the module docs).
     next: u64,
     counters: Counters,
@@ -92,6 +96,23 @@ impl<const N: usize> State<N> {
     }
 }
 
+/// A slot's claim by the task running it; released when the task's
+/// future is dropped.
+pub(crate) struct SlotClaim<'a, const N: usize, M: RawMutex> {
+    server: &'a Server<N, M>,
+    slot: usize,
+}
+
+impl<const N: usize, M: RawMutex> Drop for SlotClaim<'_, N, M> {
+    fn drop(&mut self) {
+        self.server.state.lock(|cell| {
+            if let Some(claimed) = cell.borrow_mut().claimed.get_mut(self.slot) {
+                *claimed = false;
+            }
+        });
+    }
+}
+
 fn slot_of<const N: usize>(conn: ConnId) -> usize {
     // N > 0 is checked when the server is built.
     usize::try_from(conn.0 % (N.max(1) as u64)).unwrap_or(usize::MAX)
@@ -100,7 +121,8 @@ fn slot_of<const N: usize>(conn: ConnId) -> usize {
 /// tern's embedded server: one hub and `N` connection slots.
 ///
 /// `N` is the most connections served at once; each slot is one task
-/// running [`Server::run_rtmp`] (see the crate docs for the firmware side).
+/// running [`Server::run_rtmp`] or [`Server::run_ws`] (see the crate docs
+/// for the firmware side).
 /// `M` is the raw mutex guarding the hub: [`CriticalSectionRawMutex`] (the
 /// default) lets the server be shared between executors and makes it
 /// `Sync`; [`NoopRawMutex`](embassy_sync::blocking_mutex::raw::NoopRawMutex)
@@ -118,6 +140,7 @@ impl<const N: usize, M: RawMutex> core::fmt::Debug for Server<N, M> {
         f.debug_struct("Server")
             .field("slots", &N)
             .field("rtmp_port", &self.config.rtmp_port)
+            .field("ws_port", &self.config.ws_port)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +168,7 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
             state: Mutex::new(RefCell::new(State {
                 hub,
                 slots: [None; N],
+                claimed: [false; N],
                 next: 1,
                 counters: Counters::default(),
             })),
@@ -203,6 +227,24 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
     pub(crate) fn wake(&self, slot: usize) -> &Signal<M, ()> {
         let slot = slot.min(N - 1);
         &self.wake[slot]
+    }
+
+    /// Marks `slot` as run by the calling task until the guard drops.
+    ///
+    /// # Panics
+    /// If `slot >= N` or another task already runs it.
+    pub(crate) fn claim(&self, slot: usize) -> SlotClaim<'_, N, M> {
+        assert!(slot < N, "slot {slot} out of range: the server has {N}");
+        let was_claimed = self.state.lock(|cell| {
+            let mut state = cell.borrow_mut();
+            let claimed = state.claimed.get_mut(slot);
+            claimed.is_none_or(|c| core::mem::replace(c, true))
+        });
+        assert!(
+            !was_claimed,
+            "slot {slot} is already served by another task"
+        );
+        SlotClaim { server: self, slot }
     }
 
     /// Gives `slot` a fresh connection id.
@@ -277,6 +319,23 @@ mod tests {
         let counters = server.counters();
         assert_eq!(counters.accepted, 12);
         assert_eq!(counters.closed_by_client, 12);
+    }
+
+    #[test]
+    fn a_released_slot_can_be_claimed_again() {
+        let server: Server<2, NoopRawMutex> = Server::new(Config::default());
+        let first = server.claim(1);
+        let _other = server.claim(0);
+        drop(first);
+        let _again = server.claim(1);
+    }
+
+    #[test]
+    #[should_panic(expected = "slot 1 is already served by another task")]
+    fn a_slot_is_served_by_one_task_at_a_time() {
+        let server: Server<2, NoopRawMutex> = Server::new(Config::default());
+        let _first = server.claim(1);
+        let _second = server.claim(1);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Two embassy-net stacks joined in memory (no privileges): tern's embedded
 //! server on one, two RTMP clients (the core's `ClientConnection` over
-//! embassy `TcpSocket`s) on the other. Both clients connect to the same
-//! room, use one shared object and each sees the other's change.
+//! embassy `TcpSocket`s) and a WebSocket client (raw RFC 6455 frames from
+//! `ws_frames`, JSON protocol v1) on the other. All three connect to the
+//! same room and use one shared object; each RTMP client sees the other's
+//! change, the WebSocket client sees both, and the RTMP clients see the
+//! WebSocket client's.
 //!
 //! Everything runs on one embassy executor (driver-channel uses
 //! `NoopRawMutex`) in a thread of its own; the test thread waits for the
@@ -24,7 +27,11 @@ use tern_runtime_embedded::tern_core::message::SoEvent;
 use tern_runtime_embedded::tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tern_runtime_embedded::{Config, DEFAULT_RX_BUFFER, DEFAULT_TX_BUFFER, Server, now};
 
+mod ws_frames;
+
 const MTU: usize = 1514;
+/// Slots 0..2 serve RTMP, 2..4 WebSocket (also the client stack's sockets).
+const RTMP_SLOTS: usize = 2;
 const SLOTS: usize = 4;
 const SERVER_IP: Ipv4Address = Ipv4Address::new(192, 168, 69, 100);
 const CLIENT_IP: Ipv4Address = Ipv4Address::new(192, 168, 69, 2);
@@ -56,11 +63,18 @@ async fn wire_task(
     }
 }
 
-#[embassy_executor::task(pool_size = SLOTS)]
+#[embassy_executor::task(pool_size = RTMP_SLOTS)]
 async fn rtmp_slot(server: &'static Tern, stack: Stack<'static>, slot: usize) -> ! {
     let mut rx = [0; DEFAULT_RX_BUFFER];
     let mut tx = [0; DEFAULT_TX_BUFFER];
     server.run_rtmp(stack, slot, &mut rx, &mut tx).await
+}
+
+#[embassy_executor::task(pool_size = SLOTS - RTMP_SLOTS)]
+async fn ws_slot(server: &'static Tern, stack: Stack<'static>, slot: usize) -> ! {
+    let mut rx = [0; DEFAULT_RX_BUFFER];
+    let mut tx = [0; DEFAULT_TX_BUFFER];
+    server.run_ws(stack, slot, &mut rx, &mut tx).await
 }
 
 #[embassy_executor::task]
@@ -97,7 +111,7 @@ fn stack(
 }
 
 #[test]
-fn two_clients_share_an_object_over_embassy_net() {
+fn rtmp_and_websocket_clients_share_an_object_over_embassy_net() {
     let started = std::time::Instant::now();
     let (verdict_tx, verdict_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -128,8 +142,11 @@ fn two_clients_share_an_object_over_embassy_net() {
                 spawner.spawn(wire_task(tx_a, rx_b).unwrap());
                 spawner.spawn(wire_task(tx_b, rx_a).unwrap());
                 spawner.spawn(hub_timers(server).unwrap());
-                for slot in 0..SLOTS {
+                for slot in 0..RTMP_SLOTS {
                     spawner.spawn(rtmp_slot(server, server_stack, slot).unwrap());
+                }
+                for slot in RTMP_SLOTS..SLOTS {
+                    spawner.spawn(ws_slot(server, server_stack, slot).unwrap());
                 }
                 spawner.spawn(scenario(server, client_stack, verdict_tx).unwrap());
             },
@@ -151,6 +168,8 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
     let (mut rx_b, mut tx_b) = ([0u8; 4096], [0u8; 4096]);
     let mut a = Session::open(stack, &mut rx_a, &mut tx_a, "chat/room1", 1).await?;
     let mut b = Session::open(stack, &mut rx_b, &mut tx_b, "chat/room1", 2).await?;
+    let (mut rx_w, mut tx_w) = ([0u8; 4096], [0u8; 4096]);
+    let mut w = WsSession::open(stack, &mut rx_w, &mut tx_w, "/chat/room1").await?;
 
     for (who, session) in [("a", &mut a), ("b", &mut b)] {
         session.conn.so_use("s", false).map_err(|e| e.to_string())?;
@@ -161,7 +180,13 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
             .await?;
     }
 
-    // a sets color; a gets the ack, b the change.
+    w.send_text(r#"{"op":"use","so":"s"}"#).await?;
+    w.wait_for("w: sync of s", |t| {
+        t.starts_with(r#"{"op":"sync""#) && t.contains(r#""so":"s""#)
+    })
+    .await?;
+
+    // a sets color; a gets the ack, b and w the change.
     a.conn
         .so_set(
             "s",
@@ -175,6 +200,12 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
         changed(e, "color", &Value::String("red".into()))
     })
     .await?;
+    w.wait_for("w: sees a's color", |t| {
+        t.starts_with(r#"{"op":"change""#)
+            && t.contains(r#""key":"color""#)
+            && t.contains(r#""value":"red""#)
+    })
+    .await?;
 
     // b sets size; b gets the ack, a the change.
     b.conn
@@ -186,6 +217,25 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
         changed(e, "size", &Value::Number(3.0))
     })
     .await?;
+    w.wait_for("w: sees b's size", |t| {
+        t.starts_with(r#"{"op":"change""#) && t.contains(r#""key":"size""#) && t.contains(":3")
+    })
+    .await?;
+
+    // w sets shape; w gets the ack, a and b the change.
+    w.send_text(r#"{"op":"set","so":"s","key":"shape","value":"round"}"#)
+        .await?;
+    w.wait_for("w: shape acknowledged", |t| {
+        t.starts_with(r#"{"op":"ack""#) && t.contains(r#""key":"shape""#)
+    })
+    .await?;
+    for (who, session) in [("a", &mut a), ("b", &mut b)] {
+        session
+            .wait_for(&format!("{who}: sees w's shape"), |e| {
+                changed(e, "shape", &Value::String("round".into()))
+            })
+            .await?;
+    }
 
     let (version, subscribers) = server.with_hub(|hub| {
         hub.shared_objects()
@@ -193,17 +243,21 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
             .map(|o| (o.version, o.subscribers))
             .unwrap_or_default()
     });
-    if subscribers != 2 || version < 2 {
+    if subscribers != 3 || version < 3 {
         return Err(format!(
             "hub holds s at version {version} with {subscribers} subscribers"
         ));
     }
 
-    // Both clients leave; the server notices and frees its slots.
+    // Everyone leaves; the server notices and frees its slots.
     a.close().await;
     b.close().await;
+    w.close().await?;
     let gone = with_timeout(STEP, async {
-        while server.with_hub(|hub| hub.connection_count(Protocol::Rtmp)) > 0 {
+        while server.with_hub(|hub| {
+            hub.connection_count(Protocol::Rtmp) + hub.connection_count(Protocol::WebSocket)
+        }) > 0
+        {
             Timer::after_millis(10).await;
         }
     })
@@ -212,11 +266,11 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
         return Err("the server kept the connections after the clients closed".into());
     }
     let counters = server.counters();
-    if counters.accepted != 2 || counters.protocol_errors != 0 {
+    if counters.accepted != 3 || counters.protocol_errors != 0 {
         return Err(format!("unexpected counters: {counters:?}"));
     }
     Ok(format!(
-        "two clients shared s (version {version}); counters {counters:?}"
+        "two RTMP clients and a WebSocket client shared s (version {version}); counters {counters:?}"
     ))
 }
 
@@ -328,5 +382,212 @@ impl<'a> Session<'a> {
     async fn close(&mut self) {
         self.socket.close();
         let _ = with_timeout(STEP, self.socket.flush()).await;
+    }
+}
+
+/// A WebSocket client session over an embassy TCP socket, speaking
+/// protocol v1 in raw RFC 6455 frames.
+struct WsSession<'a> {
+    socket: TcpSocket<'a>,
+    /// Bytes read and not yet decoded.
+    buf: Vec<u8>,
+    texts: VecDeque<String>,
+    /// Varies the masking key per frame.
+    frames_sent: u8,
+}
+
+impl<'a> WsSession<'a> {
+    /// Connects, upgrades, and waits for the server's `welcome`.
+    async fn open(
+        stack: Stack<'a>,
+        rx: &'a mut [u8],
+        tx: &'a mut [u8],
+        path: &str,
+    ) -> Result<WsSession<'a>, String> {
+        let mut socket = TcpSocket::new(stack, rx, tx);
+        socket.set_timeout(Some(Duration::from_secs(10)));
+        socket
+            .connect((SERVER_IP, 8081))
+            .await
+            .map_err(|e| format!("connect to {SERVER_IP}:8081: {e:?}"))?;
+        let mut session = WsSession {
+            socket,
+            buf: Vec::new(),
+            texts: VecDeque::new(),
+            frames_sent: 0,
+        };
+        let request = ws_frames::upgrade_request(&format!("{SERVER_IP}:8081"), path);
+        session.write(request.as_bytes()).await?;
+        let head = with_timeout(STEP, async {
+            loop {
+                if let Some(end) = session.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head: Vec<u8> = session.buf.drain(..end + 4).collect();
+                    return Ok::<_, String>(String::from_utf8_lossy(&head).into_owned());
+                }
+                session.read_raw().await?;
+            }
+        })
+        .await
+        .map_err(|_| format!("ws: no upgrade answer within {STEP:?}"))??;
+        if !head.starts_with("HTTP/1.1 101")
+            || !head.contains(ws_frames::EXPECTED_ACCEPT)
+            || !head.to_ascii_lowercase().contains("upgrade: websocket")
+        {
+            return Err(format!("ws: upgrade refused: {head}"));
+        }
+        session
+            .wait_for("w: welcome", |t| {
+                t == r#"{"op":"welcome","scope":"/chat/room1"}"#
+            })
+            .await?;
+        Ok(session)
+    }
+
+    async fn write(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        while !bytes.is_empty() {
+            let n = self
+                .socket
+                .write(bytes)
+                .await
+                .map_err(|e| format!("ws write: {e:?}"))?;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    fn next_mask(&mut self) -> [u8; 4] {
+        self.frames_sent = self.frames_sent.wrapping_add(1);
+        [0x5a, self.frames_sent, 0xc3, !self.frames_sent]
+    }
+
+    async fn send_text(&mut self, text: &str) -> Result<(), String> {
+        let mask = self.next_mask();
+        self.write(&ws_frames::client_text(text, mask)).await
+    }
+
+    /// Reads once into `buf`; EOF is an error.
+    async fn read_raw(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 1024];
+        let n = self
+            .socket
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("ws read: {e:?}"))?;
+        if n == 0 {
+            return Err("ws: the server closed the connection".into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    /// Decodes every whole frame buffered, reading once first if there is
+    /// none: texts are kept, pings answered; a close frame is returned as
+    /// `Ok(Some(payload))`.
+    async fn pump(&mut self) -> Result<Option<Vec<u8>>, String> {
+        if ws_frames::server_frame(&mut self.buf.clone())?.is_none() {
+            self.read_raw().await?;
+        }
+        while let Some((opcode, payload)) = ws_frames::server_frame(&mut self.buf)? {
+            match opcode {
+                ws_frames::TEXT => self.texts.push_back(
+                    String::from_utf8(payload).map_err(|e| format!("ws: text not UTF-8: {e}"))?,
+                ),
+                ws_frames::PING => {
+                    let mask = self.next_mask();
+                    self.write(&ws_frames::client_frame(ws_frames::PONG, &payload, mask))
+                        .await?;
+                }
+                ws_frames::CLOSE => return Ok(Some(payload)),
+                other => return Err(format!("ws: unexpected opcode {other:#x}")),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits for a text message matching `wanted`, keeping the others.
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let found = with_timeout(STEP, async {
+            loop {
+                if let Some(at) = self.texts.iter().position(|t| wanted(t)) {
+                    return Ok::<_, String>(self.texts.remove(at).unwrap());
+                }
+                if let Some(close) = self.pump().await? {
+                    return Err(format!("server sent close {close:?}"));
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(result) => result.map_err(|e| format!("{what}: {e}")),
+            Err(_) => Err(format!(
+                "{what}: not seen within {STEP:?}; messages so far: {:?}",
+                self.texts
+            )),
+        }
+    }
+
+    /// Closes with 1000, expects the server's echo, then its FIN (the
+    /// server closes TCP first, RFC 6455 §7.1.1).
+    async fn close(&mut self) -> Result<(), String> {
+        let mask = self.next_mask();
+        self.write(&ws_frames::client_frame(
+            ws_frames::CLOSE,
+            &1000u16.to_be_bytes(),
+            mask,
+        ))
+        .await?;
+        let echo = with_timeout(STEP, async {
+            loop {
+                if let Some(payload) = self.pump().await? {
+                    return Ok::<_, String>(payload);
+                }
+            }
+        })
+        .await
+        .map_err(|_| "w: no close frame within the step".to_string())??;
+        if echo.get(..2) != Some(&1000u16.to_be_bytes()[..]) {
+            return Err(format!("w: close echoed as {echo:?}"));
+        }
+        let eof = with_timeout(STEP, async {
+            let mut chunk = [0u8; 64];
+            while let Ok(n) = self.socket.read(&mut chunk).await {
+                if n == 0 {
+                    return true;
+                }
+            }
+            true
+        })
+        .await;
+        if eof.is_err() {
+            return Err("w: the server kept the TCP connection open after the close".into());
+        }
+        self.socket.close();
+        let _ = with_timeout(STEP, self.socket.flush()).await;
+        Ok(())
+    }
+}
+
+#[test]
+fn codec_round_trips_lengths() {
+    for len in [0, 125, 126, 300, 70_000] {
+        let payload = vec![7u8; len];
+        let frame = ws_frames::client_frame(ws_frames::TEXT, &payload, [1, 2, 3, 4]);
+        // Unmask and re-read the frame as a server frame would be.
+        let mask_at = frame.len() - len - 4;
+        let mut unmasked = frame[..mask_at].to_vec();
+        unmasked[1] &= 0x7F;
+        unmasked.extend(
+            frame[mask_at + 4..]
+                .iter()
+                .zip([1u8, 2, 3, 4].iter().cycle())
+                .map(|(b, m)| b ^ m),
+        );
+        let (opcode, got) = ws_frames::server_frame(&mut unmasked).unwrap().unwrap();
+        assert_eq!((opcode, got), (ws_frames::TEXT, payload));
+        assert!(unmasked.is_empty());
     }
 }

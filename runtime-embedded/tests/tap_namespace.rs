@@ -1,7 +1,9 @@
 //! Root only: the host example (`examples/tap_server.rs`) on a TAP device
-//! inside a network namespace this test creates, and a normal Linux client
-//! in the same namespace — the `tern so` CLI — setting a shared-object
-//! attribute on it and reading it back.
+//! inside a network namespace this test creates, and normal Linux clients
+//! in the same namespace: a WebSocket client (`examples/ws_watch.rs`,
+//! tokio-tungstenite) uses a shared object, the `tern so` CLI sets an
+//! attribute of it over RTMP, the WebSocket client sees the change, and a
+//! second RTMP client reads the value back.
 //!
 //! Skips (passing, with a message on stderr) when not root or when `ip` or
 //! `/dev/net/tun` is missing. The namespace gets a name unique to this
@@ -16,15 +18,16 @@ use std::time::{Duration, Instant};
 const SERVER: &str = "192.168.69.100";
 const LINUX_SIDE: &str = "192.168.69.1/24";
 const URL: &str = "rtmp://192.168.69.100:1935/chat/room1";
+const WS_URL: &str = "ws://192.168.69.100:8081/chat/room1";
 
 #[test]
-fn tern_cli_talks_to_the_embedded_server_on_a_tap_device() {
+fn rtmp_and_websocket_clients_share_an_object_on_the_embedded_server() {
     if let Some(why) = skip_reason() {
         eprintln!("SKIPPED tap_namespace: {why}");
         return;
     }
     let started = Instant::now();
-    let (example, tern) = build_binaries();
+    let (example, ws_watch, tern) = build_binaries();
     let ns = Namespace::create(&format!("tern-emb-{}", std::process::id()));
 
     let mut server = ns
@@ -40,10 +43,26 @@ fn tern_cli_talks_to_the_embedded_server_on_a_tap_device() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the example did not report readiness within 20 s");
     assert!(
-        ready.contains("listening on 192.168.69.100:1935"),
+        ready.contains("listening on 192.168.69.100:1935")
+            && ready.contains("192.168.69.100:8081 (websocket"),
         "unexpected first line: {ready}"
     );
     println!("  server ready ({:?})", started.elapsed());
+
+    // A WebSocket client uses `s` (and gives up by itself after 20 s).
+    let mut ws = ns
+        .command(&ws_watch)
+        .args([WS_URL, "s", "--timeout", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ws_watch");
+    let ws_lines = stdout_lines(&mut ws);
+    let mut ws = KillOnDrop(ws);
+    let sync = wait_for_line(&ws_lines, r#""op":"sync""#, Duration::from_secs(10))
+        .unwrap_or_else(|seen| panic!("ws_watch got no sync within 10 s; saw {seen:?}"));
+    assert!(sync.contains(r#""so":"s""#), "unexpected sync: {sync}");
+    println!("  websocket client uses s ({:?})", started.elapsed());
 
     // `tern so set` connects, uses the object, sets the key and waits for
     // the server's acknowledgement.
@@ -60,6 +79,19 @@ fn tern_cli_talks_to_the_embedded_server_on_a_tap_device() {
     let out = String::from_utf8_lossy(&set.stdout);
     assert!(out.contains(r#""event":"ack""#), "no ack: {out}");
     println!("  tern so set: {} ({:?})", out.trim(), started.elapsed());
+
+    // The WebSocket client sees the RTMP client's change.
+    let change = wait_for_line(&ws_lines, r#""op":"change""#, Duration::from_secs(10))
+        .unwrap_or_else(|seen| panic!("ws_watch saw no change within 10 s; saw {seen:?}"));
+    assert!(
+        change.contains(r#""so":"s""#)
+            && change.contains(r#""key":"k""#)
+            && change.contains(r#""value":"v""#),
+        "unexpected change: {change}"
+    );
+    let status = ws.0.wait().expect("wait for ws_watch");
+    assert!(status.success(), "ws_watch exited with {status}");
+    println!("  websocket client saw: {change} ({:?})", started.elapsed());
 
     // A second client sees the value the first one left on the device.
     let mut watch = ns
@@ -79,10 +111,11 @@ fn tern_cli_talks_to_the_embedded_server_on_a_tap_device() {
         "unexpected sync line: {sync}"
     );
     drop(watch);
+    drop(ws);
     drop(server);
     drop(ns);
     println!(
-        "tern so set/watch against the embedded server on a TAP device: ok in {:?}",
+        "tern so set/watch and a WebSocket client against the embedded server on a TAP device: ok in {:?}",
         started.elapsed()
     );
 }
@@ -111,9 +144,9 @@ fn current_euid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// Builds (or finds up to date) the example and the `tern` binary in this
+/// Builds (or finds up to date) the examples and the `tern` binary in this
 /// test's own target directory.
-fn build_binaries() -> (PathBuf, PathBuf) {
+fn build_binaries() -> (PathBuf, PathBuf, PathBuf) {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<this test>
     let profile_dir = exe
@@ -125,7 +158,14 @@ fn build_binaries() -> (PathBuf, PathBuf) {
         .parent()
         .expect("workspace root");
     for args in [
-        &["-p", "tern-runtime-embedded", "--example", "tap_server"][..],
+        &[
+            "-p",
+            "tern-runtime-embedded",
+            "--example",
+            "tap_server",
+            "--example",
+            "ws_watch",
+        ][..],
         &["-p", "tern-runtime-std", "--bin", "tern"][..],
     ] {
         let out = run(Command::new(env!("CARGO"))
@@ -140,8 +180,10 @@ fn build_binaries() -> (PathBuf, PathBuf) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let examples = profile_dir.join("examples");
     (
-        profile_dir.join("examples").join("tap_server"),
+        examples.join("tap_server"),
+        examples.join("ws_watch"),
         profile_dir.join("tern"),
     )
 }
@@ -230,6 +272,25 @@ fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// The first line containing `wanted` within `timeout`; `Err` holds the
+/// lines seen instead.
+fn wait_for_line(
+    lines: &mpsc::Receiver<String>,
+    wanted: &str,
+    timeout: Duration,
+) -> Result<String, Vec<String>> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(wanted) => return Ok(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    Err(seen)
 }
 
 /// Kills the child (and reaps it) when dropped, also on a failed assert.

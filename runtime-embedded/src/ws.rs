@@ -1,0 +1,126 @@
+//! WebSocket slots: the core's [`WsConnection`] (the HTTP upgrade, then
+//! JSON protocol v1 or chat mode) in the shared slot loop (`crate::slot`),
+//! on [`Config::ws_port`](crate::Config::ws_port).
+
+use crate::clock::now;
+use crate::server::{Ended, Server};
+use crate::slot::Session;
+use bytes::Bytes;
+use embassy_net::Stack;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use tern_core::Instant;
+use tern_core::hub::{Delivery, Request};
+use tern_core::ws::{WsConnection, WsError};
+
+impl<const N: usize, M: RawMutex> Server<N, M> {
+    /// Serves WebSocket connections on `slot`, one after another, forever.
+    ///
+    /// The same contract as [`run_rtmp`](Server::run_rtmp): one task per
+    /// slot with its own buffers, on a slot no other task (RTMP or
+    /// WebSocket) serves. The connection reads the HTTP upgrade request
+    /// from its first byte, so nothing else may listen on
+    /// [`Config::ws_port`](crate::Config::ws_port).
+    ///
+    /// # Panics
+    /// If `slot >= N`, or another task already serves `slot`.
+    pub async fn run_ws(
+        &self,
+        stack: Stack<'_>,
+        slot: usize,
+        rx_buffer: &mut [u8],
+        tx_buffer: &mut [u8],
+    ) -> ! {
+        let config = self.config();
+        self.run_slot(
+            stack,
+            slot,
+            config.ws_port,
+            rx_buffer,
+            tx_buffer,
+            |_, peer| WsConnection::new(config.ws.clone(), now(), peer),
+        )
+        .await
+    }
+}
+
+impl Session for WsConnection {
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Ended> {
+        WsConnection::handle_input(self, now, data).map_err(|e| ended_by(&e))
+    }
+    fn poll_event(&mut self) -> Option<Request> {
+        WsConnection::poll_event(self)
+    }
+    fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
+        WsConnection::handle_delivery(self, now, delivery);
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        WsConnection::poll_transmit(self)
+    }
+    fn pending_bytes(&self) -> usize {
+        WsConnection::pending_bytes(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        WsConnection::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        WsConnection::handle_timeout(self, now);
+    }
+    fn is_closing(&self) -> bool {
+        WsConnection::is_closing(self)
+    }
+    fn ended(&self) -> Ended {
+        self.close_reason().map_or(Ended::ByServer, ended_by)
+    }
+}
+
+fn ended_by(error: &WsError) -> Ended {
+    match error {
+        WsError::PeerClosed { .. } => Ended::ByClient,
+        // A refused connect is counted in `rejected_connects` as well.
+        WsError::ServerClosed { .. } | WsError::Rejected { .. } => Ended::ByServer,
+        WsError::HandshakeTimeout { .. } | WsError::Idle { .. } => Ended::Timeout,
+        WsError::Handshake(_) | WsError::Protocol(_) | WsError::Closed => Ended::Protocol,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_core::ws::HandshakeError;
+
+    #[test]
+    fn clean_closes_are_not_protocol_errors() {
+        assert_eq!(
+            ended_by(&WsError::PeerClosed { code: Some(1000) }),
+            Ended::ByClient
+        );
+        assert_eq!(
+            ended_by(&WsError::ServerClosed {
+                reason: "shutdown".into()
+            }),
+            Ended::ByServer
+        );
+        assert_eq!(ended_by(&WsError::Idle { silent_ms: 1 }), Ended::Timeout);
+        assert_eq!(
+            ended_by(&WsError::Handshake(HandshakeError::HeadTooLarge)),
+            Ended::Protocol
+        );
+    }
+
+    #[test]
+    fn an_upgrade_request_opens_the_connection() {
+        let mut conn =
+            WsConnection::new(crate::Config::default().ws, Instant::from_millis(0), None);
+        let request = b"GET /chat/room1 HTTP/1.1\r\nHost: device\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+            Sec-WebSocket-Version: 13\r\n\r\n";
+        Session::handle_input(&mut conn, Instant::from_millis(1), request).unwrap();
+        assert!(matches!(
+            Session::poll_event(&mut conn),
+            Some(Request::Connect(_))
+        ));
+        let answer = Session::poll_transmit(&mut conn).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 101"));
+        assert!(!Session::is_closing(&conn));
+    }
+}
