@@ -34,6 +34,7 @@ pub mod limits;
 pub mod message;
 pub mod rtmp;
 pub mod scope_path;
+pub mod session;
 pub mod shared_object;
 pub mod store;
 pub mod stream;

@@ -30,12 +30,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tern_core::hub::{
-    ConnId, DefaultApplication, Delivery, Hub, HubConfig, HubEvent, OutboxLimits, Protocol,
-    Request, TieredSessions,
+    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
+    TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
+use tern_core::session::ServerSession;
 use tern_core::shared_object::SoLimits;
-use tern_core::ws::{WsConfig, WsConnection, WsError};
+use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
@@ -466,68 +467,8 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
     }
 }
 
-/// What the connection task needs of a protocol connection: RTMP's
-/// [`ServerConnection`] and WebSocket's [`WsConnection`] share one call
-/// order, so one task loop serves both.
-trait Session {
-    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), String>;
-    fn poll_event(&mut self) -> Option<Request>;
-    fn handle_delivery(&mut self, now: Instant, delivery: Delivery);
-    fn poll_transmit(&mut self) -> Option<bytes::Bytes>;
-    fn pending_bytes(&self) -> usize;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    fn is_closing(&self) -> bool;
-    /// Why it closes, when that is worth a warning (errors, timeouts).
-    fn failure(&self) -> Option<String>;
-}
-
-macro_rules! session_via_inherent_methods {
-    ($ty:ty, $failure:expr) => {
-        impl Session for $ty {
-            fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), String> {
-                <$ty>::handle_input(self, now, data).map_err(|e| e.to_string())
-            }
-            fn poll_event(&mut self) -> Option<Request> {
-                <$ty>::poll_event(self)
-            }
-            fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
-                <$ty>::handle_delivery(self, now, delivery)
-            }
-            fn poll_transmit(&mut self) -> Option<bytes::Bytes> {
-                <$ty>::poll_transmit(self)
-            }
-            fn pending_bytes(&self) -> usize {
-                <$ty>::pending_bytes(self)
-            }
-            fn poll_timeout(&self) -> Option<Instant> {
-                <$ty>::poll_timeout(self)
-            }
-            fn handle_timeout(&mut self, now: Instant) {
-                <$ty>::handle_timeout(self, now)
-            }
-            fn is_closing(&self) -> bool {
-                <$ty>::is_closing(self)
-            }
-            fn failure(&self) -> Option<String> {
-                let failure: fn(&$ty) -> Option<String> = $failure;
-                failure(self)
-            }
-        }
-    };
-}
-
-session_via_inherent_methods!(ServerConnection, |c| c
-    .close_reason()
-    .map(|e| e.to_string()));
-session_via_inherent_methods!(WsConnection, |c| match c.close_reason() {
-    // Clean closes are not failures.
-    None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. }) => None,
-    Some(e) => Some(e.to_string()),
-});
-
 /// Serves one connection (RTMP or WebSocket); returns why it ended.
-async fn run_connection<S: crate::net::Stream, C: Session>(
+async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     shared: &Shared,
     stream: S,
     id: ConnId,
@@ -550,7 +491,7 @@ async fn run_connection<S: crate::net::Stream, C: Session>(
         };
         if let Some(data) = data {
             let now = shared.now();
-            let result = conn.handle_input(now, data);
+            let result = conn.handle_input(now, data).map_err(|e| e.to_string());
             requests.extend(std::iter::from_fn(|| conn.poll_event()));
             if !requests.is_empty() {
                 shared.with_hub(|hub| {
@@ -611,12 +552,13 @@ async fn run_connection<S: crate::net::Stream, C: Session>(
         }
         if conn.is_closing() {
             let _ = writer.shutdown().await;
-            return match conn.failure() {
-                Some(e) => {
+            return match conn.close_reason() {
+                Some(e) if !conn.closed_cleanly() => {
                     warn!("{e}");
-                    e
+                    e.to_string()
                 }
-                None => "closed".to_owned(),
+                Some(e) => e.to_string(),
+                None => "closed by the server".to_owned(),
             };
         }
         if pulled {

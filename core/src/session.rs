@@ -1,0 +1,87 @@
+//! What a runtime needs of a server-side connection, whatever its protocol.
+//!
+//! RTMP's [`ServerConnection`](crate::rtmp::ServerConnection) and
+//! WebSocket's [`WsConnection`](crate::ws::WsConnection) follow one call
+//! order (see [`crate::rtmp`]), so a runtime writes its connection loop once,
+//! generic over this trait.
+
+use crate::hub::{Delivery, Request};
+use crate::rtmp::{RtmpError, ServerConnection};
+use crate::time::Instant;
+use crate::ws::{WsConnection, WsError};
+use bytes::Bytes;
+use core::fmt;
+
+/// A server-side protocol connection, driven in the order the
+/// [`crate::rtmp`] module documents.
+pub trait ServerSession {
+    /// Why the connection failed or closed.
+    type Error: fmt::Display + fmt::Debug;
+
+    /// Takes bytes read from the socket; `Err` is fatal.
+    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Self::Error>;
+    /// The next request for the hub.
+    fn poll_event(&mut self) -> Option<Request>;
+    /// Turns a hub delivery into bytes.
+    fn handle_delivery(&mut self, now: Instant, delivery: Delivery);
+    /// The next bytes for the socket.
+    fn poll_transmit(&mut self) -> Option<Bytes>;
+    /// Bytes waiting in `poll_transmit` (pull deliveries only while small).
+    fn pending_bytes(&self) -> usize;
+    /// When `handle_timeout` should run next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Fires the connection's timers.
+    fn handle_timeout(&mut self, now: Instant);
+    /// True once the connection should be flushed and closed.
+    fn is_closing(&self) -> bool;
+    /// Why it closes, when it does.
+    fn close_reason(&self) -> Option<&Self::Error>;
+    /// True if the close was an orderly one (not worth a warning).
+    fn closed_cleanly(&self) -> bool;
+}
+
+macro_rules! delegate_session {
+    ($ty:ty, $error:ty, $clean:expr) => {
+        impl ServerSession for $ty {
+            type Error = $error;
+            fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), $error> {
+                <$ty>::handle_input(self, now, data)
+            }
+            fn poll_event(&mut self) -> Option<Request> {
+                <$ty>::poll_event(self)
+            }
+            fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
+                <$ty>::handle_delivery(self, now, delivery)
+            }
+            fn poll_transmit(&mut self) -> Option<Bytes> {
+                <$ty>::poll_transmit(self)
+            }
+            fn pending_bytes(&self) -> usize {
+                <$ty>::pending_bytes(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$ty>::poll_timeout(self)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$ty>::handle_timeout(self, now)
+            }
+            fn is_closing(&self) -> bool {
+                <$ty>::is_closing(self)
+            }
+            fn close_reason(&self) -> Option<&$error> {
+                <$ty>::close_reason(self)
+            }
+            fn closed_cleanly(&self) -> bool {
+                let clean: fn(Option<&$error>) -> bool = $clean;
+                clean(<$ty>::close_reason(self))
+            }
+        }
+    };
+}
+
+// RTMP reports a reason only for failures; a hub-requested close has none.
+delegate_session!(ServerConnection, RtmpError, |reason| reason.is_none());
+delegate_session!(WsConnection, WsError, |reason| matches!(
+    reason,
+    None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. })
+));
