@@ -23,6 +23,7 @@ use embassy_futures::select::select;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
 use embassy_sync::signal::Signal;
+use tern_core::Instant;
 use tern_core::handshake::RANDOM_LEN;
 use tern_core::hub::{ConnId, Hub, HubEvent, Request};
 
@@ -267,8 +268,10 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
     }
 
     /// Tells the hub the connection is gone and counts how it ended.
-    pub(crate) fn unregister(&self, slot: usize, id: ConnId, ended: Ended) {
-        let now = now();
+    ///
+    /// Takes the time from the caller, as the core does, so unit tests run
+    /// without an embassy time driver (the crate has no std dev-dependency).
+    pub(crate) fn unregister(&self, now: Instant, slot: usize, id: ConnId, ended: Ended) {
         self.with_hub(|hub| hub.handle(now, id, Request::Disconnect));
         self.state.lock(|cell| {
             let mut state = cell.borrow_mut();
@@ -313,7 +316,7 @@ mod tests {
             for slot in 0..3 {
                 let id = server.register(slot);
                 assert_eq!(slot_of::<3>(id), slot, "round {round}");
-                server.unregister(slot, id, Ended::ByClient);
+                server.unregister(Instant::from_millis(0), slot, id, Ended::ByClient);
             }
         }
         let counters = server.counters();

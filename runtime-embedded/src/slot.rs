@@ -71,7 +71,7 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
             let peer = socket.remote_endpoint().map(|e| IpAddr::from(e.addr));
             let id = self.register(slot);
             let ended = self.serve(&mut socket, slot, id, open(id, peer)).await;
-            self.unregister(slot, id, ended);
+            self.unregister(now(), slot, id, ended);
             self.linger(&mut socket).await;
         }
     }

@@ -160,7 +160,7 @@ fn build_binaries() -> (PathBuf, PathBuf, PathBuf) {
     for args in [
         &[
             "-p",
-            "tern-runtime-embedded",
+            "tern-runtime-embedded-host",
             "--example",
             "tap_server",
             "--example",

@@ -11,7 +11,7 @@
 //! ip netns exec tern ip tuntap add name tap0 mode tap
 //! ip netns exec tern ip addr add 192.168.69.1/24 dev tap0
 //! ip netns exec tern ip link set tap0 up
-//! cargo build -p tern-runtime-embedded --example tap_server -p tern-runtime-std --bin tern
+//! cargo build -p tern-runtime-embedded-host --example tap_server --example ws_watch -p tern-runtime-std --bin tern
 //! ip netns exec tern target/debug/examples/tap_server --tap tap0 --address 192.168.69.100/24 &
 //! ip netns exec tern target/debug/tern so set rtmp://192.168.69.100:1935/chat/room1 s k '"v"'
 //! ip netns exec tern target/debug/examples/ws_watch ws://192.168.69.100:8081/chat/room1 s

@@ -1,6 +1,6 @@
 //! Measures the RAM the embedded server needs at its default capacities and
-//! prints the table the crate README quotes (`cargo test -p
-//! tern-runtime-embedded --test memory_budget -- --nocapture`).
+//! prints the table the `tern-runtime-embedded` README quotes (`cargo test
+//! -p tern-runtime-embedded-host --test memory_budget -- --nocapture`).
 //!
 //! Static memory is `size_of` of what the firmware places in statics: the
 //! server, one slot task's future (its socket buffers included) per
@@ -19,16 +19,15 @@ use embassy_net::{Stack, StackResources};
 use embassy_net_driver_channel as channel;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tern_runtime_embedded::tern_core::Instant;
-use tern_runtime_embedded::tern_core::amf0::Value;
-use tern_runtime_embedded::tern_core::handshake::RANDOM_LEN;
-use tern_runtime_embedded::tern_core::hub::{ConnId, Hub};
-use tern_runtime_embedded::tern_core::hub::{Delivery, Request};
-use tern_runtime_embedded::tern_core::rtmp::{ClientConfig, ClientConnection, ServerConnection};
-use tern_runtime_embedded::tern_core::ws::WsConnection;
+use tern_core::Instant;
+use tern_core::amf0::Value;
+use tern_core::handshake::RANDOM_LEN;
+use tern_core::hub::{ConnId, Hub};
+use tern_core::hub::{Delivery, Request};
+use tern_core::rtmp::{ClientConfig, ClientConnection, ServerConnection};
+use tern_core::ws::WsConnection;
 use tern_runtime_embedded::{Config, DEFAULT_RX_BUFFER, DEFAULT_TX_BUFFER, Server};
-
-mod ws_frames;
+use tern_runtime_embedded_host::ws_frames;
 
 const SLOTS: usize = 4;
 
@@ -351,7 +350,7 @@ fn memory_budget() {
     );
     println!(
         "  worst case per WebSocket connection (limits): upgrade head {} + message {} + output {} (+ {} notices in its outbox)",
-        tern_runtime_embedded::tern_core::ws::handshake::MAX_HEAD,
+        tern_core::ws::handshake::MAX_HEAD,
         config.ws.max_message,
         config.high_water,
         config.hub.outbox.max_pending_notices,
