@@ -4,11 +4,9 @@
 use crate::clock::now;
 use crate::server::{Ended, Server};
 use crate::slot::Session;
-use bytes::Bytes;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use tern_core::Instant;
-use tern_core::hub::{Delivery, Request};
+
 use tern_core::rtmp::{RtmpError, ServerConnection};
 
 impl<const N: usize, M: RawMutex> Server<N, M> {
@@ -50,32 +48,8 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
 }
 
 impl Session for ServerConnection {
-    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Ended> {
-        ServerConnection::handle_input(self, now, data).map_err(|e| ended_by(&e))
-    }
-    fn poll_event(&mut self) -> Option<Request> {
-        ServerConnection::poll_event(self)
-    }
-    fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
-        ServerConnection::handle_delivery(self, now, delivery);
-    }
-    fn poll_transmit(&mut self) -> Option<Bytes> {
-        ServerConnection::poll_transmit(self)
-    }
-    fn pending_bytes(&self) -> usize {
-        ServerConnection::pending_bytes(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        ServerConnection::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        ServerConnection::handle_timeout(self, now);
-    }
-    fn is_closing(&self) -> bool {
-        ServerConnection::is_closing(self)
-    }
-    fn ended(&self) -> Ended {
-        self.close_reason().map_or(Ended::ByServer, ended_by)
+    fn classify(error: &RtmpError) -> Ended {
+        ended_by(error)
     }
 }
 

@@ -16,15 +16,14 @@
 
 use crate::clock::{now, sleep_until};
 use crate::server::{Ended, Server};
-use bytes::Bytes;
 use core::net::IpAddr;
 use embassy_futures::select::{Either3, select3};
 use embassy_net::Stack;
 use embassy_net::tcp::{State, TcpSocket};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{Duration, Timer, with_timeout};
-use tern_core::Instant;
-use tern_core::hub::{ConnId, Delivery, Request};
+use tern_core::hub::ConnId;
+use tern_core::session::ServerSession;
 
 /// Pause after a failed accept before listening again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -32,18 +31,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// What the slot loop needs of a sans-IO server connection: the core's
 /// documented call order, plus how a finished connection ended (for
 /// [`Counters`](crate::Counters)).
-pub(crate) trait Session {
-    /// Bytes read from the socket; `Err` is fatal and says how it ended.
-    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Ended>;
-    fn poll_event(&mut self) -> Option<Request>;
-    fn handle_delivery(&mut self, now: Instant, delivery: Delivery);
-    fn poll_transmit(&mut self) -> Option<Bytes>;
-    fn pending_bytes(&self) -> usize;
-    fn poll_timeout(&self) -> Option<Instant>;
-    fn handle_timeout(&mut self, now: Instant);
-    fn is_closing(&self) -> bool;
-    /// How the connection ended, once [`is_closing`](Session::is_closing).
-    fn ended(&self) -> Ended;
+pub(crate) trait Session: ServerSession {
+    /// How a connection that failed with `error` ended, for the counters.
+    fn classify(error: &Self::Error) -> Ended;
+
+    /// How the connection ended, once it is closing.
+    fn ended(&self) -> Ended {
+        self.close_reason().map_or(Ended::ByServer, Self::classify)
+    }
 }
 
 impl<const N: usize, M: RawMutex> Server<N, M> {
@@ -115,7 +110,7 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
             let deadline = conn.poll_timeout();
             let outcome = select3(
                 socket.read_with(|data| {
-                    let input = conn.handle_input(now(), data);
+                    let input = conn.handle_input(now(), data).map_err(|e| C::classify(&e));
                     (data.len(), input)
                 }),
                 wake.wait(),

@@ -5,11 +5,9 @@
 use crate::clock::now;
 use crate::server::{Ended, Server};
 use crate::slot::Session;
-use bytes::Bytes;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use tern_core::Instant;
-use tern_core::hub::{Delivery, Request};
+
 use tern_core::ws::{WsConnection, WsError};
 
 impl<const N: usize, M: RawMutex> Server<N, M> {
@@ -44,32 +42,8 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
 }
 
 impl Session for WsConnection {
-    fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), Ended> {
-        WsConnection::handle_input(self, now, data).map_err(|e| ended_by(&e))
-    }
-    fn poll_event(&mut self) -> Option<Request> {
-        WsConnection::poll_event(self)
-    }
-    fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
-        WsConnection::handle_delivery(self, now, delivery);
-    }
-    fn poll_transmit(&mut self) -> Option<Bytes> {
-        WsConnection::poll_transmit(self)
-    }
-    fn pending_bytes(&self) -> usize {
-        WsConnection::pending_bytes(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        WsConnection::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        WsConnection::handle_timeout(self, now);
-    }
-    fn is_closing(&self) -> bool {
-        WsConnection::is_closing(self)
-    }
-    fn ended(&self) -> Ended {
-        self.close_reason().map_or(Ended::ByServer, ended_by)
+    fn classify(error: &WsError) -> Ended {
+        ended_by(error)
     }
 }
 
@@ -86,6 +60,8 @@ fn ended_by(error: &WsError) -> Ended {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tern_core::Instant;
+    use tern_core::hub::Request;
     use tern_core::ws::HandshakeError;
 
     #[test]
@@ -114,13 +90,13 @@ mod tests {
         let request = b"GET /chat/room1 HTTP/1.1\r\nHost: device\r\nUpgrade: websocket\r\n\
             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
             Sec-WebSocket-Version: 13\r\n\r\n";
-        Session::handle_input(&mut conn, Instant::from_millis(1), request).unwrap();
+        WsConnection::handle_input(&mut conn, Instant::from_millis(1), request).unwrap();
         assert!(matches!(
-            Session::poll_event(&mut conn),
+            WsConnection::poll_event(&mut conn),
             Some(Request::Connect(_))
         ));
-        let answer = Session::poll_transmit(&mut conn).unwrap();
+        let answer = WsConnection::poll_transmit(&mut conn).unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 101"));
-        assert!(!Session::is_closing(&conn));
+        assert!(!WsConnection::is_closing(&conn));
     }
 }
