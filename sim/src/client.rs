@@ -1,6 +1,7 @@
-//! A simulated RTMP client: core's [`ClientConnection`] driven over a
-//! turmoil `TcpStream`, following its script, reconnecting when its
-//! connection dies, and checking everything it receives.
+//! A simulated client: core's RTMP [`ClientConnection`] or a WebSocket
+//! client speaking tern's JSON protocol (`ws`), over a turmoil `TcpStream`,
+//! following its script, reconnecting when its connection dies, and
+//! checking everything it receives.
 //!
 //! The client behaves like a careful application would: it notices a dead
 //! connection (nothing heard for [`SILENCE_LIMIT`] although it probes the
@@ -11,7 +12,7 @@
 
 use crate::fnv::Fnv1a;
 use crate::media::{FRAME_MS, Frame, GOP, MediaViolation, PlayerCheck};
-use crate::net::{RTMP_PORT, SERVER};
+use crate::net::{HTTP_PORT, RTMP_PORT, SERVER};
 use crate::report::{Violation, ViolationKind};
 use crate::rng::SimRng;
 use crate::so_view::{SoReplica, SoViolation, SubState};
@@ -24,6 +25,8 @@ use tern_core::handshake::RANDOM_LEN;
 use tern_core::message::{SharedObjectMessage, SoEvent};
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod ws;
 
 /// Longest wait for a TCP connection to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -61,24 +64,19 @@ pub enum Role {
 }
 
 /// How a client talks to the server.
-///
-/// TODO(websocket): add `WebSocket` once runtime-std serves WebSocket
-/// upgrades on the HTTP port (the other side is being written). The plan:
-/// a `tokio_tungstenite::client_async("ws://server:8081/live/<room>", stream)`
-/// over a turmoil `TcpStream` to `(SERVER, HTTP_PORT)`, speaking the JSON
-/// protocol v1 (DESIGN.md §6). Its session loop mirrors
-/// `Client::session`: `use`/`set`/`delete`/`send`/`release` frames out;
-/// `sync` feeds [`SoReplica`] as a use-success with every key, `ack` as our
-/// own successes, `change`/`delete` as changes and `message` as a broadcast
-/// — so the same exactly-once checks, views and end-of-run comparisons
-/// apply to RTMP and WebSocket subscribers of one object alike. Media
-/// roles stay RTMP-only. Scenarios then mix them with
-/// `ClientSpec::chat(room).transport(Transport::WebSocket)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
     /// RTMP on port 1935, core's [`ClientConnection`].
     #[default]
     Rtmp,
+    /// WebSocket on the HTTP port (`tokio-tungstenite` over a turmoil
+    /// stream), JSON protocol v1 (`docs/ws-protocol.md`). Its shared-object
+    /// messages feed the same [`SoReplica`] as RTMP's — `sync` as a
+    /// use-success with every key, `ack` as our own successes,
+    /// `change`/`delete` as changes, `message` as a broadcast — so every
+    /// invariant covers both kinds of subscriber. Shared objects only: a
+    /// WebSocket client's role must be [`Role::Chat`].
+    WebSocket,
 }
 
 /// A shared object a client uses from the start.
@@ -186,7 +184,7 @@ pub struct ClientSpec {
     pub read_rate: Option<u64>,
     /// When it first connects; `None`: a random moment in the first 500 ms.
     pub start: Option<Duration>,
-    /// RTMP (WebSocket to come).
+    /// RTMP or WebSocket (chat only).
     pub transport: Transport,
 }
 
@@ -256,7 +254,9 @@ impl ClientSpec {
         self
     }
 
-    /// How it talks to the server.
+    /// How it talks to the server. WebSocket clients do not play media:
+    /// [`Scenario::run`](crate::Scenario::run) refuses a WebSocket
+    /// publisher or player.
     pub fn transport(mut self, transport: Transport) -> ClientSpec {
         self.transport = transport;
         self
@@ -385,6 +385,50 @@ enum End {
     Done,
 }
 
+/// The shared-object requests of one connection, whatever its protocol.
+trait SoWire {
+    fn so_use(&mut self, name: &str, persistent: bool);
+    /// Sends `changes` and returns them as the batches the server will
+    /// acknowledge one by one (RTMP: one batch; WebSocket: one per key).
+    fn so_set(
+        &mut self,
+        name: &str,
+        persistent: bool,
+        changes: Vec<(String, Value)>,
+    ) -> Vec<Vec<(String, Value)>>;
+    fn so_delete(&mut self, name: &str, persistent: bool, key: &str);
+    fn so_send(&mut self, name: &str, persistent: bool, method: &str, args: Vec<Value>);
+    fn so_release(&mut self, name: &str, persistent: bool);
+}
+
+impl SoWire for Session {
+    fn so_use(&mut self, name: &str, persistent: bool) {
+        let _ = self.conn.so_use(name, persistent);
+    }
+
+    fn so_set(
+        &mut self,
+        name: &str,
+        persistent: bool,
+        changes: Vec<(String, Value)>,
+    ) -> Vec<Vec<(String, Value)>> {
+        let _ = self.conn.so_set(name, persistent, changes.clone());
+        vec![changes]
+    }
+
+    fn so_delete(&mut self, name: &str, persistent: bool, key: &str) {
+        let _ = self.conn.so_delete(name, persistent, key);
+    }
+
+    fn so_send(&mut self, name: &str, persistent: bool, method: &str, args: Vec<Value>) {
+        let _ = self.conn.so_send(name, persistent, method, args);
+    }
+
+    fn so_release(&mut self, name: &str, persistent: bool) {
+        let _ = self.conn.so_release(name, persistent);
+    }
+}
+
 /// The per-connection state.
 struct Session {
     conn: ClientConnection,
@@ -401,6 +445,10 @@ struct Session {
 /// One simulated client.
 pub(crate) struct Client {
     pub(crate) name: String,
+    /// Position in the scenario (picks the WebSocket URL form).
+    index: usize,
+    /// TCP connections opened so far.
+    connects: usize,
     spec: ClientSpec,
     timeline: Timeline,
     rng: SimRng,
@@ -415,6 +463,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(
+        index: usize,
         name: String,
         spec: ClientSpec,
         ops: Vec<(Duration, Op)>,
@@ -430,6 +479,8 @@ impl Client {
         let wanted = vec![true; spec.objects.len()];
         Client {
             name,
+            index,
+            connects: 0,
             spec,
             timeline,
             rng,
@@ -477,22 +528,20 @@ impl Client {
     }
 
     /// Runs the client until the run's leave time.
-    pub(crate) async fn run(self) -> turmoil::Result {
-        match self.spec.transport {
-            Transport::Rtmp => self.run_rtmp().await,
-        }
-    }
-
-    async fn run_rtmp(mut self) -> turmoil::Result {
+    pub(crate) async fn run(mut self) -> turmoil::Result {
         sleep_until(self.spec.start.unwrap_or_default()).await;
         loop {
             let now = sim_now();
-            self.maybe_snapshot(None);
+            self.maybe_snapshot(false);
             if now >= self.timeline.leave_at {
                 break;
             }
             self.skip_missed_ops(now);
-            let connect = turmoil::net::TcpStream::connect((SERVER, RTMP_PORT));
+            let port = match self.spec.transport {
+                Transport::Rtmp => RTMP_PORT,
+                Transport::WebSocket => HTTP_PORT,
+            };
+            let connect = turmoil::net::TcpStream::connect((SERVER, port));
             let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(_)) | Err(_) => {
@@ -500,7 +549,11 @@ impl Client {
                     continue;
                 }
             };
-            let end = self.session(stream).await;
+            self.connects += 1;
+            let end = match self.spec.transport {
+                Transport::Rtmp => self.session(stream).await,
+                Transport::WebSocket => self.ws_session(stream).await,
+            };
             for r in &mut self.replicas {
                 r.disconnected();
             }
@@ -520,7 +573,7 @@ impl Client {
                 }
             }
         }
-        self.maybe_snapshot(None);
+        self.maybe_snapshot(false);
         let totals = self.replicas.iter().fold((0, 0, 0), |t, r| {
             (t.0 + r.changes, t.1 + r.acks, t.2 + r.messages)
         });
@@ -561,14 +614,13 @@ impl Client {
         }
     }
 
-    /// Records the view once, at the check (`session`: the connection, if
-    /// any).
-    fn maybe_snapshot(&mut self, session: Option<&Session>) {
+    /// Records the view once, at the check (`connected`: a connection is
+    /// open and accepted by the server).
+    fn maybe_snapshot(&mut self, connected: bool) {
         let now = sim_now();
         if now < self.timeline.check_at || self.shared.borrow().obs.snapshot.is_some() {
             return;
         }
-        let connected = session.is_some_and(|s| s.conn.is_connected());
         let objects = self
             .replicas
             .iter()
@@ -638,7 +690,7 @@ impl Client {
                 }
             }
             let now = sim_now();
-            self.maybe_snapshot(Some(&s));
+            self.maybe_snapshot(s.conn.is_connected());
             if now >= self.timeline.leave_at {
                 return End::Done;
             }
@@ -739,50 +791,51 @@ impl Client {
         wake.max(now)
     }
 
-    fn use_object(&mut self, s: &mut Session, i: usize) {
+    fn use_object(&mut self, wire: &mut impl SoWire, i: usize) {
         if let Some(r) = self.replicas.get_mut(i)
             && r.state == SubState::Released
         {
-            let _ = s.conn.so_use(&r.name, r.persistent);
+            wire.so_use(&r.name, r.persistent);
             r.use_sent();
         }
     }
 
     /// Performs one operation; `Some` ends the connection.
-    fn perform(&mut self, s: &mut Session, op: Op, now: Duration) -> Option<End> {
+    fn perform(&mut self, wire: &mut impl SoWire, op: Op, now: Duration) -> Option<End> {
         self.log(|| format!("do {op:?}"));
         match op {
             Op::Set { object, changes } => {
                 let r = self.replicas.iter_mut().find(|r| r.name == object)?;
                 if r.state != SubState::Released {
-                    let _ = s.conn.so_set(&r.name, r.persistent, changes.clone());
-                    r.batch_sent(changes);
+                    for batch in wire.so_set(&r.name, r.persistent, changes) {
+                        r.batch_sent(batch);
+                    }
                 }
             }
             Op::Delete { object, key } => {
                 let r = self.replicas.iter_mut().find(|r| r.name == object)?;
                 if r.state != SubState::Released {
-                    let _ = s.conn.so_delete(&r.name, r.persistent, &key);
+                    wire.so_delete(&r.name, r.persistent, &key);
                 }
             }
             Op::Send { object, text } => {
                 let r = self.replicas.iter_mut().find(|r| r.name == object)?;
                 if r.state != SubState::Released {
                     let args = vec![Value::string(text)];
-                    let _ = s.conn.so_send(&r.name, r.persistent, "chat", args);
+                    wire.so_send(&r.name, r.persistent, "chat", args);
                 }
             }
             Op::Use { object } => {
                 let i = self.index(&object)?;
                 self.set_wanted(&object, true);
-                self.use_object(s, i);
+                self.use_object(wire, i);
             }
             Op::Release { object } => {
                 let i = self.index(&object)?;
                 self.set_wanted(&object, false);
                 let r = self.replicas.get_mut(i)?;
                 if r.state != SubState::Released {
-                    let _ = s.conn.so_release(&r.name, r.persistent);
+                    wire.so_release(&r.name, r.persistent);
                     r.detach();
                 }
             }

@@ -56,6 +56,8 @@ pub struct ObjectStats {
 pub struct StatsView {
     /// RTMP connections.
     pub rtmp_connections: u64,
+    /// WebSocket connections.
+    pub ws_connections: u64,
     /// Scope paths, apps included.
     pub scopes: Vec<String>,
     /// `(scope, name)` of live streams.
@@ -77,6 +79,7 @@ impl StatsView {
         let list = |key: &str| json[key].as_array().cloned().unwrap_or_default();
         Ok(StatsView {
             rtmp_connections: u(&json["connections"]["rtmp"]),
+            ws_connections: u(&json["connections"]["websocket"]),
             scopes: list("scopes").iter().map(|x| s(&x["path"])).collect(),
             streams: list("streams")
                 .iter()
@@ -122,13 +125,13 @@ mod tests {
 
     #[test]
     fn parses_the_stats_document() {
-        let body = r#"{"connections":{"rtmp":2,"websocket":0},
+        let body = r#"{"connections":{"rtmp":2,"websocket":1},
             "scopes":[{"path":"/live","connections":0},{"path":"/live/r0","connections":2}],
             "streams":[{"scope":"/live/r0","name":"cam","publishing":true,"subscribers":1}],
             "shared_objects":[{"scope":"/live/r0","name":"chat","version":7,"subscribers":2,"persistent":false}],
             "bytes_in":1,"bytes_out":2,"media_dropped":3,"lag_disconnects":4}"#;
         let s = StatsView::parse(body).unwrap();
-        assert_eq!(s.rtmp_connections, 2);
+        assert_eq!((s.rtmp_connections, s.ws_connections), (2, 1));
         assert_eq!(s.scopes, ["/live", "/live/r0"]);
         assert_eq!(s.streams, [("/live/r0".to_owned(), "cam".to_owned())]);
         assert_eq!(s.object("/live/r0", "chat").unwrap().version, 7);

@@ -4,14 +4,17 @@
 //! [`tern_runtime_std::serve_on`] — runtime-std's accept loops, connection
 //! tasks, hub and file store — on turmoil listeners ([`net::SimListener`]).
 //! Clients are core's RTMP client ([`tern_core::rtmp::ClientConnection`])
-//! over turmoil `TcpStream`s. All time is turmoil's; all randomness comes
-//! from the seed (turmoil's `rng_seed` and [`rng::SimRng`]).
+//! or WebSocket clients (`tokio-tungstenite`, tern's JSON protocol v1) over
+//! turmoil `TcpStream`s ([`Transport`]). All time is turmoil's; all
+//! randomness comes from the seed (turmoil's `rng_seed` and
+//! [`rng::SimRng`]).
 //!
 //! A [`Scenario`] describes clients (rooms, roles, shared objects, random or
 //! scripted operations, slow readers) and faults (partition/repair,
 //! hold/release, server crash and bounce, clients that stop reading).
 //! [`Scenario::run`] runs one seed and checks, into a [`Report`]:
-//! - every subscriber's view of every shared object equals the server's
+//! - every subscriber's view of every shared object, RTMP or WebSocket,
+//!   equals the server's
 //!   (versions from `/api/stats` over simulated HTTP, data among the
 //!   subscribers and, for persistent objects, in the store directory);
 //! - no change is delivered twice or skipped: versions step by exactly one
@@ -25,11 +28,6 @@
 //!
 //! `TERN_SIM_SEED=n` replays one run; `TERN_SIM_SEEDS=count` sweeps (see
 //! [`sweep`]). A failing run prints the command that reproduces it.
-//!
-//! WebSocket clients (`tokio-tungstenite` over turmoil streams) are not
-//! here yet: the server's WebSocket side is being written. They plug in as
-//! a second [`Transport`] of [`ClientSpec`] (see the TODO there); the
-//! shared-object checks are already protocol-neutral.
 
 pub mod client;
 pub mod fnv;

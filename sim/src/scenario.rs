@@ -13,7 +13,9 @@
 //! everyone leaves; and after `room_idle` the observer checks that only
 //! the apps are left.
 
-use crate::client::{Client, ClientShared, ClientSpec, Op, Ops, Role, Timeline, sim_now};
+use crate::client::{
+    Client, ClientShared, ClientSpec, Op, Ops, Role, Timeline, Transport, sim_now,
+};
 use crate::fnv::Fnv1a;
 use crate::http::{StatsView, fetch_stats};
 use crate::net::{OBSERVER, SERVER};
@@ -182,15 +184,18 @@ impl Scenario {
     }
 
     /// `clients` clients spread over `rooms` rooms: one publisher of `cam`
-    /// per room, every third other client a player, the rest chat only.
-    /// Everyone uses `chat` (transient) and `board` (persistent) and does
-    /// random operations; faults are [`FaultPlan::Random`] with one fault
-    /// per five clients.
+    /// per room, every third other client a player, the rest chat only —
+    /// and of those, two in five (the 1st, 4th, 6th, 9th, … chat client)
+    /// speak WebSocket, the others RTMP. Everyone uses `chat` (transient)
+    /// and `board` (persistent) and does random operations; faults are
+    /// [`FaultPlan::Random`] with one fault per five clients, on any kind
+    /// of client.
     pub fn mixed(name: &str, clients: usize, rooms: usize) -> Scenario {
         let rooms = rooms.max(1);
         let mut scenario = Scenario::new(name).faults(FaultPlan::Random {
             count: clients.div_ceil(5),
         });
+        let mut chat = 0;
         for i in 0..clients {
             let room = format!("r{}", i % rooms);
             let spec = if i < rooms {
@@ -198,7 +203,14 @@ impl Scenario {
             } else if (i / rooms) % 3 == 1 {
                 ClientSpec::player(&room, "cam").random_ops(Duration::from_millis(1200))
             } else {
-                ClientSpec::chat(&room).random_ops(Duration::from_millis(600))
+                let spec = ClientSpec::chat(&room).random_ops(Duration::from_millis(600));
+                let ws = (chat * 2) % 5 < 2;
+                chat += 1;
+                if ws {
+                    spec.transport(Transport::WebSocket)
+                } else {
+                    spec
+                }
             };
             scenario = scenario.client(spec);
         }
@@ -372,7 +384,17 @@ impl Scenario {
     }
 
     /// Runs the scenario for `seed` and checks it.
+    ///
+    /// # Panics
+    /// If a WebSocket client publishes or plays (WebSocket clients use
+    /// shared objects only).
     pub fn run(&self, seed: u64) -> Report {
+        for (i, spec) in self.clients.iter().enumerate() {
+            assert!(
+                spec.transport == Transport::Rtmp || spec.role == Role::Chat,
+                "client {i}: WebSocket clients do not publish or play"
+            );
+        }
         crate::panics::install();
         crate::panics::take();
         let dir = store_dir();
@@ -402,6 +424,7 @@ impl Scenario {
             }));
             let ops = self.plan_ops(seed, i);
             let client = Client::new(
+                i,
                 Self::client_name(i),
                 spec,
                 ops,
@@ -718,6 +741,15 @@ impl Scenario {
                         format!(
                             "the hub still has {} RTMP connection(s) after every client left",
                             stats.rtmp_connections
+                        ),
+                    );
+                }
+                if stats.ws_connections > 0 {
+                    fail(
+                        ViolationKind::LeakedConnection,
+                        format!(
+                            "the hub still has {} WebSocket connection(s) after every client left",
+                            stats.ws_connections
                         ),
                     );
                 }

@@ -11,8 +11,9 @@ use tern_runtime_std::config::Config;
 pub struct ServerTuning {
     /// `scopes.room_idle_secs` (whole seconds: the config's unit).
     pub room_idle_secs: u64,
-    /// `sessions.ping_interval_secs`: silence before the server pings a
-    /// client, and again before it gives up on it.
+    /// `sessions.ping_interval_secs` and `websocket.ping_interval_secs`:
+    /// silence before the server pings a client, and again before it gives
+    /// up on it (WebSocket: `websocket.idle_timeout_secs`, twice this).
     pub ping_interval_secs: u64,
     /// `streams.subscriber_queue_bytes`.
     pub subscriber_queue_bytes: usize,
@@ -46,6 +47,11 @@ impl ServerTuning {
         config.server.data_dir = data_dir.to_owned();
         config.scopes.room_idle_secs = self.room_idle_secs;
         config.sessions.ping_interval_secs = self.ping_interval_secs;
+        // WebSocket connections get the same liveness rule as RTMP ones
+        // (ping after one interval of silence, drop after another) instead
+        // of the 30 s / 90 s defaults, which would outlast a whole run.
+        config.websocket.ping_interval_secs = self.ping_interval_secs;
+        config.websocket.idle_timeout_secs = Some(2 * self.ping_interval_secs);
         // Turmoil does not wake a writer blocked on flow control when the
         // peer goes away (a kernel would fail the write): the write timeout
         // is what drops such connections, so keep it short in simulated runs.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 use tern_sim::sweep::{assert_all_ok, sweep};
-use tern_sim::{ClientSpec, Fault, ObjectSpec, Scenario, ServerTuning};
+use tern_sim::{ClientSpec, Fault, ObjectSpec, Scenario, ServerTuning, Transport};
 
 /// Seeds the sweep runs unless `TERN_SIM_SEED(S)` says otherwise.
 const SWEEP_SEEDS: u64 = 50;
@@ -18,9 +18,10 @@ fn sweep_tuning() -> ServerTuning {
     ServerTuning::default()
 }
 
-/// 20 clients in 3 rooms: 3 publishers, 6 players, 11 chat clients, random
-/// shared-object operations, joins and leaves, and 4 random faults per
-/// seed (partitions, holds, stop-reading, at most one server crash).
+/// 20 clients in 3 rooms: 3 publishers, 6 players, 11 chat clients (5 of
+/// them on WebSocket, 6 on RTMP), random shared-object operations, joins
+/// and leaves, and 4 random faults per seed (partitions, holds,
+/// stop-reading, at most one server crash) on any of them.
 fn mixed() -> Scenario {
     Scenario::mixed("mixed", 20, 3)
         .test("scenarios", "mixed_scenario_sweep")
@@ -31,6 +32,7 @@ fn mixed() -> Scenario {
 fn mixed_scenario_sweep() {
     let scenario = mixed();
     assert_eq!(scenario.clients().len(), 20);
+    assert_eq!(websocket_clients(&scenario), 5);
     let started = std::time::Instant::now();
     let reports = sweep(&scenario, SWEEP_SEEDS);
     let tolerated: usize = reports.iter().map(|r| r.tolerated.len()).sum();
@@ -46,28 +48,55 @@ fn mixed_scenario_sweep() {
     assert_all_ok(&reports);
 }
 
-#[test]
-fn same_seed_same_trace_other_seed_other_trace() {
-    let scenario = mixed();
-    let a = scenario.run(7);
-    let b = scenario.run(7);
-    let c = scenario.run(8);
-    assert_eq!(a.trace_hash, b.trace_hash, "same seed, same events");
-    assert_eq!(
-        a.timed_hash, b.timed_hash,
-        "same seed, same events at the same times"
-    );
-    assert_eq!(a.totals, b.totals);
-    assert_ne!(a.trace_hash, c.trace_hash, "another seed, other events");
-    assert_ne!(a.timed_hash, c.timed_hash);
+fn websocket_clients(scenario: &Scenario) -> usize {
+    scenario
+        .clients()
+        .iter()
+        .filter(|c| c.transport == Transport::WebSocket)
+        .count()
 }
 
-/// One row of the table: one room, a publisher and `subscribers` players
-/// (the first `slow` of them reading 8 KB/s, less than half the stream's
-/// ~17.5 KB/s), every player chatting on `chat`, and one fault at 3 s.
-/// Subscriber queues hold 32 KiB, so slow players reach their gaps within
-/// the run.
-fn table_row(subscribers: usize, slow: usize, fault: Option<Fault>) -> Scenario {
+/// Same seed, same hashes — for the mixed scenario (RTMP and WebSocket
+/// chat clients, players, publishers, faults) and for a room where half
+/// the subscribers are WebSocket chat clients and one of them is cut off.
+#[test]
+fn same_seed_same_trace_other_seed_other_trace() {
+    let ws_room = table_row(
+        8,
+        0,
+        4,
+        Some(Fault::Partition {
+            client: 6,
+            for_: Duration::from_secs(2),
+        }),
+    );
+    for scenario in [mixed(), ws_room] {
+        assert!(websocket_clients(&scenario) > 0);
+        let a = scenario.run(7);
+        let b = scenario.run(7);
+        let c = scenario.run(8);
+        let name = scenario.name();
+        assert_eq!(a.trace_hash, b.trace_hash, "{name}: same seed, same events");
+        assert_eq!(
+            a.timed_hash, b.timed_hash,
+            "{name}: same seed, same events at the same times"
+        );
+        assert_eq!(a.totals, b.totals, "{name}");
+        assert_ne!(
+            a.trace_hash, c.trace_hash,
+            "{name}: another seed, other events"
+        );
+        assert_ne!(a.timed_hash, c.timed_hash, "{name}");
+    }
+}
+
+/// One row of the table: one room, a publisher and `subscribers`
+/// subscribers of `chat` — the last `ws` of them WebSocket chat clients,
+/// the others players (the first `slow` of them reading 8 KB/s, less than
+/// half the stream's ~17.5 KB/s) — everyone chatting on `chat`, and one
+/// fault at 3 s. Subscriber queues hold 32 KiB, so slow players reach their
+/// gaps within the run.
+fn table_row(subscribers: usize, slow: usize, ws: usize, fault: Option<Fault>) -> Scenario {
     let mut s = Scenario::new("table")
         .test("scenarios", "summary_table")
         .tuning(ServerTuning {
@@ -80,10 +109,21 @@ fn table_row(subscribers: usize, slow: usize, fault: Option<Fault>) -> Scenario 
                 .start_at(Duration::ZERO),
         );
     for i in 0..subscribers {
+        let start = Duration::from_millis(100 + 10 * i as u64);
+        if i >= subscribers - ws {
+            s = s.client(
+                ClientSpec::chat("r0")
+                    .transport(Transport::WebSocket)
+                    .objects(vec![ObjectSpec::transient("chat")])
+                    .random_ops(Duration::from_millis(1_000))
+                    .start_at(start),
+            );
+            continue;
+        }
         let mut player = ClientSpec::player("r0", "cam")
             .objects(vec![ObjectSpec::transient("chat")])
             .random_ops(Duration::from_millis(1_000))
-            .start_at(Duration::from_millis(100 + 10 * i as u64));
+            .start_at(start);
         if i < slow {
             player = player.read_rate(8_000);
         }
@@ -98,16 +138,18 @@ fn table_row(subscribers: usize, slow: usize, fault: Option<Fault>) -> Scenario 
 #[test]
 fn summary_table() {
     let two = Duration::from_secs(2);
-    let rows: Vec<(usize, usize, &str, Option<Fault>)> = vec![
-        (4, 0, "none", None),
-        (4, 1, "none", None),
-        (4, 2, "none", None),
-        (16, 0, "none", None),
-        (16, 4, "none", None),
-        (16, 8, "none", None),
+    // (subscribers, slow players, WebSocket chat clients, label, fault)
+    let rows: Vec<(usize, usize, usize, &str, Option<Fault>)> = vec![
+        (4, 0, 0, "none", None),
+        (4, 1, 0, "none", None),
+        (4, 2, 0, "none", None),
+        (16, 0, 0, "none", None),
+        (16, 4, 0, "none", None),
+        (16, 8, 0, "none", None),
         (
             16,
             4,
+            0,
             "partition",
             Some(Fault::Partition {
                 client: 5,
@@ -117,6 +159,7 @@ fn summary_table() {
         (
             16,
             4,
+            0,
             "hold",
             Some(Fault::Hold {
                 client: 0,
@@ -126,6 +169,7 @@ fn summary_table() {
         (
             16,
             4,
+            0,
             "stop-reading",
             Some(Fault::StopReading {
                 client: 5,
@@ -135,6 +179,38 @@ fn summary_table() {
         (
             16,
             4,
+            0,
+            "crash",
+            Some(Fault::Crash {
+                down_for: Duration::from_secs(1),
+            }),
+        ),
+        // Half the subscribers on WebSocket (clients 9..=16).
+        (16, 4, 8, "none", None),
+        (
+            16,
+            4,
+            8,
+            "partition",
+            Some(Fault::Partition {
+                client: 12,
+                for_: two,
+            }),
+        ),
+        (
+            16,
+            4,
+            8,
+            "stop-reading",
+            Some(Fault::StopReading {
+                client: 12,
+                for_: two,
+            }),
+        ),
+        (
+            16,
+            4,
+            8,
             "crash",
             Some(Fault::Crash {
                 down_for: Duration::from_secs(1),
@@ -142,18 +218,19 @@ fn summary_table() {
         ),
     ];
     let mut table = String::from(
-        "subs | slow | fault        | changes | frames | dropped | max gap | srv dropped | lag cuts | known bugs | violations\n\
-         -----|------|--------------|---------|--------|---------|---------|-------------|----------|------------|-----------\n",
+        "subs | ws  | slow | fault        | changes | frames | dropped | max gap | srv dropped | lag cuts | known bugs | violations\n\
+         -----|-----|------|--------------|---------|--------|---------|---------|-------------|----------|------------|-----------\n",
     );
-    for (subscribers, slow, label, fault) in rows {
-        let r = table_row(subscribers, slow, fault).run(1);
+    for (subscribers, slow, ws, label, fault) in rows {
+        let r = table_row(subscribers, slow, ws, fault).run(1);
         for v in &r.violations {
-            eprintln!("row {subscribers}/{slow}/{label}: {v}");
+            eprintln!("row {subscribers}/{ws}/{slow}/{label}: {v}");
         }
         assert!(r.violations.is_empty(), "{label}: {}", r.repro);
         let t = r.totals;
         table.push_str(&format!(
-            "{subscribers:>4} | {:>3}% | {label:<12} | {:>7} | {:>6} | {:>7} | {:>7} | {:>11} | {:>8} | {:>10} | {:>10}\n",
+            "{subscribers:>4} | {:>2}% | {:>3}% | {label:<12} | {:>7} | {:>6} | {:>7} | {:>7} | {:>11} | {:>8} | {:>10} | {:>10}\n",
+            ws * 100 / subscribers,
             slow * 100 / subscribers,
             t.changes_delivered,
             t.frames_delivered,
