@@ -20,12 +20,14 @@ raise_fd_limit() {
     ulimit -n "$(( hard < 65536 ? hard : 65536 ))"
 }
 
-# A TCP port nobody listens on (other people run servers on this machine).
+# A TCP port nobody uses (other people run servers on this machine), below
+# the ephemeral range so that no client socket can take it in the meantime.
 free_port() {
-    local port
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
     while :; do
-        port=$(( 20000 + RANDOM % 20000 ))
-        if ! ss -Htln "sport = :$port" | grep -q .; then
+        port=$(( 20000 + RANDOM % (low - 20000) ))
+        if ! ss -Htan "sport = :$port" | grep -q .; then
             echo "$port"
             return
         fi

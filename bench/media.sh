@@ -5,11 +5,11 @@
 # with the load tool saturated. Appends JSON records to $OUT/results.jsonl.
 #
 #   bench/media.sh [BITRATE_KBPS...]      default: 600 2500
-#   STEPS_600=... STEPS_2500=... SETTLE=3 WINDOW=6 OUT=dir
+#   STEPS_600=... STEPS_2500=... SETTLE=2 WINDOW=6 OUT=dir
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
-SETTLE=${SETTLE:-3}
+SETTLE=${SETTLE:-2}
 WINDOW=${WINDOW:-6}
 bitrates=("$@")
 [ ${#bitrates[@]} -gt 0 ] || bitrates=(600 2500)
@@ -17,7 +17,7 @@ raise_fd_limit
 mkdir -p "$OUT"
 for kbps in "${bitrates[@]}"; do
     var="STEPS_$kbps"
-    steps=${!var:-100,500,1000,1500,2000,3000,4000}
+    steps=${!var:-100,250,500,750,1000,1500,2000,3000,4000}
     start_tern "$OUT/tern-media-$kbps"
     load media --url "rtmp://127.0.0.1:$TERN_PORT/live" --bitrate "$kbps" --steps "$steps" \
         --settle "$SETTLE" --window "$WINDOW" --label tern --server-pid "$TERN_PID" \

@@ -154,7 +154,7 @@ pub fn run(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
 
 async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     let clock = Clock::new();
-    let tool = Procs::this();
+    let tool = Procs::this_thread();
     let server_base = options.server.sample(clock.now_secs());
     let spec = StreamSpec::new(options.bitrate);
     let publisher = Arc::new(PublisherState::default());

@@ -32,6 +32,11 @@ fn parse_stat_ticks(stat: &str) -> Option<u64> {
 /// than it got, which on a machine shared with other jobs is what
 /// "saturated" means.
 pub fn runqueue_wait_seconds(pid: &str) -> io::Result<f64> {
+    if pid.contains("/task/") {
+        // One thread.
+        let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+        return Ok(parse_schedstat_wait(&text).unwrap_or(0) as f64 / 1e9);
+    }
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let path = task?.path().join("schedstat");
@@ -91,6 +96,19 @@ impl Procs {
     pub fn this() -> Self {
         Procs {
             pids: vec!["self".to_owned()],
+        }
+    }
+
+    /// The calling thread only (the load tool's players all run on its
+    /// main thread; its publisher thread must not count towards "the load
+    /// tool is saturated").
+    pub fn this_thread() -> Self {
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| std::process::id().to_string());
+        Procs {
+            pids: vec![format!("self/task/{tid}")],
         }
     }
 
@@ -169,5 +187,8 @@ mod tests {
         assert!(s.rss > 0);
         assert!(s.cpu >= 0.0);
         assert!(Procs::new(&[]).sample(0.0).rss == 0);
+        let t = Procs::this_thread().sample(0.0);
+        assert!(t.rss > 0);
+        assert!(t.cpu >= 0.0 && t.wait >= 0.0);
     }
 }

@@ -69,12 +69,13 @@ pub struct MediaStep {
     pub server_cpu_secs: f64,
     /// Server CPU as a fraction of one core.
     pub server_cpu: f64,
-    /// Load tool CPU as a fraction of one core.
+    /// CPU of the load tool's players' thread, fraction of one core.
     pub tool_cpu: f64,
     /// Server CPU demand (running + waiting for a core) as a fraction of
     /// one core: the saturation signal on a machine shared with other jobs.
     pub server_demand: f64,
-    /// Load tool CPU demand.
+    /// CPU demand of the load tool's players' thread (the publisher has a
+    /// thread of its own, not counted).
     pub tool_demand: f64,
     /// Server RSS before any client connected, bytes.
     pub server_rss_base: u64,
