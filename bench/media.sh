@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Live media: tern vs nginx-rtmp, same synthetic stream, same player steps,
+# one after the other in this run. Server on CPU 0, load tool on CPU 1.
+# Each ramp stops after the first step with lag growth (or lost frames) or
+# with the load tool saturated. Appends JSON records to $OUT/results.jsonl.
+#
+#   bench/media.sh [BITRATE_KBPS...]      default: 600 2500
+#   STEPS_600=... STEPS_2500=... SETTLE=2 WINDOW=6 OUT=dir
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
+SETTLE=${SETTLE:-2}
+WINDOW=${WINDOW:-6}
+bitrates=("$@")
+[ ${#bitrates[@]} -gt 0 ] || bitrates=(600 2500)
+raise_fd_limit
+mkdir -p "$OUT"
+for kbps in "${bitrates[@]}"; do
+    var="STEPS_$kbps"
+    steps=${!var:-100,250,500,750,1000,1500,2000,3000,4000}
+    start_tern "$OUT/tern-media-$kbps"
+    load media --url "rtmp://127.0.0.1:$TERN_PORT/live" --bitrate "$kbps" --steps "$steps" \
+        --settle "$SETTLE" --window "$WINDOW" --label tern --server-pid "$TERN_PID" \
+        >> "$OUT/results.jsonl" || echo "tern media run at $kbps kbit/s failed" >&2
+    stop_tern
+    start_nginx "$OUT/nginx-media-$kbps"
+    # shellcheck disable=SC2086 # NGINX_PIDS is two options
+    load media --url "rtmp://127.0.0.1:$NGINX_PORT/live" --bitrate "$kbps" --steps "$steps" \
+        --settle "$SETTLE" --window "$WINDOW" --label nginx-rtmp $NGINX_PIDS \
+        >> "$OUT/results.jsonl" || echo "nginx-rtmp media run at $kbps kbit/s failed" >&2
+    stop_nginx
+done
+echo "records: $OUT/results.jsonl" >&2

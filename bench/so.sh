@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Shared-object fan-out (RTMP) vs Redis pub/sub with the same value sizes:
+# K writers, N subscribers; at a fixed rate (latency) and as fast as
+# deliveries allow (delivered changes/s).
+#
+#   bench/so.sh [SUBSCRIBERS...]          default: 100 1000
+#   WRITERS=10 RATE=10 SIZE=128 WINDOW=4 DURATION=8 OUT=dir
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
+WRITERS=${WRITERS:-10}
+RATE=${RATE:-10}
+SIZE=${SIZE:-128}
+WINDOW=${WINDOW:-4}
+DURATION=${DURATION:-8}
+subs=("$@")
+[ ${#subs[@]} -gt 0 ] || subs=(100 1000)
+raise_fd_limit
+mkdir -p "$OUT"
+common=(--writers "$WRITERS" --size "$SIZE" --window "$WINDOW" --duration "$DURATION")
+start_tern "$OUT/tern-so"
+start_redis "$OUT/redis-so"
+for n in "${subs[@]}"; do
+    for rate in "$RATE" 0; do
+        load so --url "rtmp://127.0.0.1:$TERN_PORT/chat/so$n-$rate" --subscribers "$n" \
+            --rate "$rate" "${common[@]}" --label tern --server-pid "$TERN_PID" \
+            >> "$OUT/results.jsonl" || echo "tern so run failed" >&2
+        load so --redis "127.0.0.1:$REDIS_PORT" --so-name "so$n-$rate" --subscribers "$n" \
+            --rate "$rate" "${common[@]}" --label redis --server-pid "$REDIS_PID" \
+            >> "$OUT/results.jsonl" || echo "redis so run failed" >&2
+    done
+done
+stop_tern
+stop_redis
+echo "records: $OUT/results.jsonl" >&2

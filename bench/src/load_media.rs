@@ -1,0 +1,505 @@
+//! Media mode: one publisher sends the synthetic stream in real time from
+//! its own thread; players, all on the calling thread, join in steps and
+//! count bytes, frames, lost frames and lag behind the publisher's schedule.
+//!
+//! Each step adds players up to its count, lets them settle, then measures
+//! a window. The run stops after the first step that is not sustained (lag
+//! grew, frames were lost, players failed) or that saturated the load tool:
+//! past that point the numbers would describe the load tool, not the server.
+
+use crate::hist::Hist;
+use crate::media::{self, FrameKind, Medium, Schedule, StreamSpec};
+use crate::procfs::Procs;
+use crate::record::{MediaStep, Record, Saturated};
+use crate::session::{Clock, RtmpUrl, Session, SessionError};
+use bytes::BytesMut;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tern_core::hub::MediaKind;
+use tern_core::rtmp::ClientEvent;
+use tokio::sync::Semaphore;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct MediaOptions {
+    /// Server URL (`rtmp://host:port/app`).
+    pub url: RtmpUrl,
+    /// Stream name.
+    pub name: String,
+    /// Total bitrate, bits/s.
+    pub bitrate: u64,
+    /// Player counts, ascending.
+    pub steps: Vec<usize>,
+    /// Time between reaching a step's player count and measuring.
+    pub settle: Duration,
+    /// Measurement window per step.
+    pub window: Duration,
+    /// Server label for the records.
+    pub label: String,
+    /// Server processes to measure.
+    pub server: Procs,
+    /// Connection attempts in flight at once.
+    pub connect_concurrency: usize,
+    /// How long a step may take to get all its players playing.
+    pub connect_timeout: Duration,
+}
+
+/// What the publisher thread tells the players' thread.
+#[derive(Debug, Default)]
+struct PublisherState {
+    /// The stream is on (sequence headers sent).
+    ready: AtomicBool,
+    /// Why the publisher stopped, if it did.
+    failed: Mutex<Option<String>>,
+    /// Most it fell behind its schedule since the last reset, µs.
+    late_max_us: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// One player's counters for the current window.
+#[derive(Clone, Debug, Default)]
+struct PlayerStat {
+    bytes: u64,
+    frames: u64,
+    lost: u64,
+    max_lag_us: u64,
+    /// Last sequence number seen, per medium (video, audio).
+    last_seq: [Option<u32>; 2],
+    playing: bool,
+    ended: bool,
+}
+
+#[derive(Debug)]
+struct Stats {
+    players: Vec<PlayerStat>,
+    /// Lag of every frame in the window's first and second half.
+    lag: [Hist; 2],
+    half: usize,
+    playing: usize,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+impl Stats {
+    fn on_frame(&mut self, id: usize, medium: Medium, due_us: u64, seq: u32, now_us: u64) {
+        let lag = now_us.saturating_sub(due_us);
+        let half = self.half;
+        if let Some(h) = self.lag.get_mut(half) {
+            h.record(lag);
+        }
+        let Some(p) = self.players.get_mut(id) else {
+            return;
+        };
+        p.frames += 1;
+        p.max_lag_us = p.max_lag_us.max(lag);
+        let slot = match medium {
+            Medium::Video => 0,
+            Medium::Audio => 1,
+        };
+        if let Some(last) = p.last_seq.get_mut(slot) {
+            match *last {
+                Some(prev) if seq > prev => {
+                    p.lost += u64::from(seq - prev - 1);
+                    *last = Some(seq);
+                }
+                Some(_) => {}
+                None => *last = Some(seq),
+            }
+        }
+        if !p.playing {
+            p.playing = true;
+            self.playing += 1;
+        }
+    }
+
+    fn ended(&mut self, id: usize, error: Option<SessionError>) {
+        if let Some(p) = self.players.get_mut(id) {
+            if p.playing {
+                self.playing -= 1;
+            }
+            p.playing = false;
+            p.ended = true;
+        }
+        self.failed += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(error.map_or_else(|| "stopped".to_owned(), |e| e.to_string()));
+        }
+    }
+
+    fn start_window(&mut self) {
+        for p in &mut self.players {
+            p.bytes = 0;
+            p.frames = 0;
+            p.lost = 0;
+            p.max_lag_us = 0;
+        }
+        self.lag.iter_mut().for_each(Hist::clear);
+        self.half = 0;
+    }
+}
+
+/// Runs the steps; prints each step's record as a JSON line on stdout as
+/// soon as it is measured, and returns them.
+pub fn run(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, drive(options))
+}
+
+async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
+    let clock = Clock::new();
+    let tool = Procs::this_thread();
+    let server_base = options.server.sample(clock.now_secs());
+    let spec = StreamSpec::new(options.bitrate);
+    let publisher = Arc::new(PublisherState::default());
+    let thread = {
+        let (url, name, publisher) = (
+            options.url.clone(),
+            options.name.clone(),
+            Arc::clone(&publisher),
+        );
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || publisher_thread(&url, &name, spec, clock, &publisher))
+            .map_err(|e| format!("cannot start the publisher thread: {e}"))?
+    };
+    let ready_by = clock.now_secs() + 10.0;
+    while !publisher.ready.load(Ordering::Acquire) {
+        if let Some(why) = publisher.failed.lock().ok().and_then(|f| f.clone()) {
+            return Err(format!("publisher failed: {why}"));
+        }
+        if clock.now_secs() > ready_by {
+            return Err("publisher not publishing after 10 s".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let stats = Rc::new(RefCell::new(Stats {
+        players: Vec::new(),
+        lag: [Hist::new(), Hist::new()],
+        half: 0,
+        playing: 0,
+        failed: 0,
+        first_error: None,
+    }));
+    let stop = Rc::new(Cell::new(false));
+    let url = Rc::new(options.url.clone());
+    let name: Rc<str> = Rc::from(options.name.as_str());
+    let connecting = Arc::new(Semaphore::new(options.connect_concurrency.max(1)));
+    let mut records = Vec::new();
+    let mut spawned = 0;
+    for &target in &options.steps {
+        stats
+            .borrow_mut()
+            .players
+            .resize(target.max(spawned), PlayerStat::default());
+        while spawned < target {
+            let permit = Arc::clone(&connecting)
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            let id = spawned;
+            let (url, name, stats, stop) = (
+                Rc::clone(&url),
+                Rc::clone(&name),
+                Rc::clone(&stats),
+                Rc::clone(&stop),
+            );
+            tokio::task::spawn_local(async move {
+                let result = player(id, &url, &name, clock, &stats, permit, &stop).await;
+                stats.borrow_mut().ended(id, result.err());
+            });
+            spawned += 1;
+        }
+        let all_in_by = clock.now_secs() + options.connect_timeout.as_secs_f64();
+        loop {
+            let (playing, failed) = {
+                let s = stats.borrow();
+                (s.playing, s.failed)
+            };
+            if playing + failed >= target || clock.now_secs() > all_in_by {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(options.settle).await;
+
+        stats.borrow_mut().start_window();
+        publisher.late_max_us.store(0, Ordering::Relaxed);
+        let server0 = options.server.sample(clock.now_secs());
+        let tool0 = tool.sample(clock.now_secs());
+        tokio::time::sleep(options.window / 2).await;
+        stats.borrow_mut().half = 1;
+        tokio::time::sleep(options.window / 2).await;
+        let server1 = options.server.sample(clock.now_secs());
+        let tool1 = tool.sample(clock.now_secs());
+
+        let step = {
+            let s = stats.borrow();
+            measure(
+                options,
+                target,
+                &s,
+                &publisher,
+                [server_base, server0, server1],
+                [tool0, tool1],
+            )
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&Record::Media(step.clone())).map_err(|e| e.to_string())?
+        );
+        eprintln!(
+            "{} {} kbit/s {:>5} players: playing {} failed {}, {:.1} MB/s, lag p50 {:.1} p99 {:.1} growth {:.1} ms, lost {}, server {:.0}% (wants {:.0}%) tool {:.0}% (wants {:.0}%), {:.2} CPU-s/GB, RSS/player {:.0} B{}{}",
+            step.server,
+            step.bitrate_kbps,
+            step.players,
+            step.playing,
+            step.failed,
+            step.delivered_bytes as f64 / step.window_secs / 1e6,
+            step.lag_p50_ms,
+            step.lag_p99_ms,
+            step.lag_growth_ms,
+            step.lost_frames,
+            step.server_cpu * 100.0,
+            step.server_demand * 100.0,
+            step.tool_cpu * 100.0,
+            step.tool_demand * 100.0,
+            step.cpu_secs_per_gb,
+            step.rss_per_player,
+            if step.sustained { "" } else { " NOT SUSTAINED" },
+            match step.saturated {
+                Some(Saturated::LoadTool) => " (load tool saturated)",
+                Some(Saturated::Server) => " (server saturated)",
+                None => "",
+            }
+        );
+        if let Some(e) = &stats.borrow().first_error {
+            eprintln!("  first player error: {e}");
+        }
+        let stop_here = !step.sustained || step.saturated == Some(Saturated::LoadTool);
+        records.push(step);
+        if stop_here {
+            break;
+        }
+    }
+    stop.set(true);
+    publisher.stop.store(true, Ordering::Relaxed);
+    drop(thread); // detached: it stops at its next frame
+    Ok(records)
+}
+
+fn measure(
+    options: &MediaOptions,
+    target: usize,
+    s: &Stats,
+    publisher: &PublisherState,
+    [base, server0, server1]: [crate::procfs::Sample; 3],
+    [tool0, tool1]: [crate::procfs::Sample; 2],
+) -> MediaStep {
+    let players = s.players.get(..target).unwrap_or_default();
+    let mut lag = s.lag[0].clone();
+    lag.merge(&s.lag[1]);
+    let mut bytes: Vec<u64> = players.iter().map(|p| p.bytes).collect();
+    let mut max_lag: Vec<u64> = players.iter().map(|p| p.max_lag_us).collect();
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut step = MediaStep {
+        server: options.label.clone(),
+        bitrate_kbps: options.bitrate / 1000,
+        players: target,
+        playing: s.playing,
+        failed: s.failed,
+        window_secs: server1.at - server0.at,
+        delivered_bytes: bytes.iter().sum(),
+        frames: players.iter().map(|p| p.frames).sum(),
+        lost_frames: players.iter().map(|p| p.lost).sum(),
+        lag_p50_ms: ms(lag.quantile(0.5)),
+        lag_p99_ms: ms(lag.quantile(0.99)),
+        lag_max_ms: ms(lag.max()),
+        lag_growth_ms: (s.lag[1].mean() - s.lag[0].mean()) / 1000.0,
+        publisher_late_ms: ms(publisher.late_max_us.load(Ordering::Relaxed)),
+        player_bytes: spread(&mut bytes),
+        player_max_lag_ms: spread(&mut max_lag).map(ms),
+        server_cpu_secs: server1.cpu - server0.cpu,
+        server_cpu: server1.core_fraction_since(&server0),
+        tool_cpu: tool1.core_fraction_since(&tool0),
+        server_demand: server1.demand_since(&server0),
+        tool_demand: tool1.demand_since(&tool0),
+        server_rss_base: base.rss,
+        server_rss: server1.rss,
+        cpu_secs_per_gb: 0.0,
+        rss_per_player: 0.0,
+        sustained: false,
+        saturated: None,
+    };
+    step.derive();
+    step
+}
+
+/// Min, median and max.
+fn spread(values: &mut [u64]) -> [u64; 3] {
+    values.sort_unstable();
+    [
+        values.first().copied().unwrap_or(0),
+        values.get(values.len() / 2).copied().unwrap_or(0),
+        values.last().copied().unwrap_or(0),
+    ]
+}
+
+/// One player: connect, create a stream, play, then count until stopped.
+async fn player(
+    id: usize,
+    url: &RtmpUrl,
+    name: &str,
+    clock: Clock,
+    stats: &RefCell<Stats>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    stop: &Cell<bool>,
+) -> Result<(), SessionError> {
+    // The permit bounds connection attempts in flight; it is given back
+    // once the first frame arrives.
+    let mut permit = Some(permit);
+    let mut session = Session::open(url, clock, id as u64 + 1).await?;
+    loop {
+        let n = session.read().await?;
+        let now = clock.now_us();
+        {
+            let mut st = stats.borrow_mut();
+            if let Some(p) = st.players.get_mut(id) {
+                p.bytes += n as u64;
+            }
+            while let Some(event) = session.conn.poll_event() {
+                match event {
+                    ClientEvent::Media { payload, .. } => {
+                        if let Some((medium, due, seq)) = media::read_stamp(&payload) {
+                            st.on_frame(id, medium, due, seq, now);
+                            permit = None;
+                        }
+                    }
+                    ClientEvent::Connected { .. } => {
+                        session.conn.create_stream()?;
+                    }
+                    ClientEvent::StreamCreated { stream_id, .. } => {
+                        session.conn.play(stream_id, name, -2.0)?;
+                    }
+                    ClientEvent::ConnectFailed { code, .. } => {
+                        return Err(SessionError::Refused(code));
+                    }
+                    ClientEvent::Status { level, code, .. } if level == "error" => {
+                        return Err(SessionError::Refused(code));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if session.conn.pending_bytes() > 0 {
+            session.flush().await?;
+        }
+        if stop.get() {
+            drop(permit);
+            return Ok(());
+        }
+    }
+}
+
+/// The publisher's thread: its own runtime, so its pacing does not depend
+/// on how busy the players keep the main thread.
+fn publisher_thread(
+    url: &RtmpUrl,
+    name: &str,
+    spec: StreamSpec,
+    clock: Clock,
+    state: &PublisherState,
+) {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(publish(url, name, spec, clock, state))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = result
+        && let Ok(mut failed) = state.failed.lock()
+    {
+        eprintln!("publisher: {e}");
+        *failed = Some(e);
+    }
+}
+
+async fn publish(
+    url: &RtmpUrl,
+    name: &str,
+    spec: StreamSpec,
+    clock: Clock,
+    state: &PublisherState,
+) -> Result<(), SessionError> {
+    let mut session = Session::open(url, clock, 0).await?;
+    let stream = 'open: loop {
+        session.read().await?;
+        while let Some(event) = session.conn.poll_event() {
+            match event {
+                ClientEvent::Connected { .. } => {
+                    session.conn.create_stream()?;
+                }
+                ClientEvent::StreamCreated { stream_id, .. } => {
+                    session.conn.publish(stream_id, name)?;
+                }
+                ClientEvent::Status {
+                    stream_id, code, ..
+                } if code == "NetStream.Publish.Start" => break 'open stream_id,
+                ClientEvent::Status { level, code, .. } if level == "error" => {
+                    return Err(SessionError::Refused(code));
+                }
+                ClientEvent::ConnectFailed { code, .. } => {
+                    return Err(SessionError::Refused(code));
+                }
+                _ => {}
+            }
+        }
+        session.flush().await?;
+    };
+    let c = &mut session.conn;
+    c.send_media(stream, MediaKind::Data, 0, media::metadata(&spec))?;
+    c.send_media(stream, MediaKind::Video, 0, media::avc_sequence_header())?;
+    c.send_media(stream, MediaKind::Audio, 0, media::aac_sequence_header())?;
+    session.flush().await?;
+    let start = clock.now_us();
+    state.ready.store(true, Ordering::Release);
+    let mut buf = BytesMut::new();
+    for frame in Schedule::new(spec) {
+        if state.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let due = start + frame.due_us;
+        while clock.now_us() < due {
+            tokio::select! {
+                readable = session.readable() => {
+                    readable?;
+                    session.try_read()?;
+                    while session.conn.poll_event().is_some() {}
+                    session.flush().await?;
+                }
+                () = tokio::time::sleep_until(clock.at(due)) => break,
+            }
+        }
+        let late = clock.now_us().saturating_sub(due);
+        state.late_max_us.fetch_max(late, Ordering::Relaxed);
+        let kind = match frame.kind {
+            FrameKind::Audio => MediaKind::Audio,
+            FrameKind::Key | FrameKind::Inter => MediaKind::Video,
+        };
+        let body = media::frame_body(&frame, due, &mut buf);
+        session
+            .conn
+            .send_media(stream, kind, frame.timestamp, body)?;
+        session.flush().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! `tern-load`: drives an RTMP server (tern, nginx-rtmp) or Redis with
+//! thousands of connections from one thread and prints one JSON line per
+//! measurement; `tern-load report` turns those lines into tables.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+use tern_bench::load_idle::{self, IdleOptions};
+use tern_bench::load_media::{self, MediaOptions};
+use tern_bench::load_so::{self, HEADER_LEN, SoOptions, Target};
+use tern_bench::procfs::Procs;
+use tern_bench::report;
+use tern_bench::session::RtmpUrl;
+
+/// Load generator for tern and its benchmark peers.
+#[derive(Debug, Parser)]
+#[command(name = "tern-load", version)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// One publisher of a synthetic live stream and players in steps.
+    Media {
+        /// Server URL, e.g. rtmp://127.0.0.1:1935/live.
+        #[arg(long)]
+        url: String,
+        /// Stream name.
+        #[arg(long, default_value = "bench")]
+        name: String,
+        /// Total bitrate in kbit/s (audio included).
+        #[arg(long, default_value_t = 2500)]
+        bitrate: u64,
+        /// Player counts, ascending, comma-separated. The run stops after
+        /// the first step that is not sustained or saturates this tool.
+        #[arg(long, value_delimiter = ',', default_value = "100")]
+        steps: Vec<usize>,
+        /// Seconds between reaching a step's player count and measuring.
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+        /// Seconds measured per step.
+        #[arg(long, default_value_t = 8.0)]
+        window: f64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// K writers and N subscribers of one shared object (or Redis channel).
+    So {
+        /// Scope URL of a tern server, e.g. rtmp://127.0.0.1:1935/chat/bench.
+        #[arg(long, conflicts_with_all = ["redis", "ws"])]
+        url: Option<String>,
+        /// Redis address (host:port) to compare with: PUBLISH/SUBSCRIBE.
+        #[arg(long)]
+        redis: Option<String>,
+        /// WebSocket URL of a tern server (not implemented yet).
+        #[arg(long)]
+        ws: Option<String>,
+        /// Shared object (or channel) name.
+        #[arg(long, default_value = "bench")]
+        so_name: String,
+        /// Writers.
+        #[arg(long, default_value_t = 10)]
+        writers: usize,
+        /// Subscribers.
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Changes per second per writer; 0 sends as fast as deliveries allow.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// With --rate 0: changes a writer may have on their way.
+        #[arg(long, default_value_t = 4)]
+        window: u32,
+        /// Value size in bytes (at least 27: writer number and send time).
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// Seconds of writing before measuring.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Seconds measured.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// N connections that connect and sit idle (memory per connection).
+    Idle {
+        /// Server URL, e.g. rtmp://127.0.0.1:1935/live.
+        #[arg(long)]
+        url: String,
+        /// Connections.
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Seconds to wait once all are connected before measuring.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Prints the comparison tables of JSON record files (or stdin).
+    Report {
+        /// Files of JSON lines; none: standard input.
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Label of the server in the records (tern, nginx-rtmp, redis).
+    #[arg(long, default_value = "tern")]
+    label: String,
+    /// Server process(es) to measure (CPU from /proc/PID/stat, RSS from
+    /// /proc/PID/status); repeat for several, e.g. nginx master and worker.
+    #[arg(long = "server-pid")]
+    server_pids: Vec<u32>,
+    /// Connection attempts in flight at once.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.mode {
+        Mode::Media {
+            url,
+            name,
+            bitrate,
+            steps,
+            settle,
+            window,
+            common,
+        } => RtmpUrl::parse(&url).and_then(|url| {
+            load_media::run(&MediaOptions {
+                url,
+                name,
+                bitrate: bitrate * 1000,
+                steps,
+                settle: secs(settle),
+                window: secs(window),
+                label: common.label,
+                server: Procs::new(&common.server_pids),
+                connect_concurrency: common.connect_concurrency,
+                connect_timeout: Duration::from_secs(60),
+            })
+            .map(|_| ())
+        }),
+        Mode::So {
+            url,
+            redis,
+            ws,
+            so_name,
+            writers,
+            subscribers,
+            rate,
+            window,
+            size,
+            warmup,
+            duration,
+            common,
+        } => {
+            let target = match (url, redis, ws) {
+                (Some(url), None, None) => {
+                    RtmpUrl::parse(&url).map(|url| Target::Rtmp { url, name: so_name })
+                }
+                (None, Some(address), None) => Ok(Target::Redis {
+                    address,
+                    channel: so_name,
+                }),
+                // TODO: WebSocket shared objects, once the server's WebSocket
+                // side (JSON protocol) is merged: same writers/subscribers,
+                // same value stamps, over tokio-tungstenite.
+                (None, None, Some(_)) => {
+                    Err("--ws: WebSocket shared objects are not implemented yet".to_owned())
+                }
+                _ => Err("give exactly one of --url, --redis, --ws".to_owned()),
+            };
+            target.and_then(|target| {
+                if size < HEADER_LEN {
+                    return Err(format!("--size must be at least {HEADER_LEN}"));
+                }
+                load_so::run(&SoOptions {
+                    target,
+                    writers,
+                    subscribers,
+                    rate,
+                    window,
+                    value_bytes: size,
+                    warmup: secs(warmup),
+                    duration: secs(duration),
+                    label: common.label,
+                    server: Procs::new(&common.server_pids),
+                    connect_concurrency: common.connect_concurrency,
+                })
+                .map(|_| ())
+            })
+        }
+        Mode::Idle {
+            url,
+            connections,
+            settle,
+            common,
+        } => RtmpUrl::parse(&url).and_then(|url| {
+            load_idle::run(&IdleOptions {
+                url,
+                connections,
+                settle: secs(settle),
+                label: common.label,
+                server: Procs::new(&common.server_pids),
+                connect_concurrency: common.connect_concurrency,
+            })
+            .map(|_| ())
+        }),
+        Mode::Report { files } => {
+            let text = if files.is_empty() {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())
+            } else {
+                files.iter().try_fold(String::new(), |mut all, f| {
+                    let text =
+                        std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    all.push_str(&text);
+                    all.push('\n');
+                    Ok(all)
+                })
+            };
+            text.map(|text| print!("{}", report::render(&report::parse_records(&text))))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tern-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Markdown tables comparing tern with its peers (nginx-rtmp, Redis) from
+//! the records of one run, as ratios tern / peer, and the targets.
+
+use crate::record::{IdleRun, MediaStep, Record, Saturated, SoRun};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The label tern's records carry.
+pub const TERN: &str = "tern";
+
+/// Reads JSON lines (non-JSON lines are skipped, so raw logs work too).
+pub fn parse_records(text: &str) -> Vec<Record> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect()
+}
+
+fn ratio(tern: f64, peer: f64) -> String {
+    if peer > 0.0 && tern.is_finite() && peer.is_finite() {
+        format!("{:.2}", tern / peer)
+    } else {
+        "–".to_owned()
+    }
+}
+
+/// CPU used / CPU wanted (running + waiting for a core), in % of a core.
+fn cpu(used: f64, demand: f64) -> String {
+    format!("{:.0}/{:.0}%", used * 100.0, demand * 100.0)
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.1} KiB", bytes / 1024.0)
+}
+
+fn lag(s: &MediaStep) -> String {
+    format!(
+        "{:.0} / {:+.0} ms{}",
+        s.lag_p99_ms,
+        s.lag_growth_ms,
+        if s.sustained { "" } else { " ✗" }
+    )
+}
+
+/// The media steps of `server`, keyed by (bitrate, players); a later record
+/// replaces an earlier one.
+fn media_of<'a>(records: &'a [Record], server: &str) -> BTreeMap<(u64, usize), &'a MediaStep> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Media(s) if s.server == server => Some(((s.bitrate_kbps, s.players), s)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn peers<'a>(records: &'a [Record], pick: impl Fn(&'a Record) -> Option<&'a str>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = records
+        .iter()
+        .filter_map(pick)
+        .filter(|s| *s != TERN)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Renders every table the records allow, then the verdict on each target.
+pub fn render(records: &[Record]) -> String {
+    let mut out = String::new();
+    let mut verdicts: Vec<String> = Vec::new();
+    let media_peers = peers(records, |r| match r {
+        Record::Media(s) => Some(s.server.as_str()),
+        _ => None,
+    });
+    let tern_media = media_of(records, TERN);
+    for peer in &media_peers {
+        let peer_media = media_of(records, peer);
+        let _ = writeln!(
+            out,
+            "### Live media: tern vs {peer}\n\n\
+             | bitrate | players | CPU-s/GB tern | CPU-s/GB {peer} | ratio | RSS/player tern | RSS/player {peer} | ratio | lag p99 / growth tern | lag p99 / growth {peer} | server CPU used/wanted tern | {peer} | load tool CPU used/wanted (tern run) | ({peer} run) |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        let mut cpu_ok = Vec::new();
+        let mut rss_ok = Vec::new();
+        for (key, t) in &tern_media {
+            let Some(p) = peer_media.get(key) else {
+                continue;
+            };
+            let cpu_ratio = t.cpu_secs_per_gb / p.cpu_secs_per_gb;
+            let rss_ratio = t.rss_per_player / p.rss_per_player;
+            let _ = writeln!(
+                out,
+                "| {} kbit/s | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                key.0,
+                key.1,
+                t.cpu_secs_per_gb,
+                p.cpu_secs_per_gb,
+                ratio(t.cpu_secs_per_gb, p.cpu_secs_per_gb),
+                kib(t.rss_per_player),
+                kib(p.rss_per_player),
+                ratio(t.rss_per_player, p.rss_per_player),
+                lag(t),
+                lag(p),
+                cpu(t.server_cpu, t.server_demand),
+                cpu(p.server_cpu, p.server_demand),
+                cpu(t.tool_cpu, t.tool_demand),
+                cpu(p.tool_cpu, p.tool_demand),
+            );
+            if t.sustained && p.sustained {
+                cpu_ok.push((key, cpu_ratio));
+            }
+            if [100, 500, 1000].contains(&key.1) {
+                rss_ok.push((key, rss_ratio));
+            }
+        }
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "### Largest player count without lag growth: tern vs {peer}\n\n\
+             | bitrate | tern | {peer} | what ended the tern ramp | what ended the {peer} ramp |\n|---|---|---|---|---|"
+        );
+        let bitrates: std::collections::BTreeSet<u64> = tern_media.keys().map(|k| k.0).collect();
+        for bitrate in bitrates {
+            let t = ramp(&tern_media, bitrate);
+            let p = ramp(&peer_media, bitrate);
+            let _ = writeln!(
+                out,
+                "| {bitrate} kbit/s | {} | {} | {} | {} |",
+                t.0, p.0, t.1, p.1
+            );
+        }
+        out.push('\n');
+        let worst_cpu = cpu_ok.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+        if !cpu_ok.is_empty() {
+            verdicts.push(format!(
+                "- CPU per delivered GB ≤ ⅔ of {peer}: {} (worst ratio {:.2} over {} sustained points)",
+                if worst_cpu <= 2.0 / 3.0 { "**met**" } else { "**missed**" },
+                worst_cpu,
+                cpu_ok.len()
+            ));
+        }
+        let worst_rss = rss_ok.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+        if !rss_ok.is_empty() {
+            verdicts.push(format!(
+                "- RSS per player ≤ ½ of {peer}: {} (worst ratio {:.2})",
+                if worst_rss <= 0.5 {
+                    "**met**"
+                } else {
+                    "**missed**"
+                },
+                worst_rss
+            ));
+        }
+    }
+
+    let idle: Vec<&IdleRun> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Idle(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    if let Some(t) = idle.iter().rev().find(|i| i.server == TERN) {
+        for peer in peers(records, |r| match r {
+            Record::Idle(i) => Some(i.server.as_str()),
+            _ => None,
+        }) {
+            let Some(p) = idle.iter().rev().find(|i| i.server == peer) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "### Idle connections: tern vs {peer}\n\n\
+                 | connections | RSS/conn tern | RSS/conn {peer} | ratio | RSS tern | RSS {peer} |\n|---|---|---|---|---|---|\n\
+                 | {} / {} | {} | {} | {} | {:.1} MB | {:.1} MB |\n",
+                t.connected,
+                p.connected,
+                kib(t.rss_per_connection),
+                kib(p.rss_per_connection),
+                ratio(t.rss_per_connection, p.rss_per_connection),
+                t.server_rss as f64 / 1e6,
+                p.server_rss as f64 / 1e6,
+            );
+            let r = t.rss_per_connection / p.rss_per_connection;
+            verdicts.push(format!(
+                "- RSS per idle connection ≤ ½ of {peer}: {} (ratio {r:.2})",
+                if r <= 0.5 { "**met**" } else { "**missed**" }
+            ));
+        }
+    }
+
+    let so: Vec<&SoRun> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::So(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let key = |s: &SoRun| (s.subscribers, s.writers, s.rate.to_bits(), s.value_bytes);
+    for peer in peers(records, |r| match r {
+        Record::So(s) => Some(s.server.as_str()),
+        _ => None,
+    }) {
+        let _ = writeln!(
+            out,
+            "### Shared-object fan-out: tern vs {peer} pub/sub\n\n\
+             | subscribers | writers | rate/writer | value | latency p50 / p99 tern | latency p50 / p99 {peer} | delivered/s tern | delivered/s {peer} | ratio | server CPU used/wanted tern | {peer} | load tool CPU used/wanted (tern run) | ({peer} run) |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        let tern_runs: BTreeMap<_, &SoRun> = so
+            .iter()
+            .filter(|s| s.server == TERN)
+            .map(|s| (key(s), *s))
+            .collect();
+        let peer_runs: BTreeMap<_, &SoRun> = so
+            .iter()
+            .filter(|s| s.server == peer)
+            .map(|s| (key(s), *s))
+            .collect();
+        for (k, t) in &tern_runs {
+            let Some(p) = peer_runs.get(k) else { continue };
+            let rate = if t.rate > 0.0 {
+                format!("{}/s", t.rate)
+            } else {
+                format!("max (window {})", t.window)
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {rate} | {} B | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+                t.subscribers,
+                t.writers,
+                t.value_bytes,
+                t.latency_p50_ms,
+                t.latency_p99_ms,
+                p.latency_p50_ms,
+                p.latency_p99_ms,
+                t.delivered_per_sec,
+                p.delivered_per_sec,
+                ratio(t.delivered_per_sec, p.delivered_per_sec),
+                cpu(t.server_cpu, t.server_demand),
+                cpu(p.server_cpu, p.server_demand),
+                cpu(t.tool_cpu, t.tool_demand),
+                cpu(p.tool_cpu, p.tool_demand),
+            );
+            if t.subscribers >= 1000 && t.rate > 0.0 {
+                verdicts.push(format!(
+                    "- SO fan-out p99 < 10 ms at {} subscribers ({}/s per writer): {} ({:.2} ms; {peer} {:.2} ms)",
+                    t.subscribers,
+                    t.rate,
+                    if t.latency_p99_ms < 10.0 { "**met**" } else { "**missed**" },
+                    t.latency_p99_ms,
+                    p.latency_p99_ms
+                ));
+            }
+            if t.rate == 0.0 {
+                let r = t.delivered_per_sec / p.delivered_per_sec;
+                verdicts.push(format!(
+                    "- delivered changes/s within 2× of {peer} at {} subscribers: {} (tern/{peer} {r:.2})",
+                    t.subscribers,
+                    if r >= 0.5 { "**met**" } else { "**missed**" },
+                ));
+            }
+        }
+        out.push('\n');
+    }
+    if !verdicts.is_empty() {
+        out.push_str("### Targets\n\n");
+        for v in verdicts {
+            out.push_str(&v);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The largest sustained player count of a ramp at `bitrate`, and what
+/// ended the ramp.
+fn ramp(steps: &BTreeMap<(u64, usize), &MediaStep>, bitrate: u64) -> (String, String) {
+    let ramp: Vec<&MediaStep> = steps
+        .iter()
+        .filter(|(k, _)| k.0 == bitrate)
+        .map(|(_, s)| *s)
+        .collect();
+    let Some(last) = ramp.last() else {
+        return ("–".to_owned(), "not run".to_owned());
+    };
+    let best = ramp
+        .iter()
+        .filter(|s| s.sustained)
+        .map(|s| s.players)
+        .max()
+        .map_or("none".to_owned(), |n| n.to_string());
+    let cpu = format!(
+        "CPU used/wanted: server {}, load tool {}",
+        cpu(last.server_cpu, last.server_demand),
+        cpu(last.tool_cpu, last.tool_demand)
+    );
+    let why = match (last.sustained, last.saturated) {
+        (_, Some(Saturated::LoadTool)) => {
+            format!("load tool saturated at {} ({cpu})", last.players)
+        }
+        (false, Some(Saturated::Server)) => {
+            format!("server saturated, lag grew at {} ({cpu})", last.players)
+        }
+        (false, None) => format!(
+            "lag grew / frames lost at {} (p99 {:.0} ms, growth {:+.0} ms, lost {}, failed {}; {cpu})",
+            last.players, last.lag_p99_ms, last.lag_growth_ms, last.lost_frames, last.failed
+        ),
+        (true, _) => format!("last step {} still sustained ({cpu})", last.players),
+    };
+    (best, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(server: &str, players: usize, cpu_secs: f64, rss: u64, tool: f64) -> Record {
+        let mut s = MediaStep {
+            server: server.into(),
+            bitrate_kbps: 2500,
+            players,
+            playing: players,
+            failed: 0,
+            window_secs: 10.0,
+            delivered_bytes: 1_000_000_000,
+            frames: 1000,
+            lost_frames: 0,
+            lag_p50_ms: 1.0,
+            lag_p99_ms: 4.0,
+            lag_max_ms: 9.0,
+            lag_growth_ms: 0.1,
+            publisher_late_ms: 0.0,
+            player_bytes: [0; 3],
+            player_max_lag_ms: [0.0; 3],
+            server_cpu_secs: cpu_secs,
+            server_cpu: cpu_secs / 10.0,
+            tool_cpu: tool,
+            server_demand: cpu_secs / 10.0,
+            tool_demand: tool,
+            server_rss_base: 0,
+            server_rss: rss,
+            cpu_secs_per_gb: 0.0,
+            rss_per_player: 0.0,
+            sustained: false,
+            saturated: None,
+        };
+        s.derive();
+        Record::Media(s)
+    }
+
+    #[test]
+    fn renders_ratios_and_verdicts() {
+        let so = |server: &str, rate: f64, p99: f64, per_sec: f64| {
+            Record::So(SoRun {
+                server: server.into(),
+                writers: 10,
+                subscribers: 1000,
+                rate,
+                window: 4,
+                value_bytes: 128,
+                window_secs: 10.0,
+                sent: 0,
+                delivered: 0,
+                delivered_per_sec: per_sec,
+                latency_p50_ms: 1.0,
+                latency_p99_ms: p99,
+                latency_max_ms: p99,
+                server_cpu: 0.5,
+                tool_cpu: 0.5,
+                server_demand: 0.5,
+                tool_demand: 0.5,
+                server_rss: 0,
+                failed: 0,
+            })
+        };
+        let records = vec![
+            step("tern", 100, 1.0, 1_000_000, 0.2),
+            step("nginx-rtmp", 100, 2.0, 4_000_000, 0.2),
+            step("tern", 1000, 1.0, 10_000_000, 0.95),
+            step("nginx-rtmp", 1000, 2.0, 40_000_000, 0.95),
+            so("tern", 10.0, 3.0, 10_000.0),
+            so("redis", 10.0, 1.0, 10_000.0),
+            so("tern", 0.0, 30.0, 100_000.0),
+            so("redis", 0.0, 20.0, 300_000.0),
+        ];
+        let text = render(&records);
+        assert!(
+            text.contains("| 2500 kbit/s | 100 | 1.00 | 2.00 | 0.50 |"),
+            "{text}"
+        );
+        assert!(text.contains("CPU per delivered GB ≤ ⅔ of nginx-rtmp: **met** (worst ratio 0.50"));
+        assert!(text.contains("RSS per player ≤ ½ of nginx-rtmp: **met** (worst ratio 0.25)"));
+        assert!(text.contains("load tool saturated at 1000"), "{text}");
+        assert!(
+            text.contains("SO fan-out p99 < 10 ms at 1000 subscribers (10/s per writer): **met**")
+        );
+        assert!(
+            text.contains("within 2× of redis at 1000 subscribers: **missed** (tern/redis 0.33)")
+        );
+        let json = serde_json::to_string(&records[0]).unwrap();
+        assert_eq!(parse_records(&format!("noise\n{json}\n")).len(), 1);
+    }
+}

@@ -1,0 +1,258 @@
+//! One RTMP client connection of the load tool: the core's
+//! [`ClientConnection`] over a tokio socket, read into a buffer shared by
+//! every connection of the thread (so thousands of idle or slow players
+//! hold no read buffer of their own).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::time::Instant as StdInstant;
+use tern_core::Instant;
+use tern_core::handshake::RANDOM_LEN;
+use tern_core::rtmp::{ClientConfig, ClientConnection, RtmpError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Bytes read from a socket at once.
+pub const READ_BUF: usize = 256 * 1024;
+
+thread_local! {
+    /// The read buffer every connection of this thread shares: a read
+    /// never holds it across an `.await`.
+    static READ: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+/// The load tool's clock: microseconds since it started. Every task and
+/// thread of one run uses the same origin, so a stamp written by the
+/// publisher can be compared with a player's reading.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: StdInstant,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        Clock {
+            origin: StdInstant::now(),
+        }
+    }
+
+    /// Microseconds since the origin.
+    pub fn now_us(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Seconds since the origin.
+    pub fn now_secs(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64()
+    }
+
+    /// The core's notion of now.
+    pub fn core_now(&self) -> Instant {
+        Instant::from_millis(self.now_us() / 1000)
+    }
+
+    /// The tokio instant `us` µs after the origin.
+    pub fn at(&self, us: u64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.origin + std::time::Duration::from_micros(us))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// A parsed `rtmp://host:port/app[/room…][?query]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtmpUrl {
+    /// `host:port`.
+    pub address: String,
+    /// The connect `app`.
+    pub app: String,
+    /// The whole URL (the connect `tcUrl`).
+    pub tc_url: String,
+}
+
+impl RtmpUrl {
+    /// Parses `url`; the port defaults to 1935.
+    pub fn parse(url: &str) -> Result<RtmpUrl, String> {
+        let rest = url
+            .strip_prefix("rtmp://")
+            .ok_or_else(|| format!("{url:?} does not start with rtmp://"))?;
+        let (host, app) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() || app.trim_matches('/').is_empty() {
+            return Err(format!("{url:?} needs a host and an application"));
+        }
+        let address = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:1935")
+        };
+        Ok(RtmpUrl {
+            address,
+            app: app.to_owned(),
+            tc_url: url.to_owned(),
+        })
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Socket trouble.
+    Io(io::Error),
+    /// The RTMP session failed.
+    Rtmp(RtmpError),
+    /// The server closed the connection.
+    Closed,
+    /// The server refused something.
+    Refused(String),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Io(e) => write!(f, "{e}"),
+            SessionError::Rtmp(e) => write!(f, "{e}"),
+            SessionError::Closed => f.write_str("closed by the server"),
+            SessionError::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<io::Error> for SessionError {
+    fn from(e: io::Error) -> Self {
+        SessionError::Io(e)
+    }
+}
+
+impl From<RtmpError> for SessionError {
+    fn from(e: RtmpError) -> Self {
+        SessionError::Rtmp(e)
+    }
+}
+
+/// An RTMP client connection on a socket.
+#[derive(Debug)]
+pub struct Session {
+    /// The protocol state.
+    pub conn: ClientConnection,
+    socket: TcpStream,
+    clock: Clock,
+}
+
+/// Handshake bytes for connection `n`: varied, not secret.
+fn random(n: u64) -> [u8; RANDOM_LEN] {
+    let mut block = [0u8; RANDOM_LEN];
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for b in &mut block {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    block
+}
+
+impl Session {
+    /// Connects to `url` and starts the handshake (`connect` follows by
+    /// itself once it completes).
+    pub async fn open(url: &RtmpUrl, clock: Clock, n: u64) -> Result<Session, SessionError> {
+        let socket = TcpStream::connect(&url.address).await?;
+        socket.set_nodelay(true)?;
+        let config = ClientConfig::new(url.app.clone(), url.tc_url.clone());
+        let conn = ClientConnection::new(config, clock.core_now(), &random(n));
+        let mut session = Session {
+            conn,
+            socket,
+            clock,
+        };
+        session.flush().await?;
+        Ok(session)
+    }
+
+    /// Writes everything the connection queued.
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        while let Some(bytes) = self.conn.poll_transmit() {
+            self.socket.write_all(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for input and feeds all of it that is there to the
+    /// connection; returns the bytes read. Events are left in
+    /// `conn.poll_event()`.
+    pub async fn read(&mut self) -> Result<usize, SessionError> {
+        loop {
+            self.socket.readable().await?;
+            let got = READ.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                match self.socket.try_read(&mut buf) {
+                    Ok(0) => Err(SessionError::Closed),
+                    Ok(n) => {
+                        let data = buf.get(..n).unwrap_or_default();
+                        self.conn.handle_input(self.clock.core_now(), data)?;
+                        Ok(Some(n))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(SessionError::Io(e)),
+                }
+            })?;
+            if let Some(n) = got {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Like [`read`](Self::read), but only if input is there already.
+    pub fn try_read(&mut self) -> Result<usize, SessionError> {
+        READ.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            match self.socket.try_read(&mut buf) {
+                Ok(0) => Err(SessionError::Closed),
+                Ok(n) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    self.conn.handle_input(self.clock.core_now(), data)?;
+                    Ok(n)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                Err(e) => Err(SessionError::Io(e)),
+            }
+        })
+    }
+
+    /// Resolves when the socket has input.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.socket.readable().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let u = RtmpUrl::parse("rtmp://127.0.0.1:19350/live").unwrap();
+        assert_eq!(u.address, "127.0.0.1:19350");
+        assert_eq!(u.app, "live");
+        let u = RtmpUrl::parse("rtmp://localhost/chat/room?x=1").unwrap();
+        assert_eq!(u.address, "localhost:1935");
+        assert_eq!(u.app, "chat/room?x=1");
+        assert!(RtmpUrl::parse("http://x/live").is_err());
+        assert!(RtmpUrl::parse("rtmp://x/").is_err());
+    }
+
+    #[test]
+    fn clock_is_monotonic() {
+        let c = Clock::new();
+        let a = c.now_us();
+        assert!(c.now_us() >= a);
+        assert_ne!(random(1), random(2));
+    }
+}
