@@ -258,8 +258,10 @@ pub struct WebSocketConfig {
     pub echo_path: Option<String>,
     /// Seconds between WebSocket pings; 0 = no pings.
     pub ping_interval_secs: u64,
-    /// Idle timeout for WebSocket connections; unset = the `[sessions]`
-    /// policy (0 = never).
+    /// Seconds without any byte from the client (pongs included) before a
+    /// WebSocket connection is closed; unset = 90, 0 = never. (The
+    /// application-level idle timeout is the `[sessions]` policy, as for
+    /// RTMP.)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout_secs: Option<u64>,
     /// Largest message (after reassembling fragments), in bytes.

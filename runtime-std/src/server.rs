@@ -121,29 +121,29 @@ impl Shared {
         let hub_config = hub_config(config, &limits);
         let app = DefaultApplication {
             sessions: TieredSessions {
-                idle_timeout: secs(config.sessions.idle_timeout_secs),
-                premium_idle_timeout: secs(config.sessions.premium_idle_timeout_secs),
+                idle_timeout: secs_or_never(config.sessions.idle_timeout_secs),
+                premium_idle_timeout: secs_or_never(config.sessions.premium_idle_timeout_secs),
                 premium_key: config.sessions.premium_query_key.clone(),
                 premium_value: config.sessions.premium_query_value.clone(),
-                session_timeout: config.sessions.session_timeout_secs.map(secs),
+                session_timeout: config.sessions.session_timeout_secs.map(secs_or_never),
             },
         };
         let store = FileStore::new(&config.server.data_dir).with_limits(limits.clone());
         let hub = Hub::with_parts(hub_config, Box::new(app), Box::new(store));
         let rtmp = ServerConfig {
             out_chunk_size: config.server.out_chunk_size,
-            ping_interval: secs(config.sessions.ping_interval_secs.max(1)),
-            ping_timeout: secs(config.sessions.ping_interval_secs.max(1)),
+            ping_interval: secs_or_never(config.sessions.ping_interval_secs),
+            ping_timeout: secs_or_never(config.sessions.ping_interval_secs),
             limits,
             ..ServerConfig::default()
         };
         let ws = WsConfig {
             max_message: config.websocket.max_message_bytes,
-            ping_interval: secs(config.websocket.ping_interval_secs.max(1)),
+            ping_interval: secs_or_never(config.websocket.ping_interval_secs),
             idle_timeout: config
                 .websocket
                 .idle_timeout_secs
-                .map_or(WsConfig::default().idle_timeout, secs),
+                .map_or(WsConfig::default().idle_timeout, secs_or_never),
             echo_path: config.websocket.echo_path.clone(),
             limits: rtmp.limits.clone(),
             ..WsConfig::default()
@@ -222,6 +222,15 @@ impl Shared {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// Seconds from the config where 0 means "never" (instants saturate, so a
+/// maximal duration is a deadline that never comes).
+fn secs_or_never(s: u64) -> Duration {
+    match s {
+        0 => Duration::from_millis(u64::MAX),
+        s => Duration::from_secs(s),
+    }
 }
 
 /// The hub configuration a server config asks for.
@@ -566,7 +575,12 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         }
         let deadline = conn
             .poll_timeout()
-            .map(|t| shared.start + std::time::Duration::from_millis(t.as_millis()));
+            // A deadline too far to represent ("never") is no deadline.
+            .and_then(|t| {
+                shared
+                    .start
+                    .checked_add(std::time::Duration::from_millis(t.as_millis()))
+            });
         tokio::select! {
             // Fixed branch order keeps runs reproducible in the simulator.
             biased;
