@@ -632,3 +632,26 @@ pub async fn stopped(flag: &mut watch::Receiver<bool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_never_for_pings_and_timeouts() {
+        let mut config = Config::default();
+        config.sessions.ping_interval_secs = 0;
+        config.websocket.ping_interval_secs = 0;
+        config.websocket.idle_timeout_secs = Some(0);
+        let shared = Shared::new(&config);
+        let never = Duration::from_millis(u64::MAX);
+        assert_eq!(shared.rtmp.ping_interval, never);
+        assert_eq!(shared.ws.ping_interval, never);
+        assert_eq!(shared.ws.idle_timeout, never);
+        // Saturating instants: a "never" deadline is far in the future.
+        assert_eq!((Instant::from_millis(5) + never).as_millis(), u64::MAX);
+        let defaults = Shared::new(&Config::default());
+        assert_eq!(defaults.rtmp.ping_interval, Duration::from_secs(30));
+        assert_eq!(defaults.ws.idle_timeout, Duration::from_secs(90));
+    }
+}
