@@ -38,7 +38,7 @@ use tern_core::session::ServerSession;
 use tern_core::shared_object::SoLimits;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, warn};
@@ -46,7 +46,7 @@ use tracing::{Instrument, debug, error, info, warn};
 /// Output a connection buffers before it stops taking deliveries.
 const HIGH_WATER: usize = 256 * 1024;
 /// Bytes read from a socket at once.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// After the hub gave up on a connection whose writes are blocked, how long
@@ -488,6 +488,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut requests: Vec<Request> = Vec::new();
+    let mut batch: Vec<bytes::Bytes> = Vec::new();
     // Bytes to feed before the next wait: what the HTTP side read past the
     // upgrade request first, then each read.
     let mut first = Some(initial).filter(|i| !i.is_empty());
@@ -537,10 +538,14 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 }
             });
         }
-        while let Some(bytes) = conn.poll_transmit() {
+        // Everything queued goes out in as few (vectored) writes as possible:
+        // one system call per wake-up instead of one per message.
+        batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
+        if !batch.is_empty() {
+            let bytes: usize = batch.iter().map(bytes::Bytes::len).sum();
             // A blocked write must not pin the task: it ends when the client
             // stalls too long, or soon after the hub gives up on it.
-            let write = tokio::time::timeout(shared.write_stall, writer.write_all(&bytes));
+            let write = tokio::time::timeout(shared.write_stall, write_batch(&mut writer, &batch));
             tokio::select! {
                 biased;
                 written = write => match written {
@@ -555,9 +560,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                     return "the hub gave up on a client that does not read".to_owned();
                 }
             }
-            shared
-                .bytes_out
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            batch.clear();
+            shared.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
         }
         if conn.is_closing() {
             let _ = writer.shutdown().await;
@@ -599,6 +603,51 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     }
 }
 
+/// Writes every buffer of `batch`, in order, with vectored writes of up to
+/// [`MAX_IOVECS`] buffers each.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    batch: &[bytes::Bytes],
+) -> io::Result<()> {
+    let (mut first, mut offset) = (0, 0);
+    while first < batch.len() {
+        let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (i, buffer) in batch.iter().skip(first).take(MAX_IOVECS).enumerate() {
+            let start = if i == 0 { offset } else { 0 };
+            if let (Some(slot), Some(rest)) = (slices.get_mut(i), buffer.get(start..)) {
+                *slot = io::IoSlice::new(rest);
+                count = i + 1;
+            }
+        }
+        let mut written = writer
+            .write_vectored(slices.get(..count).unwrap_or_default())
+            .await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        // Advance past what was written.
+        while written > 0 {
+            let Some(buffer) = batch.get(first) else {
+                break;
+            };
+            let left = buffer.len() - offset;
+            if written >= left {
+                written -= left;
+                first += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Buffers handed to one vectored write.
+const MAX_IOVECS: usize = 64;
+
 /// Resolves [`GIVE_UP_GRACE`] after the hub closed `id`'s outbox (woken by
 /// the `Notify` the hub's `Closing` event pokes). Consuming a plain
 /// wake-up here is harmless: the task pulls deliveries at the top of its
@@ -636,6 +685,24 @@ pub async fn stopped(flag: &mut watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_batch_goes_out_whole_and_in_order_through_partial_writes() {
+        use tokio::io::AsyncReadExt;
+        let batch: Vec<bytes::Bytes> = (0..100u8)
+            .map(|i| bytes::Bytes::from(vec![i; 1 + usize::from(i) * 37]))
+            .collect();
+        let want: Vec<u8> = batch.iter().flat_map(|b| b.iter().copied()).collect();
+        // A tiny pipe forces many partial vectored writes.
+        let (mut writer, mut reader) = tokio::io::duplex(61);
+        let read = tokio::spawn(async move {
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).await.map(|_| got)
+        });
+        write_batch(&mut writer, &batch).await.unwrap();
+        drop(writer);
+        assert_eq!(read.await.unwrap().unwrap(), want);
+    }
 
     #[test]
     fn zero_means_never_for_pings_and_timeouts() {

@@ -103,6 +103,10 @@ fn table_row(subscribers: usize, slow: usize, ws: usize, fault: Option<Fault>) -
             subscriber_queue_bytes: 32 * 1024,
             ..sweep_tuning()
         })
+        .timeline(tern_sim::Timeline {
+            idle_check_at: Duration::from_secs(22),
+            ..Scenario::new("defaults").phases()
+        })
         .client(
             ClientSpec::publisher("r0", "cam")
                 .objects(vec![ObjectSpec::transient("chat")])
