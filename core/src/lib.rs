@@ -23,8 +23,6 @@
 )]
 
 extern crate alloc;
-#[cfg(test)]
-extern crate std;
 
 pub mod amf0;
 pub mod chunk;

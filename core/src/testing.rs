@@ -7,9 +7,9 @@ use crate::hub::{ConnId, Hub, HubConfig, HubEvent, Request};
 use crate::rtmp::{ClientConfig, ClientConnection, ClientEvent, ServerConfig, ServerConnection};
 use crate::time::{Duration, Instant};
 use crate::trace::{Direction, Tracer};
-use std::net::{IpAddr, Ipv4Addr};
-use std::string::String;
-use std::vec::Vec;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr};
 
 /// Bytes the harness lets a server connection hold before it stops pulling
 /// deliveries for it (the runtime's back-pressure).
@@ -79,7 +79,7 @@ impl Harness {
     /// Adds a client connecting to `rtmp://localhost/<app>` and drives the
     /// handshake and connect. Returns its index.
     pub fn connect(&mut self, app: &str) -> usize {
-        let tc_url = std::format!("rtmp://localhost/{app}");
+        let tc_url = alloc::format!("rtmp://localhost/{app}");
         self.connect_with(ClientConfig::new(app, tc_url))
     }
 
@@ -226,7 +226,7 @@ impl Harness {
 
     /// Takes peer `i`'s events.
     pub fn take(&mut self, i: usize) -> Vec<ClientEvent> {
-        std::mem::take(&mut self.peers[i].events)
+        core::mem::take(&mut self.peers[i].events)
     }
 
     /// Creates a stream on peer `i` and returns its id.
@@ -248,7 +248,7 @@ impl Harness {
     /// Handshake lines are left out when `with_handshake` is false.
     pub fn trace(&self, with_handshake: bool) -> Vec<String> {
         let limits = crate::Limits::default();
-        let mut tracers: std::collections::BTreeMap<(usize, bool), Tracer> = Default::default();
+        let mut tracers: alloc::collections::BTreeMap<(usize, bool), Tracer> = Default::default();
         let mut lines = Vec::new();
         for (peer, direction, bytes) in &self.log {
             let key = (*peer, *direction == Direction::ClientToServer);
@@ -258,7 +258,7 @@ impl Harness {
             tracer.feed(bytes).expect("traced bytes decode");
             while let Some(line) = tracer.poll_line() {
                 if with_handshake || !line.contains(" handshake ") {
-                    lines.push(std::format!("c{} {line}", peer + 1));
+                    lines.push(alloc::format!("c{} {line}", peer + 1));
                 }
             }
         }

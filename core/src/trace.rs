@@ -890,11 +890,11 @@ mod tests {
     use crate::amf0;
     use crate::chunk::encode_standalone;
     use crate::message::{Command, connect_result};
+    use alloc::format;
+    use alloc::string::ToString;
     use alloc::vec;
     use bytes::Bytes;
     use proptest::prelude::*;
-    use std::format;
-    use std::string::ToString;
 
     /// Hex to bytes, ignoring spaces.
     fn hex(s: &str) -> Vec<u8> {

@@ -3,16 +3,16 @@
 
 use super::*;
 use crate::Limits;
+use alloc::vec;
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use std::vec;
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     digits
         .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .map(|p| u8::from_str_radix(core::str::from_utf8(p).unwrap(), 16).unwrap())
         .collect()
 }
 
@@ -491,11 +491,11 @@ fn standalone_mixed_with_stateful() {
 fn display_is_useful() {
     let e = ChunkError::MessageTooLarge { len: 10, max: 5 };
     assert_eq!(
-        std::format!("{e}"),
+        alloc::format!("{e}"),
         "message length 10 exceeds the limit of 5 bytes"
     );
     let e = ChunkError::NoPreviousHeader { csid: 3 };
-    assert!(std::format!("{e}").contains("chunk stream 3"));
+    assert!(alloc::format!("{e}").contains("chunk stream 3"));
 }
 
 // ---- property tests ----

@@ -5,8 +5,8 @@
 //! layout (concatenating slices, own offset arithmetic) instead of calling
 //! the module's helpers, so a shared mistake cannot hide.
 
-use std::string::ToString;
-use std::vec::Vec;
+use alloc::string::ToString;
+use alloc::vec::Vec;
 
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;

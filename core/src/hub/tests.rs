@@ -6,9 +6,9 @@ use crate::amf0::Value;
 use crate::message::{SharedObjectMessage, SoEvent};
 use crate::rtmp::{ClientConfig, ClientEvent};
 use crate::testing::Harness;
-use std::string::ToString;
-use std::vec;
-use std::vec::Vec;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
 
 fn so_messages(events: Vec<ClientEvent>) -> Vec<SharedObjectMessage> {
     events
@@ -372,11 +372,11 @@ fn exactly_once_run(seed: u64) {
     let mut issued = 0;
     for op in 0..120 {
         let w = rng.below(writers) as usize;
-        let key = std::format!("k{}", rng.below(8));
+        let key = alloc::format!("k{}", rng.below(8));
         match rng.below(4) {
             0 | 1 => {
                 batches += 1;
-                let v = text(&std::format!("{op}"));
+                let v = text(&alloc::format!("{op}"));
                 h.peers[w]
                     .client
                     .so_set("s", false, vec![(key, v)])
@@ -437,7 +437,7 @@ fn exactly_once_run(seed: u64) {
     let scope = ScopePath::resolve("chat/prop", 4).unwrap();
     let (_, server) = h.hub.shared_object_data(&scope, "s").unwrap();
     for (i, view) in views[writers as usize..].iter().enumerate() {
-        let mut state = std::collections::BTreeMap::new();
+        let mut state = alloc::collections::BTreeMap::new();
         for (_, event) in history(view) {
             match event {
                 SoEvent::Change { key, value } => {
@@ -831,14 +831,14 @@ fn a_subscriber_that_never_reads_does_not_hold_anyone_back() {
             Bytes::from(
                 vec![0x17, 1, 0, 0, 0, (n % 256) as u8]
                     .into_iter()
-                    .chain(std::iter::repeat_n(7, 2000))
+                    .chain(core::iter::repeat_n(7, 2000))
                     .collect::<Vec<u8>>(),
             )
         } else {
             Bytes::from(
                 vec![0x27, 1, 0, 0, 0, (n % 256) as u8]
                     .into_iter()
-                    .chain(std::iter::repeat_n(9, 500))
+                    .chain(core::iter::repeat_n(9, 500))
                     .collect::<Vec<u8>>(),
             )
         };
@@ -1054,7 +1054,7 @@ fn stored_objects_are_loaded_at_start() {
     use crate::store::{MemoryStore, Store, StoredObject};
     let mut store = MemoryStore::new();
     let room = ScopePath::resolve("chat/room1", 4).unwrap();
-    let mut data = std::collections::BTreeMap::new();
+    let mut data = alloc::collections::BTreeMap::new();
     data.insert("alice".to_string(), Value::Number(3.0));
     store
         .save(&room, "scores", &StoredObject { version: 7, data })

@@ -6,10 +6,10 @@ use crate::amf0::Value;
 use crate::hub::{HubConfig, MediaKind};
 use crate::rtmp::ClientEvent;
 use crate::testing::Harness;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 use bytes::Bytes;
-use std::string::{String, ToString};
-use std::vec;
-use std::vec::Vec;
 
 fn metadata() -> Bytes {
     let mut out = Vec::new();
@@ -99,7 +99,9 @@ fn whole_session_trace() {
         .filter_map(|e| match e {
             ClientEvent::Status { code, .. } => Some(code.clone()),
             ClientEvent::Error { info, .. } => Some(crate::trace::render_value(info)),
-            ClientEvent::SharedObject(m) => Some(std::format!("so v{} {:?}", m.version, m.events)),
+            ClientEvent::SharedObject(m) => {
+                Some(alloc::format!("so v{} {:?}", m.version, m.events))
+            }
             _ => None,
         })
         .collect();

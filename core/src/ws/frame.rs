@@ -530,7 +530,7 @@ fn parse_close(payload: &[u8]) -> Result<Incoming, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::vec;
+    use alloc::vec;
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -561,7 +561,7 @@ mod tests {
         let mut d = Decoder::new(1 << 20);
         let mut out = Vec::new();
         for b in bytes {
-            out.extend(decode_all(&mut d, std::slice::from_ref(b))?);
+            out.extend(decode_all(&mut d, core::slice::from_ref(b))?);
         }
         Ok(out)
     }

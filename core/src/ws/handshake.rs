@@ -286,7 +286,7 @@ pub fn error_response(error: &HandshakeError) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::string::ToString;
+    use alloc::string::ToString;
 
     fn request(extra: &str) -> String {
         let mut s = String::from("GET /chat/room1?x=1 HTTP/1.1\r\nHost: example.com\r\n");
@@ -381,11 +381,11 @@ mod tests {
             assert_eq!(parse_request(request(extra).as_bytes()), Err(want));
         }
         let post = GOOD.to_string();
-        let head = std::format!("POST / HTTP/1.1\r\nHost: a\r\n{post}\r\n");
+        let head = alloc::format!("POST / HTTP/1.1\r\nHost: a\r\n{post}\r\n");
         assert_eq!(parse_request(head.as_bytes()), Err(HandshakeError::NotGet));
-        let head = std::format!("GET / HTTP/1.0\r\nHost: a\r\n{post}\r\n");
+        let head = alloc::format!("GET / HTTP/1.0\r\nHost: a\r\n{post}\r\n");
         assert_eq!(parse_request(head.as_bytes()), Err(HandshakeError::OldHttp));
-        let head = std::format!("GET / HTTP/1.1\r\n{post}\r\n");
+        let head = alloc::format!("GET / HTTP/1.1\r\n{post}\r\n");
         assert_eq!(
             parse_request(head.as_bytes()),
             Err(HandshakeError::MissingHeader("Host"))

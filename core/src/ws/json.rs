@@ -412,9 +412,9 @@ pub fn update_messages(update: &SoUpdate) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     use proptest::prelude::*;
     use serde_json::json;
-    use std::vec;
 
     fn op(text: &str) -> Result<ClientOp, OpError> {
         parse_client_op(text.as_bytes(), &Limits::default())
@@ -597,7 +597,7 @@ mod tests {
             assert_eq!(op(text), Err(want.clone()), "{text}");
             assert!(want.code().starts_with("Protocol."));
         }
-        let deep = std::format!(
+        let deep = alloc::format!(
             r#"{{"op":"set","so":"a","key":"k","value":{}1{}}}"#,
             "[".repeat(40),
             "]".repeat(40)

@@ -14,23 +14,23 @@ use crate::rtmp::ClientEvent;
 use crate::scope_path::ScopePath;
 use crate::testing::Harness;
 use crate::time::{Duration, Instant};
+use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
-use std::string::String;
-use std::vec;
-use std::vec::Vec;
 
 const T0: Instant = Instant::from_millis(1_000);
 const MASK: [u8; 4] = [0xa1, 0x02, 0xc3, 0x44];
 
 fn upgrade(path: &str, protocol: Option<&str>) -> Vec<u8> {
-    let mut s = std::format!(
+    let mut s = alloc::format!(
         "GET {path} HTTP/1.1\r\nHost: localhost:8081\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
     );
     if let Some(p) = protocol {
-        s.push_str(&std::format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        s.push_str(&alloc::format!("Sec-WebSocket-Protocol: {p}\r\n"));
     }
     s.push_str("\r\n");
     s.into_bytes()
@@ -174,7 +174,7 @@ fn byte_at_a_time() {
     wire.extend(client_frame(true, Opcode::Ping, b"hi"));
     wire.extend(client_frame(true, Opcode::Continuation, br#""so":"chat"}"#));
     for b in &wire {
-        conn.handle_input(T0, std::slice::from_ref(b)).unwrap();
+        conn.handle_input(T0, core::slice::from_ref(b)).unwrap();
     }
     let mut out = drain(&mut conn);
     let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -294,7 +294,7 @@ fn every_framing_error_closes_with_its_code() {
             let (mut conn, _) = open_with(config.clone(), "/chat", None);
             let result = if bytewise {
                 wire.iter()
-                    .try_for_each(|b| conn.handle_input(T0, std::slice::from_ref(b)))
+                    .try_for_each(|b| conn.handle_input(T0, core::slice::from_ref(b)))
             } else {
                 conn.handle_input(T0, &wire)
             };
@@ -440,7 +440,7 @@ fn too_many_objects() {
     };
     let (mut conn, _) = open_with(config, "/chat", None);
     for so in ["a", "b", "c"] {
-        let msg = std::format!(r#"{{"op":"use","so":"{so}"}}"#);
+        let msg = alloc::format!(r#"{{"op":"use","so":"{so}"}}"#);
         conn.handle_input(T0, &text(&msg)).unwrap();
     }
     assert_eq!(events(&mut conn).len(), 2);
@@ -773,7 +773,7 @@ impl WsPeer {
     }
 
     fn take_json(&mut self) -> Vec<Json> {
-        std::mem::take(&mut self.received)
+        core::mem::take(&mut self.received)
             .into_iter()
             .map(|(op, p)| {
                 assert_eq!(op, 1);
