@@ -315,16 +315,22 @@ pub fn close_all(shared: &Shared, reason: &str) {
     shared.with_hub(|hub| hub.close_all(now, reason));
 }
 
-/// Accepts RTMP connections until `shutdown` flips, serving each on its own
-/// task; then gives open connections [`SHUTDOWN_GRACE`] to receive the
-/// goodbye that [`close_all`] queued.
-pub async fn serve_rtmp<L: Listener>(
-    shared: Arc<Shared>,
+/// Accepts connections until `shutdown` flips, each served by `serve` on
+/// its own task; then gives open connections [`SHUTDOWN_GRACE`] to receive
+/// the goodbye that [`close_all`] queued, and drops the rest.
+async fn accept_loop<L, F, Fut>(
+    what: &'static str,
     mut listener: L,
     mut shutdown: watch::Receiver<bool>,
-) -> io::Result<()> {
+    mut serve: F,
+) -> io::Result<()>
+where
+    L: Listener,
+    F: FnMut(L::Stream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "RTMP listening");
+        info!(%addr, "{what} listening");
     }
     let mut tasks = JoinSet::new();
     loop {
@@ -334,24 +340,10 @@ pub async fn serve_rtmp<L: Listener>(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let (id, notify) = shared.register();
-                    let span = tracing::info_span!("rtmp", conn = %id, %peer);
-                    let shared = Arc::clone(&shared);
-                    tasks.spawn(
-                        async move {
-                            debug!("accepted");
-                            let now = shared.now();
-                            let random = shared.handshake_random(id);
-                            let conn = ServerConnection::new(shared.rtmp.clone(), now, &random, Some(peer.ip()));
-                            let reason = run_connection(&shared, stream, id, notify, conn, &[]).await;
-                            shared.unregister(id);
-                            info!("closed: {reason}");
-                        }
-                        .instrument(span),
-                    );
+                    tasks.spawn(serve(stream, peer));
                 }
                 Err(e) => {
-                    warn!("accept failed: {e}");
+                    warn!("{what} accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
@@ -364,11 +356,35 @@ pub async fn serve_rtmp<L: Listener>(
     if drained.is_err() {
         warn!(
             open = tasks.len(),
-            "connections still open after the grace period; dropping them"
+            "{what} connections still open after the grace period; dropping them"
         );
         tasks.shutdown().await;
     }
     Ok(())
+}
+
+/// Accepts RTMP connections until `shutdown` flips, each on its own task.
+pub async fn serve_rtmp<L: Listener>(
+    shared: Arc<Shared>,
+    listener: L,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    accept_loop("RTMP", listener, shutdown, |stream, peer| {
+        let (id, notify) = shared.register();
+        let span = tracing::info_span!("rtmp", conn = %id, %peer);
+        let shared = Arc::clone(&shared);
+        async move {
+            debug!("accepted");
+            let now = shared.now();
+            let random = shared.handshake_random(id);
+            let conn = ServerConnection::new(shared.rtmp.clone(), now, &random, Some(peer.ip()));
+            let reason = run_connection(&shared, stream, id, notify, conn, &[]).await;
+            shared.unregister(id);
+            info!("closed: {reason}");
+        }
+        .instrument(span)
+    })
+    .await
 }
 
 /// Accepts HTTP connections until `shutdown` flips: plain requests are
@@ -376,41 +392,16 @@ pub async fn serve_rtmp<L: Listener>(
 /// [`WsConnection`]s served like RTMP connections, on the same hub.
 pub async fn serve_http<L: Listener>(
     shared: Arc<Shared>,
-    mut listener: L,
-    mut shutdown: watch::Receiver<bool>,
+    listener: L,
+    shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "HTTP/WebSocket listening");
-    }
-    let mut tasks = JoinSet::new();
     let mut requests: u64 = 0;
-    loop {
-        tokio::select! {
-            biased;
-            () = stopped(&mut shutdown) => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    requests += 1;
-                    let span = tracing::info_span!("http", req = requests, %peer);
-                    let shared = Arc::clone(&shared);
-                    tasks.spawn(serve_http_connection(shared, stream, peer).instrument(span));
-                }
-                Err(e) => {
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
+    accept_loop("HTTP/WebSocket", listener, shutdown, |stream, peer| {
+        requests += 1;
+        let span = tracing::info_span!("http", req = requests, %peer);
+        serve_http_connection(Arc::clone(&shared), stream, peer).instrument(span)
     })
-    .await;
-    if drained.is_err() {
-        tasks.shutdown().await;
-    }
-    Ok(())
+    .await
 }
 
 async fn serve_http_connection<S: crate::net::Stream>(
