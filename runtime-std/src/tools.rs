@@ -429,6 +429,46 @@ mod tests {
         assert!(RtmpUrl::parse("rtmp://h/").is_err());
     }
 
+    /// A client-side capture: handshake, then a chunked `connect`.
+    fn capture() -> Vec<u8> {
+        use tern_core::chunk::{ChunkEncoder, RawMessage};
+        use tern_core::message::{Command, Message};
+        let mut bytes = vec![3u8];
+        bytes.extend(std::iter::repeat_n(0u8, 2 * 1536));
+        let mut connect = Command::new("connect", 1.0, Vec::new());
+        connect.command_object = Value::object([("app", Value::string("live"))]);
+        let (type_id, payload) = Message::Command(connect).encode();
+        let mut out = bytes::BytesMut::new();
+        ChunkEncoder::new().encode(
+            &RawMessage {
+                csid: 3,
+                timestamp: 0,
+                type_id,
+                stream_id: 0,
+                payload,
+            },
+            &mut out,
+        );
+        bytes.extend_from_slice(&out);
+        bytes
+    }
+
+    #[test]
+    fn trace_renders_a_capture_and_guesses_its_direction() {
+        let mut out = Vec::new();
+        trace(&capture(), None, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("C→S handshake C0 version=3"), "{text}");
+        assert!(text.contains("C→S csid=3 ts=0"), "{text}");
+        assert!(
+            text.contains(r#"command connect tx=1 {app: "live"}"#),
+            "{text}"
+        );
+        // RTMPE's version byte: a clear error, not a panic.
+        let mut out = Vec::new();
+        assert!(trace(&[6, 1, 2], Some(Direction::ClientToServer), &mut out).is_err());
+    }
+
     #[test]
     fn json_mapping_round_trips() {
         let j: Json = serde_json::from_str(r#"{"a":[1,true,null,"x"],"d":{"$date":5}}"#).unwrap();
