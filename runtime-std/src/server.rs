@@ -45,8 +45,13 @@ use tracing::{Instrument, debug, error, info, warn};
 
 /// Output a connection buffers before it stops taking deliveries.
 const HIGH_WATER: usize = 256 * 1024;
-/// Bytes read from a socket at once.
+/// Bytes read from a socket at once, at most: a connection's read buffer
+/// starts at [`READ_START`] and doubles up to this while reads fill it, so
+/// idle clients and players (which send little) keep a small buffer and
+/// publishers get large reads.
 const READ_CHUNK: usize = 16 * 1024;
+/// A connection's first read buffer.
+const READ_START: usize = 1024;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// After the hub gave up on a connection whose writes are blocked, how long
@@ -477,7 +482,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     initial: &[u8],
 ) -> String {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_START];
     let mut requests: Vec<Request> = Vec::new();
     let mut batch: Vec<bytes::Bytes> = Vec::new();
     // Bytes to feed before the next wait: what the HTTP side read past the
@@ -587,6 +592,11 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 };
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 read_len = n;
+                if n == buf.len() && buf.len() < READ_CHUNK {
+                    // More was probably waiting: read more at once next time
+                    // (resizing keeps the bytes just read).
+                    buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
+                }
             }
             () = notify.notified() => {}
             () = sleep_until(deadline) => conn.handle_timeout(shared.now()),
