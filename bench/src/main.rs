@@ -134,21 +134,23 @@ fn main() -> ExitCode {
             settle,
             window,
             common,
-        } => RtmpUrl::parse(&url).and_then(|url| {
-            load_media::run(&MediaOptions {
-                url,
-                name,
-                bitrate: bitrate * 1000,
-                steps,
-                settle: secs(settle),
-                window: secs(window),
-                label: common.label,
-                server: Procs::new(&common.server_pids),
-                connect_concurrency: common.connect_concurrency,
-                connect_timeout: Duration::from_secs(60),
-            })
-            .map(|_| ())
-        }),
+        } => RtmpUrl::parse(&url)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                load_media::run(&MediaOptions {
+                    url,
+                    name,
+                    bitrate: bitrate * 1000,
+                    steps,
+                    settle: secs(settle),
+                    window: secs(window),
+                    label: common.label,
+                    server: Procs::new(&common.server_pids),
+                    connect_concurrency: common.connect_concurrency,
+                    connect_timeout: Duration::from_secs(60),
+                })
+                .map(|_| ())
+            }),
         Mode::So {
             url,
             redis,
@@ -164,9 +166,9 @@ fn main() -> ExitCode {
             common,
         } => {
             let target = match (url, redis, ws) {
-                (Some(url), None, None) => {
-                    RtmpUrl::parse(&url).map(|url| Target::Rtmp { url, name: so_name })
-                }
+                (Some(url), None, None) => RtmpUrl::parse(&url)
+                    .map_err(|e| e.to_string())
+                    .map(|url| Target::Rtmp { url, name: so_name }),
                 (None, Some(address), None) => Ok(Target::Redis {
                     address,
                     channel: so_name,
@@ -204,17 +206,19 @@ fn main() -> ExitCode {
             connections,
             settle,
             common,
-        } => RtmpUrl::parse(&url).and_then(|url| {
-            load_idle::run(&IdleOptions {
-                url,
-                connections,
-                settle: secs(settle),
-                label: common.label,
-                server: Procs::new(&common.server_pids),
-                connect_concurrency: common.connect_concurrency,
-            })
-            .map(|_| ())
-        }),
+        } => RtmpUrl::parse(&url)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                load_idle::run(&IdleOptions {
+                    url,
+                    connections,
+                    settle: secs(settle),
+                    label: common.label,
+                    server: Procs::new(&common.server_pids),
+                    connect_concurrency: common.connect_concurrency,
+                })
+                .map(|_| ())
+            }),
         Mode::Report { files } => {
             let text = if files.is_empty() {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())

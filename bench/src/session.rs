@@ -65,39 +65,8 @@ impl Default for Clock {
     }
 }
 
-/// A parsed `rtmp://host:port/app[/room…][?query]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RtmpUrl {
-    /// `host:port`.
-    pub address: String,
-    /// The connect `app`.
-    pub app: String,
-    /// The whole URL (the connect `tcUrl`).
-    pub tc_url: String,
-}
-
-impl RtmpUrl {
-    /// Parses `url`; the port defaults to 1935.
-    pub fn parse(url: &str) -> Result<RtmpUrl, String> {
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or_else(|| format!("{url:?} does not start with rtmp://"))?;
-        let (host, app) = rest.split_once('/').unwrap_or((rest, ""));
-        if host.is_empty() || app.trim_matches('/').is_empty() {
-            return Err(format!("{url:?} needs a host and an application"));
-        }
-        let address = if host.contains(':') {
-            host.to_owned()
-        } else {
-            format!("{host}:1935")
-        };
-        Ok(RtmpUrl {
-            address,
-            app: app.to_owned(),
-            tc_url: url.to_owned(),
-        })
-    }
-}
+/// RTMP URLs are parsed as `tern so` parses them.
+pub use tern_runtime_std::tools::RtmpUrl;
 
 /// Why a session ended.
 #[derive(Debug)]

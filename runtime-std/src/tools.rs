@@ -13,19 +13,17 @@
 //! {"event":"ack","so":"chat","version":7,"key":"message"}
 //! ```
 //!
-//! Values map AMF0 → JSON as DESIGN.md §6 says: numbers (NaN/±Inf → null),
-//! booleans, strings, objects/ECMA arrays/typed objects → objects, strict
-//! arrays → arrays, null/undefined → null, dates → `{"$date": ms}`, XML →
-//! string.
+//! Values map AMF0 ↔ JSON with the core's mapping (`tern_core::ws::json`,
+//! the same one WebSocket clients see; DESIGN.md §6).
 
-use serde_json::{Map, Number, Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
-use tern_core::amf0::Value;
 use tern_core::message::{SharedObjectMessage, SoEvent};
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent, RtmpError};
 use tern_core::trace::{Direction, Tracer};
+use tern_core::ws::json::{amf_to_json, json_to_amf};
 use tern_core::{Instant, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -113,58 +111,6 @@ impl RtmpUrl {
             app: app.to_owned(),
             tc_url: url.to_owned(),
         })
-    }
-}
-
-/// AMF0 → JSON (DESIGN.md §6).
-pub fn amf_to_json(value: &Value) -> Json {
-    let object = |props: &[(String, Value)]| {
-        Json::Object(
-            props
-                .iter()
-                .map(|(k, v)| (k.clone(), amf_to_json(v)))
-                .collect::<Map<_, _>>(),
-        )
-    };
-    match value {
-        Value::Number(n) => Number::from_f64(*n).map_or(Json::Null, Json::Number),
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::String(s) | Value::LongString(s) | Value::XmlDocument(s) => Json::String(s.clone()),
-        Value::Object(p) => object(p),
-        Value::EcmaArray { properties, .. } => object(properties),
-        Value::TypedObject { properties, .. } => object(properties),
-        Value::StrictArray(items) => Json::Array(items.iter().map(amf_to_json).collect()),
-        Value::Date { millis, .. } => {
-            json!({ "$date": Number::from_f64(*millis).map_or(Json::Null, Json::Number) })
-        }
-        Value::Null
-        | Value::Undefined
-        | Value::Unsupported
-        | Value::Reference(_)
-        | Value::Avmplus(_) => Json::Null,
-    }
-}
-
-/// JSON → AMF0 (DESIGN.md §6): objects become anonymous objects, and
-/// `{"$date": ms}` a date.
-pub fn json_to_amf(value: &Json) -> Value {
-    match value {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(items) => Value::StrictArray(items.iter().map(json_to_amf).collect()),
-        Json::Object(map) => match (map.len(), map.get("$date").and_then(Json::as_f64)) {
-            (1, Some(millis)) => Value::Date {
-                millis,
-                time_zone: 0,
-            },
-            _ => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), json_to_amf(v)))
-                    .collect(),
-            ),
-        },
     }
 }
 
@@ -414,6 +360,7 @@ pub fn trace(bytes: &[u8], direction: Option<Direction>, out: &mut impl Write) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tern_core::amf0::Value;
 
     #[test]
     fn urls() {
@@ -482,7 +429,7 @@ mod tests {
         );
         assert_eq!(
             amf_to_json(&amf),
-            serde_json::from_str::<Json>(r#"{"a":[1.0,true,null,"x"],"d":{"$date":5.0}}"#).unwrap()
+            serde_json::from_str::<Json>(r#"{"a":[1,true,null,"x"],"d":{"$date":5}}"#).unwrap()
         );
         assert_eq!(amf_to_json(&Value::Number(f64::NAN)), Json::Null);
     }

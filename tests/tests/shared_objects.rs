@@ -85,7 +85,7 @@ fn two_watchers_see_each_others_sets() {
     // `tern so set` connections: a third party, then "alice", then "bob".
     let sets = [
         ("set-third", "topic", json!("weather")),
-        ("set-alice", "alice", json!({"says": "hi bob", "n": 1.0})),
+        ("set-alice", "alice", json!({"says": "hi bob", "n": 1})),
         ("set-bob", "bob", json!(["hi", "alice"])),
     ];
     let mut last_version = 0;
