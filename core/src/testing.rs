@@ -40,6 +40,8 @@ pub struct Harness {
     pub hub: Hub,
     pub peers: Vec<Peer>,
     pub hub_events: Vec<HubEvent>,
+    /// Connections the hub said were ready (`HubEvent::Ready`), in order.
+    pub ready: Vec<ConnId>,
     pub server_config: ServerConfig,
     /// Record every byte moved, in order, for [`Harness::trace`].
     pub capture: bool,
@@ -70,6 +72,7 @@ impl Harness {
             hub,
             peers: Vec::new(),
             hub_events: Vec::new(),
+            ready: Vec::new(),
             server_config: ServerConfig::default(),
             capture: false,
             log: Vec::new(),
@@ -115,8 +118,9 @@ impl Harness {
                 progress |= self.step(i);
             }
             while let Some(event) = self.hub.poll_event() {
-                if !matches!(event, HubEvent::Ready(_)) {
-                    self.hub_events.push(event);
+                match event {
+                    HubEvent::Ready(conn) => self.ready.push(conn),
+                    event => self.hub_events.push(event),
                 }
             }
             if !progress {

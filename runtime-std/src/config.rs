@@ -186,6 +186,10 @@ pub struct StreamsConfig {
     /// How far (in media time) a subscriber may fall behind before it is
     /// cut back to the next keyframe; one that stays behind is disconnected.
     pub max_lag_ms: u64,
+    /// How long media for a player may wait to be merged into one write
+    /// (0 = write every message as it comes). Notices, statuses and replies
+    /// never wait. See docs/config.md for the trade-off.
+    pub merge_write_ms: u64,
 }
 
 impl Default for StreamsConfig {
@@ -195,6 +199,7 @@ impl Default for StreamsConfig {
             max_gop_bytes: 8 * 1024 * 1024,
             subscriber_queue_bytes: 4 * 1024 * 1024,
             max_lag_ms: 5_000,
+            merge_write_ms: 100,
         }
     }
 }
@@ -607,6 +612,12 @@ impl Config {
             self.streams.subscriber_queue_bytes as u64,
             1,
             big,
+        );
+        range(
+            &["streams", "merge_write_ms"],
+            self.streams.merge_write_ms,
+            0,
+            1000,
         );
         range(
             &["websocket", "max_message_bytes"],

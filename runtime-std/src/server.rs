@@ -16,6 +16,17 @@
 //! hub's `Ready` event pokes. It pulls deliveries only while its own output
 //! buffer is small, so a slow client leaves its deliveries in the hub, where
 //! its outbox applies the drop policy without holding anyone else back.
+//!
+//! # Merged writes
+//!
+//! Per delivered byte, a Linux server pays mostly for system calls and the
+//! segments they make, not for copying. So media for a player may wait in
+//! its outbox up to `streams.merge_write_ms` after the last write and then
+//! leave in one vectored write (SRS's "merged write"). While it waits the
+//! task sleeps: the hub wakes it only when the outbox goes from empty to
+//! non-empty, or gets its first notice, status or close — those never wait,
+//! and take the held media with them, as does a reply of the connection
+//! itself or more than [`MERGE_FLUSH_BYTES`] of held media.
 
 use crate::config::Config;
 use crate::file_store::FileStore;
@@ -50,6 +61,8 @@ const HIGH_WATER: usize = 256 * 1024;
 /// idle clients and players (which send little) keep a small buffer and
 /// publishers get large reads.
 const READ_CHUNK: usize = 16 * 1024;
+/// Held media that is written at once, whatever the merge window.
+const MERGE_FLUSH_BYTES: usize = 64 * 1024;
 /// A connection's first read buffer.
 const READ_START: usize = 1024;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
@@ -110,6 +123,8 @@ pub struct Shared {
     /// Its outbox has long since been dropping media; a live player never
     /// stalls this long (`server.write_timeout_secs`).
     write_stall: std::time::Duration,
+    /// How long media may wait to be merged into one write (zero: never).
+    merge_write: std::time::Duration,
     seed: u64,
 }
 
@@ -168,6 +183,7 @@ impl Shared {
                 0 => 10,
                 secs => secs,
             }),
+            merge_write: std::time::Duration::from_millis(config.streams.merge_write_ms),
             seed: 0x7e57_7e57,
         })
     }
@@ -489,6 +505,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     // upgrade request first, then each read.
     let mut first = Some(initial).filter(|i| !i.is_empty());
     let mut read_len = 0;
+    // When everything queued was last written (the start of a merge window).
+    let mut last_write = tokio::time::Instant::now();
     loop {
         let data = match first.take() {
             Some(initial) => Some(initial),
@@ -518,11 +536,26 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 return format!("protocol error: {e}");
             }
         }
-        // Take deliveries while our own buffer is small.
+        // Take deliveries while our own buffer is small — unless only media
+        // waits and it may still be merged with what comes next.
         let mut pulled = false;
+        let mut held_until = None;
         if conn.pending_bytes() < HIGH_WATER {
             let now = shared.now();
+            let merge_until = last_write + shared.merge_write;
+            let may_hold = conn.pending_bytes() == 0 && tokio::time::Instant::now() < merge_until;
             shared.with_hub(|hub| {
+                let hold = may_hold
+                    && hub.outbox(id).is_some_and(|o| {
+                        !o.is_empty()
+                            && o.notices() == 0
+                            && o.media_bytes() < MERGE_FLUSH_BYTES
+                            && o.closed().is_none()
+                    });
+                if hold {
+                    held_until = Some(merge_until);
+                    return;
+                }
                 while conn.pending_bytes() < HIGH_WATER {
                     match hub.poll_delivery(id) {
                         Some(delivery) => {
@@ -557,6 +590,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 }
             }
             batch.clear();
+            last_write = tokio::time::Instant::now();
             shared.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
         }
         if conn.is_closing() {
@@ -599,6 +633,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 }
             }
             () = notify.notified() => {}
+            () = sleep_until(held_until) => {}
             () = sleep_until(deadline) => conn.handle_timeout(shared.now()),
         }
     }

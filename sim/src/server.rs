@@ -21,6 +21,8 @@ pub struct ServerTuning {
     pub max_lag_ms: u64,
     /// `streams.gop_cache`.
     pub gop_cache: bool,
+    /// `streams.merge_write_ms`.
+    pub merge_write_ms: u64,
 }
 
 impl Default for ServerTuning {
@@ -33,6 +35,7 @@ impl Default for ServerTuning {
             subscriber_queue_bytes: 96 * 1024,
             max_lag_ms: 1_500,
             gop_cache: true,
+            merge_write_ms: tern_runtime_std::config::StreamsConfig::default().merge_write_ms,
         }
     }
 }
@@ -59,6 +62,7 @@ impl ServerTuning {
         config.streams.subscriber_queue_bytes = self.subscriber_queue_bytes;
         config.streams.max_lag_ms = self.max_lag_ms;
         config.streams.gop_cache = self.gop_cache;
+        config.streams.merge_write_ms = self.merge_write_ms;
         config
     }
 }

@@ -13,7 +13,8 @@
 //!    [`Request::Disconnect`] (always send it, also after a
 //!    [`Delivery::Close`]), after which the id may be reused.
 //! 2. Drain [`Hub::poll_event`]: [`HubEvent::Ready`] means that
-//!    connection's outbox went from empty to non-empty (wake its writer);
+//!    connection's outbox went from empty to non-empty, or got its first
+//!    non-media delivery (wake its writer);
 //!    the other events are for logs and for forcing slow connections shut.
 //! 3. Whenever a connection's socket has room: [`Hub::poll_delivery`]`(conn)`
 //!    until it returns `None`, turning each delivery into bytes. Not calling
@@ -105,7 +106,9 @@ impl Default for HubConfig {
 /// Things the runtime should know about (log, or act on).
 #[derive(Clone, Debug, PartialEq)]
 pub enum HubEvent {
-    /// The connection's outbox went from empty to non-empty.
+    /// The connection's outbox went from empty to non-empty, or received
+    /// its first non-media delivery (a runtime that holds media back to
+    /// merge writes must send notices at once).
     Ready(ConnId),
     /// The hub is closing the connection (a [`Delivery::Close`] is queued
     /// last in its outbox). If the client does not read it within a grace
@@ -260,13 +263,16 @@ impl Mailroom {
             return None;
         }
         let was_empty = outbox.is_empty();
+        let first_notice = outbox.notices() == 0 && !matches!(delivery, Delivery::Media(_));
         let outcome = outbox.push(delivery);
         match &outcome {
             PushOutcome::Overflow(reason) => {
                 outbox.close(format!("{reason}"));
                 self.overflowed.push((conn, *reason));
             }
-            PushOutcome::Queued { .. } if was_empty => self.events.push_back(HubEvent::Ready(conn)),
+            PushOutcome::Queued { .. } if was_empty || first_notice => {
+                self.events.push_back(HubEvent::Ready(conn));
+            }
             _ => {}
         }
         Some(outcome)
@@ -275,14 +281,14 @@ impl Mailroom {
     /// Queues the final delivery even past the bounds.
     fn deliver_close(&mut self, conn: ConnId, reason: &str) {
         if let Some(outbox) = self.outboxes.get_mut(&conn) {
-            let was_empty = outbox.is_empty();
+            let wake = outbox.notices() == 0;
             outbox.force_push(Delivery::Close {
                 reason: reason.to_owned(),
             });
             if outbox.closed().is_none() {
                 outbox.close(reason.to_owned());
             }
-            if was_empty {
+            if wake {
                 self.events.push_back(HubEvent::Ready(conn));
             }
         }

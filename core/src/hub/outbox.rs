@@ -132,6 +132,12 @@ impl Outbox {
         self.media_bytes
     }
 
+    /// Queued non-media deliveries (notices, statuses, the final close):
+    /// what a runtime that merges media writes must send at once.
+    pub fn notices(&self) -> usize {
+        self.notices
+    }
+
     /// Media messages dropped so far.
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total

@@ -676,6 +676,58 @@ fn send(h: &mut Harness, p: usize, stream: u32, kind: MediaKind, ts: u32, body: 
     h.drive();
 }
 
+/// A runtime may hold a player's media back to merge writes (runtime-std's
+/// `streams.merge_write_ms`): it sleeps until the outbox goes from empty to
+/// non-empty, so the hub must also wake it for the first notice that joins
+/// held media — notices are never held.
+#[test]
+fn ready_fires_when_the_outbox_fills_and_again_for_the_first_notice() {
+    let (mut h, p, stream) = publishing(HubConfig::default(), "cam");
+    let v = play(&mut h, "cam");
+    for i in [p, v] {
+        h.peers[i].client.so_use("board", false).unwrap();
+    }
+    h.drive();
+    h.take(v);
+    let player = h.peers[v].id;
+    h.peers[v].reading = false;
+    h.ready.clear();
+    let count = |h: &Harness| h.ready.iter().filter(|c| **c == player).count();
+
+    send(&mut h, p, stream, MediaKind::Video, 0, keyframe(1));
+    assert_eq!(count(&h), 1, "media into an empty outbox");
+    for ts in 1..4u8 {
+        send(
+            &mut h,
+            p,
+            stream,
+            MediaKind::Video,
+            u32::from(ts) * 40,
+            inter(ts),
+        );
+    }
+    assert_eq!(count(&h), 1, "more media joins the held media quietly");
+
+    h.peers[p]
+        .client
+        .so_set("board", false, vec![("k".into(), text("1"))])
+        .unwrap();
+    h.drive();
+    assert_eq!(count(&h), 2, "the first notice wakes the writer");
+    h.peers[p]
+        .client
+        .so_set("board", false, vec![("k".into(), text("2"))])
+        .unwrap();
+    h.drive();
+    assert_eq!(count(&h), 2, "a second notice finds the writer awake");
+
+    h.peers[v].reading = true;
+    h.drive();
+    let events = h.take(v);
+    assert_eq!(videos(&events).len(), 4, "nothing held was lost");
+    assert_eq!(so_messages(events).len(), 2);
+}
+
 #[test]
 fn late_joiner_starts_with_metadata_headers_and_a_keyframe() {
     let (mut h, p, s) = publishing(HubConfig::default(), "cam");
