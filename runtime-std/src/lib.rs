@@ -27,6 +27,7 @@ pub mod net;
 pub mod server;
 pub mod stats;
 pub mod tools;
+mod wakeup;
 
 use config::{Config, ConfigError};
 use std::fmt;

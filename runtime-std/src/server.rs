@@ -12,7 +12,7 @@
 //! hub per server is the design; sharding hubs by app is the next step if
 //! the lock ever shows up in profiles (see docs/runtime-std.md).
 //!
-//! A task learns that deliveries wait for it through a `Notify` that the
+//! A task learns that deliveries wait for it through a [`Wakeup`] that the
 //! hub's `Ready` event pokes. It pulls deliveries only while its own output
 //! buffer is small, so a slow client leaves its deliveries in the hub, where
 //! its outbox applies the drop policy without holding anyone else back.
@@ -35,11 +35,14 @@ use crate::net::Listener;
 use crate::stats::{
     ConnectionCounts, ScopeStats, SharedObjectStats, StatsSnapshot, StatsSource, StreamStats,
 };
+use crate::wakeup::Wakeup;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use tern_core::hub::{
     ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
     TieredSessions,
@@ -50,7 +53,7 @@ use tern_core::shared_object::SoLimits;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, warn};
 
@@ -76,7 +79,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// The hub and who to wake when it has something for a connection.
 struct HubCell {
     hub: Hub,
-    wakers: BTreeMap<ConnId, Arc<Notify>>,
+    wakers: BTreeMap<ConnId, Arc<Wakeup>>,
 }
 
 impl HubCell {
@@ -86,13 +89,13 @@ impl HubCell {
             match event {
                 HubEvent::Ready(conn) => {
                     if let Some(waker) = self.wakers.get(&conn) {
-                        waker.notify_one();
+                        waker.wake();
                     }
                 }
                 HubEvent::Closing { conn, reason } => {
                     info!(conn = %conn, "closing connection: {reason}");
                     if let Some(waker) = self.wakers.get(&conn) {
-                        waker.notify_one();
+                        waker.wake();
                     }
                 }
                 HubEvent::Rejected { conn, reason } => {
@@ -211,11 +214,11 @@ impl Shared {
         result
     }
 
-    fn register(&self) -> (ConnId, Arc<Notify>) {
+    fn register(&self) -> (ConnId, Arc<Wakeup>) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let notify = Arc::new(Notify::new());
-        self.lock().wakers.insert(id, Arc::clone(&notify));
-        (id, notify)
+        let wakeup = Arc::new(Wakeup::default());
+        self.lock().wakers.insert(id, Arc::clone(&wakeup));
+        (id, wakeup)
     }
 
     fn unregister(&self, id: ConnId) {
@@ -391,7 +394,7 @@ pub async fn serve_rtmp<L: Listener>(
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     accept_loop("RTMP", listener, shutdown, |stream, peer| {
-        let (id, notify) = shared.register();
+        let (id, wakeup) = shared.register();
         let span = tracing::info_span!("rtmp", conn = %id, %peer);
         let shared = Arc::clone(&shared);
         async move {
@@ -399,7 +402,7 @@ pub async fn serve_rtmp<L: Listener>(
             let now = shared.now();
             let random = shared.handshake_random(id);
             let conn = ServerConnection::new(shared.rtmp.clone(), now, &random, Some(peer.ip()));
-            let reason = run_connection(&shared, stream, id, notify, conn, &[]).await;
+            let reason = run_connection(&shared, stream, id, wakeup, conn, &[]).await;
             shared.unregister(id);
             info!("closed: {reason}");
         }
@@ -433,13 +436,13 @@ async fn serve_http_connection<S: crate::net::Stream>(
     match http::serve_request(&mut stream, shared.as_ref()).await {
         Ok(Served::Done) => {}
         Ok(Served::Upgrade { head, leftover }) => {
-            let (id, notify) = shared.register();
+            let (id, wakeup) = shared.register();
             let span = tracing::info_span!("ws", conn = %id, target = %head.target);
             async {
                 let mut initial = head_bytes(&head);
                 initial.extend_from_slice(&leftover);
                 let conn = WsConnection::new(shared.ws.clone(), shared.now(), Some(peer.ip()));
-                let reason = run_connection(&shared, stream, id, notify, conn, &initial).await;
+                let reason = run_connection(&shared, stream, id, wakeup, conn, &initial).await;
                 shared.unregister(id);
                 info!("closed: {reason}");
             }
@@ -489,15 +492,18 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
 }
 
 /// Serves one connection (RTMP or WebSocket); returns why it ended.
+///
+/// The task owns the socket whole: it reads, or it writes, never both at
+/// once, so no split (and no lock between halves) is needed. The loop
+/// runs once per read, wake-up or timer.
 async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     shared: &Shared,
-    stream: S,
+    mut stream: S,
     id: ConnId,
-    notify: Arc<Notify>,
+    wakeup: Arc<Wakeup>,
     mut conn: C,
     initial: &[u8],
 ) -> String {
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = vec![0u8; READ_START];
     let mut requests: Vec<Request> = Vec::new();
     let mut batch: Vec<bytes::Bytes> = Vec::new();
@@ -507,14 +513,19 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     let mut read_len = 0;
     // When everything queued was last written (the start of a merge window).
     let mut last_write = tokio::time::Instant::now();
+    // One timer for the connection's own deadline and the end of a merge
+    // window, re-armed only when its instant changes.
+    let timer = tokio::time::sleep_until(far_future());
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     loop {
         let data = match first.take() {
             Some(initial) => Some(initial),
             None if read_len > 0 => buf.get(..std::mem::take(&mut read_len)),
             None => None,
         };
+        let now = shared.now();
         if let Some(data) = data {
-            let now = shared.now();
             let result = conn.handle_input(now, data).map_err(|e| e.to_string());
             requests.extend(std::iter::from_fn(|| conn.poll_event()));
             if !requests.is_empty() {
@@ -527,11 +538,11 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
             if let Err(e) = result {
                 // Flush what is queued (an error reply, a close frame), then close.
                 while let Some(bytes) = conn.poll_transmit() {
-                    if writer.write_all(&bytes).await.is_err() {
+                    if stream.write_all(&bytes).await.is_err() {
                         break;
                     }
                 }
-                let _ = writer.shutdown().await;
+                let _ = stream.shutdown().await;
                 warn!("protocol error: {e}");
                 return format!("protocol error: {e}");
             }
@@ -541,20 +552,21 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         let mut pulled = false;
         let mut held_until = None;
         if conn.pending_bytes() < HIGH_WATER {
-            let now = shared.now();
-            let merge_until = last_write + shared.merge_write;
-            let may_hold = conn.pending_bytes() == 0 && tokio::time::Instant::now() < merge_until;
+            let may_hold = !shared.merge_write.is_zero() && conn.pending_bytes() == 0;
             shared.with_hub(|hub| {
-                let hold = may_hold
+                if may_hold
                     && hub.outbox(id).is_some_and(|o| {
                         !o.is_empty()
                             && o.notices() == 0
                             && o.media_bytes() < MERGE_FLUSH_BYTES
                             && o.closed().is_none()
-                    });
-                if hold {
-                    held_until = Some(merge_until);
-                    return;
+                    })
+                {
+                    let merge_until = last_write + shared.merge_write;
+                    if tokio::time::Instant::now() < merge_until {
+                        held_until = Some(merge_until);
+                        return;
+                    }
                 }
                 while conn.pending_bytes() < HIGH_WATER {
                     match hub.poll_delivery(id) {
@@ -572,29 +584,15 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
         if !batch.is_empty() {
             let bytes: usize = batch.iter().map(bytes::Bytes::len).sum();
-            // A blocked write must not pin the task: it ends when the client
-            // stalls too long, or soon after the hub gives up on it.
-            let write = tokio::time::timeout(shared.write_stall, write_batch(&mut writer, &batch));
-            tokio::select! {
-                biased;
-                written = write => match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return format!("write failed: {e}"),
-                    Err(_) => {
-                        let secs = shared.write_stall.as_secs();
-                        return format!("client stopped reading for {secs}s");
-                    }
-                },
-                () = given_up(shared, id, &notify) => {
-                    return "the hub gave up on a client that does not read".to_owned();
-                }
+            if let Err(reason) = write_all_bounded(shared, id, &wakeup, &mut stream, &batch).await {
+                return reason;
             }
             batch.clear();
             last_write = tokio::time::Instant::now();
             shared.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
         }
         if conn.is_closing() {
-            let _ = writer.shutdown().await;
+            let _ = stream.shutdown().await;
             return match conn.close_reason() {
                 Some(e) if !conn.closed_cleanly() => {
                     warn!("{e}");
@@ -615,10 +613,18 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                     .start
                     .checked_add(std::time::Duration::from_millis(t.as_millis()))
             });
+        let wake_at = match (deadline, held_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if wake_at != armed {
+            timer.as_mut().reset(wake_at.unwrap_or_else(far_future));
+            armed = wake_at;
+        }
         tokio::select! {
             // Fixed branch order keeps runs reproducible in the simulator.
             biased;
-            read = reader.read(&mut buf) => {
+            read = stream.read(&mut buf) => {
                 let n = match read {
                     Ok(0) => return "closed by the client".to_owned(),
                     Ok(n) => n,
@@ -632,11 +638,57 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                     buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
                 }
             }
-            () = notify.notified() => {}
-            () = sleep_until(held_until) => {}
-            () = sleep_until(deadline) => conn.handle_timeout(shared.now()),
+            () = wakeup.wait() => {}
+            () = &mut timer, if armed.is_some() => {
+                // Fired: re-arm on the next round.
+                armed = None;
+                timer.as_mut().reset(far_future());
+                if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    conn.handle_timeout(shared.now());
+                }
+            }
         }
     }
+}
+
+/// An instant no timer reaches (about 30 years on).
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30)
+}
+
+/// Writes `batch` whole. A write that completes at once (the usual case)
+/// costs no timer; a blocked one must not pin the task: it ends when the
+/// client stalls too long, or soon after the hub gives up on it. Returns
+/// why the connection must end, if it must.
+async fn write_all_bounded<S: crate::net::Stream>(
+    shared: &Shared,
+    id: ConnId,
+    wakeup: &Wakeup,
+    stream: &mut S,
+    batch: &[bytes::Bytes],
+) -> Result<(), String> {
+    let write = write_batch(stream, batch);
+    tokio::pin!(write);
+    let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    let written = match first {
+        Poll::Ready(result) => result,
+        Poll::Pending => {
+            tokio::select! {
+                biased;
+                written = tokio::time::timeout(shared.write_stall, write) => match written {
+                    Ok(result) => result,
+                    Err(_) => {
+                        let secs = shared.write_stall.as_secs();
+                        return Err(format!("client stopped reading for {secs}s"));
+                    }
+                },
+                () = given_up(shared, id, wakeup) => {
+                    return Err("the hub gave up on a client that does not read".to_owned());
+                }
+            }
+        }
+    };
+    written.map_err(|e| format!("write failed: {e}"))
 }
 
 /// Writes every buffer of `batch`, in order, with vectored writes of up to
@@ -685,24 +737,17 @@ async fn write_batch<W: AsyncWrite + Unpin>(
 const MAX_IOVECS: usize = 64;
 
 /// Resolves [`GIVE_UP_GRACE`] after the hub closed `id`'s outbox (woken by
-/// the `Notify` the hub's `Closing` event pokes). Consuming a plain
+/// the [`Wakeup`] the hub's `Closing` event pokes). Consuming a plain
 /// wake-up here is harmless: the task pulls deliveries at the top of its
 /// loop anyway.
-async fn given_up(shared: &Shared, id: ConnId, notify: &Notify) {
+async fn given_up(shared: &Shared, id: ConnId, wakeup: &Wakeup) {
     loop {
-        notify.notified().await;
+        wakeup.wait().await;
         let closed = shared.with_hub(|hub| hub.outbox(id).is_some_and(|o| o.closed().is_some()));
         if closed {
             tokio::time::sleep(GIVE_UP_GRACE).await;
             return;
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
