@@ -315,12 +315,12 @@ impl SharedObject {
     }
 
     fn update(&self, notices: Vec<SoNotice>) -> Arc<SoUpdate> {
-        Arc::new(SoUpdate {
-            name: self.name.clone(),
-            persistent: self.persistent,
-            version: self.version,
+        Arc::new(SoUpdate::new(
+            self.name.clone(),
+            self.persistent,
+            self.version,
             notices,
-        })
+        ))
     }
 }
 
@@ -331,15 +331,15 @@ pub fn status_update(
     version: u32,
     code: &'static str,
 ) -> Arc<SoUpdate> {
-    Arc::new(SoUpdate {
-        name: String::from(name),
+    Arc::new(SoUpdate::new(
+        String::from(name),
         persistent,
         version,
-        notices: alloc::vec![SoNotice::Status {
+        alloc::vec![SoNotice::Status {
             code,
             level: "error",
         }],
-    })
+    ))
 }
 
 #[cfg(test)]

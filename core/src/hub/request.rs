@@ -6,6 +6,7 @@
 //! play, and which the hub hands over already chunked — see [`MediaRoute`]).
 
 use crate::amf0::Value;
+use crate::message::{SharedObjectMessage, SoEvent};
 use crate::scope_path::ScopePath;
 use crate::time::Duration;
 use alloc::string::String;
@@ -188,6 +189,10 @@ pub enum SoNotice {
 
 /// One batch of notices for one shared object, at one version. Shared
 /// between all receivers of the same notices.
+///
+/// It carries its RTMP encoding (the type-19 payload), made once when the
+/// update is made, so a fan-out to many RTMP subscribers encodes nothing
+/// per subscriber but chunk headers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SoUpdate {
     /// Object name.
@@ -198,6 +203,59 @@ pub struct SoUpdate {
     pub version: u32,
     /// What happened, in order.
     pub notices: Vec<SoNotice>,
+    rtmp_payload: Bytes,
+}
+
+impl SoUpdate {
+    /// An update, with its RTMP encoding.
+    pub fn new(name: String, persistent: bool, version: u32, notices: Vec<SoNotice>) -> Self {
+        let mut update = SoUpdate {
+            name,
+            persistent,
+            version,
+            notices,
+            rtmp_payload: Bytes::new(),
+        };
+        update.rtmp_payload = update.to_message().to_bytes();
+        update
+    }
+
+    /// The RTMP shared-object message (AMF0, type 19) these notices make.
+    pub fn to_message(&self) -> SharedObjectMessage {
+        let events = self
+            .notices
+            .iter()
+            .map(|notice| match notice {
+                SoNotice::UseSuccess => SoEvent::UseSuccess,
+                SoNotice::Clear => SoEvent::Clear,
+                SoNotice::Change { key, value } => SoEvent::Change {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                SoNotice::Success { key } => SoEvent::Success { key: key.clone() },
+                SoNotice::Remove { key } => SoEvent::Remove { key: key.clone() },
+                SoNotice::Message { method, args } => SoEvent::SendMessage {
+                    method: method.clone(),
+                    args: args.clone(),
+                },
+                SoNotice::Status { code, level } => SoEvent::Status {
+                    code: String::from(*code),
+                    level: String::from(*level),
+                },
+            })
+            .collect();
+        SharedObjectMessage {
+            name: self.name.clone(),
+            version: self.version,
+            persistent: self.persistent,
+            events,
+        }
+    }
+
+    /// The encoded type-19 payload of [`to_message`](Self::to_message).
+    pub fn rtmp_payload(&self) -> &Bytes {
+        &self.rtmp_payload
+    }
 }
 
 /// Status levels.

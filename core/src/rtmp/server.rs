@@ -6,8 +6,7 @@ use crate::Limits;
 use crate::amf0::Value;
 use crate::handshake::{RANDOM_LEN, ServerHandshake};
 use crate::hub::{
-    ConnectRequest, Delivery, Level, MediaKind, MediaRoute, Protocol, Request, SoChange, SoNotice,
-    SoOp, SoUpdate,
+    ConnectRequest, Delivery, Level, MediaKind, MediaRoute, Protocol, Request, SoChange, SoOp,
 };
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
@@ -258,9 +257,13 @@ impl ServerConnection {
                 self.send_command(0, connect_error(tx, code.code(), &description));
             }
             Delivery::SharedObject(update) => {
-                let message = so_message(&update);
-                self.wire
-                    .send(csid::COMMAND, 0, 0, &Message::SharedObject(message));
+                self.wire.send_raw(&crate::chunk::RawMessage {
+                    csid: csid::COMMAND,
+                    timestamp: 0,
+                    type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
+                    stream_id: 0,
+                    payload: update.rtmp_payload().clone(),
+                });
             }
             Delivery::Status {
                 stream,
@@ -548,37 +551,5 @@ impl ServerConnection {
                 op,
             });
         }
-    }
-}
-
-/// The RTMP form of a shared-object update.
-pub(crate) fn so_message(update: &SoUpdate) -> SharedObjectMessage {
-    let events = update
-        .notices
-        .iter()
-        .map(|notice| match notice {
-            SoNotice::UseSuccess => SoEvent::UseSuccess,
-            SoNotice::Clear => SoEvent::Clear,
-            SoNotice::Change { key, value } => SoEvent::Change {
-                key: key.clone(),
-                value: value.clone(),
-            },
-            SoNotice::Success { key } => SoEvent::Success { key: key.clone() },
-            SoNotice::Remove { key } => SoEvent::Remove { key: key.clone() },
-            SoNotice::Message { method, args } => SoEvent::SendMessage {
-                method: method.clone(),
-                args: args.clone(),
-            },
-            SoNotice::Status { code, level } => SoEvent::Status {
-                code: String::from(*code),
-                level: String::from(*level),
-            },
-        })
-        .collect();
-    SharedObjectMessage {
-        name: update.name.clone(),
-        version: update.version,
-        persistent: update.persistent,
-        events,
     }
 }

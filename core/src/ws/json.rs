@@ -606,12 +606,7 @@ mod tests {
     }
 
     fn update(version: u32, notices: Vec<SoNotice>) -> SoUpdate {
-        SoUpdate {
-            name: "chat".into(),
-            persistent: false,
-            version,
-            notices,
-        }
+        SoUpdate::new("chat".into(), false, version, notices)
     }
 
     fn parsed(update: &SoUpdate) -> Vec<Json> {

@@ -455,11 +455,11 @@ fn deliveries_become_json() {
         texts(&mut conn),
         vec![json!({"op":"welcome","scope":"/chat/room1"})]
     );
-    let update = SoUpdate {
-        name: "chat".into(),
-        persistent: false,
-        version: 3,
-        notices: vec![
+    let update = SoUpdate::new(
+        "chat".into(),
+        false,
+        3,
+        vec![
             SoNotice::UseSuccess,
             SoNotice::Clear,
             SoNotice::Change {
@@ -467,7 +467,7 @@ fn deliveries_become_json() {
                 value: Value::string("hi"),
             },
         ],
-    };
+    );
     conn.handle_delivery(T0, Delivery::SharedObject(Arc::new(update)));
     assert_eq!(
         texts(&mut conn),
@@ -550,12 +550,7 @@ fn chat_mode_both_directions() {
     let deliver = |conn: &mut WsConnection, notices| {
         conn.handle_delivery(
             T0,
-            Delivery::SharedObject(Arc::new(SoUpdate {
-                name: "chat".into(),
-                persistent: false,
-                version: 1,
-                notices,
-            })),
+            Delivery::SharedObject(Arc::new(SoUpdate::new("chat".into(), false, 1, notices))),
         )
     };
     // The use answer and the own ack are not shown.
