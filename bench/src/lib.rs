@@ -11,7 +11,8 @@
 //!   Redis pub/sub channel ([`resp`]), for delivery latency and throughput;
 //! - [`load_idle`]: N idle connections, for memory per connection.
 //!
-//! Server CPU and memory come from `/proc` ([`procfs`]); every measurement
+//! Server CPU and memory come from `/proc` ([`procfs`]), a counting build's
+//! heap allocations from its `/metrics` ([`metrics`]); every measurement
 //! is one JSON [`record`] line, and [`report`] turns a run's lines into the
 //! comparison tables.
 
@@ -20,6 +21,7 @@ pub mod load_idle;
 pub mod load_media;
 pub mod load_so;
 pub mod media;
+pub mod metrics;
 pub mod procfs;
 pub mod record;
 pub mod report;

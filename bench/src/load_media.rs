@@ -9,6 +9,7 @@
 
 use crate::hist::Hist;
 use crate::media::{self, FrameKind, Medium, Schedule, StreamSpec};
+use crate::metrics::{self, HeapCounters, MetricsUrl};
 use crate::procfs::Procs;
 use crate::record::{MediaStep, Record, Saturated};
 use crate::session::{Clock, RtmpUrl, Session, SessionError};
@@ -45,6 +46,9 @@ pub struct MediaOptions {
     pub connect_concurrency: usize,
     /// How long a step may take to get all its players playing.
     pub connect_timeout: Duration,
+    /// `/metrics` of a `count-allocations` build of tern: its heap
+    /// counters are read at the start and the end of every window.
+    pub metrics_url: Option<MetricsUrl>,
 }
 
 /// What the publisher thread tells the players' thread.
@@ -56,6 +60,8 @@ struct PublisherState {
     failed: Mutex<Option<String>>,
     /// Most it fell behind its schedule since the last reset, µs.
     late_max_us: AtomicU64,
+    /// Audio and video frames sent since the stream started.
+    sent: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -157,6 +163,12 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     let tool = Procs::this_thread();
     let server_base = options.server.sample(clock.now_secs());
     let spec = StreamSpec::new(options.bitrate);
+    if let Some(url) = &options.metrics_url {
+        // Fail before any load if the server does not count allocations.
+        metrics::fetch(url)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+    }
     let publisher = Arc::new(PublisherState::default());
     let thread = {
         let (url, name, publisher) = (
@@ -232,6 +244,8 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
 
         stats.borrow_mut().start_window();
         publisher.late_max_us.store(0, Ordering::Relaxed);
+        let heap0 = heap(options).await?;
+        let sent0 = publisher.sent.load(Ordering::Relaxed);
         let server0 = options.server.sample(clock.now_secs());
         let tool0 = tool.sample(clock.now_secs());
         tokio::time::sleep(options.window / 2).await;
@@ -239,6 +253,11 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
         tokio::time::sleep(options.window / 2).await;
         let server1 = options.server.sample(clock.now_secs());
         let tool1 = tool.sample(clock.now_secs());
+        let sent = publisher.sent.load(Ordering::Relaxed) - sent0;
+        let heap = match (heap0, heap(options).await?) {
+            (Some(h0), Some(h1)) => Some(h1.since(&h0)),
+            _ => None,
+        };
 
         let step = {
             let s = stats.borrow();
@@ -249,6 +268,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 &publisher,
                 [server_base, server0, server1],
                 [tool0, tool1],
+                (sent, heap),
             )
         };
         println!(
@@ -256,7 +276,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             serde_json::to_string(&Record::Media(step.clone())).map_err(|e| e.to_string())?
         );
         eprintln!(
-            "{} {} kbit/s {:>5} players: playing {} failed {}, {:.1} MB/s, lag p50 {:.1} p99 {:.1} growth {:.1} ms, lost {}, server {:.0}% (wants {:.0}%) tool {:.0}% (wants {:.0}%), {:.2} CPU-s/GB, RSS/player {:.0} B{}{}",
+            "{} {} kbit/s {:>5} players: playing {} failed {}, {:.1} MB/s, lag p50 {:.1} p99 {:.1} growth {:.1} ms, lost {}, server {:.0}% (wants {:.0}%) tool {:.0}% (wants {:.0}%), {:.2} CPU-s/GB, RSS/player {:.0} B{}{}{}",
             step.server,
             step.bitrate_kbps,
             step.players,
@@ -274,6 +294,14 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             step.cpu_secs_per_gb,
             step.rss_per_player,
             if step.sustained { "" } else { " NOT SUSTAINED" },
+            match (step.allocations, step.messages_sent) {
+                (Some(a), m) if m > 0 => format!(
+                    ", {m} messages, {:.1} allocations/message ({:.4} per player)",
+                    a as f64 / m as f64,
+                    a as f64 / m as f64 / step.players.max(1) as f64
+                ),
+                _ => String::new(),
+            },
             match step.saturated {
                 Some(Saturated::LoadTool) => " (load tool saturated)",
                 Some(Saturated::Server) => " (server saturated)",
@@ -302,6 +330,7 @@ fn measure(
     publisher: &PublisherState,
     [base, server0, server1]: [crate::procfs::Sample; 3],
     [tool0, tool1]: [crate::procfs::Sample; 2],
+    (messages_sent, heap): (u64, Option<HeapCounters>),
 ) -> MediaStep {
     let players = s.players.get(..target).unwrap_or_default();
     let mut lag = s.lag[0].clone();
@@ -337,9 +366,23 @@ fn measure(
         rss_per_player: 0.0,
         sustained: false,
         saturated: None,
+        messages_sent,
+        allocations: heap.map(|h| h.allocations),
+        allocated_bytes: heap.map(|h| h.allocated_bytes),
     };
     step.derive();
     step
+}
+
+/// The server's heap counters now, if asked for.
+async fn heap(options: &MediaOptions) -> Result<Option<HeapCounters>, String> {
+    match &options.metrics_url {
+        Some(url) => metrics::fetch(url)
+            .await
+            .map(Some)
+            .map_err(|e| format!("{url}: {e}")),
+        None => Ok(None),
+    }
 }
 
 /// Min, median and max.
@@ -499,6 +542,7 @@ async fn publish(
         session
             .conn
             .send_media(stream, kind, frame.timestamp, body)?;
+        state.sent.fetch_add(1, Ordering::Relaxed);
         session.flush().await?;
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tern_bench::load_idle::{self, IdleOptions};
 use tern_bench::load_media::{self, MediaOptions};
 use tern_bench::load_so::{self, HEADER_LEN, SoOptions, Target};
+use tern_bench::metrics::MetricsUrl;
 use tern_bench::procfs::Procs;
 use tern_bench::report;
 use tern_bench::session::RtmpUrl;
@@ -43,6 +44,11 @@ enum Mode {
         /// Seconds measured per step.
         #[arg(long, default_value_t = 8.0)]
         window: f64,
+        /// `/metrics` URL of a tern built with `--features
+        /// count-allocations` (http://127.0.0.1:PORT/metrics): records the
+        /// server's heap allocations in each window.
+        #[arg(long)]
+        metrics_url: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -133,10 +139,15 @@ fn main() -> ExitCode {
             steps,
             settle,
             window,
+            metrics_url,
             common,
         } => RtmpUrl::parse(&url)
             .map_err(|e| e.to_string())
             .and_then(|url| {
+                let metrics_url = metrics_url
+                    .map(|u| MetricsUrl::parse(&u))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
                 load_media::run(&MediaOptions {
                     url,
                     name,
@@ -148,6 +159,7 @@ fn main() -> ExitCode {
                     server: Procs::new(&common.server_pids),
                     connect_concurrency: common.connect_concurrency,
                     connect_timeout: Duration::from_secs(60),
+                    metrics_url,
                 })
                 .map(|_| ())
             }),

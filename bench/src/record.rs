@@ -89,6 +89,17 @@ pub struct MediaStep {
     pub sustained: bool,
     /// Which process was at its core's limit, if any.
     pub saturated: Option<Saturated>,
+    /// Media messages (audio and video frames) the publisher sent in the
+    /// window.
+    #[serde(default)]
+    pub messages_sent: u64,
+    /// Heap allocations the server made in the window (from its
+    /// `/metrics`, `--metrics-url`; a `count-allocations` build of tern).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<u64>,
+    /// Bytes the server asked of its allocator in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated_bytes: Option<u64>,
 }
 
 impl MediaStep {
@@ -220,6 +231,9 @@ mod tests {
             rss_per_player: 0.0,
             sustained: false,
             saturated: None,
+            messages_sent: 400,
+            allocations: Some(2000),
+            allocated_bytes: Some(1 << 20),
         }
     }
 
@@ -237,6 +251,14 @@ mod tests {
             serde_json::from_str::<Record>(&line).unwrap(),
             Record::Media(s)
         );
+        let mut old = serde_json::to_value(Record::Media(step())).unwrap();
+        for field in ["messages_sent", "allocations", "allocated_bytes"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        let Record::Media(old) = serde_json::from_value(old).unwrap() else {
+            panic!("not media")
+        };
+        assert_eq!((old.messages_sent, old.allocations), (0, None));
         let mut lagging = step();
         lagging.lag_growth_ms = 500.0;
         lagging.derive();

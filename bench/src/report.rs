@@ -154,6 +154,8 @@ pub fn render(records: &[Record]) -> String {
         }
     }
 
+    allocations(records, &mut out);
+
     let idle: Vec<&IdleRun> = records
         .iter()
         .filter_map(|r| match r {
@@ -274,6 +276,60 @@ pub fn render(records: &[Record]) -> String {
     out
 }
 
+/// "Allocations per relayed message" by players, for every server whose
+/// media steps carry heap counters (`tern-load media --metrics-url`).
+///
+/// If the server allocates a fixed `c` per message for the publisher plus
+/// `s` per message per player, allocations/message is `c + s·N`; the
+/// per-player column is `c/N + s`, and the marginal column (between two
+/// steps of one ramp) estimates `s` alone.
+fn allocations(records: &[Record], out: &mut String) {
+    let mut servers: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Media(s) if s.allocations.is_some() => Some(s.server.as_str()),
+            _ => None,
+        })
+        .collect();
+    servers.sort_unstable();
+    servers.dedup();
+    for server in servers {
+        let _ = writeln!(
+            out,
+            "### Allocations per relayed message: {server}\n\n\
+             | bitrate | players | messages sent | allocations | allocations / message | (allocations / message) / players | per message per added player | bytes allocated / message |\n\
+             |---|---|---|---|---|---|---|---|"
+        );
+        let mut previous: Option<(u64, usize, f64)> = None;
+        for (key, s) in media_of(records, server) {
+            let (Some(allocations), Some(bytes)) = (s.allocations, s.allocated_bytes) else {
+                continue;
+            };
+            let messages = s.messages_sent.max(1) as f64;
+            let per_message = allocations as f64 / messages;
+            let marginal = match previous {
+                Some((bitrate, players, before)) if bitrate == key.0 && players < key.1 => {
+                    format!("{:+.4}", (per_message - before) / (key.1 - players) as f64)
+                }
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} kbit/s | {} | {} | {} | {:.2} | {:.4} | {marginal} | {:.0} |",
+                key.0,
+                key.1,
+                s.messages_sent,
+                allocations,
+                per_message,
+                per_message / key.1.max(1) as f64,
+                bytes as f64 / messages,
+            );
+            previous = Some((key.0, key.1, per_message));
+        }
+        out.push('\n');
+    }
+}
+
 /// The largest sustained player count of a ramp at `bitrate`, and what
 /// ended the ramp.
 fn ramp(steps: &BTreeMap<(u64, usize), &MediaStep>, bitrate: u64) -> (String, String) {
@@ -345,6 +401,9 @@ mod tests {
             rss_per_player: 0.0,
             sustained: false,
             saturated: None,
+            messages_sent: 0,
+            allocations: None,
+            allocated_bytes: None,
         };
         s.derive();
         Record::Media(s)
@@ -399,7 +458,40 @@ mod tests {
         assert!(
             text.contains("within 2× of redis at 1000 subscribers: **missed** (tern/redis 0.33)")
         );
+        assert!(!text.contains("Allocations per relayed message"));
         let json = serde_json::to_string(&records[0]).unwrap();
         assert_eq!(parse_records(&format!("noise\n{json}\n")).len(), 1);
+    }
+
+    #[test]
+    fn allocations_table() {
+        let counted = |players: usize, allocations: u64| {
+            let Record::Media(mut s) = step("tern", players, 1.0, 0, 0.2) else {
+                unreachable!()
+            };
+            s.messages_sent = 400;
+            s.allocations = Some(allocations);
+            s.allocated_bytes = Some(400 * 1000);
+            Record::Media(s)
+        };
+        let text = render(&[counted(1, 2000), counted(10, 2000), counted(100, 6000)]);
+        assert!(
+            text.contains(
+                "### Allocations per relayed message: tern\n\n| bitrate | players | messages sent |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 2500 kbit/s | 1 | 400 | 2000 | 5.00 | 5.0000 | – | 1000 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 2500 kbit/s | 10 | 400 | 2000 | 5.00 | 0.5000 | +0.0000 | 1000 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 2500 kbit/s | 100 | 400 | 6000 | 15.00 | 0.1500 | +0.1111 | 1000 |"),
+            "{text}"
+        );
     }
 }

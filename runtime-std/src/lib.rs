@@ -15,9 +15,13 @@
 //! - [`server`]: the hub shared by every connection task, the RTMP accept
 //!   loop and connection tasks, graceful shutdown.
 //! - [`tools`]: the `tern so` and `tern trace` commands.
+//! - `alloc_count` (feature `count-allocations`): the counting allocator
+//!   behind `/metrics`' heap counters.
 //!
 //! [`serve`] runs the server.
 
+#[cfg(feature = "count-allocations")]
+pub mod alloc_count;
 pub mod cli;
 pub mod config;
 pub mod file_store;

@@ -8,6 +8,12 @@ use tern_runtime_std::cli::{
 use tern_runtime_std::logging::{self, FilterSource};
 use tern_runtime_std::tools;
 
+/// Counts heap allocations for `/metrics` (docs/benchmarks-allocations.md).
+#[cfg(feature = "count-allocations")]
+#[global_allocator]
+static ALLOCATOR: tern_runtime_std::alloc_count::CountingAlloc =
+    tern_runtime_std::alloc_count::CountingAlloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

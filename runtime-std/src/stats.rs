@@ -212,6 +212,22 @@ impl StatsSnapshot {
             "Subscribers disconnected for falling too far behind.",
             &[("", self.lag_disconnects)],
         );
+        #[cfg(feature = "count-allocations")]
+        {
+            let heap = crate::alloc_count::totals();
+            metric(
+                "tern_heap_allocations_total",
+                "counter",
+                "Heap allocations (alloc and realloc calls) since start.",
+                &[("", heap.allocations)],
+            );
+            metric(
+                "tern_heap_allocated_bytes_total",
+                "counter",
+                "Bytes asked of the heap allocator since start.",
+                &[("", heap.allocated_bytes)],
+            );
+        }
         out
     }
 
@@ -325,6 +341,18 @@ mod tests {
         let text = EmptyStats.snapshot().render_prometheus();
         assert!(text.contains("\ntern_scopes 0\n"));
         assert!(text.contains("tern_connections{protocol=\"rtmp\"} 0"));
+    }
+
+    #[test]
+    fn heap_counters_only_with_the_feature() {
+        let text = EmptyStats.snapshot().render_prometheus();
+        for name in [
+            "tern_heap_allocations_total",
+            "tern_heap_allocated_bytes_total",
+        ] {
+            let present = text.lines().any(|l| l.starts_with(&format!("{name} ")));
+            assert_eq!(present, cfg!(feature = "count-allocations"), "{name}");
+        }
     }
 
     #[test]

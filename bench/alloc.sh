@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Heap allocations per relayed media message, under load: a `tern` built
+# with `--features count-allocations` (its own target directory, so the
+# ordinary build is left alone) serves one publisher and 1, 10, 100, 500
+# players; `tern-load media --metrics-url` reads the server's heap counters
+# at the start and the end of every window. Server on CPU 0, load tool on
+# CPU 1, same configuration as media.sh. Prints the table of
+# docs/benchmarks-allocations.md and appends JSON records to
+# $OUT/results.jsonl.
+#
+#   bench/alloc.sh [BITRATE_KBPS]         default: 2500
+#   STEPS=1,10,100,500 SETTLE=2 WINDOW=6 OUT=dir
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+OUT=${OUT:-$(mktemp -d /tmp/tern-alloc.XXXXXX)}
+SETTLE=${SETTLE:-2}
+WINDOW=${WINDOW:-6}
+STEPS=${STEPS:-1,10,100,500}
+kbps=${1:-2500}
+ALLOC_TARGET="$ROOT/target/alloc-count"
+
+(cd "$ROOT" && cargo build --release --locked -q -p tern-bench --bin tern-load)
+(cd "$ROOT" && CARGO_TARGET_DIR="$ALLOC_TARGET" \
+    cargo build --release --locked -q -p tern-runtime-std --features count-allocations --bin tern)
+# start_tern runs $TERN: point it at the counting build.
+TERN="$ALLOC_TARGET/release/tern"
+
+raise_fd_limit
+mkdir -p "$OUT"
+machine >&2
+start_tern "$OUT/tern-alloc-$kbps"
+http_port=$(sed -n 's/^http_bind = "127.0.0.1:\([0-9]*\)"$/\1/p' "$OUT/tern-alloc-$kbps/tern.toml")
+wait_port "$http_port"
+load media --url "rtmp://127.0.0.1:$TERN_PORT/live" --bitrate "$kbps" --steps "$STEPS" \
+    --settle "$SETTLE" --window "$WINDOW" --label tern --server-pid "$TERN_PID" \
+    --metrics-url "http://127.0.0.1:$http_port/metrics" \
+    >> "$OUT/results.jsonl" || echo "tern media run at $kbps kbit/s failed" >&2
+stop_tern
+"$LOAD" report "$OUT/results.jsonl"
+echo "records: $OUT/results.jsonl" >&2
