@@ -9,8 +9,34 @@ use crate::hub::{Delivery, Request};
 use crate::rtmp::{RtmpError, ServerConnection};
 use crate::time::Instant;
 use crate::ws::{WsConnection, WsError};
+use alloc::collections::VecDeque;
 use bytes::Bytes;
 use core::fmt;
+
+/// Entries an emptied queue that carries a stream (media) keeps allocated.
+///
+/// A burst (a player's join, a slow socket) may grow a queue to hundreds of
+/// entries; that must not stay allocated for the connection's life.
+pub(crate) const KEEP_QUEUED: usize = 16;
+
+/// Gives back the memory of a queue that just emptied.
+///
+/// A server holds thousands of idle connections, so a queue that only
+/// carries occasional items (commands, notices, control) is freed entirely:
+/// an idle connection then holds no queue buffer at all. A queue that
+/// carries a stream (`streaming`: media went through it since it last
+/// emptied) would be allocated again at once, so it keeps up to
+/// [`KEEP_QUEUED`] entries and no more.
+pub(crate) fn release_queue<T>(queue: &mut VecDeque<T>, streaming: bool) {
+    if !queue.is_empty() {
+        return;
+    }
+    if !streaming {
+        *queue = VecDeque::new();
+    } else if queue.capacity() > KEEP_QUEUED {
+        queue.shrink_to(KEEP_QUEUED);
+    }
+}
 
 /// A server-side protocol connection, driven in the order the
 /// [`crate::rtmp`] module documents.
@@ -85,3 +111,21 @@ delegate_session!(WsConnection, WsError, |reason| matches!(
     reason,
     None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. })
 ));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emptied_queue_is_freed_or_bounded() {
+        let mut queue: VecDeque<u32> = (0..100).collect();
+        release_queue(&mut queue, false);
+        assert!(queue.capacity() >= 100, "a queue with items is left alone");
+        queue.clear();
+        release_queue(&mut queue, true);
+        assert!(queue.capacity() <= KEEP_QUEUED, "a streaming queue shrinks");
+        assert!(queue.capacity() > 0, "but keeps some room");
+        release_queue(&mut queue, false);
+        assert_eq!(queue.capacity(), 0, "an occasional queue is freed");
+    }
+}

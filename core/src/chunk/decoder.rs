@@ -272,7 +272,12 @@ impl ChunkDecoder {
                     *s = state;
                 }
             }
-            Err(i) => self.streams.insert(i, state),
+            Err(i) => {
+                // Exactly as many slots as chunk streams in use (peers use a
+                // handful): a connection holds no spare per-csid state.
+                self.streams.reserve_exact(1);
+                self.streams.insert(i, state);
+            }
         }
         if !single {
             return Ok(Step::Progress);

@@ -116,7 +116,7 @@ impl ChunkEncoder {
                     *s = next;
                 }
             }
-            Err(i) => self.streams.insert(i, next),
+            Err(i) => insert_exact(&mut self.streams, i, next),
         }
         Ok(())
     }
@@ -135,7 +135,7 @@ impl ChunkEncoder {
                     *s = next;
                 }
             }
-            Err(i) => self.streams.insert(i, next),
+            Err(i) => insert_exact(&mut self.streams, i, next),
         }
     }
 
@@ -145,6 +145,14 @@ impl ChunkEncoder {
             self.streams.remove(i);
         }
     }
+}
+
+/// Inserts without spare capacity: a connection uses a handful of chunk
+/// streams for its whole life, so growing by one at a time costs little and
+/// holds no unused slots.
+fn insert_exact(streams: &mut Vec<OutStream>, i: usize, state: OutStream) {
+    streams.reserve_exact(1);
+    streams.insert(i, state);
 }
 
 /// Appends `msg` as chunks to `out` with a fmt 0 first chunk, independent

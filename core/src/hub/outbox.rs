@@ -21,6 +21,7 @@
 //! and it is disconnected.
 
 use super::request::{Delivery, MediaDelivery, MediaKind, MediaPriority};
+use crate::session::release_queue;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -237,14 +238,26 @@ impl Outbox {
     }
 
     /// Takes the next delivery to send.
+    ///
+    /// A queue that drains gives its memory back: all of it after a notice
+    /// (an idle connection holds no queue), down to a few slots after media
+    /// (a player's join burst does not stay allocated; see
+    /// [`release_queue`]).
     pub fn pop(&mut self) -> Option<Delivery> {
         let delivery = self.queue.pop_front()?;
-        match &delivery {
-            Delivery::Media(m) => self.media_bytes -= m.chunks.len(),
-            _ => self.notices -= 1,
-        }
+        let media = match &delivery {
+            Delivery::Media(m) => {
+                self.media_bytes -= m.chunks.len();
+                true
+            }
+            _ => {
+                self.notices -= 1;
+                false
+            }
+        };
         if self.queue.is_empty() {
             self.cutbacks = 0;
+            release_queue(&mut self.queue, media);
         }
         Some(delivery)
     }
@@ -442,6 +455,27 @@ mod tests {
         assert_eq!(
             outbox.push(Delivery::StreamEof { stream: 1 }),
             PushOutcome::Overflow(OverflowReason::Notices { max: 4 })
+        );
+    }
+
+    #[test]
+    fn a_drained_queue_gives_its_memory_back() {
+        let mut outbox = Outbox::new(OutboxLimits::default());
+        outbox.push(Delivery::StreamBegin { stream: 1 });
+        while outbox.pop().is_some() {}
+        assert_eq!(outbox.queue.capacity(), 0, "after notices: freed");
+
+        use MediaKind::Video;
+        use MediaPriority::*;
+        outbox.push_media(media(Video, Key, 0, 10));
+        for ts in 1..200 {
+            outbox.push_media(media(Video, Inter, ts, 10));
+        }
+        while outbox.pop().is_some() {}
+        let kept = outbox.queue.capacity();
+        assert!(
+            kept > 0 && kept <= crate::session::KEEP_QUEUED,
+            "after a burst of media: {kept}"
         );
     }
 

@@ -349,6 +349,8 @@ impl ClientConnection {
             crate::message::type_id::VIDEO => Message::Video(payload),
             _ => Message::Unknown { type_id, payload },
         };
+        // A publisher's output is a stream: keep its buffers between messages.
+        self.wire.mark_streaming();
         self.submit(chunk_stream, stream, timestamp, message)
     }
 
@@ -416,7 +418,7 @@ impl ClientConnection {
     }
 
     fn on_message(&mut self, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
-        let message = Message::decode(&raw, &self.wire.limits)?;
+        let message = Message::decode(&raw, &self.config.limits)?;
         match message {
             Message::Control(ProtocolControl::WindowAckSize(window)) => {
                 self.wire.set_peer_window(window);

@@ -13,7 +13,9 @@ use crate::message::{
     StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
     on_fc_publish, on_fc_unpublish, on_status, result, status,
 };
+use crate::session::release_queue;
 use crate::time::{Duration, Instant};
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -57,9 +59,11 @@ impl Default for ServerConfig {
     }
 }
 
+/// Boxed handshake: it is freed once done, so an open connection carries
+/// neither its heap buffers nor its inline state.
 #[derive(Debug)]
 enum Phase {
-    Handshake(ServerHandshake),
+    Handshake(Box<ServerHandshake>),
     Open,
 }
 
@@ -92,8 +96,11 @@ pub struct ServerConnection {
     started: Instant,
     last_input: Instant,
     ping_sent: Option<Instant>,
-    closing: Option<RtmpError>,
+    /// Boxed: rare, and the connection is embedded in each runtime task.
+    closing: Option<Box<RtmpError>>,
     close_requested: bool,
+    /// Media went into `events` since it last drained: keep its buffer.
+    media_in: bool,
 }
 
 impl ServerConnection {
@@ -109,7 +116,7 @@ impl ServerConnection {
         let epoch = (now.as_millis() & 0xFFFF_FFFF) as u32;
         let wire = Wire::new(&config.limits);
         ServerConnection {
-            phase: Phase::Handshake(ServerHandshake::new(random, epoch)),
+            phase: Phase::Handshake(Box::new(ServerHandshake::new(random, epoch))),
             wire,
             events: VecDeque::new(),
             peer,
@@ -121,6 +128,7 @@ impl ServerConnection {
             ping_sent: None,
             closing: None,
             close_requested: false,
+            media_in: false,
             config,
         }
     }
@@ -128,7 +136,7 @@ impl ServerConnection {
     /// Takes bytes read from the socket.
     pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) -> Result<(), RtmpError> {
         if let Some(e) = &self.closing {
-            return Err(e.clone());
+            return Err(RtmpError::clone(e));
         }
         self.last_input = now;
         self.ping_sent = None;
@@ -165,13 +173,18 @@ impl ServerConnection {
     }
 
     fn fail(&mut self, error: RtmpError) -> RtmpError {
-        self.closing = Some(error.clone());
+        self.closing = Some(Box::new(error.clone()));
         error
     }
 
     /// The next request for the hub.
     pub fn poll_event(&mut self) -> Option<Request> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if self.events.is_empty() {
+            release_queue(&mut self.events, self.media_in);
+            self.media_in = false;
+        }
+        event
     }
 
     /// The next bytes for the socket.
@@ -205,13 +218,13 @@ impl ServerConnection {
             (Phase::Handshake(_), _) => {
                 if now >= self.started + self.config.handshake_timeout {
                     let ms = self.config.handshake_timeout.as_millis();
-                    self.closing = Some(RtmpError::HandshakeTimeout { ms });
+                    self.closing = Some(Box::new(RtmpError::HandshakeTimeout { ms }));
                 }
             }
             (Phase::Open, Some(sent)) => {
                 if now >= sent + self.config.ping_timeout {
                     let silent_ms = (now - self.last_input).as_millis();
-                    self.closing = Some(RtmpError::Unresponsive { silent_ms });
+                    self.closing = Some(Box::new(RtmpError::Unresponsive { silent_ms }));
                 }
             }
             (Phase::Open, None) => {
@@ -232,14 +245,17 @@ impl ServerConnection {
 
     /// Why the connection closes, if it failed.
     pub fn close_reason(&self) -> Option<&RtmpError> {
-        self.closing.as_ref()
+        self.closing.as_deref()
     }
 
     /// Turns a hub delivery into bytes for the client.
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
         let _ = now;
         match delivery {
-            Delivery::Media(media) => self.wire.queue(media.chunks),
+            Delivery::Media(media) => {
+                self.wire.mark_streaming();
+                self.wire.queue(media.chunks);
+            }
             Delivery::Accepted { .. } => {
                 let (tx, encoding) = self.connect.unwrap_or((1.0, 0.0));
                 let window = self.config.window_ack_size;
@@ -321,7 +337,7 @@ impl ServerConnection {
 
     fn on_message(&mut self, now: Instant, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
         let _ = now;
-        let message = Message::decode(&raw, &self.wire.limits)?;
+        let message = Message::decode(&raw, &self.config.limits)?;
         match message {
             Message::Control(ProtocolControl::WindowAckSize(window)) => {
                 self.wire.set_peer_window(window);
@@ -369,6 +385,7 @@ impl ServerConnection {
 
     fn media(&mut self, stream: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
         if stream != 0 && self.streams.contains(&stream) {
+            self.media_in = true;
             self.events.push_back(Request::Media {
                 stream,
                 kind,

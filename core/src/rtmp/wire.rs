@@ -5,10 +5,20 @@ use super::csid;
 use crate::Limits;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, RawMessage};
 use crate::message::{Message, ProtocolControl};
+use crate::session::release_queue;
 use alloc::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
+/// Undecoded input kept in a buffer at least this large is copied into a
+/// right-sized one (a large chunk once grew it; the rest is a partial chunk).
+const INPUT_SHRINK_ABOVE: usize = 64 * 1024;
+
 /// Chunked bytes in and out of one connection.
+///
+/// Memory: an idle connection holds no buffer here. The input buffer is
+/// freed once everything in it is decoded (message payloads keep their bytes
+/// alive by themselves), the output queue and the encoding scratch buffer
+/// once the queue drains, unless media is streaming through it.
 #[derive(Debug)]
 pub(crate) struct Wire {
     decoder: ChunkDecoder,
@@ -23,7 +33,8 @@ pub(crate) struct Wire {
     acked_in: u64,
     /// The peer's Window Acknowledgement Size (0: never acknowledge).
     peer_window: u32,
-    pub(crate) limits: Limits,
+    /// Media went out since `outq` last drained: keep its buffers warm.
+    streaming: bool,
 }
 
 impl Wire {
@@ -38,7 +49,7 @@ impl Wire {
             bytes_in: 0,
             acked_in: 0,
             peer_window: 0,
-            limits: limits.clone(),
+            streaming: false,
         }
     }
 
@@ -53,9 +64,21 @@ impl Wire {
         self.bytes_in += n as u64;
     }
 
-    /// The next whole message, if one is complete.
+    /// The next whole message, if one is complete. When none is, the input
+    /// buffer is released (emptied) or right-sized (a partial chunk left in
+    /// a buffer a large chunk grew).
     pub(crate) fn next_message(&mut self) -> Result<Option<RawMessage>, ChunkError> {
-        self.decoder.decode(&mut self.inbuf)
+        let message = self.decoder.decode(&mut self.inbuf)?;
+        if message.is_none() {
+            if self.inbuf.is_empty() {
+                self.inbuf = BytesMut::new();
+            } else if self.inbuf.capacity() > INPUT_SHRINK_ABOVE
+                && self.inbuf.capacity() / 4 > self.inbuf.len()
+            {
+                self.inbuf = BytesMut::from(self.inbuf.as_ref());
+            }
+        }
+        Ok(message)
     }
 
     /// Follows the peer's Window Acknowledgement Size.
@@ -97,6 +120,12 @@ impl Wire {
         self.queue(chunks);
     }
 
+    /// Marks the output as streaming media until the queue next drains, so
+    /// its buffers are kept for the next message rather than freed.
+    pub(crate) fn mark_streaming(&mut self) {
+        self.streaming = true;
+    }
+
     /// Queues bytes that are already whole chunks (shared media encodings).
     pub(crate) fn queue(&mut self, chunks: Bytes) {
         if !chunks.is_empty() {
@@ -119,11 +148,94 @@ impl Wire {
     pub(crate) fn poll_transmit(&mut self) -> Option<Bytes> {
         let chunks = self.outq.pop_front()?;
         self.out_bytes -= chunks.len();
+        if self.outq.is_empty() {
+            release_queue(&mut self.outq, self.streaming);
+            if !self.streaming {
+                // The scratch buffer's remaining view would keep the last
+                // encoding's allocation alive after the socket wrote it.
+                self.scratch = BytesMut::new();
+            }
+            self.streaming = false;
+        }
         Some(chunks)
     }
 
     /// Bytes queued for the socket.
     pub(crate) fn pending_bytes(&self) -> usize {
         self.out_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::encode_standalone;
+    use alloc::vec;
+
+    fn raw(type_id: u8, payload: alloc::vec::Vec<u8>) -> RawMessage {
+        RawMessage {
+            csid: 4,
+            timestamp: 0,
+            type_id,
+            stream_id: 1,
+            payload: Bytes::from(payload),
+        }
+    }
+
+    fn chunks(msg: &RawMessage, chunk_size: u32) -> BytesMut {
+        let mut out = BytesMut::new();
+        encode_standalone(msg, chunk_size, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn input_is_freed_once_decoded_and_right_sized_after_a_large_chunk() {
+        let mut wire = Wire::new(&Limits::default());
+        wire.push_input(&chunks(&raw(8, vec![1; 100]), 128));
+        let message = wire.next_message().unwrap().unwrap();
+        assert_eq!(message.payload.len(), 100);
+        assert!(wire.next_message().unwrap().is_none());
+        assert_eq!(wire.inbuf.capacity(), 0, "nothing left: freed");
+
+        // Chunk size 200 000, then one 150 000-byte chunk and a partial one.
+        let mut set = BytesMut::new();
+        let size = raw(1, 200_000u32.to_be_bytes().to_vec());
+        let size = RawMessage {
+            csid: 2,
+            stream_id: 0,
+            ..size
+        };
+        encode_standalone(&size, 128, &mut set).unwrap();
+        wire.push_input(&set);
+        assert!(wire.next_message().unwrap().is_some());
+        let mut input = chunks(&raw(9, vec![2; 150_000]), 200_000);
+        input.extend_from_slice(&chunks(&raw(9, vec![3; 1_000]), 200_000)[..100]);
+        wire.push_input(&input);
+        assert_eq!(wire.next_message().unwrap().unwrap().payload.len(), 150_000);
+        assert!(wire.next_message().unwrap().is_none());
+        assert_eq!(wire.inbuf.len(), 100, "the partial chunk stays");
+        assert!(
+            wire.inbuf.capacity() < INPUT_SHRINK_ABOVE,
+            "but not the large buffer"
+        );
+    }
+
+    #[test]
+    fn a_drained_output_queue_is_freed_unless_streaming() {
+        let mut wire = Wire::new(&Limits::default());
+        for _ in 0..40 {
+            wire.queue(Bytes::from_static(b"x"));
+        }
+        while wire.poll_transmit().is_some() {}
+        assert_eq!(wire.outq.capacity(), 0);
+        assert_eq!(wire.scratch.capacity(), 0);
+
+        for _ in 0..40 {
+            wire.mark_streaming();
+            wire.queue(Bytes::from_static(b"x"));
+        }
+        while wire.poll_transmit().is_some() {}
+        let kept = wire.outq.capacity();
+        assert!(kept > 0 && kept <= crate::session::KEEP_QUEUED, "{kept}");
     }
 }

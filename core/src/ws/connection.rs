@@ -9,7 +9,9 @@ use crate::Limits;
 use crate::amf0::Value;
 use crate::hub::{ConnectRequest, Delivery, Protocol, Request, SoChange, SoNotice, SoOp};
 use crate::scope_path::validate_segment;
+use crate::session::release_queue;
 use crate::time::{Duration, Instant};
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -104,10 +106,11 @@ pub struct WsConnection {
     last_ping: Option<Instant>,
     /// Set once nothing more may be sent (close frame or HTTP error queued).
     done: bool,
-    /// Why the connection closes.
-    reason: Option<WsError>,
+    /// Why the connection closes (boxed, like `fatal`: rare, and the
+    /// connection is embedded in each runtime task).
+    reason: Option<Box<WsError>>,
     /// The failure `handle_input` keeps returning.
-    fatal: Option<WsError>,
+    fatal: Option<Box<WsError>>,
 }
 
 impl WsConnection {
@@ -134,7 +137,7 @@ impl WsConnection {
     /// Takes bytes read from the socket.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), WsError> {
         if let Some(e) = &self.fatal {
-            return Err(e.clone());
+            return Err(WsError::clone(e));
         }
         if self.done {
             // Closing: the peer's answer to our close, or bytes after its own.
@@ -217,8 +220,8 @@ impl WsConnection {
                 Err(e) => {
                     self.send_close(e.close_code(), &e.to_string());
                     let error = WsError::Protocol(e);
-                    self.reason = Some(error.clone());
-                    self.fatal = Some(error.clone());
+                    self.reason = Some(Box::new(error.clone()));
+                    self.fatal = Some(Box::new(error.clone()));
                     return Err(error);
                 }
             };
@@ -229,7 +232,7 @@ impl WsConnection {
                     // Echo a valid code; answer a bare close with 1000.
                     let code_out = code.unwrap_or(close_code::NORMAL);
                     self.send_close(code_out, "");
-                    self.reason = Some(WsError::PeerClosed { code });
+                    self.reason = Some(Box::new(WsError::PeerClosed { code }));
                     return Ok(());
                 }
                 Incoming::Text(text) => self.on_text(mode, text),
@@ -345,8 +348,8 @@ impl WsConnection {
         self.queue(Bytes::from(handshake::error_response(&e)));
         self.done = true;
         let error = WsError::Handshake(e);
-        self.reason = Some(error.clone());
-        self.fatal = Some(error.clone());
+        self.reason = Some(Box::new(error.clone()));
+        self.fatal = Some(Box::new(error.clone()));
         error
     }
 
@@ -369,15 +372,19 @@ impl WsConnection {
         self.done = true;
     }
 
-    /// The next request for the hub.
+    /// The next request for the hub. Drained queues are freed (an idle
+    /// connection holds none; WebSocket carries no media stream).
     pub fn poll_event(&mut self) -> Option<Request> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        release_queue(&mut self.events, false);
+        event
     }
 
     /// The next bytes for the socket.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         let bytes = self.transmit.pop_front()?;
         self.pending = self.pending.saturating_sub(bytes.len());
+        release_queue(&mut self.transmit, false);
         Some(bytes)
     }
 
@@ -412,14 +419,14 @@ impl WsConnection {
                 if now >= self.started + self.config.handshake_timeout {
                     let ms = self.config.handshake_timeout.as_millis();
                     self.done = true;
-                    self.reason = Some(WsError::HandshakeTimeout { ms });
+                    self.reason = Some(Box::new(WsError::HandshakeTimeout { ms }));
                 }
             }
             Phase::Open { .. } => {
                 if now >= self.last_input + self.config.idle_timeout {
                     let silent_ms = (now - self.last_input).as_millis();
                     self.send_close(close_code::GOING_AWAY, "idle timeout");
-                    self.reason = Some(WsError::Idle { silent_ms });
+                    self.reason = Some(Box::new(WsError::Idle { silent_ms }));
                 } else if now
                     >= self.last_ping.unwrap_or(self.last_input) + self.config.ping_interval
                 {
@@ -439,7 +446,7 @@ impl WsConnection {
 
     /// Why the connection closes (also for clean closes), if it does.
     pub fn close_reason(&self) -> Option<&WsError> {
-        self.reason.as_ref()
+        self.reason.as_deref()
     }
 
     /// Turns a hub delivery into frames. Media, stream statuses and stream
@@ -463,7 +470,7 @@ impl WsConnection {
                     self.send_text(json::error(None, code.code(), &description));
                 }
                 self.send_close(close_code::POLICY_VIOLATION, &description);
-                self.reason = Some(WsError::Rejected { code, description });
+                self.reason = Some(Box::new(WsError::Rejected { code, description }));
             }
             Delivery::SharedObject(update) => match mode {
                 Mode::Json => {
@@ -493,7 +500,7 @@ impl WsConnection {
             },
             Delivery::Close { reason } => {
                 self.send_close(close_code::GOING_AWAY, &reason);
-                self.reason = Some(WsError::ServerClosed { reason });
+                self.reason = Some(Box::new(WsError::ServerClosed { reason }));
             }
             Delivery::Status { .. }
             | Delivery::StreamBegin { .. }
