@@ -399,9 +399,13 @@ pub async fn serve_rtmp<L: Listener>(
         let shared = Arc::clone(&shared);
         async move {
             debug!("accepted");
-            let now = shared.now();
-            let random = shared.handshake_random(id);
-            let conn = ServerConnection::new(shared.rtmp.clone(), now, &random, Some(peer.ip()));
+            // Built in a block and boxed: a local that lives across the
+            // await below would stay in the task (the 1536-byte random
+            // block), and an async fn keeps a by-value argument twice.
+            let conn = Box::new({
+                let random = shared.handshake_random(id);
+                ServerConnection::new(shared.rtmp.clone(), shared.now(), &random, Some(peer.ip()))
+            });
             let reason = run_connection(&shared, stream, id, wakeup, conn, &[]).await;
             shared.unregister(id);
             info!("closed: {reason}");
@@ -441,7 +445,11 @@ async fn serve_http_connection<S: crate::net::Stream>(
             async {
                 let mut initial = head_bytes(&head);
                 initial.extend_from_slice(&leftover);
-                let conn = WsConnection::new(shared.ws.clone(), shared.now(), Some(peer.ip()));
+                let conn = Box::new(WsConnection::new(
+                    shared.ws.clone(),
+                    shared.now(),
+                    Some(peer.ip()),
+                ));
                 let reason = run_connection(&shared, stream, id, wakeup, conn, &initial).await;
                 shared.unregister(id);
                 info!("closed: {reason}");
@@ -501,11 +509,10 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     mut stream: S,
     id: ConnId,
     wakeup: Arc<Wakeup>,
-    mut conn: C,
+    mut conn: Box<C>,
     initial: &[u8],
 ) -> String {
     let mut buf = vec![0u8; READ_START];
-    let mut requests: Vec<Request> = Vec::new();
     let mut batch: Vec<bytes::Bytes> = Vec::new();
     // Bytes to feed before the next wait: what the HTTP side read past the
     // upgrade request first, then each read.
@@ -527,10 +534,11 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         let now = shared.now();
         if let Some(data) = data {
             let result = conn.handle_input(now, data).map_err(|e| e.to_string());
-            requests.extend(std::iter::from_fn(|| conn.poll_event()));
-            if !requests.is_empty() {
+            // Straight to the hub: no per-connection request buffer.
+            if let Some(request) = conn.poll_event() {
                 shared.with_hub(|hub| {
-                    for request in requests.drain(..) {
+                    hub.handle(now, id, request);
+                    while let Some(request) = conn.poll_event() {
                         hub.handle(now, id, request);
                     }
                 });
@@ -636,6 +644,11 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                     // More was probably waiting: read more at once next time
                     // (resizing keeps the bytes just read).
                     buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
+                } else if n <= READ_START / 2 && buf.len() > READ_START {
+                    // Small reads again (the handshake is over, a publisher
+                    // paused): back to the small buffer, keeping the bytes.
+                    buf.truncate(READ_START);
+                    buf.shrink_to_fit();
                 }
             }
             () = wakeup.wait() => {}
@@ -697,20 +710,29 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
     batch: &[bytes::Bytes],
 ) -> io::Result<()> {
+    if let [single] = batch {
+        // One buffer (a notice, a reply): a plain write is a cheaper
+        // system call than a one-element writev.
+        return writer.write_all(single).await;
+    }
     let (mut first, mut offset) = (0, 0);
     while first < batch.len() {
-        let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (i, buffer) in batch.iter().skip(first).take(MAX_IOVECS).enumerate() {
-            let start = if i == 0 { offset } else { 0 };
-            if let (Some(slot), Some(rest)) = (slices.get_mut(i), buffer.get(start..)) {
-                *slot = io::IoSlice::new(rest);
-                count = i + 1;
+        // The slices are built inside each poll, on the stack: an array
+        // held across an await would sit in every connection's task (1 KiB).
+        let mut written = std::future::poll_fn(|cx| {
+            let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, buffer) in batch.iter().skip(first).take(MAX_IOVECS).enumerate() {
+                let start = if i == 0 { offset } else { 0 };
+                if let (Some(slot), Some(rest)) = (slices.get_mut(i), buffer.get(start..)) {
+                    *slot = io::IoSlice::new(rest);
+                    count = i + 1;
+                }
             }
-        }
-        let mut written = writer
-            .write_vectored(slices.get(..count).unwrap_or_default())
-            .await?;
+            std::pin::Pin::new(&mut *writer)
+                .poll_write_vectored(cx, slices.get(..count).unwrap_or_default())
+        })
+        .await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
