@@ -16,8 +16,11 @@ use core::fmt;
 /// Entries an emptied queue that carries a stream (media) keeps allocated.
 ///
 /// A burst (a player's join, a slow socket) may grow a queue to hundreds of
-/// entries; that must not stay allocated for the connection's life.
-pub(crate) const KEEP_QUEUED: usize = 16;
+/// entries; that must not stay allocated for the connection's life. Eight
+/// holds what one merged write usually carries (100 ms of a 2.5 Mbit/s
+/// stream is about seven messages); 16 cost a 1000-player run 1.4 KB of
+/// RSS per player (docs/benchmarks.md).
+pub(crate) const KEEP_QUEUED: usize = 8;
 
 /// Gives back the memory of a queue that just emptied.
 ///
