@@ -66,6 +66,8 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Held media that is written at once, whatever the merge window.
 const MERGE_FLUSH_BYTES: usize = 64 * 1024;
+/// Consecutive small reads after which a grown read buffer shrinks back.
+const SMALL_READS_TO_SHRINK: u32 = 16;
 /// A connection's first read buffer.
 const READ_START: usize = 1024;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
@@ -518,6 +520,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     // upgrade request first, then each read.
     let mut first = Some(initial).filter(|i| !i.is_empty());
     let mut read_len = 0;
+    let mut small_reads: u32 = 0;
     // When everything queued was last written (the start of a merge window).
     let mut last_write = tokio::time::Instant::now();
     // One timer for the connection's own deadline and the end of a merge
@@ -640,13 +643,16 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 };
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 read_len = n;
+                small_reads = if n <= READ_START / 2 { small_reads.saturating_add(1) } else { 0 };
                 if n == buf.len() && buf.len() < READ_CHUNK {
                     // More was probably waiting: read more at once next time
                     // (resizing keeps the bytes just read).
                     buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
-                } else if n <= READ_START / 2 && buf.len() > READ_START {
-                    // Small reads again (the handshake is over, a publisher
-                    // paused): back to the small buffer, keeping the bytes.
+                } else if small_reads >= SMALL_READS_TO_SHRINK && buf.len() > READ_START {
+                    // Only small reads for a while (the handshake is over, a
+                    // publisher stopped): back to the small buffer, keeping
+                    // the bytes. Not after one small read: a publisher's
+                    // reads vary, and shrinking then growing is churn.
                     buf.truncate(READ_START);
                     buf.shrink_to_fit();
                 }

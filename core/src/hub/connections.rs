@@ -206,7 +206,7 @@ impl Hub {
         for name in objects {
             self.release_object(now, &scope, &name, conn);
         }
-        for (stream, name) in publishing {
+        for (stream, (_, name)) in publishing {
             self.unpublish(now, conn, &scope, stream, &name);
         }
         for (_, name) in playing {

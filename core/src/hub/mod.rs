@@ -222,8 +222,10 @@ struct Conn {
     last_activity: Instant,
     /// Shared objects it subscribes to (in its scope).
     objects: Vec<String>,
-    /// (message stream id, stream name) it publishes.
-    publishing: Vec<(u32, String)>,
+    /// (message stream id, (scope, stream name)) it publishes: the whole
+    /// stream key, so relaying a message looks the stream up without
+    /// building a key.
+    publishing: Vec<(u32, (ScopePath, String))>,
     /// (message stream id, stream name) it plays.
     playing: Vec<(u32, String)>,
     /// The hub decided to close it; requests are ignored.
@@ -396,6 +398,20 @@ impl Hub {
                 if state.closing {
                     return;
                 }
+                if let Request::Media {
+                    stream,
+                    kind,
+                    timestamp,
+                    payload,
+                } = other
+                {
+                    // The hot path: no scope clone (media needs no scope
+                    // checks beyond the publish that accepted the stream).
+                    state.last_activity = now;
+                    self.media(conn, stream, kind, timestamp, payload);
+                    self.settle_overflows(now);
+                    return;
+                }
                 let Some(scope) = state.scope.clone() else {
                     self.mail.events.push_back(HubEvent::Refused {
                         conn,
@@ -420,13 +436,7 @@ impl Hub {
                         route,
                     } => self.play(now, conn, &scope, stream, &name, start, route),
                     Request::CloseStream { stream } => self.close_stream(now, conn, stream),
-                    Request::Media {
-                        stream,
-                        kind,
-                        timestamp,
-                        payload,
-                    } => self.media(conn, stream, kind, timestamp, payload),
-                    Request::Connect(_) | Request::Disconnect => {}
+                    Request::Media { .. } | Request::Connect(_) | Request::Disconnect => {}
                 }
             }
         }

@@ -92,7 +92,8 @@ impl Hub {
             .map(|p| (p.conn, p.route.stream_id))
             .collect();
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.publishing.push((stream, name.to_owned()));
+            c.publishing
+                .push((stream, (scope.clone(), name.to_owned())));
         }
         self.mail.deliver(conn, Delivery::StreamBegin { stream });
         self.status(
@@ -318,7 +319,7 @@ impl Hub {
             .publishing
             .iter()
             .position(|(s, _)| *s == stream)
-            .map(|i| state.publishing.remove(i).1);
+            .map(|i| state.publishing.remove(i).1.1);
         let played = state
             .playing
             .iter()
@@ -347,16 +348,6 @@ impl Hub {
         timestamp: u32,
         payload: Bytes,
     ) {
-        let Some(state) = self.conns.get(&conn) else {
-            return;
-        };
-        let Some(scope) = state.scope.as_ref() else {
-            return;
-        };
-        let Some((_, name)) = state.publishing.iter().find(|(s, _)| *s == stream) else {
-            return; // media on a stream that does not publish: ignored
-        };
-        let key = (scope.clone(), name.clone());
         let (payload, is_metadata) = match kind {
             MediaKind::Data => normalise_data(payload, &self.config.limits),
             _ => (payload, false),
@@ -367,7 +358,15 @@ impl Hub {
             timestamp,
             payload,
         };
-        let Some(live) = self.streams.get_mut(&key) else {
+        // The key is borrowed from the publisher's own record (disjoint
+        // fields of `self`): no key is built per relayed message.
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let Some((_, key)) = state.publishing.iter().find(|(s, _)| *s == stream) else {
+            return; // media on a stream that does not publish: ignored
+        };
+        let Some(live) = self.streams.get_mut(key) else {
             return;
         };
         if is_metadata {
