@@ -96,9 +96,10 @@ pub struct MediaRoute {
     pub stream_id: u32,
 }
 
-/// Chunk stream ids used for relayed media. Connections must not use them for
-/// anything else: shared encodings start with a fmt-0 header and a
-/// connection's own header compression must never refer to them.
+/// Chunk stream ids used for relayed media and shared-object notices.
+/// Connections must not use them for anything else: shared encodings start
+/// with a fmt-0 header and a connection's own header compression must never
+/// refer to them.
 pub mod media_csid {
     /// Audio messages.
     pub const AUDIO: u32 = 6;
@@ -106,6 +107,8 @@ pub mod media_csid {
     pub const VIDEO: u32 = 7;
     /// Data messages (metadata).
     pub const DATA: u32 = 8;
+    /// Shared-object notices ([`SoUpdate::rtmp_chunks`](super::SoUpdate::rtmp_chunks)).
+    pub const SHARED_OBJECT: u32 = 9;
 }
 
 /// Kind of a media message.
@@ -190,9 +193,11 @@ pub enum SoNotice {
 /// One batch of notices for one shared object, at one version. Shared
 /// between all receivers of the same notices.
 ///
-/// It carries its RTMP encoding (the type-19 payload), made once when the
-/// update is made, so a fan-out to many RTMP subscribers encodes nothing
-/// per subscriber but chunk headers.
+/// It carries its RTMP encoding, made once when the update is made: the
+/// type-19 payload, and that payload as one chunk with a fmt-0 header on
+/// [`media_csid::SHARED_OBJECT`], which every RTMP subscriber whose chunk
+/// size fits it is sent as is: a fan-out encodes and allocates nothing per
+/// subscriber.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SoUpdate {
     /// Object name.
@@ -204,6 +209,7 @@ pub struct SoUpdate {
     /// What happened, in order.
     pub notices: Vec<SoNotice>,
     rtmp_payload: Bytes,
+    rtmp_chunks: Bytes,
 }
 
 impl SoUpdate {
@@ -215,8 +221,25 @@ impl SoUpdate {
             version,
             notices,
             rtmp_payload: Bytes::new(),
+            rtmp_chunks: Bytes::new(),
         };
         update.rtmp_payload = update.to_message().to_bytes();
+        let raw = crate::chunk::RawMessage {
+            csid: media_csid::SHARED_OBJECT,
+            timestamp: 0,
+            type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
+            stream_id: 0,
+            payload: update.rtmp_payload.clone(),
+        };
+        let len = update.rtmp_payload.len();
+        let mut out = bytes::BytesMut::with_capacity(len + 12);
+        // One chunk: the chunk size is the payload's length. A payload past
+        // the chunk layer's bounds gets no shared encoding (the connection
+        // then encodes it itself, and reports the error).
+        let one_chunk = u32::try_from(len).unwrap_or(u32::MAX).max(1);
+        if crate::chunk::encode_standalone(&raw, one_chunk, &mut out).is_ok() {
+            update.rtmp_chunks = out.freeze();
+        }
         update
     }
 
@@ -255,6 +278,14 @@ impl SoUpdate {
     /// The encoded type-19 payload of [`to_message`](Self::to_message).
     pub fn rtmp_payload(&self) -> &Bytes {
         &self.rtmp_payload
+    }
+
+    /// [`rtmp_payload`](Self::rtmp_payload) as one whole chunk on
+    /// [`media_csid::SHARED_OBJECT`] (fmt 0, timestamp 0, message stream 0),
+    /// for connections whose outbound chunk size is at least the payload's
+    /// length. Empty if the payload cannot be chunked.
+    pub fn rtmp_chunks(&self) -> &Bytes {
+        &self.rtmp_chunks
     }
 }
 

@@ -113,6 +113,41 @@ fn set_acks_the_writer_and_changes_everyone_else_even_when_unchanged() {
     }
 }
 
+/// The fan-out of a change encodes it once: every RTMP subscriber is sent
+/// the very same bytes (one shared chunk, no per-subscriber encoding).
+#[test]
+fn a_notice_is_encoded_once_for_every_rtmp_subscriber() {
+    let mut h = room_of_three();
+    for i in [1, 2] {
+        h.peers[i].reading = false;
+    }
+    h.peers[0]
+        .client
+        .so_set("chat", false, vec![("k".into(), text("v"))])
+        .unwrap();
+    h.drive();
+    let mut sent = Vec::new();
+    for i in [1, 2] {
+        let id = h.peers[i].id;
+        let delivery = h.hub.poll_delivery(id).expect("a notice");
+        h.peers[i].server.handle_delivery(h.now, delivery);
+        sent.push(h.peers[i].server.poll_transmit().expect("its bytes"));
+        assert!(h.peers[i].server.poll_transmit().is_none(), "one buffer");
+    }
+    assert_eq!(sent[0], sent[1]);
+    assert_eq!(sent[0].as_ptr(), sent[1].as_ptr(), "one shared encoding");
+    for i in [1, 2] {
+        h.peers[i].reading = true;
+        h.peers[i].client.handle_input(h.now, &sent[i - 1]).unwrap();
+    }
+    h.drive();
+    for i in [1, 2] {
+        let got = so_messages(h.take(i));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].events, vec![change("k", "v")]);
+    }
+}
+
 #[test]
 fn one_message_is_one_batch_and_one_version_step() {
     let mut h = room_of_three();

@@ -273,13 +273,19 @@ impl ServerConnection {
                 self.send_command(0, connect_error(tx, code.code(), &description));
             }
             Delivery::SharedObject(update) => {
-                self.wire.send_raw(&crate::chunk::RawMessage {
-                    csid: csid::COMMAND,
-                    timestamp: 0,
-                    type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
-                    stream_id: 0,
-                    payload: update.rtmp_payload().clone(),
-                });
+                let fits = update.rtmp_payload().len() <= self.wire.out_chunk_size() as usize;
+                if fits && !update.rtmp_chunks().is_empty() {
+                    // The shared encoding: nothing encoded per subscriber.
+                    self.wire.queue(update.rtmp_chunks().clone());
+                } else {
+                    self.wire.send_raw(&crate::chunk::RawMessage {
+                        csid: csid::COMMAND,
+                        timestamp: 0,
+                        type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
+                        stream_id: 0,
+                        payload: update.rtmp_payload().clone(),
+                    });
+                }
             }
             Delivery::Status {
                 stream,

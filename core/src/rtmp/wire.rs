@@ -134,6 +134,11 @@ impl Wire {
         }
     }
 
+    /// The outbound chunk size in use.
+    pub(crate) fn out_chunk_size(&self) -> u32 {
+        self.encoder.chunk_size()
+    }
+
     /// Announces and switches the outbound chunk size.
     pub(crate) fn set_out_chunk_size(&mut self, size: u32) {
         self.send(
