@@ -66,6 +66,10 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Held media that is written at once, whatever the merge window.
 const MERGE_FLUSH_BYTES: usize = 64 * 1024;
+/// Reads that may fill the first buffer without growing it: the RTMP
+/// handshake (C0+C1 and C2, 3073 bytes) takes four reads of 1 KiB, and
+/// growing for it would leave every idle client and player a larger buffer.
+const HANDSHAKE_READS: u32 = 4;
 /// Consecutive small reads after which a grown read buffer shrinks back.
 const SMALL_READS_TO_SHRINK: u32 = 16;
 /// A connection's first read buffer.
@@ -521,6 +525,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     let mut first = Some(initial).filter(|i| !i.is_empty());
     let mut read_len = 0;
     let mut small_reads: u32 = 0;
+    let mut reads: u32 = 0;
     // When everything queued was last written (the start of a merge window).
     let mut last_write = tokio::time::Instant::now();
     // One timer for the connection's own deadline and the end of a merge
@@ -644,7 +649,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 read_len = n;
                 small_reads = if n <= READ_START / 2 { small_reads.saturating_add(1) } else { 0 };
-                if n == buf.len() && buf.len() < READ_CHUNK {
+                reads = reads.saturating_add(1);
+                if n == buf.len() && buf.len() < READ_CHUNK && reads > HANDSHAKE_READS {
                     // More was probably waiting: read more at once next time
                     // (resizing keeps the bytes just read).
                     buf.resize((buf.len() * 2).min(READ_CHUNK), 0);

@@ -179,12 +179,14 @@ impl ServerConnection {
 
     /// The next request for the hub.
     pub fn poll_event(&mut self) -> Option<Request> {
-        let event = self.events.pop_front();
+        let event = self.events.pop_front()?;
+        // On the pop that empties the queue (not on later polls of an empty
+        // one, which would free a publisher's queue on every read).
         if self.events.is_empty() {
             release_queue(&mut self.events, self.media_in);
             self.media_in = false;
         }
-        event
+        Some(event)
     }
 
     /// The next bytes for the socket.

@@ -35,6 +35,10 @@ pub(crate) struct Wire {
     peer_window: u32,
     /// Media went out since `outq` last drained: keep its buffers warm.
     streaming: bool,
+    /// A player (media went out at some point): its input buffer is kept
+    /// when empty. A player only sends acknowledgements, so the buffer is
+    /// tiny, and keeping it makes each acknowledgement allocation-free.
+    keep_input: bool,
 }
 
 impl Wire {
@@ -50,6 +54,7 @@ impl Wire {
             acked_in: 0,
             peer_window: 0,
             streaming: false,
+            keep_input: false,
         }
     }
 
@@ -71,7 +76,9 @@ impl Wire {
         let message = self.decoder.decode(&mut self.inbuf)?;
         if message.is_none() {
             if self.inbuf.is_empty() {
-                self.inbuf = BytesMut::new();
+                if !self.keep_input {
+                    self.inbuf = BytesMut::new();
+                }
             } else if self.inbuf.capacity() > INPUT_SHRINK_ABOVE
                 && self.inbuf.capacity() / 4 > self.inbuf.len()
             {
@@ -124,6 +131,7 @@ impl Wire {
     /// its buffers are kept for the next message rather than freed.
     pub(crate) fn mark_streaming(&mut self) {
         self.streaming = true;
+        self.keep_input = true;
     }
 
     /// Queues bytes that are already whole chunks (shared media encodings).
