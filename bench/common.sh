@@ -49,17 +49,18 @@ load() {
     taskset -c "$LOAD_CPU" "$LOAD" "$@"
 }
 
-# start_tern DIR: starts tern; sets TERN_PID and TERN_PORT.
+# start_tern DIR: starts tern; sets TERN_PID, TERN_PORT (RTMP) and
+# TERN_HTTP_PORT (HTTP and WebSocket).
 start_tern() {
     local dir=$1
     mkdir -p "$dir"
     TERN_PORT=$(free_port)
-    local http_port
-    http_port=$(free_port)
+    TERN_HTTP_PORT=$(free_port)
+    export TERN_PORT TERN_HTTP_PORT
     cat > "$dir/tern.toml" <<TOML
 [server]
 rtmp_bind = "127.0.0.1:$TERN_PORT"
-http_bind = "127.0.0.1:$http_port"
+http_bind = "127.0.0.1:$TERN_HTTP_PORT"
 data_dir = "$dir/data"
 
 [scopes]

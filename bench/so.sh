@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Shared-object fan-out (RTMP) vs Redis pub/sub with the same value sizes:
 # K writers, N subscribers; at a fixed rate (latency) and as fast as
-# deliveries allow (delivered changes/s).
+# deliveries allow (delivered changes/s). Then tern once more per
+# subscriber count at the fixed rate with WS_SHARE (default 0.5) of the
+# subscribers and writers on WebSocket (JSON protocol) in the same room;
+# the report compares that row with the same Redis fixed-rate run.
 #
 #   bench/so.sh [SUBSCRIBERS...]          default: 100 1000
-#   WRITERS=10 RATE=10 SIZE=128 WINDOW=4 DURATION=8 OUT=dir
+#   WRITERS=10 RATE=10 SIZE=128 WINDOW=4 DURATION=8 WS_SHARE=0.5 OUT=dir
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
@@ -13,6 +16,7 @@ RATE=${RATE:-10}
 SIZE=${SIZE:-128}
 WINDOW=${WINDOW:-4}
 DURATION=${DURATION:-8}
+WS_SHARE=${WS_SHARE:-0.5}
 subs=("$@")
 [ ${#subs[@]} -gt 0 ] || subs=(100 1000)
 raise_fd_limit
@@ -29,6 +33,13 @@ for n in "${subs[@]}"; do
             --rate "$rate" "${common[@]}" --label redis --server-pid "$REDIS_PID" \
             >> "$OUT/results.jsonl" || echo "redis so run failed" >&2
     done
+done
+for n in "${subs[@]}"; do
+    room="chat/so$n-$RATE-ws"
+    load so --url "rtmp://127.0.0.1:$TERN_PORT/$room" \
+        --ws-url "ws://127.0.0.1:$TERN_HTTP_PORT/$room" --ws-share "$WS_SHARE" \
+        --subscribers "$n" --rate "$RATE" "${common[@]}" --label tern --server-pid "$TERN_PID" \
+        >> "$OUT/results.jsonl" || echo "tern so run (WebSocket share $WS_SHARE) failed" >&2
 done
 stop_tern
 stop_redis

@@ -3,6 +3,12 @@
 //! Redis clients PUBLISH the same values on a channel N clients SUBSCRIBE
 //! to.
 //!
+//! On tern, a share of the writers and subscribers (`ws_share`, rounded)
+//! may be WebSocket clients speaking tern's JSON protocol v1
+//! (`docs/ws-protocol.md`, subprotocol `tern.v1`) in the same room and
+//! shared object as the RTMP ones: every change then crosses from RTMP to
+//! WebSocket clients and back, and latency is kept per transport as well.
+//!
 //! Every value starts with its writer's number and the moment it was sent
 //! (µs on the load tool's clock), so a subscriber measures delivery latency
 //! from the value alone. Writers either send at a fixed rate (open loop:
@@ -16,6 +22,7 @@ use crate::procfs::Procs;
 use crate::record::{Record, SoRun};
 use crate::resp;
 use crate::session::{Clock, RtmpUrl, Session, SessionError};
+use futures_util::{SinkExt, StreamExt};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -27,14 +34,27 @@ use tern_core::rtmp::ClientEvent;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Where the changes go.
 #[derive(Clone, Debug)]
 pub enum Target {
-    /// A tern shared object: `rtmp://host:port/app/room` and the SO name.
-    Rtmp {
-        /// The scope's URL.
-        url: RtmpUrl,
+    /// A tern shared object, over RTMP, WebSocket or both: one scope (room)
+    /// reached as `rtmp://host:port/app/room` and as
+    /// `ws://host:http_port/app/room`, and the SO name.
+    Tern {
+        /// The scope's RTMP URL (needed unless every client is WebSocket).
+        rtmp: Option<RtmpUrl>,
+        /// The scope's WebSocket URL (needed if `ws_share` gives any
+        /// WebSocket client).
+        ws: Option<String>,
+        /// Share of the subscribers, and of the writers, that are WebSocket
+        /// clients (0..=1; each count rounded to the nearest integer).
+        ws_share: f64,
         /// Shared object name.
         name: String,
     },
@@ -79,10 +99,37 @@ pub const HEADER_LEN: usize = 27;
 
 /// A value of `size` bytes from writer `writer` sent at `stamp_us`.
 pub fn encode_value(writer: usize, stamp_us: u64, size: usize) -> String {
-    let mut v = format!("{:05}:{:020}:", writer % 100_000, stamp_us);
-    let pad = size.saturating_sub(v.len());
-    v.extend(std::iter::repeat_n('x', pad));
+    let mut v = String::with_capacity(size.max(HEADER_LEN));
+    encode_value_into(&mut v, writer, stamp_us, size);
     v
+}
+
+/// Appends the value [`encode_value`] makes to `out`.
+pub fn encode_value_into(out: &mut String, writer: usize, stamp_us: u64, size: usize) {
+    use std::fmt::Write as _;
+    let start = out.len();
+    let _ = write!(out, "{:05}:{:020}:", writer % 100_000, stamp_us);
+    let pad = size.saturating_sub(out.len() - start);
+    out.extend(std::iter::repeat_n('x', pad));
+}
+
+/// How many of `n` clients are WebSocket clients at `share` (rounded).
+pub fn ws_count(n: usize, share: f64) -> usize {
+    ((n as f64 * share.clamp(0.0, 1.0)).round() as usize).min(n)
+}
+
+/// Whether client `i` of `n` is one of the `k` WebSocket ones: spread
+/// evenly over `0..n`, so both kinds connect from the start.
+pub fn is_ws(i: usize, n: usize, k: usize) -> bool {
+    n > 0 && (i + 1) * k / n > i * k / n
+}
+
+/// How a subscriber receives changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Rtmp,
+    Ws,
+    Redis,
 }
 
 /// The writer and send time of a value made by [`encode_value`].
@@ -99,9 +146,16 @@ pub fn decode_value(value: &[u8]) -> Option<(usize, u64)> {
 struct Shared {
     clock: Clock,
     latency: RefCell<Hist>,
+    /// Latency of deliveries to RTMP subscribers only.
+    latency_rtmp: RefCell<Hist>,
+    /// Latency of deliveries to WebSocket subscribers only.
+    latency_ws: RefCell<Hist>,
     measuring: Cell<bool>,
     sent: Cell<u64>,
     delivered: Cell<u64>,
+    ws_delivered: Cell<u64>,
+    /// Per subscriber: changes it received in the window.
+    received: Vec<Cell<u64>>,
     subscribed: Cell<usize>,
     writers_ready: Cell<usize>,
     failed: Cell<usize>,
@@ -117,14 +171,26 @@ struct Shared {
 }
 
 impl Shared {
-    fn on_delivery(&self, value: &[u8]) {
+    fn on_delivery(&self, value: &[u8], subscriber: usize, transport: Transport) {
         let Some((writer, stamp)) = decode_value(value) else {
             return;
         };
         let now = self.clock.now_us();
         if self.measuring.get() {
-            self.latency.borrow_mut().record(now.saturating_sub(stamp));
+            let latency = now.saturating_sub(stamp);
+            self.latency.borrow_mut().record(latency);
             self.delivered.set(self.delivered.get() + 1);
+            match transport {
+                Transport::Rtmp => self.latency_rtmp.borrow_mut().record(latency),
+                Transport::Ws => {
+                    self.latency_ws.borrow_mut().record(latency);
+                    self.ws_delivered.set(self.ws_delivered.get() + 1);
+                }
+                Transport::Redis => {}
+            }
+            if let Some(r) = self.received.get(subscriber) {
+                r.set(r.get() + 1);
+            }
         }
         if let (Some(p), Some(w)) = (self.pending.get(writer), self.wake.get(writer)) {
             p.set(p.get().saturating_sub(1));
@@ -189,15 +255,45 @@ pub fn run(options: &SoOptions) -> Result<SoRun, String> {
     local.block_on(&runtime, drive(options))
 }
 
+/// The WebSocket subscribers and writers of a run, and whether the
+/// target can serve both kinds.
+fn ws_split(options: &SoOptions) -> Result<(f64, usize, usize), String> {
+    let Target::Tern {
+        rtmp, ws, ws_share, ..
+    } = &options.target
+    else {
+        return Ok((0.0, 0, 0));
+    };
+    if !(0.0..=1.0).contains(ws_share) {
+        return Err(format!(
+            "the WebSocket share must be in 0..=1, not {ws_share}"
+        ));
+    }
+    let subscribers = ws_count(options.subscribers, *ws_share);
+    let writers = ws_count(options.writers, *ws_share);
+    if (subscribers > 0 || writers > 0) && ws.is_none() {
+        return Err("a WebSocket share needs a WebSocket URL (--ws-url)".to_owned());
+    }
+    if (subscribers < options.subscribers || writers < options.writers) && rtmp.is_none() {
+        return Err("RTMP clients need an RTMP URL (--url), or use --ws-share 1".to_owned());
+    }
+    Ok((*ws_share, subscribers, writers))
+}
+
 async fn drive(options: &SoOptions) -> Result<SoRun, String> {
     let clock = Clock::new();
     let window = u64::from(options.window.max(1));
+    let (ws_share, ws_subscribers, ws_writers) = ws_split(options)?;
     let shared = Rc::new(Shared {
         clock,
         latency: RefCell::new(Hist::new()),
+        latency_rtmp: RefCell::new(Hist::new()),
+        latency_ws: RefCell::new(Hist::new()),
         measuring: Cell::new(false),
         sent: Cell::new(0),
         delivered: Cell::new(0),
+        ws_delivered: Cell::new(0),
+        received: (0..options.subscribers).map(|_| Cell::new(0)).collect(),
         subscribed: Cell::new(0),
         writers_ready: Cell::new(0),
         failed: Cell::new(0),
@@ -218,13 +314,22 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
             .await
             .map_err(|e| e.to_string())?;
         let (shared, target) = (Rc::clone(&shared), options.target.clone());
+        let ws_client = is_ws(id, options.subscribers, ws_subscribers);
         tokio::task::spawn_local(async move {
             let result = match &target {
-                Target::Rtmp { url, name } => {
-                    rtmp_subscriber(id, url, name, &shared, Some(permit)).await
-                }
+                Target::Tern {
+                    ws: Some(url),
+                    name,
+                    ..
+                } if ws_client => ws_subscriber(id, url, name, &shared, Some(permit)).await,
+                Target::Tern {
+                    rtmp: Some(url),
+                    name,
+                    ..
+                } if !ws_client => rtmp_subscriber(id, url, name, &shared, Some(permit)).await,
+                Target::Tern { .. } => Err(SessionError::Refused("no URL".to_owned())),
                 Target::Redis { address, channel } => {
-                    redis_subscriber(address, channel, &shared, Some(permit))
+                    redis_subscriber(id, address, channel, &shared, Some(permit))
                         .await
                         .map_err(SessionError::Io)
                 }
@@ -242,11 +347,20 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
     .await;
     for writer in 0..options.writers {
         let (shared, options) = (Rc::clone(&shared), options.clone());
+        let ws_client = is_ws(writer, options.writers, ws_writers);
         tokio::task::spawn_local(async move {
             let result = match &options.target {
-                Target::Rtmp { url, name } => {
-                    rtmp_writer(writer, url, name, &options, &shared).await
-                }
+                Target::Tern {
+                    ws: Some(url),
+                    name,
+                    ..
+                } if ws_client => ws_writer(writer, url, name, &options, &shared).await,
+                Target::Tern {
+                    rtmp: Some(url),
+                    name,
+                    ..
+                } if !ws_client => rtmp_writer(writer, url, name, &options, &shared).await,
+                Target::Tern { .. } => Err(SessionError::Refused("no URL".to_owned())),
                 Target::Redis { address, channel } => {
                     redis_writer(writer, address, channel, &options, &shared)
                         .await
@@ -269,8 +383,14 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
     tokio::time::sleep(options.warmup).await;
 
     shared.latency.borrow_mut().clear();
+    shared.latency_rtmp.borrow_mut().clear();
+    shared.latency_ws.borrow_mut().clear();
     shared.sent.set(0);
     shared.delivered.set(0);
+    shared.ws_delivered.set(0);
+    for r in &shared.received {
+        r.set(0);
+    }
     shared.measuring.set(true);
     let server0 = options.server.sample(clock.now_secs());
     let tool0 = tool.sample(clock.now_secs());
@@ -283,6 +403,18 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
     let secs = server1.at - server0.at;
     let latency = shared.latency.borrow();
     let ms = |us: u64| us as f64 / 1000.0;
+    // Per transport only where that transport had subscribers and
+    // deliveries.
+    let quantile = |hist: &RefCell<Hist>, subscribers: usize, q: f64| {
+        let hist = hist.borrow();
+        (subscribers > 0 && hist.count() > 0).then(|| ms(hist.quantile(q)))
+    };
+    let tern = matches!(options.target, Target::Tern { .. });
+    let rtmp_subscribers = if tern {
+        options.subscribers - ws_subscribers
+    } else {
+        0
+    };
     let run = SoRun {
         server: options.label.clone(),
         writers: options.writers,
@@ -303,6 +435,15 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
         tool_demand: tool1.demand_since(&tool0),
         server_rss: server1.rss,
         failed: shared.failed.get(),
+        ws_share,
+        ws_subscribers,
+        ws_writers,
+        ws_delivered: shared.ws_delivered.get(),
+        starved_subscribers: shared.received.iter().filter(|r| r.get() == 0).count(),
+        rtmp_latency_p50_ms: quantile(&shared.latency_rtmp, rtmp_subscribers, 0.5),
+        rtmp_latency_p99_ms: quantile(&shared.latency_rtmp, rtmp_subscribers, 0.99),
+        ws_latency_p50_ms: quantile(&shared.latency_ws, ws_subscribers, 0.5),
+        ws_latency_p99_ms: quantile(&shared.latency_ws, ws_subscribers, 0.99),
     };
     println!(
         "{}",
@@ -325,6 +466,20 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
         run.tool_demand * 100.0,
         run.failed
     );
+    if run.ws_subscribers + run.ws_writers > 0 {
+        let p99 = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
+        eprintln!(
+            "  WebSocket share {}: {} of {} subscribers, {} of {} writers; p99 RTMP {} ms, WebSocket {} ms; {} subscribers received nothing",
+            run.ws_share,
+            run.ws_subscribers,
+            run.subscribers,
+            run.ws_writers,
+            run.writers,
+            p99(run.rtmp_latency_p99_ms),
+            p99(run.ws_latency_p99_ms),
+            run.starved_subscribers
+        );
+    }
     if let Some(e) = shared.first_error.borrow().as_ref() {
         eprintln!("  first error: {e}");
     }
@@ -365,7 +520,7 @@ async fn rtmp_subscriber(
                         match event {
                             SoEvent::Change { value, .. } => {
                                 if let Some(text) = value.as_str() {
-                                    shared.on_delivery(text.as_bytes());
+                                    shared.on_delivery(text.as_bytes(), id, Transport::Rtmp);
                                 }
                             }
                             SoEvent::Status { code, level } if level == "error" => {
@@ -447,6 +602,188 @@ async fn rtmp_writer(
     }
 }
 
+/// A WebSocket client of tern's JSON protocol.
+type Ws = WebSocketStream<TcpStream>;
+
+fn ws_error(e: tungstenite::Error) -> SessionError {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            SessionError::Closed
+        }
+        tungstenite::Error::Io(e) => SessionError::Io(e),
+        e => SessionError::Io(io::Error::other(e)),
+    }
+}
+
+/// Connects to `url` (`ws://host:port/app/room`) asking for `tern.v1`.
+async fn ws_open(url: &str) -> Result<Ws, SessionError> {
+    let bad = |e: &dyn std::fmt::Display| SessionError::Refused(format!("{url}: {e}"));
+    let mut request = url.into_client_request().map_err(|e| bad(&e))?;
+    let uri = request.uri();
+    let host = uri.host().ok_or_else(|| bad(&"no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(WS_SUBPROTOCOL),
+    );
+    let socket = TcpStream::connect((host.as_str(), port)).await?;
+    socket.set_nodelay(true)?;
+    // Small reads (values are ~100 bytes) and eager writes: thousands of
+    // connections each keep no more than a few KiB.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (ws, response) = tokio_tungstenite::client_async_with_config(request, socket, Some(config))
+        .await
+        .map_err(ws_error)?;
+    let selected = response.headers().get("Sec-WebSocket-Protocol");
+    if selected.and_then(|v| v.to_str().ok()) != Some(WS_SUBPROTOCOL) {
+        return Err(bad(&"the server did not select subprotocol tern.v1"));
+    }
+    Ok(ws)
+}
+
+/// The subprotocol of tern's JSON protocol v1.
+const WS_SUBPROTOCOL: &str = "tern.v1";
+
+/// The parts of a server message the load tool looks at, borrowed from
+/// the frame (the bench's values and every op, code and SO name are plain
+/// ASCII without escapes; a message that is not is skipped).
+#[derive(Debug, serde::Deserialize)]
+struct ServerMessage<'a> {
+    op: &'a str,
+    #[serde(default)]
+    value: Option<&'a str>,
+    #[serde(default)]
+    code: Option<&'a str>,
+}
+
+/// What a WebSocket client got from the server.
+enum WsEvent<'a> {
+    /// A JSON message (`None`: not one the load tool can read).
+    Json(Option<ServerMessage<'a>>),
+    /// Anything else (ping, pong, binary).
+    Other,
+}
+
+fn ws_event(message: &Message) -> Result<WsEvent<'_>, SessionError> {
+    match message {
+        Message::Text(text) => Ok(WsEvent::Json(serde_json::from_str(text.as_str()).ok())),
+        Message::Close(_) => Err(SessionError::Closed),
+        _ => Ok(WsEvent::Other),
+    }
+}
+
+/// `{"op":"use","so":NAME}`.
+fn ws_use(so_json: &str) -> Message {
+    Message::text(format!(
+        r#"{{"op":"use","so":{so_json},"persistent":false}}"#
+    ))
+}
+
+/// The next message, or why there is none.
+async fn ws_next(ws: &mut Ws) -> Result<Message, SessionError> {
+    match ws.next().await {
+        Some(message) => message.map_err(ws_error),
+        None => Err(SessionError::Closed),
+    }
+}
+
+/// Waits for `welcome`, uses the object and waits for its `sync`.
+async fn ws_use_object(ws: &mut Ws, so_json: &str) -> Result<(), SessionError> {
+    loop {
+        let message = ws_next(ws).await?;
+        let WsEvent::Json(Some(m)) = ws_event(&message)? else {
+            continue;
+        };
+        match m.op {
+            "welcome" => ws.send(ws_use(so_json)).await.map_err(ws_error)?,
+            "sync" => return Ok(()),
+            "error" => {
+                return Err(SessionError::Refused(m.code.unwrap_or("error").to_owned()));
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn ws_subscriber(
+    id: usize,
+    url: &str,
+    name: &str,
+    shared: &Shared,
+    mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<(), SessionError> {
+    let so_json = serde_json::to_string(name).map_err(io::Error::other)?;
+    let mut ws = ws_open(url).await?;
+    ws_use_object(&mut ws, &so_json).await?;
+    if permit.take().is_some() {
+        shared.subscribed.set(shared.subscribed.get() + 1);
+    }
+    loop {
+        let message = ws_next(&mut ws).await?;
+        if let WsEvent::Json(Some(m)) = ws_event(&message)? {
+            match (m.op, m.value) {
+                ("change", Some(value)) => shared.on_delivery(value.as_bytes(), id, Transport::Ws),
+                ("error", _) => {
+                    return Err(SessionError::Refused(m.code.unwrap_or("error").to_owned()));
+                }
+                _ => {}
+            }
+        }
+        if shared.stop.get() {
+            return Ok(());
+        }
+    }
+}
+
+async fn ws_writer(
+    writer: usize,
+    url: &str,
+    name: &str,
+    options: &SoOptions,
+    shared: &Shared,
+) -> Result<(), SessionError> {
+    let so_json = serde_json::to_string(name).map_err(io::Error::other)?;
+    let mut ws = ws_open(url).await?;
+    ws_use_object(&mut ws, &so_json).await?;
+    shared.writers_ready.set(shared.writers_ready.get() + 1);
+    shared.wait_go().await;
+    // Everything of a `set` but the value's stamp, made once.
+    let head = format!(r#"{{"op":"set","so":{so_json},"key":"w{writer}","value":""#);
+    let mut pacing = Pacing::new(writer, options, shared.clock);
+    loop {
+        tokio::select! {
+            message = ws_next(&mut ws) => {
+                // Acks of its own sets and changes of the other writers:
+                // not counted (as for RTMP writers); errors end the writer.
+                let message = message?;
+                if let WsEvent::Json(Some(m)) = ws_event(&message)?
+                    && m.op == "error"
+                {
+                    return Err(SessionError::Refused(m.code.unwrap_or("error").to_owned()));
+                }
+            }
+            () = shared.turn(writer, pacing.due()) => {
+                let mut text = String::with_capacity(head.len() + options.value_bytes + 2);
+                text.push_str(&head);
+                encode_value_into(&mut text, writer, shared.clock.now_us(), options.value_bytes);
+                text.push_str("\"}");
+                ws.send(Message::text(text)).await.map_err(ws_error)?;
+                shared.sent_one(writer);
+                pacing.advance();
+            }
+        }
+        if shared.stop.get() {
+            return Ok(());
+        }
+    }
+}
+
 /// Open-loop pacing: writer `k` of `K` sends at `start + (n + k/K) / rate`.
 #[derive(Debug)]
 struct Pacing {
@@ -502,6 +839,7 @@ fn redis_try_read(socket: &TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
 }
 
 async fn redis_subscriber(
+    id: usize,
     address: &str,
     channel: &str,
     shared: &Shared,
@@ -523,7 +861,7 @@ async fn redis_subscriber(
         {
             used += n;
             if let Some(payload) = reply.message_payload() {
-                shared.on_delivery(payload);
+                shared.on_delivery(payload, id, Transport::Redis);
             } else if reply.items().first() == Some(&resp::Item::Bulk(Some(b"subscribe")))
                 && permit.take().is_some()
             {

@@ -53,16 +53,26 @@ enum Mode {
         common: Common,
     },
     /// K writers and N subscribers of one shared object (or Redis channel).
+    ///
+    /// On tern the clients are RTMP (--url), WebSocket (--ws-url, tern's
+    /// JSON protocol v1) or both: --ws-share of the subscribers and of the
+    /// writers (each rounded) use the WebSocket URL, the rest RTMP; both
+    /// URLs must name the same scope (app/room).
     So {
-        /// Scope URL of a tern server, e.g. rtmp://127.0.0.1:1935/chat/bench.
-        #[arg(long, conflicts_with_all = ["redis", "ws"])]
+        /// RTMP scope URL of a tern server, e.g. rtmp://127.0.0.1:1935/chat/bench.
+        #[arg(long, conflicts_with = "redis")]
         url: Option<String>,
+        /// WebSocket URL of the same scope on tern's HTTP port, e.g.
+        /// ws://127.0.0.1:8081/chat/bench (subprotocol tern.v1).
+        #[arg(long, conflicts_with = "redis")]
+        ws_url: Option<String>,
+        /// Share (0..=1) of the subscribers, and of the writers, that are
+        /// WebSocket clients. Default: 0 with --url, 1 with --ws-url alone.
+        #[arg(long, requires = "ws_url")]
+        ws_share: Option<f64>,
         /// Redis address (host:port) to compare with: PUBLISH/SUBSCRIBE.
         #[arg(long)]
         redis: Option<String>,
-        /// WebSocket URL of a tern server (not implemented yet).
-        #[arg(long)]
-        ws: Option<String>,
         /// Shared object (or channel) name.
         #[arg(long, default_value = "bench")]
         so_name: String,
@@ -165,8 +175,9 @@ fn main() -> ExitCode {
             }),
         Mode::So {
             url,
+            ws_url,
+            ws_share,
             redis,
-            ws,
             so_name,
             writers,
             subscribers,
@@ -177,21 +188,32 @@ fn main() -> ExitCode {
             duration,
             common,
         } => {
-            let target = match (url, redis, ws) {
-                (Some(url), None, None) => RtmpUrl::parse(&url)
-                    .map_err(|e| e.to_string())
-                    .map(|url| Target::Rtmp { url, name: so_name }),
-                (None, Some(address), None) => Ok(Target::Redis {
+            let target = match (url, ws_url, redis) {
+                (None, None, Some(address)) => Ok(Target::Redis {
                     address,
                     channel: so_name,
                 }),
-                // TODO: WebSocket shared objects, once the server's WebSocket
-                // side (JSON protocol) is merged: same writers/subscribers,
-                // same value stamps, over tokio-tungstenite.
-                (None, None, Some(_)) => {
-                    Err("--ws: WebSocket shared objects are not implemented yet".to_owned())
-                }
-                _ => Err("give exactly one of --url, --redis, --ws".to_owned()),
+                (url, ws, None) if url.is_some() || ws.is_some() => url
+                    .map(|u| RtmpUrl::parse(&u).map_err(|e| format!("--url: {e}")))
+                    .transpose()
+                    .and_then(|rtmp| {
+                        let ws_share = ws_share.unwrap_or(if rtmp.is_some() { 0.0 } else { 1.0 });
+                        if !(0.0..=1.0).contains(&ws_share) {
+                            return Err("--ws-share must be in 0..=1".to_owned());
+                        }
+                        if rtmp.is_none() && ws_share < 1.0 {
+                            return Err(
+                                "--ws-share below 1 needs --url for the RTMP clients".to_owned()
+                            );
+                        }
+                        Ok(Target::Tern {
+                            rtmp,
+                            ws,
+                            ws_share,
+                            name: so_name,
+                        })
+                    }),
+                _ => Err("give --url and/or --ws-url (tern), or --redis".to_owned()),
             };
             target.and_then(|target| {
                 if size < HEADER_LEN {

@@ -175,6 +175,36 @@ pub struct SoRun {
     pub server_rss: u64,
     /// Connections that failed.
     pub failed: usize,
+    /// Share of subscribers and writers asked to be WebSocket clients
+    /// (tern only; 0 in older records).
+    #[serde(default)]
+    pub ws_share: f64,
+    /// Subscribers that were WebSocket clients (the rest RTMP).
+    #[serde(default)]
+    pub ws_subscribers: usize,
+    /// Writers that were WebSocket clients (the rest RTMP).
+    #[serde(default)]
+    pub ws_writers: usize,
+    /// Changes delivered to WebSocket subscribers in the window (included
+    /// in `delivered`).
+    #[serde(default)]
+    pub ws_delivered: u64,
+    /// Subscribers that received no change in the window.
+    #[serde(default)]
+    pub starved_subscribers: usize,
+    /// Delivery latency to RTMP subscribers only, ms (tern runs with RTMP
+    /// subscribers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmp_latency_p50_ms: Option<f64>,
+    /// 99th percentile, RTMP subscribers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmp_latency_p99_ms: Option<f64>,
+    /// Delivery latency to WebSocket subscribers only, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws_latency_p50_ms: Option<f64>,
+    /// 99th percentile, WebSocket subscribers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws_latency_p99_ms: Option<f64>,
 }
 
 /// An idle-connections run.
@@ -259,6 +289,13 @@ mod tests {
             panic!("not media")
         };
         assert_eq!((old.messages_sent, old.allocations), (0, None));
+        // An SO record from before the WebSocket fields.
+        let old_so = r#"{"mode":"so","server":"tern","writers":10,"subscribers":100,"rate":10.0,"window":4,"value_bytes":128,"window_secs":8.0,"sent":800,"delivered":80000,"delivered_per_sec":10000.0,"latency_p50_ms":0.5,"latency_p99_ms":2.0,"latency_max_ms":3.0,"server_cpu":0.1,"tool_cpu":0.2,"server_demand":0.1,"tool_demand":0.2,"server_rss":1000,"failed":0}"#;
+        let Record::So(old_so) = serde_json::from_str(old_so).unwrap() else {
+            panic!("not so")
+        };
+        assert_eq!((old_so.ws_share, old_so.ws_subscribers), (0.0, 0));
+        assert_eq!(old_so.ws_latency_p99_ms, None);
         let mut lagging = step();
         lagging.lag_growth_ms = 500.0;
         lagging.derive();

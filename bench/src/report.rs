@@ -200,6 +200,8 @@ pub fn render(records: &[Record]) -> String {
         })
         .collect();
     let key = |s: &SoRun| (s.subscribers, s.writers, s.rate.to_bits(), s.value_bytes);
+    // tern runs with several WebSocket shares compare with the same peer run.
+    let tern_key = |s: &SoRun| (key(s), s.ws_share.to_bits());
     for peer in peers(records, |r| match r {
         Record::So(s) => Some(s.server.as_str()),
         _ => None,
@@ -207,21 +209,23 @@ pub fn render(records: &[Record]) -> String {
         let _ = writeln!(
             out,
             "### Shared-object fan-out: tern vs {peer} pub/sub\n\n\
-             | subscribers | writers | rate/writer | value | latency p50 / p99 tern | latency p50 / p99 {peer} | delivered/s tern | delivered/s {peer} | ratio | server CPU used/wanted tern | {peer} | load tool CPU used/wanted (tern run) | ({peer} run) |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+             | subscribers | writers | rate/writer | value | WS share | latency p50 / p99 tern | p99 tern RTMP / WS subscribers | latency p50 / p99 {peer} | delivered/s tern | delivered/s {peer} | ratio | server CPU used/wanted tern | {peer} | load tool CPU used/wanted (tern run) | ({peer} run) |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         );
         let tern_runs: BTreeMap<_, &SoRun> = so
             .iter()
             .filter(|s| s.server == TERN)
-            .map(|s| (key(s), *s))
+            .map(|s| (tern_key(s), *s))
             .collect();
         let peer_runs: BTreeMap<_, &SoRun> = so
             .iter()
             .filter(|s| s.server == peer)
             .map(|s| (key(s), *s))
             .collect();
-        for (k, t) in &tern_runs {
+        for ((k, _), t) in &tern_runs {
             let Some(p) = peer_runs.get(k) else { continue };
+            let share = ws_share(t);
+            let by_transport = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2}"));
             let rate = if t.rate > 0.0 {
                 format!("{}/s", t.rate)
             } else {
@@ -229,12 +233,14 @@ pub fn render(records: &[Record]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {rate} | {} B | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {rate} | {} B | {share} | {:.2} / {:.2} ms | {} / {} ms | {:.2} / {:.2} ms | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
                 t.subscribers,
                 t.writers,
                 t.value_bytes,
                 t.latency_p50_ms,
                 t.latency_p99_ms,
+                by_transport(t.rtmp_latency_p99_ms),
+                by_transport(t.ws_latency_p99_ms),
                 p.latency_p50_ms,
                 p.latency_p99_ms,
                 t.delivered_per_sec,
@@ -247,9 +253,10 @@ pub fn render(records: &[Record]) -> String {
             );
             if t.subscribers >= 1000 && t.rate > 0.0 {
                 verdicts.push(format!(
-                    "- SO fan-out p99 < 10 ms at {} subscribers ({}/s per writer): {} ({:.2} ms; {peer} {:.2} ms)",
+                    "- SO fan-out p99 < 10 ms at {} subscribers ({}/s per writer{}): {} ({:.2} ms; {peer} {:.2} ms)",
                     t.subscribers,
                     t.rate,
+                    mixed(t),
                     if t.latency_p99_ms < 10.0 { "**met**" } else { "**missed**" },
                     t.latency_p99_ms,
                     p.latency_p99_ms
@@ -258,8 +265,9 @@ pub fn render(records: &[Record]) -> String {
             if t.rate == 0.0 {
                 let r = t.delivered_per_sec / p.delivered_per_sec;
                 verdicts.push(format!(
-                    "- delivered changes/s within 2× of {peer} at {} subscribers: {} (tern/{peer} {r:.2})",
+                    "- delivered changes/s within 2× of {peer} at {} subscribers{}: {} (tern/{peer} {r:.2})",
                     t.subscribers,
+                    mixed(t),
                     if r >= 0.5 { "**met**" } else { "**missed**" },
                 ));
             }
@@ -274,6 +282,30 @@ pub fn render(records: &[Record]) -> String {
         }
     }
     out
+}
+
+/// The WebSocket share of a tern SO run: `0 %`, or `50 % (500 subs, 5
+/// writers)`.
+fn ws_share(s: &SoRun) -> String {
+    if s.ws_subscribers + s.ws_writers == 0 {
+        format!("{:.0} %", s.ws_share * 100.0)
+    } else {
+        format!(
+            "{:.0} % ({} subs, {} writers)",
+            s.ws_share * 100.0,
+            s.ws_subscribers,
+            s.ws_writers
+        )
+    }
+}
+
+/// A verdict's note on a run with WebSocket clients.
+fn mixed(s: &SoRun) -> String {
+    if s.ws_subscribers + s.ws_writers == 0 {
+        String::new()
+    } else {
+        format!(", {:.0} % WebSocket", s.ws_share * 100.0)
+    }
 }
 
 /// "Allocations per relayed message" by players, for every server whose
@@ -432,8 +464,25 @@ mod tests {
                 tool_demand: 0.5,
                 server_rss: 0,
                 failed: 0,
+                ws_share: 0.0,
+                ws_subscribers: 0,
+                ws_writers: 0,
+                ws_delivered: 0,
+                starved_subscribers: 0,
+                rtmp_latency_p50_ms: None,
+                rtmp_latency_p99_ms: None,
+                ws_latency_p50_ms: None,
+                ws_latency_p99_ms: None,
             })
         };
+        let Record::So(mut half) = so("tern", 10.0, 4.0, 10_000.0) else {
+            unreachable!()
+        };
+        half.ws_share = 0.5;
+        half.ws_subscribers = 500;
+        half.ws_writers = 5;
+        half.rtmp_latency_p99_ms = Some(3.5);
+        half.ws_latency_p99_ms = Some(4.5);
         let records = vec![
             step("tern", 100, 1.0, 1_000_000, 0.2),
             step("nginx-rtmp", 100, 2.0, 4_000_000, 0.2),
@@ -443,6 +492,7 @@ mod tests {
             so("redis", 10.0, 1.0, 10_000.0),
             so("tern", 0.0, 30.0, 100_000.0),
             so("redis", 0.0, 20.0, 300_000.0),
+            Record::So(half),
         ];
         let text = render(&records);
         assert!(
@@ -457,6 +507,20 @@ mod tests {
         );
         assert!(
             text.contains("within 2× of redis at 1000 subscribers: **missed** (tern/redis 0.33)")
+        );
+        assert!(
+            text.contains(
+                "| 1000 | 10 | 10/s | 128 B | 0 % | 1.00 / 3.00 ms | – / – ms | 1.00 / 1.00 ms |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 1000 | 10 | 10/s | 128 B | 50 % (500 subs, 5 writers) | 1.00 / 4.00 ms | 3.50 / 4.50 ms | 1.00 / 1.00 ms |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(10/s per writer, 50 % WebSocket): **met** (4.00 ms; redis 1.00 ms)"),
+            "{text}"
         );
         assert!(!text.contains("Allocations per relayed message"));
         let json = serde_json::to_string(&records[0]).unwrap();
