@@ -115,6 +115,7 @@ pub fn render(records: &[Record]) -> String {
             }
         }
         out.push('\n');
+        marginal_rss(&tern_media, &peer_media, peer, &mut out);
         let _ = writeln!(
             out,
             "### Largest player count without lag growth: tern vs {peer}\n\n\
@@ -364,6 +365,55 @@ fn allocations(records: &[Record], out: &mut String) {
 
 /// The largest sustained player count of a ramp at `bitrate`, and what
 /// ended the ramp.
+/// RSS per *added* player between consecutive steps of both ramps: the
+/// slope, without what a server holds once per stream (the publisher, a GOP
+/// cache), which the per-player column spreads over the players.
+fn marginal_rss(
+    tern: &BTreeMap<(u64, usize), &MediaStep>,
+    peer: &BTreeMap<(u64, usize), &MediaStep>,
+    peer_name: &str,
+    out: &mut String,
+) {
+    let slope = |a: &MediaStep, b: &MediaStep| {
+        let added = b.players.saturating_sub(a.players) as f64;
+        let grown = (b.server_rss as f64 - b.server_rss_base as f64)
+            - (a.server_rss as f64 - a.server_rss_base as f64);
+        (added > 0.0).then(|| grown / added)
+    };
+    let mut rows = Vec::new();
+    let keys: Vec<&(u64, usize)> = tern.keys().filter(|k| peer.contains_key(k)).collect();
+    for pair in keys.windows(2) {
+        let (&a, &b) = (pair[0], pair[1]);
+        if a.0 != b.0 {
+            continue;
+        }
+        let (Some(t), Some(p)) = (slope(tern[&a], tern[&b]), slope(peer[&a], peer[&b])) else {
+            continue;
+        };
+        rows.push(format!(
+            "| {} kbit/s | {} → {} | {} | {} | {} |",
+            a.0,
+            a.1,
+            b.1,
+            kib(t),
+            kib(p),
+            ratio(t, p)
+        ));
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "RSS per added player (growth of RSS between two steps / players added):\n\n\
+         | bitrate | players | tern | {peer_name} | ratio |\n|---|---|---|---|---|"
+    );
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
+}
+
 fn ramp(steps: &BTreeMap<(u64, usize), &MediaStep>, bitrate: u64) -> (String, String) {
     let ramp: Vec<&MediaStep> = steps
         .iter()
@@ -439,6 +489,22 @@ mod tests {
         };
         s.derive();
         Record::Media(s)
+    }
+
+    #[test]
+    fn rss_per_added_player_is_the_slope_between_steps() {
+        // tern: 1 MB fixed + 8 KiB per player; peer: 16 KiB per player.
+        let records = vec![
+            step("tern", 100, 1.0, 1_000_000 + 100 * 8192, 0.1),
+            step("tern", 500, 1.0, 1_000_000 + 500 * 8192, 0.1),
+            step("nginx-rtmp", 100, 1.0, 100 * 16384, 0.1),
+            step("nginx-rtmp", 500, 1.0, 500 * 16384, 0.1),
+        ];
+        let text = render(&records);
+        assert!(
+            text.contains("| 2500 kbit/s | 100 → 500 | 8.0 KiB | 16.0 KiB | 0.50 |"),
+            "{text}"
+        );
     }
 
     #[test]
