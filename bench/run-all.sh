@@ -9,6 +9,7 @@ set -euo pipefail
 here=$(dirname "$0")
 source "$here/common.sh"
 export OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
+mkdir -p "$OUT"
 bash "$here/install-peers.sh" >&2
 build
 {
