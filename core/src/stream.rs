@@ -95,6 +95,10 @@ pub struct LiveStream {
     pub last_timestamp: Option<u32>,
     /// Messages since the last keyframe (keyframe first), if caching.
     gop: Vec<CachedMessage>,
+    /// Per GOP message, its chunks for the route the first joiner that
+    /// needed it plays on: a burst of joiners shares one encoding of the
+    /// GOP instead of each getting its own copy.
+    gop_chunks: Vec<Option<(MediaRoute, Bytes)>>,
     gop_bytes: usize,
 }
 
@@ -109,12 +113,36 @@ impl LiveStream {
         &self.gop
     }
 
+    /// GOP message `index` chunked for `route`: the shared encoding if one
+    /// was made for that route, else `encode`'s, kept for the joiners that
+    /// follow if none was kept yet (joiners on another route encode their
+    /// own).
+    pub fn gop_chunks(
+        &mut self,
+        index: usize,
+        route: MediaRoute,
+        encode: impl FnOnce(&CachedMessage) -> Bytes,
+    ) -> Option<Bytes> {
+        let message = self.gop.get(index)?;
+        let slot = self.gop_chunks.get_mut(index)?;
+        match slot {
+            Some((r, chunks)) if *r == route => Some(chunks.clone()),
+            Some(_) => Some(encode(message)),
+            None => {
+                let chunks = encode(message);
+                *slot = Some((route, chunks.clone()));
+                Some(chunks)
+            }
+        }
+    }
+
     /// Forgets everything about the last publish.
     pub fn reset_media(&mut self) {
         self.metadata = None;
         self.audio_header = None;
         self.video_header = None;
         self.gop.clear();
+        self.gop_chunks.clear();
         self.gop_bytes = 0;
         self.last_timestamp = None;
     }
@@ -140,6 +168,7 @@ impl LiveStream {
         }
         if message.kind == MediaKind::Video && message.priority == MediaPriority::Key {
             self.gop.clear();
+            self.gop_chunks.clear();
             self.gop_bytes = 0;
         } else if self.gop.is_empty() {
             // No keyframe seen yet (or the GOP overflowed): nothing to start from.
@@ -147,11 +176,13 @@ impl LiveStream {
         }
         if self.gop_bytes + message.payload.len() > max_gop_bytes {
             self.gop.clear();
+            self.gop_chunks.clear();
             self.gop_bytes = 0;
             return;
         }
         self.gop_bytes += message.payload.len();
         self.gop.push(message.clone());
+        self.gop_chunks.push(None);
     }
 }
 
@@ -201,5 +232,39 @@ mod tests {
         assert!(s.gop().len() == 1 && s.gop_bytes == 2);
         s.remember(&msg(MediaKind::Video, &[0x27, 1]), 3);
         assert!(s.gop().is_empty(), "over the bound: dropped");
+    }
+
+    #[test]
+    fn joiners_on_one_route_share_the_gop_encoding() {
+        let mut s = LiveStream::default();
+        s.remember(&msg(MediaKind::Video, &[0x17, 1, 0, 0]), 100);
+        s.remember(&msg(MediaKind::Video, &[0x27, 1, 0]), 100);
+        let route = MediaRoute {
+            chunk_size: 4096,
+            stream_id: 1,
+        };
+        let other = MediaRoute {
+            chunk_size: 128,
+            stream_id: 1,
+        };
+        let encodes = core::cell::Cell::new(0);
+        let encode = |m: &CachedMessage| {
+            encodes.set(encodes.get() + 1);
+            m.payload.clone()
+        };
+        let first = s.gop_chunks(1, route, encode).unwrap();
+        let second = s.gop_chunks(1, route, encode).unwrap();
+        assert_eq!(first.as_ptr(), second.as_ptr(), "the same shared bytes");
+        let _ = s.gop_chunks(1, other, encode).unwrap();
+        let _ = s.gop_chunks(1, other, encode).unwrap();
+        assert_eq!(
+            encodes.get(),
+            3,
+            "once for the kept route, each time for another"
+        );
+        assert!(s.gop_chunks(2, route, encode).is_none());
+        s.remember(&msg(MediaKind::Video, &[0x17, 1, 0, 0]), 100);
+        let _ = s.gop_chunks(0, route, encode).unwrap();
+        assert_eq!(encodes.get(), 4, "a new GOP is encoded anew");
     }
 }

@@ -265,7 +265,7 @@ impl Hub {
         key: &(ScopePath, String),
         route: MediaRoute,
     ) {
-        let Some(live) = self.streams.get(key) else {
+        let Some(live) = self.streams.get_mut(key) else {
             return;
         };
         if live.publisher.is_none() {
@@ -274,22 +274,34 @@ impl Hub {
             }
             return;
         }
-        let head = [&live.metadata, &live.audio_header, &live.video_header];
-        let gop = live.gop();
-        if gop.is_empty()
+        let gop_len = live.gop().len();
+        if gop_len == 0
             && let Some(outbox) = self.mail.outboxes.get_mut(&conn)
         {
             outbox.await_keyframe(route.stream_id);
         }
-        // Headers are stamped like the first frame the player gets.
-        let start = gop.first().map(|m| m.timestamp).or(live.last_timestamp);
-        let head = head
-            .into_iter()
-            .flatten()
-            .map(|m| start.map_or_else(|| m.clone(), |ts| m.restamped(ts)));
-        for message in head.chain(gop.iter().cloned()) {
+        // Headers are stamped like the first frame the player gets (so
+        // they are encoded for each joiner; they are small).
+        let start = live
+            .gop()
+            .first()
+            .map(|m| m.timestamp)
+            .or(live.last_timestamp);
+        let head = [&live.metadata, &live.audio_header, &live.video_header];
+        for message in head.into_iter().flatten() {
+            let message = start.map_or_else(|| message.clone(), |ts| message.restamped(ts));
             let chunks = encode_media(route, &message);
             let delivery = media_delivery(route, &message, chunks);
+            self.mail.deliver(conn, Delivery::Media(delivery));
+        }
+        for index in 0..gop_len {
+            let Some(chunks) = live.gop_chunks(index, route, |m| encode_media(route, m)) else {
+                break;
+            };
+            let Some(message) = live.gop().get(index) else {
+                break;
+            };
+            let delivery = media_delivery(route, message, chunks);
             self.mail.deliver(conn, Delivery::Media(delivery));
         }
     }
