@@ -196,8 +196,9 @@ pub enum SoNotice {
 /// It carries its RTMP encoding, made once when the update is made: the
 /// type-19 payload, and that payload as one chunk with a fmt-0 header on
 /// [`media_csid::SHARED_OBJECT`], which every RTMP subscriber whose chunk
-/// size fits it is sent as is: a fan-out encodes and allocates nothing per
-/// subscriber.
+/// size fits it is sent as is; and the WebSocket text frames of the JSON
+/// protocol (server frames are unmasked, so every JSON subscriber gets the
+/// same bytes). A fan-out encodes and allocates nothing per subscriber.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SoUpdate {
     /// Object name.
@@ -210,6 +211,7 @@ pub struct SoUpdate {
     pub notices: Vec<SoNotice>,
     rtmp_payload: Bytes,
     rtmp_chunks: Bytes,
+    ws_frames: Vec<Bytes>,
 }
 
 impl SoUpdate {
@@ -222,7 +224,14 @@ impl SoUpdate {
             notices,
             rtmp_payload: Bytes::new(),
             rtmp_chunks: Bytes::new(),
+            ws_frames: Vec::new(),
         };
+        update.ws_frames = crate::ws::json::update_messages(&update)
+            .iter()
+            .map(|text| {
+                crate::ws::frame::encode_frame(crate::ws::frame::Opcode::Text, text.as_bytes())
+            })
+            .collect();
         update.rtmp_payload = update.to_message().to_bytes();
         let raw = crate::chunk::RawMessage {
             csid: media_csid::SHARED_OBJECT,
@@ -278,6 +287,12 @@ impl SoUpdate {
     /// The encoded type-19 payload of [`to_message`](Self::to_message).
     pub fn rtmp_payload(&self) -> &Bytes {
         &self.rtmp_payload
+    }
+
+    /// The WebSocket text frames a JSON-protocol (`tern.v1`) subscriber is
+    /// sent for this update, in order.
+    pub fn ws_text_frames(&self) -> &[Bytes] {
+        &self.ws_frames
     }
 
     /// [`rtmp_payload`](Self::rtmp_payload) as one whole chunk on

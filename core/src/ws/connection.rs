@@ -474,8 +474,9 @@ impl WsConnection {
             }
             Delivery::SharedObject(update) => match mode {
                 Mode::Json => {
-                    for text in json::update_messages(&update) {
-                        self.send_text(text);
+                    // Made once per update, shared by every JSON subscriber.
+                    for frame in update.ws_text_frames() {
+                        self.queue(frame.clone());
                     }
                 }
                 Mode::Chat if update.name == CHAT_SO => {

@@ -447,6 +447,38 @@ fn too_many_objects() {
     assert_eq!(texts(&mut conn)[0]["code"], "Protocol.TooManyObjects");
 }
 
+/// Every JSON subscriber is sent the very same frame bytes for an update
+/// (made once when the update is made).
+#[test]
+fn json_subscribers_share_one_encoding_of_an_update() {
+    let update = Arc::new(SoUpdate::new(
+        "chat".into(),
+        false,
+        7,
+        vec![SoNotice::Change {
+            key: "k".into(),
+            value: Value::string("v"),
+        }],
+    ));
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let mut conn = open("/chat/room1");
+        conn.handle_delivery(T0, accepted("chat/room1"));
+        let _ = texts(&mut conn);
+        conn.handle_delivery(T0, Delivery::SharedObject(Arc::clone(&update)));
+        sent.push(conn.poll_transmit().expect("a frame"));
+        assert!(conn.poll_transmit().is_none(), "one frame");
+    }
+    assert_eq!(sent[0].as_ptr(), sent[1].as_ptr(), "one shared encoding");
+    let mut buf = sent[0].to_vec();
+    let frames = server_frames(&mut buf);
+    let text: Json = serde_json::from_slice(&frames[0].1).unwrap();
+    assert_eq!(
+        text,
+        json!({"op":"change","so":"chat","version":7,"key":"k","value":"v"})
+    );
+}
+
 #[test]
 fn deliveries_become_json() {
     let mut conn = open("/chat/room1");
