@@ -9,11 +9,14 @@
 # $OUT/results.jsonl.
 #
 #   bench/alloc.sh [BITRATE_KBPS]         default: 2500
-#   STEPS=1,10,100,500 SETTLE=2 WINDOW=6 OUT=dir
+#   STEPS=1,10,100,500 SETTLE=12 WINDOW=6 OUT=dir
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$(mktemp -d /tmp/tern-alloc.XXXXXX)}
-SETTLE=${SETTLE:-2}
+# 12 s: a player's first acknowledgement (after 2.5 MB, 8 s at 2.5 Mbit/s)
+# allocates its input buffer once; with a shorter settle those one-time
+# allocations fall into the window and look like a per-player cost.
+SETTLE=${SETTLE:-12}
 WINDOW=${WINDOW:-6}
 STEPS=${STEPS:-1,10,100,500}
 kbps=${1:-2500}
