@@ -64,16 +64,21 @@ const HIGH_WATER: usize = 256 * 1024;
 /// idle clients and players (which send little) keep a small buffer and
 /// publishers get large reads.
 const READ_CHUNK: usize = 16 * 1024;
+/// Buffers a connection's write batch keeps room for between writes.
+const KEEP_BATCH: usize = 16;
 /// Held media that is written at once, whatever the merge window.
 const MERGE_FLUSH_BYTES: usize = 64 * 1024;
 /// Reads that may fill the first buffer without growing it: the RTMP
-/// handshake (C0+C1 and C2, 3073 bytes) takes four reads of 1 KiB, and
-/// growing for it would leave every idle client and player a larger buffer.
-const HANDSHAKE_READS: u32 = 4;
+/// handshake (C0+C1 and C2, 3073 bytes) and a `connect` take about 14 reads
+/// of 256 bytes, and growing for them would leave every idle client and
+/// player a larger buffer.
+const HANDSHAKE_READS: u32 = 16;
 /// Consecutive small reads after which a grown read buffer shrinks back.
 const SMALL_READS_TO_SHRINK: u32 = 16;
-/// A connection's first read buffer.
-const READ_START: usize = 1024;
+/// A connection's first read buffer. Idle clients and players send little
+/// (players: a 16-byte acknowledgement per 2.5 MB), so they never need
+/// more; a publisher's buffer grows to [`READ_CHUNK`].
+const READ_START: usize = 256;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// After the hub gave up on a connection whose writes are blocked, how long
@@ -604,6 +609,11 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 return reason;
             }
             batch.clear();
+            if batch.capacity() > KEEP_BATCH {
+                // A join burst (the cached GOP) made it large; a merged
+                // write needs a handful. Rare, so this is no churn.
+                batch.shrink_to(KEEP_BATCH);
+            }
             last_write = tokio::time::Instant::now();
             shared.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
         }
