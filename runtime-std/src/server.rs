@@ -557,12 +557,10 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 });
             }
             if let Err(e) = result {
-                // Flush what is queued (an error reply, a close frame), then close.
-                while let Some(bytes) = conn.poll_transmit() {
-                    if stream.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
+                // Flush what is queued (an error reply, a close frame), then
+                // close; bounded like every other write.
+                batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
+                let _ = write_all_bounded(shared, id, &wakeup, &mut stream, &batch).await;
                 let _ = stream.shutdown().await;
                 warn!("protocol error: {e}");
                 return format!("protocol error: {e}");
@@ -576,12 +574,9 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
             let may_hold = !shared.merge_write.is_zero() && conn.pending_bytes() == 0;
             shared.with_hub(|hub| {
                 if may_hold
-                    && hub.outbox(id).is_some_and(|o| {
-                        !o.is_empty()
-                            && o.notices() == 0
-                            && o.media_bytes() < MERGE_FLUSH_BYTES
-                            && o.closed().is_none()
-                    })
+                    && hub
+                        .outbox(id)
+                        .is_some_and(|o| o.may_wait(MERGE_FLUSH_BYTES))
                 {
                     let merge_until = last_write + shared.merge_write;
                     if tokio::time::Instant::now() < merge_until {

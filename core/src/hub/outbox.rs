@@ -139,6 +139,16 @@ impl Outbox {
         self.notices
     }
 
+    /// True if what is queued may wait to be merged with what comes next:
+    /// only media, less than `max_bytes` of it, and the outbox is still
+    /// open. Notices, statuses and the final close never wait.
+    pub fn may_wait(&self, max_bytes: usize) -> bool {
+        !self.is_empty()
+            && self.notices == 0
+            && self.media_bytes < max_bytes
+            && self.closed.is_none()
+    }
+
     /// Media messages dropped so far.
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total
@@ -443,6 +453,23 @@ mod tests {
             }
         );
         assert_eq!(outbox.media_bytes(), 8_000);
+    }
+
+    #[test]
+    fn only_open_media_below_the_bound_may_wait() {
+        use MediaKind::Video;
+        use MediaPriority::*;
+        let mut outbox = Outbox::new(OutboxLimits::default());
+        assert!(!outbox.may_wait(100), "nothing queued: nothing to hold");
+        outbox.push_media(media(Video, Key, 0, 10));
+        assert!(outbox.may_wait(100));
+        assert!(!outbox.may_wait(10), "at the bound: write now");
+        outbox.push(Delivery::StreamBegin { stream: 1 });
+        assert!(!outbox.may_wait(100), "a notice never waits");
+        while outbox.pop().is_some() {}
+        outbox.push_media(media(Video, Key, 40, 10));
+        outbox.close("gone".into());
+        assert!(!outbox.may_wait(100), "a closed outbox is flushed");
     }
 
     #[test]
