@@ -6,6 +6,7 @@
 //! shared [`Bytes`]: nothing is copied per player.
 
 use crate::hub::{ConnId, MediaKind, MediaPriority, MediaRoute};
+use crate::chunk::standalone_payload;
 use crate::message::media::{AudioTag, VideoFrameType, VideoTag};
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -23,7 +24,37 @@ pub struct CachedMessage {
     pub payload: Bytes,
 }
 
+/// What a media message is and when, apart from its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaStamp {
+    /// Audio, video or data.
+    pub kind: MediaKind,
+    /// Drop priority.
+    pub priority: MediaPriority,
+    /// Publisher's timestamp.
+    pub timestamp: u32,
+}
+
 impl CachedMessage {
+    /// Its kind, priority and timestamp.
+    pub fn stamp(&self) -> MediaStamp {
+        MediaStamp {
+            kind: self.kind,
+            priority: self.priority,
+            timestamp: self.timestamp,
+        }
+    }
+
+    /// The same message holding its own copy of the body: a body sliced
+    /// from a connection's input buffer would keep that whole buffer alive
+    /// for as long as the cache keeps the message.
+    fn detached(&self) -> CachedMessage {
+        CachedMessage {
+            payload: Bytes::copy_from_slice(&self.payload),
+            ..*self
+        }
+    }
+
     /// The same message stamped `timestamp`: cached metadata and sequence
     /// headers are (re)sent stamped like the frames they precede, so a
     /// player never sees time jump back.
@@ -78,6 +109,21 @@ pub fn classify(kind: MediaKind, payload: &[u8]) -> MediaPriority {
     }
 }
 
+/// A cached GOP message's body: kept once, either as the publisher sent it
+/// (while nobody plays) or as the chunks relayed to the first player's
+/// route, which joiners on that route share.
+#[derive(Clone, Debug)]
+enum GopBody {
+    Payload(Bytes),
+    Chunks(MediaRoute, Bytes),
+}
+
+#[derive(Clone, Debug)]
+struct GopEntry {
+    stamp: MediaStamp,
+    body: GopBody,
+}
+
 /// One live stream's state.
 #[derive(Debug, Default)]
 pub struct LiveStream {
@@ -93,12 +139,13 @@ pub struct LiveStream {
     pub video_header: Option<CachedMessage>,
     /// Timestamp of the last message published.
     pub last_timestamp: Option<u32>,
-    /// Messages since the last keyframe (keyframe first), if caching.
-    gop: Vec<CachedMessage>,
-    /// Per GOP message, its chunks for the route the first joiner that
-    /// needed it plays on: a burst of joiners shares one encoding of the
-    /// GOP instead of each getting its own copy.
-    gop_chunks: Vec<Option<(MediaRoute, Bytes)>>,
+    /// Messages since the last keyframe (keyframe first), if caching. Each
+    /// body is held once: as chunks for one route when it was relayed or a
+    /// joiner needed it (players on that route share them), else as the
+    /// payload. A GOP at 2.5 Mbit/s is ~625 KB, the largest thing a stream
+    /// holds; keeping payload and encoding both would double it.
+    gop: Vec<GopEntry>,
+    /// Payload bytes in `gop` (what `max_gop_bytes` bounds).
     gop_bytes: usize,
 }
 
@@ -108,29 +155,46 @@ impl LiveStream {
         self.publisher.is_none() && self.players.is_empty()
     }
 
-    /// The cached group of pictures (keyframe first).
-    pub fn gop(&self) -> &[CachedMessage] {
-        &self.gop
+    /// Messages in the cached group of pictures.
+    pub fn gop_len(&self) -> usize {
+        self.gop.len()
     }
 
-    /// GOP message `index` chunked for `route`: the shared encoding if one
-    /// was made for that route, else `encode`'s, kept for the joiners that
-    /// follow if none was kept yet (joiners on another route encode their
-    /// own).
+    /// Kind, priority and timestamp of GOP message `index` (0 is the
+    /// keyframe).
+    pub fn gop_stamp(&self, index: usize) -> Option<MediaStamp> {
+        self.gop.get(index).map(|e| e.stamp)
+    }
+
+    /// GOP message `index` chunked for `route`: the kept chunks if they are
+    /// for that route; else `encode`'s, which are kept in place of the
+    /// payload if only the payload was kept (later joiners on that route
+    /// share them); joiners on another route get their own encoding of the
+    /// payload recovered from the kept chunks. `None` past the end (or if
+    /// the kept chunks cannot be read back, which `encode_standalone`'s
+    /// output always can).
     pub fn gop_chunks(
         &mut self,
         index: usize,
         route: MediaRoute,
         encode: impl FnOnce(&CachedMessage) -> Bytes,
     ) -> Option<Bytes> {
-        let message = self.gop.get(index)?;
-        let slot = self.gop_chunks.get_mut(index)?;
-        match slot {
-            Some((r, chunks)) if *r == route => Some(chunks.clone()),
-            Some(_) => Some(encode(message)),
-            None => {
-                let chunks = encode(message);
-                *slot = Some((route, chunks.clone()));
+        let entry = self.gop.get_mut(index)?;
+        let message = |payload: Bytes| CachedMessage {
+            kind: entry.stamp.kind,
+            priority: entry.stamp.priority,
+            timestamp: entry.stamp.timestamp,
+            payload,
+        };
+        match &entry.body {
+            GopBody::Chunks(r, chunks) if *r == route => Some(chunks.clone()),
+            GopBody::Chunks(r, chunks) => {
+                let payload = standalone_payload(chunks, r.chunk_size)?;
+                Some(encode(&message(payload)))
+            }
+            GopBody::Payload(payload) => {
+                let chunks = encode(&message(payload.clone()));
+                entry.body = GopBody::Chunks(route, chunks.clone());
                 Some(chunks)
             }
         }
@@ -142,23 +206,29 @@ impl LiveStream {
         self.audio_header = None;
         self.video_header = None;
         self.gop.clear();
-        self.gop_chunks.clear();
         self.gop_bytes = 0;
         self.last_timestamp = None;
     }
 
-    /// Remembers what late joiners need from `message`. With `max_gop_bytes`
-    /// zero no GOP is cached; a GOP over the bound is dropped until the next
-    /// keyframe.
-    pub fn remember(&mut self, message: &CachedMessage, max_gop_bytes: usize) {
+    /// Remembers what late joiners need from `message`, after it was
+    /// relayed: `relayed` is its encoding for one route, if it was encoded
+    /// (the GOP keeps that instead of a copy of the payload). With
+    /// `max_gop_bytes` zero no GOP is cached; a GOP over the bound is
+    /// dropped until the next keyframe.
+    pub fn remember(
+        &mut self,
+        message: &CachedMessage,
+        relayed: Option<(MediaRoute, Bytes)>,
+        max_gop_bytes: usize,
+    ) {
         self.last_timestamp = Some(message.timestamp);
         match (message.kind, message.priority) {
             (MediaKind::Video, MediaPriority::SequenceHeader) => {
-                self.video_header = Some(message.clone());
+                self.video_header = Some(message.detached());
                 return;
             }
             (MediaKind::Audio, MediaPriority::SequenceHeader) => {
-                self.audio_header = Some(message.clone());
+                self.audio_header = Some(message.detached());
                 return;
             }
             _ => {}
@@ -168,7 +238,6 @@ impl LiveStream {
         }
         if message.kind == MediaKind::Video && message.priority == MediaPriority::Key {
             self.gop.clear();
-            self.gop_chunks.clear();
             self.gop_bytes = 0;
         } else if self.gop.is_empty() {
             // No keyframe seen yet (or the GOP overflowed): nothing to start from.
@@ -176,13 +245,24 @@ impl LiveStream {
         }
         if self.gop_bytes + message.payload.len() > max_gop_bytes {
             self.gop.clear();
-            self.gop_chunks.clear();
             self.gop_bytes = 0;
             return;
         }
         self.gop_bytes += message.payload.len();
-        self.gop.push(message.clone());
-        self.gop_chunks.push(None);
+        let body = match relayed {
+            Some((route, chunks)) => GopBody::Chunks(route, chunks),
+            None => GopBody::Payload(message.detached().payload),
+        };
+        self.gop.push(GopEntry {
+            stamp: message.stamp(),
+            body,
+        });
+    }
+
+    /// Sets the metadata late joiners get first (its own copy: see
+    /// [`CachedMessage::detached`]).
+    pub fn set_metadata(&mut self, message: &CachedMessage) {
+        self.metadata = Some(message.detached());
     }
 }
 
@@ -219,52 +299,103 @@ mod tests {
     #[test]
     fn gop_starts_at_keyframe_and_is_bounded() {
         let mut s = LiveStream::default();
-        s.remember(&msg(MediaKind::Video, &[0x27, 1, 0]), 100);
-        assert!(s.gop().is_empty(), "no keyframe yet");
-        s.remember(&msg(MediaKind::Video, &[0x17, 0]), 100);
+        s.remember(&msg(MediaKind::Video, &[0x27, 1, 0]), None, 100);
+        assert_eq!(s.gop_len(), 0, "no keyframe yet");
+        s.remember(&msg(MediaKind::Video, &[0x17, 0]), None, 100);
         assert!(s.video_header.is_some());
-        s.remember(&msg(MediaKind::Video, &[0x17, 1, 0, 0]), 100);
-        s.remember(&msg(MediaKind::Audio, &[0xAF, 1, 0]), 100);
-        s.remember(&msg(MediaKind::Video, &[0x27, 1, 0]), 100);
-        assert_eq!(s.gop().len(), 3);
-        assert_eq!(s.gop()[0].priority, MediaPriority::Key);
-        s.remember(&msg(MediaKind::Video, &[0x17, 1]), 3);
-        assert!(s.gop().len() == 1 && s.gop_bytes == 2);
-        s.remember(&msg(MediaKind::Video, &[0x27, 1]), 3);
-        assert!(s.gop().is_empty(), "over the bound: dropped");
+        s.remember(&msg(MediaKind::Video, &[0x17, 1, 0, 0]), None, 100);
+        s.remember(&msg(MediaKind::Audio, &[0xAF, 1, 0]), None, 100);
+        s.remember(&msg(MediaKind::Video, &[0x27, 1, 0]), None, 100);
+        assert_eq!(s.gop_len(), 3);
+        assert_eq!(s.gop_stamp(0).unwrap().priority, MediaPriority::Key);
+        s.remember(&msg(MediaKind::Video, &[0x17, 1]), None, 3);
+        assert!(s.gop_len() == 1 && s.gop_bytes == 2);
+        s.remember(&msg(MediaKind::Video, &[0x27, 1]), None, 3);
+        assert_eq!(s.gop_len(), 0, "over the bound: dropped");
+    }
+
+    fn encode_for(route: MediaRoute, m: &CachedMessage) -> Bytes {
+        let raw = crate::chunk::RawMessage {
+            csid: 6,
+            timestamp: m.timestamp,
+            type_id: 9,
+            stream_id: route.stream_id,
+            payload: m.payload.clone(),
+        };
+        let mut out = bytes::BytesMut::new();
+        crate::chunk::encode_standalone(&raw, route.chunk_size, &mut out).unwrap();
+        out.freeze()
     }
 
     #[test]
-    fn joiners_on_one_route_share_the_gop_encoding() {
-        let mut s = LiveStream::default();
-        s.remember(&msg(MediaKind::Video, &[0x17, 1, 0, 0]), 100);
-        s.remember(&msg(MediaKind::Video, &[0x27, 1, 0]), 100);
+    fn the_gop_keeps_one_body_and_joiners_on_its_route_share_it() {
         let route = MediaRoute {
             chunk_size: 4096,
             stream_id: 1,
         };
         let other = MediaRoute {
-            chunk_size: 128,
+            chunk_size: 2,
             stream_id: 1,
         };
+        let mut s = LiveStream::default();
+        let key = msg(MediaKind::Video, &[0x17, 1, 0, 0]);
+        let inter = msg(MediaKind::Video, &[0x27, 1, 0]);
+        // The keyframe was relayed: the GOP keeps those very chunks.
+        let relayed = encode_for(route, &key);
+        s.remember(&key, Some((route, relayed.clone())), 100);
+        // Nobody played the next one: its payload is kept.
+        s.remember(&inter, None, 100);
         let encodes = core::cell::Cell::new(0);
-        let encode = |m: &CachedMessage| {
-            encodes.set(encodes.get() + 1);
-            m.payload.clone()
+        let encode = |r: MediaRoute| {
+            let encodes = &encodes;
+            move |m: &CachedMessage| {
+                encodes.set(encodes.get() + 1);
+                encode_for(r, m)
+            }
         };
-        let first = s.gop_chunks(1, route, encode).unwrap();
-        let second = s.gop_chunks(1, route, encode).unwrap();
-        assert_eq!(first.as_ptr(), second.as_ptr(), "the same shared bytes");
-        let _ = s.gop_chunks(1, other, encode).unwrap();
-        let _ = s.gop_chunks(1, other, encode).unwrap();
-        assert_eq!(
-            encodes.get(),
-            3,
-            "once for the kept route, each time for another"
-        );
-        assert!(s.gop_chunks(2, route, encode).is_none());
-        s.remember(&msg(MediaKind::Video, &[0x17, 1, 0, 0]), 100);
-        let _ = s.gop_chunks(0, route, encode).unwrap();
-        assert_eq!(encodes.get(), 4, "a new GOP is encoded anew");
+        let first = s.gop_chunks(0, route, encode(route)).unwrap();
+        assert_eq!(first.as_ptr(), relayed.as_ptr(), "the relayed chunks");
+        assert_eq!(encodes.get(), 0);
+        // The payload is encoded once and replaced by its chunks.
+        let a = s.gop_chunks(1, route, encode(route)).unwrap();
+        let b = s.gop_chunks(1, route, encode(route)).unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same shared bytes");
+        assert_eq!(encodes.get(), 1);
+        assert!(matches!(s.gop[1].body, GopBody::Chunks(r, _) if r == route));
+        // Another route gets its own encoding of the recovered payload.
+        for index in 0..2 {
+            let theirs = s.gop_chunks(index, other, encode(other)).unwrap();
+            let expected = encode_for(other, &[&key, &inter][index].clone());
+            assert_eq!(theirs, expected);
+        }
+        assert_eq!(encodes.get(), 3, "once per message for another route");
+        assert!(s.gop_chunks(2, route, encode(route)).is_none());
+    }
+
+    #[test]
+    fn cached_bodies_do_not_keep_the_input_buffer_alive() {
+        let input = Bytes::from(alloc::vec![0x17u8; 64 * 1024]);
+        let header = CachedMessage {
+            kind: MediaKind::Video,
+            priority: MediaPriority::SequenceHeader,
+            timestamp: 0,
+            payload: input.slice(0..2),
+        };
+        let mut s = LiveStream::default();
+        s.remember(&header, None, 1 << 20);
+        let kept = &s.video_header.as_ref().unwrap().payload;
+        assert_eq!(kept.as_ref(), &[0x17, 0x17]);
+        let within = input.as_ptr_range();
+        assert!(!within.contains(&kept.as_ptr()), "a copy, not a slice");
+        let key = CachedMessage {
+            priority: MediaPriority::Key,
+            payload: input.slice(2..6),
+            ..header
+        };
+        s.remember(&key, None, 1 << 20);
+        match &s.gop[0].body {
+            GopBody::Payload(p) => assert!(!within.contains(&p.as_ptr())),
+            GopBody::Chunks(..) => panic!("nothing was relayed"),
+        }
     }
 }

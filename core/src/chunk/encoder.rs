@@ -6,7 +6,7 @@ use super::header::{
 };
 use super::{ChunkError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, RawMessage};
 use alloc::vec::Vec;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// What the encoder remembers about one outbound chunk stream: the header
 /// the peer's decoder now holds for it.
@@ -169,6 +169,41 @@ pub fn encode_standalone(
     let (header, ext, _) = choose_header(None, msg, length);
     write_chunks(msg, header, ext, chunk_size.clamp(1, MAX_CHUNK_SIZE), out);
     Ok(())
+}
+
+/// The payload of one message that [`encode_standalone`] chunked at
+/// `chunk_size`: the inverse, for a cache that keeps only the encoding and
+/// must re-chunk it for another chunk size. A message that fit one chunk is
+/// returned without copying. `None` if `chunks` is not exactly one such
+/// encoding.
+pub fn standalone_payload(chunks: &Bytes, chunk_size: u32) -> Option<Bytes> {
+    let chunk = usize::try_from(chunk_size.clamp(1, MAX_CHUNK_SIZE)).ok()?;
+    let (basic, basic_len) = BasicHeader::parse(chunks)?;
+    let (header, header_len) = MessageHeader::parse(basic.fmt, chunks.get(basic_len..)?)?;
+    let MessageHeader::Type0 { timestamp, length, .. } = header else {
+        return None;
+    };
+    let ext_len = if timestamp == EXTENDED_TIMESTAMP { 4 } else { 0 };
+    let length = usize::try_from(length).ok()?;
+    let mut pos = basic_len + header_len + ext_len;
+    if length <= chunk {
+        return (chunks.len() == pos + length).then(|| chunks.slice(pos..));
+    }
+    let mut payload = BytesMut::with_capacity(length);
+    loop {
+        let take = (length - payload.len()).min(chunk);
+        payload.extend_from_slice(chunks.get(pos..pos + take)?);
+        pos += take;
+        if payload.len() == length {
+            break;
+        }
+        let (next, next_len) = BasicHeader::parse(chunks.get(pos..)?)?;
+        if next.fmt != Fmt::Type3 || next.csid != basic.csid {
+            return None;
+        }
+        pos += next_len + ext_len;
+    }
+    (pos == chunks.len()).then(|| payload.freeze())
 }
 
 /// Validates csid and length; returns the length as u32.

@@ -646,6 +646,42 @@ proptest! {
     }
 
     #[test]
+    fn standalone_payload_inverts_encode_standalone(
+        len in 0usize..3000,
+        chunk_size in 1u32..=1500,
+        csid in prop_oneof![Just(3u32), 60u32..70, 319u32..321],
+        timestamp in prop_oneof![Just(0u32), 0x00FF_FFF0u32..0x0100_0010],
+        seed in any::<u8>(),
+    ) {
+        let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+        let msg = RawMessage {
+            csid,
+            timestamp,
+            type_id: 9,
+            stream_id: 1,
+            payload: Bytes::from(payload),
+        };
+        let mut wire = BytesMut::new();
+        encode_standalone(&msg, chunk_size, &mut wire).unwrap();
+        let wire = wire.freeze();
+        let got = standalone_payload(&wire, chunk_size);
+        prop_assert_eq!(got.as_ref(), Some(&msg.payload));
+        // Any other length of input is not one whole encoding.
+        prop_assert_eq!(standalone_payload(&wire.slice(..wire.len() - 1), chunk_size), None);
+        let mut longer = BytesMut::from(&wire[..]);
+        longer.extend_from_slice(&[0xC3]);
+        prop_assert_eq!(standalone_payload(&longer.freeze(), chunk_size), None);
+    }
+
+    #[test]
+    fn standalone_payload_never_panics(
+        bytes in prop::collection::vec(any::<u8>(), 0..600),
+        chunk_size in 1u32..200,
+    ) {
+        let _ = standalone_payload(&Bytes::from(bytes), chunk_size);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(
         bytes in prop::collection::vec(any::<u8>(), 0..2000),
         cuts in prop::collection::vec(any::<usize>(), 0..10),

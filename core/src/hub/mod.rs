@@ -46,7 +46,7 @@ use crate::message::DataMessage;
 use crate::scope_path::{NameError, ScopePath, split_query, validate_segment};
 use crate::shared_object::{SharedObject, SoLimits, status, status_update};
 use crate::store::{MemoryStore, Store, StoreError, StoredObject};
-use crate::stream::{CachedMessage, LiveStream, Player, Publisher, classify};
+use crate::stream::{CachedMessage, LiveStream, MediaStamp, Player, Publisher, classify};
 use crate::time::{Duration, Instant};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;

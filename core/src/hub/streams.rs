@@ -274,7 +274,7 @@ impl Hub {
             }
             return;
         }
-        let gop_len = live.gop().len();
+        let gop_len = live.gop_len();
         if gop_len == 0
             && let Some(outbox) = self.mail.outboxes.get_mut(&conn)
         {
@@ -283,25 +283,24 @@ impl Hub {
         // Headers are stamped like the first frame the player gets (so
         // they are encoded for each joiner; they are small).
         let start = live
-            .gop()
-            .first()
-            .map(|m| m.timestamp)
+            .gop_stamp(0)
+            .map(|s| s.timestamp)
             .or(live.last_timestamp);
         let head = [&live.metadata, &live.audio_header, &live.video_header];
         for message in head.into_iter().flatten() {
             let message = start.map_or_else(|| message.clone(), |ts| message.restamped(ts));
             let chunks = encode_media(route, &message);
-            let delivery = media_delivery(route, &message, chunks);
+            let delivery = media_delivery(route, message.stamp(), chunks);
             self.mail.deliver(conn, Delivery::Media(delivery));
         }
         for index in 0..gop_len {
+            let Some(stamp) = live.gop_stamp(index) else {
+                break;
+            };
             let Some(chunks) = live.gop_chunks(index, route, |m| encode_media(route, m)) else {
                 break;
             };
-            let Some(message) = live.gop().get(index) else {
-                break;
-            };
-            let delivery = media_delivery(route, message, chunks);
+            let delivery = media_delivery(route, stamp, chunks);
             self.mail.deliver(conn, Delivery::Media(delivery));
         }
     }
@@ -382,9 +381,8 @@ impl Hub {
             return;
         };
         if is_metadata {
-            live.metadata = Some(message.clone());
+            live.set_metadata(&message);
         }
-        live.remember(&message, self.config.max_gop_bytes);
         self.encodings.clear();
         let keyframe = kind == MediaKind::Video && message.priority == MediaPriority::Key;
         for index in 0..live.players.len() {
@@ -406,7 +404,8 @@ impl Hub {
                     .flatten()
                 {
                     let header = header.restamped(message.timestamp);
-                    let delivery = media_delivery(route, &header, encode_media(route, &header));
+                    let delivery =
+                        media_delivery(route, header.stamp(), encode_media(route, &header));
                     self.mail.deliver(player.conn, Delivery::Media(delivery));
                 }
                 if let Some(p) = live.players.get_mut(index) {
@@ -415,7 +414,7 @@ impl Hub {
             }
             let outcome = self.mail.deliver(
                 player.conn,
-                Delivery::Media(media_delivery(route, &message, chunks)),
+                Delivery::Media(media_delivery(route, message.stamp(), chunks)),
             );
             if let Some(PushOutcome::Queued { cut_back: true, .. }) = outcome
                 && let Some(p) = live.players.get_mut(index)
@@ -423,6 +422,13 @@ impl Hub {
                 p.needs_headers = !keyframe;
             }
         }
+        // After relaying, so the GOP keeps the chunks just made (shared with
+        // the players' queues) rather than its own copy of the payload.
+        live.remember(
+            &message,
+            self.encodings.first().cloned(),
+            self.config.max_gop_bytes,
+        );
     }
 }
 
@@ -475,16 +481,12 @@ pub(super) fn encode_media(route: MediaRoute, message: &CachedMessage) -> Bytes 
     out.freeze()
 }
 
-pub(super) fn media_delivery(
-    route: MediaRoute,
-    message: &CachedMessage,
-    chunks: Bytes,
-) -> MediaDelivery {
+pub(super) fn media_delivery(route: MediaRoute, stamp: MediaStamp, chunks: Bytes) -> MediaDelivery {
     MediaDelivery {
         stream: route.stream_id,
-        kind: message.kind,
-        priority: message.priority,
-        timestamp: message.timestamp,
+        kind: stamp.kind,
+        priority: stamp.priority,
+        timestamp: stamp.timestamp,
         chunks,
     }
 }
