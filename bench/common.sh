@@ -62,12 +62,13 @@ start_tern() {
 rtmp_bind = "127.0.0.1:$TERN_PORT"
 http_bind = "127.0.0.1:$TERN_HTTP_PORT"
 data_dir = "$dir/data"
+${TERN_SERVER:-}
 
 [scopes]
 max_connections_per_address = 100000
 max_connections_per_scope = 100000
 
-# TERN_STREAMS adds lines to [streams], e.g. TERN_STREAMS="merge_write_ms = 0".
+# TERN_SERVER adds lines to [server], TERN_STREAMS to [streams], e.g. TERN_STREAMS="merge_write_ms = 0".
 [streams]
 ${TERN_STREAMS:-}
 

@@ -5,7 +5,11 @@
 # with the load tool saturated. Appends JSON records to $OUT/results.jsonl.
 #
 #   bench/media.sh [BITRATE_KBPS...]      default: 600 2500
-#   STEPS_600=... STEPS_2500=... SETTLE=2 WINDOW=6 OUT=dir
+# Then tern again without its GOP cache (nginx-rtmp keeps none) at
+# NO_GOP_STEPS (default 100,500,1000; empty to skip), labelled
+# tern-no-gop-cache: the same features, for RSS per player.
+#
+#   STEPS_600=... STEPS_2500=... NO_GOP_STEPS=... SETTLE=2 WINDOW=6 OUT=dir
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
@@ -29,5 +33,13 @@ for kbps in "${bitrates[@]}"; do
         --settle "$SETTLE" --window "$WINDOW" --label nginx-rtmp $NGINX_PIDS \
         >> "$OUT/results.jsonl" || echo "nginx-rtmp media run at $kbps kbit/s failed" >&2
     stop_nginx
+    if [ -n "${NO_GOP_STEPS-100,500,1000}" ]; then
+        TERN_STREAMS="gop_cache = false" start_tern "$OUT/tern-no-gop-media-$kbps"
+        load media --url "rtmp://127.0.0.1:$TERN_PORT/live" --bitrate "$kbps" \
+            --steps "${NO_GOP_STEPS-100,500,1000}" --settle "$SETTLE" --window "$WINDOW" \
+            --label tern-no-gop-cache --server-pid "$TERN_PID" \
+            >> "$OUT/results.jsonl" || echo "tern (no GOP cache) media run at $kbps kbit/s failed" >&2
+        stop_tern
+    fi
 done
 echo "records: $OUT/results.jsonl" >&2

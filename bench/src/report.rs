@@ -7,6 +7,10 @@ use std::fmt::Write;
 
 /// The label tern's records carry.
 pub const TERN: &str = "tern";
+/// Label of tern runs with `streams.gop_cache = false`: the feature set of
+/// nginx-rtmp, which caches no GOP (`bench/media.sh` runs it at 100, 500
+/// and 1000 players).
+pub const TERN_NO_GOP_CACHE: &str = "tern-no-gop-cache";
 
 /// Reads JSON lines (non-JSON lines are skipped, so raw logs work too).
 pub fn parse_records(text: &str) -> Vec<Record> {
@@ -57,7 +61,7 @@ fn peers<'a>(records: &'a [Record], pick: impl Fn(&'a Record) -> Option<&'a str>
     let mut names: Vec<&str> = records
         .iter()
         .filter_map(pick)
-        .filter(|s| *s != TERN)
+        .filter(|s| !s.starts_with(TERN))
         .collect();
     names.sort_unstable();
     names.dedup();
@@ -116,6 +120,7 @@ pub fn render(records: &[Record]) -> String {
         }
         out.push('\n');
         marginal_rss(&tern_media, &peer_media, peer, &mut out);
+        let no_gop_verdict = without_gop_cache(records, &peer_media, peer, &mut out);
         let _ = writeln!(
             out,
             "### Largest player count without lag growth: tern vs {peer}\n\n\
@@ -153,6 +158,7 @@ pub fn render(records: &[Record]) -> String {
                 worst_rss
             ));
         }
+        verdicts.extend(no_gop_verdict);
     }
 
     allocations(records, &mut out);
@@ -368,6 +374,57 @@ fn allocations(records: &[Record], out: &mut String) {
 /// RSS per *added* player between consecutive steps of both ramps: the
 /// slope, without what a server holds once per stream (the publisher, a GOP
 /// cache), which the per-player column spreads over the players.
+/// RSS per player of tern without its GOP cache against the peer at the
+/// same steps: the same features, so what each server holds per player.
+/// Returns the verdict line, if there were such runs.
+fn without_gop_cache(
+    records: &[Record],
+    peer: &BTreeMap<(u64, usize), &MediaStep>,
+    peer_name: &str,
+    out: &mut String,
+) -> Option<String> {
+    let variant = media_of(records, TERN_NO_GOP_CACHE);
+    let rows: Vec<(&(u64, usize), &MediaStep, &MediaStep)> = variant
+        .iter()
+        .filter_map(|(k, t)| peer.get(k).map(|p| (k, *t, *p)))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let _ = writeln!(
+        out,
+        "tern with `gop_cache = false` ({peer_name} caches no GOP either):\n\n\
+         | bitrate | players | RSS/player tern | RSS/player {peer_name} | ratio | CPU-s/GB tern | CPU-s/GB {peer_name} | ratio | lag p99 / growth tern |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    let mut worst: f64 = 0.0;
+    for (key, t, p) in rows {
+        worst = worst.max(t.rss_per_player / p.rss_per_player);
+        let _ = writeln!(
+            out,
+            "| {} kbit/s | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+            key.0,
+            key.1,
+            kib(t.rss_per_player),
+            kib(p.rss_per_player),
+            ratio(t.rss_per_player, p.rss_per_player),
+            t.cpu_secs_per_gb,
+            p.cpu_secs_per_gb,
+            ratio(t.cpu_secs_per_gb, p.cpu_secs_per_gb),
+            lag(t),
+        );
+    }
+    out.push('\n');
+    Some(format!(
+        "- RSS per player ≤ ½ of {peer_name}, both without a GOP cache: {} (worst ratio {worst:.2})",
+        if worst <= 0.5 {
+            "**met**"
+        } else {
+            "**missed**"
+        }
+    ))
+}
+
 fn marginal_rss(
     tern: &BTreeMap<(u64, usize), &MediaStep>,
     peer: &BTreeMap<(u64, usize), &MediaStep>,
@@ -503,6 +560,32 @@ mod tests {
         let text = render(&records);
         assert!(
             text.contains("| 2500 kbit/s | 100 → 500 | 8.0 KiB | 16.0 KiB | 0.50 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_run_without_gop_cache_is_compared_with_the_peer_not_taken_for_one() {
+        let records = vec![
+            step("tern", 100, 1.0, 3_000_000, 0.1),
+            step(TERN_NO_GOP_CACHE, 100, 1.0, 700_000, 0.1),
+            step("nginx-rtmp", 100, 2.0, 1_600_000, 0.1),
+        ];
+        let text = render(&records);
+        assert!(
+            !text.contains(&format!("tern vs {TERN_NO_GOP_CACHE}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 2500 kbit/s | 100 | 6.8 KiB | 15.6 KiB | 0.44 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("both without a GOP cache: **met** (worst ratio 0.44)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("RSS per player ≤ ½ of nginx-rtmp: **missed** (worst ratio 1.88)"),
             "{text}"
         );
     }

@@ -5,8 +5,8 @@
 //! that joins mid-stream starts with a decodable picture. Payloads are kept as
 //! shared [`Bytes`]: nothing is copied per player.
 
-use crate::hub::{ConnId, MediaKind, MediaPriority, MediaRoute};
 use crate::chunk::standalone_payload;
+use crate::hub::{ConnId, MediaKind, MediaPriority, MediaRoute};
 use crate::message::media::{AudioTag, VideoFrameType, VideoTag};
 use alloc::vec::Vec;
 use bytes::Bytes;

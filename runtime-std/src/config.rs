@@ -92,6 +92,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// A write to a client that makes no progress for this long drops it.
     pub write_timeout_secs: u64,
+    /// Every this many seconds freed heap pages go back to the OS (glibc
+    /// `malloc_trim`); 0 never.
+    pub heap_trim_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +105,7 @@ impl Default for ServerConfig {
             out_chunk_size: 4096,
             data_dir: PathBuf::from("./tern-data"),
             write_timeout_secs: 10,
+            heap_trim_secs: 10,
         }
     }
 }

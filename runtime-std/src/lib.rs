@@ -25,6 +25,7 @@ pub mod alloc_count;
 pub mod cli;
 pub mod config;
 pub mod file_store;
+mod heap_trim;
 pub mod http;
 pub mod logging;
 pub mod net;

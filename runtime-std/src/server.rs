@@ -139,6 +139,8 @@ pub struct Shared {
     write_stall: std::time::Duration,
     /// How long media may wait to be merged into one write (zero: never).
     merge_write: std::time::Duration,
+    /// How often freed heap pages go back to the OS (`None`: never).
+    heap_trim: Option<std::time::Duration>,
     seed: u64,
 }
 
@@ -198,6 +200,8 @@ impl Shared {
                 secs => secs,
             }),
             merge_write: std::time::Duration::from_millis(config.streams.merge_write_ms),
+            heap_trim: (config.server.heap_trim_secs > 0)
+                .then(|| std::time::Duration::from_secs(config.server.heap_trim_secs)),
             seed: 0x7e57_7e57,
         })
     }
@@ -490,10 +494,12 @@ fn head_bytes(head: &RequestHead) -> Vec<u8> {
     out
 }
 
-/// Runs the hub's timers until `shutdown` flips.
+/// Runs the hub's timers, and the heap trim (`server.heap_trim_secs`,
+/// see `heap_trim`), until `shutdown` flips.
 pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(HUB_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_trim = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -505,6 +511,12 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
                         hub.handle_timeout(now);
                     }
                 });
+                if let Some(every) = shared.heap_trim
+                    && last_trim.elapsed() >= every
+                {
+                    last_trim = tokio::time::Instant::now();
+                    crate::heap_trim::release_free_pages();
+                }
             }
         }
     }

@@ -180,10 +180,17 @@ pub fn standalone_payload(chunks: &Bytes, chunk_size: u32) -> Option<Bytes> {
     let chunk = usize::try_from(chunk_size.clamp(1, MAX_CHUNK_SIZE)).ok()?;
     let (basic, basic_len) = BasicHeader::parse(chunks)?;
     let (header, header_len) = MessageHeader::parse(basic.fmt, chunks.get(basic_len..)?)?;
-    let MessageHeader::Type0 { timestamp, length, .. } = header else {
+    let MessageHeader::Type0 {
+        timestamp, length, ..
+    } = header
+    else {
         return None;
     };
-    let ext_len = if timestamp == EXTENDED_TIMESTAMP { 4 } else { 0 };
+    let ext_len = if timestamp == EXTENDED_TIMESTAMP {
+        4
+    } else {
+        0
+    };
     let length = usize::try_from(length).ok()?;
     let mut pos = basic_len + header_len + ext_len;
     if length <= chunk {
