@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Shared-object fan-out (RTMP) vs Redis pub/sub with the same value sizes:
-# K writers, N subscribers; at a fixed rate (latency) and as fast as
-# deliveries allow (delivered changes/s). Then tern once more per
-# subscriber count at the fixed rate with WS_SHARE (default 0.5) of the
-# subscribers and writers on WebSocket (JSON protocol) in the same room;
-# the report compares that row with the same Redis fixed-rate run.
+# K writers, N subscribers; at a fixed rate (latency under load), at a low
+# rate (LOW_RATE per writer: one change's fan-out at a time, what a single
+# change costs to reach every subscriber) and as fast as deliveries allow
+# (delivered changes/s). Then tern once more per subscriber count at both
+# fixed rates with WS_SHARE (default 0.5) of the subscribers and writers on
+# WebSocket (JSON protocol) in the same room; the report compares those
+# rows with the same Redis runs.
 #
 #   bench/so.sh [SUBSCRIBERS...]          default: 100 1000
-#   WRITERS=10 RATE=10 SIZE=128 WINDOW=4 DURATION=8 WS_SHARE=0.5 OUT=dir
+#   WRITERS=10 RATE=10 LOW_RATE=1 SIZE=128 WINDOW=4 DURATION=8 WS_SHARE=0.5 OUT=dir
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$(mktemp -d /tmp/tern-bench.XXXXXX)}
 WRITERS=${WRITERS:-10}
 RATE=${RATE:-10}
+LOW_RATE=${LOW_RATE:-1}
 SIZE=${SIZE:-128}
 WINDOW=${WINDOW:-4}
 DURATION=${DURATION:-8}
@@ -25,7 +28,7 @@ common=(--writers "$WRITERS" --size "$SIZE" --window "$WINDOW" --duration "$DURA
 start_tern "$OUT/tern-so"
 start_redis "$OUT/redis-so"
 for n in "${subs[@]}"; do
-    for rate in "$RATE" 0; do
+    for rate in "$RATE" "$LOW_RATE" 0; do
         load so --url "rtmp://127.0.0.1:$TERN_PORT/chat/so$n-$rate" --subscribers "$n" \
             --rate "$rate" "${common[@]}" --label tern --server-pid "$TERN_PID" \
             >> "$OUT/results.jsonl" || echo "tern so run failed" >&2
@@ -35,11 +38,13 @@ for n in "${subs[@]}"; do
     done
 done
 for n in "${subs[@]}"; do
-    room="chat/so$n-$RATE-ws"
-    load so --url "rtmp://127.0.0.1:$TERN_PORT/$room" \
-        --ws-url "ws://127.0.0.1:$TERN_HTTP_PORT/$room" --ws-share "$WS_SHARE" \
-        --subscribers "$n" --rate "$RATE" "${common[@]}" --label tern --server-pid "$TERN_PID" \
-        >> "$OUT/results.jsonl" || echo "tern so run (WebSocket share $WS_SHARE) failed" >&2
+    for rate in "$RATE" "$LOW_RATE"; do
+        room="chat/so$n-$rate-ws"
+        load so --url "rtmp://127.0.0.1:$TERN_PORT/$room" \
+            --ws-url "ws://127.0.0.1:$TERN_HTTP_PORT/$room" --ws-share "$WS_SHARE" \
+            --subscribers "$n" --rate "$rate" "${common[@]}" --label tern --server-pid "$TERN_PID" \
+            >> "$OUT/results.jsonl" || echo "tern so run (WebSocket share $WS_SHARE) failed" >&2
+    done
 done
 stop_tern
 stop_redis
