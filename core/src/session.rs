@@ -7,7 +7,7 @@
 
 use crate::hub::{Delivery, Request};
 use crate::rtmp::{RtmpError, ServerConnection};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::ws::{WsConnection, WsError};
 use alloc::collections::VecDeque;
 use bytes::Bytes;
@@ -31,13 +31,50 @@ pub(crate) const KEEP_QUEUED: usize = 8;
 /// emptied) would be allocated again at once, so it keeps up to
 /// [`KEEP_QUEUED`] entries and no more.
 pub(crate) fn release_queue<T>(queue: &mut VecDeque<T>, streaming: bool) {
+    release_queue_kept(queue, streaming, false);
+}
+
+/// [`release_queue`], also keeping [`KEEP_QUEUED`] entries when `busy`.
+fn release_queue_kept<T>(queue: &mut VecDeque<T>, streaming: bool, busy: bool) {
     if !queue.is_empty() {
         return;
     }
-    if !streaming {
+    if !streaming && !busy {
         *queue = VecDeque::new();
     } else if queue.capacity() > KEEP_QUEUED {
         queue.shrink_to(KEEP_QUEUED);
+    }
+}
+
+/// Refills this close to the previous one make a queue busy.
+pub(crate) const BUSY_WITHIN: Duration = Duration::from_secs(1);
+
+/// How often a queue of occasional items (notices) is refilled: one that is
+/// refilled again within [`BUSY_WITHIN`] (a shared-object subscriber getting
+/// a stream of changes) keeps a few slots when it drains, so each change
+/// does not allocate and free its queue again; an idle connection's queue is
+/// still freed when it drains (its last refill was long ago). A busy queue
+/// that goes quiet keeps its slots until it next drains — after its next,
+/// then cold, refill.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct QueueUse {
+    last_refill: Option<Instant>,
+    busy: bool,
+}
+
+impl QueueUse {
+    /// Notes that the (empty) queue gets an item at `now`.
+    pub(crate) fn refill(&mut self, now: Instant) {
+        self.busy = self
+            .last_refill
+            .is_some_and(|last| now.saturating_since(last) < BUSY_WITHIN);
+        self.last_refill = Some(now);
+    }
+
+    /// Gives back the memory of `queue` if it just emptied: as
+    /// [`release_queue`], but a busy queue keeps [`KEEP_QUEUED`] slots.
+    pub(crate) fn release<T>(&self, queue: &mut VecDeque<T>, streaming: bool) {
+        release_queue_kept(queue, streaming, self.busy);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Allocation-light fan-out: relaying one media message to 100 players
 //! allocates exactly as often as relaying it to one (the encoded chunks are
-//! shared; nothing is allocated or copied per subscriber).
+//! shared; nothing is allocated or copied per subscriber), and so does a
+//! stream of shared-object changes to 1 or 100 subscribers.
 //!
 //! A counting global allocator counts allocations made on the current thread
 //! only, so other tests running in parallel threads do not disturb it.
@@ -10,7 +11,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Hub, HubConfig, MediaKind, MediaRoute, Protocol, Request,
+    ConnId, ConnectRequest, Hub, HubConfig, MediaKind, MediaRoute, Protocol, Request, SoChange,
+    SoOp,
 };
 
 struct Counting;
@@ -139,4 +141,53 @@ fn allocations_per_relayed_message_do_not_depend_on_subscriber_count() {
     );
     assert_eq!(one, hundred, "no per-subscriber allocation");
     assert!(one > 0, "the counter counts");
+}
+
+/// Allocations for `changes` shared-object changes (one every 100 ms) from
+/// one writer to `subscribers` subscribers, each draining its outbox after
+/// every change, after a warm-up of busy changes.
+fn change_allocations(subscribers: u64, changes: u64) -> u64 {
+    let mut hub = Hub::new(HubConfig::default());
+    let writer = subscribers + 1;
+    let so = |op| Request::SharedObject {
+        name: "board".into(),
+        persistent: false,
+        op,
+    };
+    let start = Instant::from_millis(1);
+    for id in 1..=writer {
+        connect(&mut hub, start, id);
+        hub.handle(start, ConnId(id), so(SoOp::Use));
+    }
+    drain(&mut hub, subscribers);
+    let set = |hub: &mut Hub, n: u64| {
+        let now = Instant::from_millis(1 + 100 * n);
+        hub.handle(
+            now,
+            ConnId(writer),
+            so(SoOp::Batch(vec![SoChange::Set {
+                key: "k".into(),
+                value: tern_core::amf0::Value::Number(n as f64),
+            }])),
+        );
+        drain(hub, subscribers);
+    };
+    for n in 1..=20 {
+        set(&mut hub, n);
+    }
+    let before = allocations();
+    for n in 21..21 + changes {
+        set(&mut hub, n);
+    }
+    allocations() - before
+}
+
+#[test]
+fn allocations_per_shared_object_change_do_not_depend_on_subscriber_count() {
+    let one = change_allocations(1, 50);
+    let hundred = change_allocations(100, 50);
+    println!("allocations for 50 changes: 1 subscriber {one}, 100 subscribers {hundred}");
+    // A subscriber's queue that is refilled every 100 ms keeps its slots:
+    // no allocation per subscriber per change.
+    assert_eq!(one, hundred);
 }

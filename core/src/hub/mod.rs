@@ -256,6 +256,9 @@ struct Mailroom {
     events: VecDeque<HubEvent>,
     /// Connections whose outbox overflowed during the current operation.
     overflowed: Vec<(ConnId, OverflowReason)>,
+    /// The time of the current operation (`handle`, `handle_timeout`,
+    /// `close_all`); only for the outboxes' memory policy.
+    now: Instant,
 }
 
 impl Mailroom {
@@ -265,6 +268,9 @@ impl Mailroom {
             return None;
         }
         let was_empty = outbox.is_empty();
+        if was_empty {
+            outbox.note_refill(self.now);
+        }
         let first_notice = outbox.notices() == 0 && !matches!(delivery, Delivery::Media(_));
         let outcome = outbox.push(delivery);
         match &outcome {
@@ -384,6 +390,7 @@ impl Hub {
 
     /// Handles one request from `conn`.
     pub fn handle(&mut self, now: Instant, conn: ConnId, request: Request) {
+        self.mail.now = now;
         match request {
             Request::Connect(connect) => self.connect(now, conn, connect),
             Request::Disconnect => self.disconnect(now, conn),
@@ -465,6 +472,7 @@ impl Hub {
 
     /// Expires idle connections, rooms and shared objects due by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.mail.now = now;
         while let Some((at, _)) = self.timers.first() {
             if *at > now {
                 break;
@@ -563,6 +571,7 @@ impl Hub {
     /// Closes every connection (graceful shutdown): each is told `reason`
     /// after what is already queued for it.
     pub fn close_all(&mut self, now: Instant, reason: &str) {
+        self.mail.now = now;
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in ids {
             self.close_conn(now, conn, reason.to_owned());

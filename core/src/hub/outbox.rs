@@ -21,7 +21,8 @@
 //! and it is disconnected.
 
 use super::request::{Delivery, MediaDelivery, MediaKind, MediaPriority};
-use crate::session::release_queue;
+use crate::session::QueueUse;
+use crate::time::Instant;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -101,6 +102,9 @@ pub struct Outbox {
     dropped_total: u64,
     /// Set once the outbox gave up; pushes are then ignored.
     closed: Option<String>,
+    /// How often the queue is refilled (whether it keeps slots when it
+    /// drains of notices).
+    usage: QueueUse,
 }
 
 impl Outbox {
@@ -115,6 +119,7 @@ impl Outbox {
             cutbacks: 0,
             dropped_total: 0,
             closed: None,
+            usage: QueueUse::default(),
         }
     }
 
@@ -247,12 +252,18 @@ impl Outbox {
         PushOutcome::Queued { dropped, cut_back }
     }
 
+    /// Notes that the empty queue gets a delivery at `now` (see
+    /// [`QueueUse`]).
+    pub(crate) fn note_refill(&mut self, now: Instant) {
+        self.usage.refill(now);
+    }
+
     /// Takes the next delivery to send.
     ///
     /// A queue that drains gives its memory back: all of it after a notice
     /// (an idle connection holds no queue), down to a few slots after media
-    /// (a player's join burst does not stay allocated; see
-    /// [`release_queue`]).
+    /// (a player's join burst does not stay allocated) or when notices
+    /// arrive often (a shared-object subscriber); see [`QueueUse`].
     pub fn pop(&mut self) -> Option<Delivery> {
         let delivery = self.queue.pop_front()?;
         let media = match &delivery {
@@ -267,7 +278,7 @@ impl Outbox {
         };
         if self.queue.is_empty() {
             self.cutbacks = 0;
-            release_queue(&mut self.queue, media);
+            self.usage.release(&mut self.queue, media);
         }
         Some(delivery)
     }

@@ -252,7 +252,7 @@ impl ServerConnection {
 
     /// Turns a hub delivery into bytes for the client.
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
-        let _ = now;
+        self.wire.note_delivery(now);
         match delivery {
             Delivery::Media(media) => {
                 self.wire.mark_streaming();

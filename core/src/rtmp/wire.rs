@@ -5,7 +5,8 @@ use super::csid;
 use crate::Limits;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, RawMessage};
 use crate::message::{Message, ProtocolControl};
-use crate::session::release_queue;
+use crate::session::QueueUse;
+use crate::time::Instant;
 use alloc::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
@@ -39,6 +40,9 @@ pub(crate) struct Wire {
     /// when empty. A player only sends acknowledgements, so the buffer is
     /// tiny, and keeping it makes each acknowledgement allocation-free.
     keep_input: bool,
+    /// How often the output queue is refilled by deliveries (see
+    /// [`QueueUse`]).
+    usage: QueueUse,
 }
 
 impl Wire {
@@ -55,6 +59,7 @@ impl Wire {
             peer_window: 0,
             streaming: false,
             keep_input: false,
+            usage: QueueUse::default(),
         }
     }
 
@@ -127,6 +132,14 @@ impl Wire {
         self.queue(chunks);
     }
 
+    /// Notes a delivery from the hub at `now`: if the output queue is empty
+    /// it is being refilled (see [`QueueUse`]).
+    pub(crate) fn note_delivery(&mut self, now: Instant) {
+        if self.outq.is_empty() {
+            self.usage.refill(now);
+        }
+    }
+
     /// Marks the output as streaming media until the queue next drains, so
     /// its buffers are kept for the next message rather than freed.
     pub(crate) fn mark_streaming(&mut self) {
@@ -162,7 +175,7 @@ impl Wire {
         let chunks = self.outq.pop_front()?;
         self.out_bytes -= chunks.len();
         if self.outq.is_empty() {
-            release_queue(&mut self.outq, self.streaming);
+            self.usage.release(&mut self.outq, self.streaming);
             if !self.streaming {
                 // The scratch buffer's remaining view would keep the last
                 // encoding's allocation alive after the socket wrote it.

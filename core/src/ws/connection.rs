@@ -9,7 +9,7 @@ use crate::Limits;
 use crate::amf0::Value;
 use crate::hub::{ConnectRequest, Delivery, Protocol, Request, SoChange, SoNotice, SoOp};
 use crate::scope_path::validate_segment;
-use crate::session::release_queue;
+use crate::session::{QueueUse, release_queue};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -98,6 +98,8 @@ pub struct WsConnection {
     peer: Option<IpAddr>,
     events: VecDeque<Request>,
     transmit: VecDeque<Bytes>,
+    /// How often deliveries refill `transmit` (see [`QueueUse`]).
+    usage: QueueUse,
     pending: usize,
     /// Shared objects this connection used, with the persistence it asked for.
     objects: BTreeMap<String, bool>,
@@ -123,6 +125,7 @@ impl WsConnection {
             peer,
             events: VecDeque::new(),
             transmit: VecDeque::new(),
+            usage: QueueUse::default(),
             pending: 0,
             objects: BTreeMap::new(),
             started: now,
@@ -384,7 +387,7 @@ impl WsConnection {
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         let bytes = self.transmit.pop_front()?;
         self.pending = self.pending.saturating_sub(bytes.len());
-        release_queue(&mut self.transmit, false);
+        self.usage.release(&mut self.transmit, false);
         Some(bytes)
     }
 
@@ -452,9 +455,11 @@ impl WsConnection {
     /// Turns a hub delivery into frames. Media, stream statuses and stream
     /// begin/end are ignored: WebSocket clients do not play streams.
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
-        let _ = now;
         if self.done {
             return;
+        }
+        if self.transmit.is_empty() {
+            self.usage.refill(now);
         }
         let Some(mode) = self.mode() else {
             return;
