@@ -16,12 +16,7 @@ RATE=${RATE:-10}
 SIZE=${SIZE:-128}
 subs=("$@")
 [ ${#subs[@]} -gt 0 ] || subs=(10 100 1000)
-ALLOC_TARGET="$ROOT/target/alloc-count"
-
-(cd "$ROOT" && cargo build --release --locked -q -p tern-bench --bin tern-load)
-(cd "$ROOT" && CARGO_TARGET_DIR="$ALLOC_TARGET" \
-    cargo build --release --locked -q -p tern-runtime-std --features count-allocations --bin tern)
-TERN="$ALLOC_TARGET/release/tern"
+build_counting
 
 raise_fd_limit
 mkdir -p "$OUT"

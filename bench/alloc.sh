@@ -20,13 +20,7 @@ SETTLE=${SETTLE:-12}
 WINDOW=${WINDOW:-6}
 STEPS=${STEPS:-1,10,100,500}
 kbps=${1:-2500}
-ALLOC_TARGET="$ROOT/target/alloc-count"
-
-(cd "$ROOT" && cargo build --release --locked -q -p tern-bench --bin tern-load)
-(cd "$ROOT" && CARGO_TARGET_DIR="$ALLOC_TARGET" \
-    cargo build --release --locked -q -p tern-runtime-std --features count-allocations --bin tern)
-# start_tern runs $TERN: point it at the counting build.
-TERN="$ALLOC_TARGET/release/tern"
+build_counting
 
 raise_fd_limit
 mkdir -p "$OUT"

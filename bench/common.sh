@@ -12,6 +12,16 @@ build() {
     (cd "$ROOT" && cargo build --release --locked -q -p tern-runtime-std -p tern-bench)
 }
 
+# Builds the load tool and a `tern` with `--features count-allocations` in
+# its own target directory (the ordinary build is left alone), and points
+# $TERN (what start_tern runs) at the counting build.
+build_counting() {
+    (cd "$ROOT" && cargo build --release --locked -q -p tern-bench --bin tern-load)
+    (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/alloc-count" \
+        cargo build --release --locked -q -p tern-runtime-std --features count-allocations --bin tern)
+    TERN="$ROOT/target/alloc-count/release/tern"
+}
+
 # Enough descriptors for thousands of connections on both sides.
 raise_fd_limit() {
     local hard
