@@ -31,15 +31,10 @@ pub(crate) const KEEP_QUEUED: usize = 8;
 /// emptied) would be allocated again at once, so it keeps up to
 /// [`KEEP_QUEUED`] entries and no more.
 pub(crate) fn release_queue<T>(queue: &mut VecDeque<T>, streaming: bool) {
-    release_queue_kept(queue, streaming, false);
-}
-
-/// [`release_queue`], also keeping [`KEEP_QUEUED`] entries when `busy`.
-fn release_queue_kept<T>(queue: &mut VecDeque<T>, streaming: bool, busy: bool) {
     if !queue.is_empty() {
         return;
     }
-    if !streaming && !busy {
+    if !streaming {
         *queue = VecDeque::new();
     } else if queue.capacity() > KEEP_QUEUED {
         queue.shrink_to(KEEP_QUEUED);
@@ -74,7 +69,7 @@ impl QueueUse {
     /// Gives back the memory of `queue` if it just emptied: as
     /// [`release_queue`], but a busy queue keeps [`KEEP_QUEUED`] slots.
     pub(crate) fn release<T>(&self, queue: &mut VecDeque<T>, streaming: bool) {
-        release_queue_kept(queue, streaming, self.busy);
+        release_queue(queue, streaming || self.busy);
     }
 }
 
