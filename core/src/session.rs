@@ -163,4 +163,21 @@ mod tests {
         release_queue(&mut queue, false);
         assert_eq!(queue.capacity(), 0, "an occasional queue is freed");
     }
+
+    #[test]
+    fn a_queue_refilled_often_keeps_its_slots_an_idle_one_does_not() {
+        let mut usage = QueueUse::default();
+        let mut queue: VecDeque<u32> = VecDeque::new();
+        let mut cycle = |usage: &mut QueueUse, at: u64| {
+            usage.refill(Instant::from_millis(at));
+            queue.push_back(1);
+            queue.pop_front();
+            usage.release(&mut queue, false);
+            queue.capacity()
+        };
+        assert_eq!(cycle(&mut usage, 0), 0, "first item: freed");
+        assert!(cycle(&mut usage, 500) > 0, "again within 1 s: kept");
+        assert!(cycle(&mut usage, 900) > 0);
+        assert_eq!(cycle(&mut usage, 5_000), 0, "after a quiet spell: freed");
+    }
 }
