@@ -35,6 +35,18 @@ pub struct MediaStamp {
     pub timestamp: u32,
 }
 
+impl MediaStamp {
+    /// The message with this stamp and `payload`.
+    pub fn with_payload(self, payload: Bytes) -> CachedMessage {
+        CachedMessage {
+            kind: self.kind,
+            priority: self.priority,
+            timestamp: self.timestamp,
+            payload,
+        }
+    }
+}
+
 impl CachedMessage {
     /// Its kind, priority and timestamp.
     pub fn stamp(&self) -> MediaStamp {
@@ -180,20 +192,15 @@ impl LiveStream {
         encode: impl FnOnce(&CachedMessage) -> Bytes,
     ) -> Option<Bytes> {
         let entry = self.gop.get_mut(index)?;
-        let message = |payload: Bytes| CachedMessage {
-            kind: entry.stamp.kind,
-            priority: entry.stamp.priority,
-            timestamp: entry.stamp.timestamp,
-            payload,
-        };
+        let stamp = entry.stamp;
         match &entry.body {
             GopBody::Chunks(r, chunks) if *r == route => Some(chunks.clone()),
             GopBody::Chunks(r, chunks) => {
                 let payload = standalone_payload(chunks, r.chunk_size)?;
-                Some(encode(&message(payload)))
+                Some(encode(&stamp.with_payload(payload)))
             }
             GopBody::Payload(payload) => {
-                let chunks = encode(&message(payload.clone()));
+                let chunks = encode(&stamp.with_payload(payload.clone()));
                 entry.body = GopBody::Chunks(route, chunks.clone());
                 Some(chunks)
             }
