@@ -827,12 +827,18 @@ async fn redis_connect(address: &str) -> io::Result<TcpStream> {
 /// Reads what is there into `buf` (appending); `Ok(false)` if nothing was.
 fn redis_try_read(socket: &TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
     buf.reserve(16 * 1024);
+    let room = buf.capacity() - buf.len();
     match socket.try_read_buf(buf) {
         Ok(0) => Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "closed by the server",
         )),
-        Ok(_) => Ok(true),
+        Ok(n) => {
+            if n < room {
+                crate::session::mark_drained(socket);
+            }
+            Ok(true)
+        }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
         Err(e) => Err(e),
     }

@@ -99,6 +99,56 @@ pub trait ServerSession {
     fn close_reason(&self) -> Option<&Self::Error>;
     /// True if the close was an orderly one (not worth a warning).
     fn closed_cleanly(&self) -> bool;
+    /// What this connection would make of a shared-object notice if it
+    /// were handed one now; see [`SharedEncoding`].
+    fn shared_encoding(&self) -> SharedEncoding;
+}
+
+/// How a connection turns shared-object notices into bytes, when that does
+/// not depend on the connection's own state: it sends the update's shared
+/// encoding as it is ([`SoUpdate::rtmp_chunks`](crate::hub::SoUpdate::rtmp_chunks)
+/// on RTMP, [`SoUpdate::ws_text_frames`](crate::hub::SoUpdate::ws_text_frames)
+/// on a JSON WebSocket).
+///
+/// A runtime may then write such a delivery to an idle connection's socket
+/// itself, without waking the connection's task: the bytes are the same,
+/// and handing the delivery over would not change the connection (its
+/// timers run on input only). The value holds only while the connection
+/// sits idle with nothing queued; ask again after each use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SharedEncoding {
+    /// Every delivery needs the connection (handshake, closing, chat mode).
+    #[default]
+    None,
+    /// An open RTMP connection with this outbound chunk size: a notice whose
+    /// payload fits one chunk goes out as the shared encoding.
+    Rtmp {
+        /// The connection's outbound chunk size.
+        out_chunk_size: u32,
+    },
+    /// An open WebSocket in JSON mode: notices go out as the shared frames.
+    WebSocketJson,
+}
+
+impl SharedEncoding {
+    /// The bytes the connection would send for `delivery`, if they are the
+    /// shared encoding (`None`: the connection must handle it itself). An
+    /// empty slice means the connection would send nothing.
+    pub fn bytes(self, delivery: &Delivery) -> Option<&[Bytes]> {
+        let Delivery::SharedObject(update) = delivery else {
+            return None;
+        };
+        match self {
+            SharedEncoding::None => None,
+            SharedEncoding::Rtmp { out_chunk_size } => {
+                // The same test as the connection's own (`handle_delivery`).
+                let fits = update.rtmp_payload().len() <= out_chunk_size as usize;
+                (fits && !update.rtmp_chunks().is_empty())
+                    .then(|| core::slice::from_ref(update.rtmp_chunks()))
+            }
+            SharedEncoding::WebSocketJson => Some(update.ws_text_frames()),
+        }
+    }
 }
 
 macro_rules! delegate_session {
@@ -135,6 +185,9 @@ macro_rules! delegate_session {
             fn closed_cleanly(&self) -> bool {
                 let clean: fn(Option<&$error>) -> bool = $clean;
                 clean(<$ty>::close_reason(self))
+            }
+            fn shared_encoding(&self) -> SharedEncoding {
+                <$ty>::shared_encoding(self)
             }
         }
     };

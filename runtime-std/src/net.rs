@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A byte stream the server can serve: a TCP stream or a simulated one.
@@ -23,6 +24,13 @@ pub trait Listener: Send + 'static {
 
     /// The address it listens on (useful after binding port 0).
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// The descriptor of an accepted socket, if it has one: the server
+    /// then writes shared-object notices to it without waking its task
+    /// (see `direct_write`). Simulated sockets have none.
+    fn descriptor(_stream: &Self::Stream) -> Option<RawFd> {
+        None
+    }
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -40,5 +48,9 @@ impl Listener for tokio::net::TcpListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         tokio::net::TcpListener::local_addr(self)
+    }
+
+    fn descriptor(stream: &Self::Stream) -> Option<RawFd> {
+        Some(stream.as_raw_fd())
     }
 }

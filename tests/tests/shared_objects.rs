@@ -4,6 +4,7 @@
 
 use serde_json::{Value as Json, json};
 use std::time::Duration;
+use tern_tests::rtmp::RtmpClient;
 use tern_tests::{Proc, Server, ServerOptions, tern_so};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -194,4 +195,46 @@ fn persistent_values_survive_kill_9() {
         sync["version"].as_u64() >= Some(version),
         "version went back from {version}: {sync}"
     );
+}
+
+/// A subscriber that stops reading while a writer makes many changes, then
+/// reads: it gets every change once, in version order. The server writes
+/// notices to idle subscribers' sockets itself until a socket is full; from
+/// then on the connection's task writes, starting with what was left over
+/// (runtime-std's `direct_write`). Every 50th value is too large for one
+/// chunk, so the connection encodes it itself and the two ways interleave.
+/// 8 MB in all: about twice what loopback socket buffers absorb here.
+#[tokio::test(flavor = "current_thread")]
+async fn a_subscriber_that_reads_late_gets_every_change_once_in_order() {
+    const CHANGES: usize = 2500;
+    let server = Server::start(ServerOptions::default());
+    let addr = server.rtmp_addr();
+    let mut subscriber = RtmpClient::connect("subscriber", addr, "chat/order").await;
+    let mut writer = RtmpClient::connect("writer", addr, "chat/order").await;
+    let first = subscriber.use_so("o", false).await["version"].clone();
+    writer.use_so("o", false).await;
+    let value = |i: usize| {
+        let pad = if i % 50 == 49 { 20_000 } else { 3_000 };
+        format!("{i:05}{}", "x".repeat(pad))
+    };
+    for i in 0..CHANGES {
+        writer.set("o", "k", &json!(value(i))).await;
+    }
+    // Every change applied (the writer's acks) before the subscriber reads.
+    let acks = writer.collect_until(SECS(60), |e| e.len() >= CHANGES).await;
+    assert_eq!(acks.len(), CHANGES, "the writer's acks");
+    let changes = subscriber
+        .collect_until(SECS(60), |e| e.len() >= CHANGES)
+        .await;
+    assert_eq!(
+        changes.len(),
+        CHANGES,
+        "every change reaches the subscriber"
+    );
+    let first = first.as_u64().expect("version");
+    for (i, change) in changes.iter().enumerate() {
+        assert_eq!(change["op"], "change");
+        assert_eq!(change["version"], json!(first + 1 + i as u64), "change {i}");
+        assert_eq!(change["value"], json!(value(i)), "change {i}");
+    }
 }

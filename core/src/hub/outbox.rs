@@ -258,6 +258,11 @@ impl Outbox {
         self.usage.refill(now);
     }
 
+    /// The next delivery [`pop`](Self::pop) would take.
+    pub fn front(&self) -> Option<&Delivery> {
+        self.queue.front()
+    }
+
     /// Takes the next delivery to send.
     ///
     /// A queue that drains gives its memory back: all of it after a notice

@@ -13,7 +13,7 @@ use crate::message::{
     StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
     on_fc_publish, on_fc_unpublish, on_status, result, status,
 };
-use crate::session::release_queue;
+use crate::session::{SharedEncoding, release_queue};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -243,6 +243,18 @@ impl ServerConnection {
     /// error, a timeout, or the hub's [`Delivery::Close`].
     pub fn is_closing(&self) -> bool {
         self.closing.is_some() || self.close_requested
+    }
+
+    /// How shared-object notices would go out now: the shared encoding
+    /// once the connection is open and until it closes (see
+    /// [`SharedEncoding`]).
+    pub fn shared_encoding(&self) -> SharedEncoding {
+        match self.phase {
+            Phase::Open if !self.is_closing() => SharedEncoding::Rtmp {
+                out_chunk_size: self.wire.out_chunk_size(),
+            },
+            _ => SharedEncoding::None,
+        }
     }
 
     /// Why the connection closes, if it failed.

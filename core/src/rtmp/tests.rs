@@ -170,3 +170,53 @@ fn multi_client_shared_object_trace() {
     insta::assert_snapshot!(lines.join("\n"));
     let _ = String::new().to_string();
 }
+
+#[test]
+fn the_shared_encoding_is_what_an_open_connection_sends() {
+    use crate::hub::{Delivery, SoNotice, SoUpdate};
+    use crate::session::SharedEncoding;
+    use alloc::sync::Arc;
+    let update = |len: usize| {
+        Delivery::SharedObject(Arc::new(SoUpdate::new(
+            "o".into(),
+            false,
+            1,
+            vec![SoNotice::Change {
+                key: "k".into(),
+                value: Value::string("v".repeat(len)),
+            }],
+        )))
+    };
+    let mut h = Harness::new(HubConfig::default());
+    let c = h.connect("chat");
+    h.drive();
+    let now = h.now;
+    let server = &mut h.peers[c].server;
+    while server.poll_transmit().is_some() {}
+    let encoding = server.shared_encoding();
+    let SharedEncoding::Rtmp { out_chunk_size } = encoding else {
+        panic!("an open connection has a shared encoding: {encoding:?}");
+    };
+    let fits = update(100);
+    let shared: Vec<u8> = encoding
+        .bytes(&fits)
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.iter().copied())
+        .collect();
+    server.handle_delivery(now, fits);
+    let mut sent = Vec::new();
+    while let Some(b) = server.poll_transmit() {
+        sent.extend_from_slice(&b);
+    }
+    assert_eq!(sent, shared);
+    // Past one chunk the connection chunks the payload itself.
+    assert_eq!(encoding.bytes(&update(out_chunk_size as usize)), None);
+    server.handle_delivery(
+        now,
+        Delivery::Close {
+            reason: "bye".into(),
+        },
+    );
+    assert_eq!(server.shared_encoding(), SharedEncoding::None);
+}

@@ -9,7 +9,7 @@ use crate::Limits;
 use crate::amf0::Value;
 use crate::hub::{ConnectRequest, Delivery, Protocol, Request, SoChange, SoNotice, SoOp};
 use crate::scope_path::validate_segment;
-use crate::session::{QueueUse, release_queue};
+use crate::session::{QueueUse, SharedEncoding, release_queue};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -445,6 +445,15 @@ impl WsConnection {
     /// timeout, or the hub's [`Delivery::Close`] or rejection.
     pub fn is_closing(&self) -> bool {
         self.done
+    }
+
+    /// How shared-object notices would go out now: the shared frames while
+    /// the connection is open in JSON mode (see [`SharedEncoding`]).
+    pub fn shared_encoding(&self) -> SharedEncoding {
+        match self.mode() {
+            Some(Mode::Json) if !self.done => SharedEncoding::WebSocketJson,
+            _ => SharedEncoding::None,
+        }
     }
 
     /// Why the connection closes (also for clean closes), if it does.

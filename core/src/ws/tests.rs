@@ -12,6 +12,7 @@ use crate::hub::{
 use crate::message::SoEvent;
 use crate::rtmp::ClientEvent;
 use crate::scope_path::ScopePath;
+use crate::session::SharedEncoding;
 use crate::testing::Harness;
 use crate::time::{Duration, Instant};
 use alloc::string::String;
@@ -968,4 +969,56 @@ fn rejected_websocket_connect() {
         ws.conn.close_reason(),
         Some(WsError::Rejected { .. })
     ));
+}
+
+fn so_update(value_len: usize) -> Delivery {
+    Delivery::SharedObject(Arc::new(SoUpdate::new(
+        "o".into(),
+        false,
+        1,
+        vec![SoNotice::Change {
+            key: "k".into(),
+            value: Value::string("v".repeat(value_len)),
+        }],
+    )))
+}
+
+#[test]
+fn the_shared_encoding_is_what_a_json_connection_sends() {
+    let mut conn = open("/chat/room1");
+    conn.handle_delivery(T0, accepted("chat/room1"));
+    drain(&mut conn);
+    let encoding = conn.shared_encoding();
+    assert_eq!(encoding, SharedEncoding::WebSocketJson);
+    let update = so_update(100);
+    let shared: Vec<u8> = encoding
+        .bytes(&update)
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.iter().copied())
+        .collect();
+    conn.handle_delivery(T0, update);
+    assert_eq!(drain(&mut conn), shared);
+    assert_eq!(
+        encoding.bytes(&accepted("chat/room1")),
+        None,
+        "not a notice"
+    );
+}
+
+#[test]
+fn chat_mode_and_closing_connections_encode_notices_themselves() {
+    let (mut chat, _) = open_with(WsConfig::default(), "/chat/room1", Some("chat"));
+    chat.handle_delivery(T0, accepted("chat/room1"));
+    assert_eq!(chat.shared_encoding(), SharedEncoding::None);
+    let mut json = open("/chat/room1");
+    json.handle_delivery(
+        T0,
+        Delivery::Close {
+            reason: "bye".into(),
+        },
+    );
+    assert_eq!(json.shared_encoding(), SharedEncoding::None);
+    let upgrading = WsConnection::new(WsConfig::default(), T0, None);
+    assert_eq!(upgrading.shared_encoding(), SharedEncoding::None);
 }
