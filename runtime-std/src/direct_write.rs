@@ -10,10 +10,12 @@
 //! So when the hub has something for a connection whose task waits idle
 //! with nothing queued, and that something is a shared-object notice the
 //! connection would send as the update's shared encoding anyway
-//! ([`SharedEncoding`]), whoever ran the hub takes it from the outbox and,
-//! after letting go of the hub, writes it to the socket itself. Anything
-//! else (media, statuses, closes, a socket that does not take the bytes at
-//! once) wakes the task as before, which then writes what was left first.
+//! ([`SharedEncoding`]), whoever ran the hub takes it from the outbox into
+//! the connection's queue, and one task (`server::run_direct_writes`)
+//! writes all such queues, one write per socket for everything queued.
+//! Anything else (media, statuses, closes, a socket that does not take the
+//! bytes at once) wakes the task as before, which then writes what was
+//! left first.
 //!
 //! # Who writes when
 //!
@@ -71,8 +73,10 @@ struct Sink {
 /// What [`Peer::offer`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Offer {
-    /// Bytes were queued: call [`Peer::flush`] once the hub is let go.
-    pub queued: bool,
+    /// The queue was empty and now holds bytes: [`Peer::flush`] must be
+    /// called once the hub is let go (a queue that already held bytes is
+    /// already due for one).
+    pub schedule: bool,
     /// The task must run (deliveries wait that it handles itself).
     pub wake: bool,
 }
@@ -102,10 +106,11 @@ impl Peer {
         let encoding = sink.encoding;
         if sink.fd.is_none() || encoding == SharedEncoding::None {
             return Offer {
-                queued: false,
+                schedule: false,
                 wake: true,
             };
         }
+        let was_empty = sink.queue.is_empty();
         let mut queued = false;
         while let Some(bytes) = hub
             .outbox(conn)
@@ -117,13 +122,13 @@ impl Peer {
             queued = true;
         }
         Offer {
-            queued,
+            schedule: queued && was_empty,
             wake: hub.outbox(conn).is_some_and(|o| !o.is_empty()),
         }
     }
 
-    /// Called without the hub locked after [`offer`](Self::offer) queued
-    /// bytes: writes what the socket takes at once.
+    /// Called without the hub locked after [`offer`](Self::offer) asked
+    /// for it: writes what the socket takes at once.
     pub fn flush(&self) -> Flushed {
         let mut sink = self.lock();
         if sink.queue.is_empty() {
@@ -339,7 +344,7 @@ mod tests {
         assert_eq!(
             offer,
             Offer {
-                queued: true,
+                schedule: true,
                 wake: false
             }
         );
@@ -367,7 +372,7 @@ mod tests {
         assert_eq!(
             offer,
             Offer {
-                queued: false,
+                schedule: false,
                 wake: true
             }
         );
@@ -384,7 +389,7 @@ mod tests {
         // chunks it itself.
         peer.park(SharedEncoding::Rtmp { out_chunk_size: 8 });
         let offer = peer.offer(&mut hub, SUBSCRIBER);
-        assert!(offer.wake && !offer.queued);
+        assert!(offer.wake && !offer.schedule);
         assert_eq!(hub.outbox(SUBSCRIBER).map(|o| o.len()), Some(1));
     }
 
@@ -395,7 +400,7 @@ mod tests {
         let peer = Peer::default();
         let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
         peer.park(RTMP);
-        assert!(peer.offer(&mut hub, SUBSCRIBER).queued);
+        assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         // The task woke (a read) between the offer and the flush.
         let mut batch = Vec::new();
         peer.resume(&mut batch);
@@ -421,7 +426,7 @@ mod tests {
         let peer = Peer::default();
         let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
         peer.park(RTMP);
-        assert!(peer.offer(&mut hub, SUBSCRIBER).queued);
+        assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         let flushed = peer.flush();
         assert!(flushed.wake, "the task must write the rest");
         assert!(flushed.written < chunks.len());
@@ -440,7 +445,7 @@ mod tests {
         {
             let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
             peer.park(RTMP);
-            assert!(peer.offer(&mut hub, SUBSCRIBER).queued);
+            assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         }
         // Dropped between the offer and the flush: the queue goes too.
         assert_eq!(peer.flush(), Flushed::default());

@@ -139,6 +139,10 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let timers = tokio::spawn(server::run_hub_timers(Arc::clone(&shared), stop_rx.clone()));
+    let direct_writes = tokio::spawn(server::run_direct_writes(
+        Arc::clone(&shared),
+        stop_rx.clone(),
+    ));
     let rtmp_task = tokio::spawn(server::serve_rtmp(
         Arc::clone(&shared),
         rtmp,
@@ -152,7 +156,8 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     shutdown.await;
     let _ = stop_tx.send(true);
     server::close_all(&shared, "server shutting down");
-    let (rtmp_result, http_result, _) = tokio::join!(rtmp_task, http_task, timers);
+    let (rtmp_result, http_result, _, _) =
+        tokio::join!(rtmp_task, http_task, timers, direct_writes);
     for result in [rtmp_result, http_result] {
         match result {
             Ok(Ok(())) => {}

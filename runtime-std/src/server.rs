@@ -42,7 +42,6 @@ use crate::stats::{
     ConnectionCounts, ScopeStats, SharedObjectStats, StatsSnapshot, StatsSource, StreamStats,
 };
 use crate::wakeup::Wakeup;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
@@ -99,20 +98,22 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 struct HubCell {
     hub: Hub,
     peers: BTreeMap<ConnId, Arc<Peer>>,
+    /// Parked connections with notices to write ([`run_direct_writes`]).
+    direct: Vec<Arc<Peer>>,
 }
 
 impl HubCell {
-    /// Routes the hub's events: deliveries to parked connections' sockets
-    /// (into `flush`, written once the hub is let go) or wake-ups to tasks,
-    /// the rest to the log.
-    fn dispatch(&mut self, flush: &mut Vec<Arc<Peer>>) {
+    /// Routes the hub's events: notices for parked connections to their
+    /// queues (and the connections to `direct`), wake-ups to tasks, the
+    /// rest to the log.
+    fn dispatch(&mut self) {
         while let Some(event) = self.hub.poll_event() {
             match event {
                 HubEvent::Ready(conn) => {
                     if let Some(peer) = self.peers.get(&conn) {
                         let offer = peer.offer(&mut self.hub, conn);
-                        if offer.queued {
-                            flush.push(Arc::clone(peer));
+                        if offer.schedule {
+                            self.direct.push(Arc::clone(peer));
                         }
                         if offer.wake {
                             peer.wakeup.wake();
@@ -158,6 +159,8 @@ pub struct Shared {
     /// How often freed heap pages go back to the OS (`None`: never).
     heap_trim: Option<std::time::Duration>,
     seed: u64,
+    /// Wakes [`run_direct_writes`].
+    direct_writes: Wakeup,
 }
 
 impl std::fmt::Debug for Shared {
@@ -204,6 +207,7 @@ impl Shared {
             hub: Mutex::new(HubCell {
                 hub,
                 peers: BTreeMap::new(),
+                direct: Vec::new(),
             }),
             start: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -219,6 +223,7 @@ impl Shared {
             heap_trim: (config.server.heap_trim_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.server.heap_trim_secs)),
             seed: 0x7e57_7e57,
+            direct_writes: Wakeup::default(),
         })
     }
 
@@ -242,34 +247,16 @@ impl Shared {
         self.with_cell(|cell| f(&mut cell.hub))
     }
 
-    /// Runs `f` on the hub and its peers, routes the events it produced,
-    /// lets go of the hub and writes the notices taken for parked
-    /// connections (see `direct_write`).
+    /// Runs `f` on the hub and its peers, then routes the events it
+    /// produced (waking [`run_direct_writes`] if it has sockets to write).
     fn with_cell<R>(&self, f: impl FnOnce(&mut HubCell) -> R) -> R {
-        thread_local! {
-            /// Peers with notices to write; kept per thread so a fan-out
-            /// allocates nothing once warm.
-            static FLUSH: Cell<Vec<Arc<Peer>>> = const { Cell::new(Vec::new()) };
+        let mut cell = self.lock();
+        let result = f(&mut cell);
+        let idle = cell.direct.is_empty();
+        cell.dispatch();
+        if idle && !cell.direct.is_empty() {
+            self.direct_writes.wake();
         }
-        let mut flush = FLUSH.take();
-        let result = {
-            let mut cell = self.lock();
-            let result = f(&mut cell);
-            cell.dispatch(&mut flush);
-            result
-        };
-        let mut written = 0;
-        for peer in flush.drain(..) {
-            let flushed = peer.flush();
-            written += flushed.written;
-            if flushed.wake {
-                peer.wakeup.wake();
-            }
-        }
-        if written > 0 {
-            self.bytes_out.fetch_add(written as u64, Ordering::Relaxed);
-        }
-        FLUSH.set(flush);
         result
     }
 
@@ -567,6 +554,42 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
                     crate::heap_trim::release_free_pages();
                 }
             }
+        }
+    }
+}
+
+/// Writes the shared-object notices that the hub's callers took for parked
+/// connections (see `direct_write`), until `shutdown` flips.
+///
+/// One task, woken when the first connection gets queued. It lets the tasks
+/// that are ready run before it writes: under load their changes join the
+/// ones already queued, so a subscriber gets one write for several changes
+/// (as when its own task wrote them); one change at a time, that costs one
+/// turn of the scheduler. On a server with several cores all direct writes
+/// run on one at a time; the connections' own writes (media, busy
+/// subscribers) still spread over all of them.
+pub async fn run_direct_writes(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut peers: Vec<Arc<Peer>> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut shutdown) => return,
+            () = shared.direct_writes.wait() => {}
+        }
+        tokio::task::yield_now().await;
+        std::mem::swap(&mut peers, &mut shared.lock().direct);
+        let mut written = 0;
+        for peer in peers.drain(..) {
+            let flushed = peer.flush();
+            written += flushed.written;
+            if flushed.wake {
+                peer.wakeup.wake();
+            }
+        }
+        if written > 0 {
+            shared
+                .bytes_out
+                .fetch_add(written as u64, Ordering::Relaxed);
         }
     }
 }
