@@ -501,6 +501,7 @@ async fn rtmp_subscriber(
     mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<(), SessionError> {
     let mut session = Session::open(url, shared.clock, 1000 + id as u64).await?;
+    session.set_sparse_input(true);
     loop {
         session.read().await?;
         while let Some(event) = session.conn.poll_event() {
@@ -825,6 +826,8 @@ async fn redis_connect(address: &str) -> io::Result<TcpStream> {
 }
 
 /// Reads what is there into `buf` (appending); `Ok(false)` if nothing was.
+/// A short read marks the socket drained, as for RTMP subscribers
+/// ([`Session::set_sparse_input`](crate::session::Session::set_sparse_input)).
 fn redis_try_read(socket: &TcpStream, buf: &mut Vec<u8>) -> io::Result<bool> {
     buf.reserve(16 * 1024);
     let room = buf.capacity() - buf.len();

@@ -38,6 +38,7 @@
 
 #![allow(unsafe_code)]
 
+use crate::server::MAX_IOVECS;
 use crate::wakeup::Wakeup;
 use bytes::{Buf, Bytes};
 use std::io::{self, IoSlice};
@@ -45,9 +46,6 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use tern_core::hub::{ConnId, Hub};
 use tern_core::session::SharedEncoding;
-
-/// Buffers handed to one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// One connection as the rest of the server sees it: how to wake its task,
 /// and how to write to its socket while the task waits.

@@ -866,7 +866,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
 }
 
 /// Buffers handed to one vectored write.
-const MAX_IOVECS: usize = 64;
+pub(crate) const MAX_IOVECS: usize = 64;
 
 /// Resolves [`GIVE_UP_GRACE`] after the hub closed `id`'s outbox (woken by
 /// the [`Wakeup`] the hub's `Closing` event pokes). Consuming a plain
