@@ -75,6 +75,8 @@ pub struct Offer {
     /// called once the hub is let go (a queue that already held bytes is
     /// already due for one).
     pub schedule: bool,
+    /// Deliveries taken from the outbox.
+    pub taken: usize,
     /// The task must run (deliveries wait that it handles itself).
     pub wake: bool,
 }
@@ -105,11 +107,12 @@ impl Peer {
         if sink.fd.is_none() || encoding == SharedEncoding::None {
             return Offer {
                 schedule: false,
+                taken: 0,
                 wake: true,
             };
         }
         let was_empty = sink.queue.is_empty();
-        let mut queued = false;
+        let mut taken = 0;
         while let Some(bytes) = hub
             .outbox(conn)
             .and_then(|outbox| outbox.front())
@@ -117,10 +120,11 @@ impl Peer {
         {
             sink.queue.extend(bytes.iter().cloned());
             let _sent = hub.poll_delivery(conn);
-            queued = true;
+            taken += 1;
         }
         Offer {
-            schedule: queued && was_empty,
+            schedule: taken > 0 && was_empty,
+            taken,
             wake: hub.outbox(conn).is_some_and(|o| !o.is_empty()),
         }
     }
@@ -343,6 +347,7 @@ mod tests {
             offer,
             Offer {
                 schedule: true,
+                taken: 1,
                 wake: false
             }
         );
@@ -371,6 +376,7 @@ mod tests {
             offer,
             Offer {
                 schedule: false,
+                taken: 0,
                 wake: true
             }
         );

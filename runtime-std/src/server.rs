@@ -100,6 +100,9 @@ struct HubCell {
     peers: BTreeMap<ConnId, Arc<Peer>>,
     /// Parked connections with notices to write ([`run_direct_writes`]).
     direct: Vec<Arc<Peer>>,
+    /// Deliveries taken for parked connections so far (it tells
+    /// [`run_direct_writes`] whether more keep coming).
+    direct_taken: u64,
 }
 
 impl HubCell {
@@ -112,6 +115,7 @@ impl HubCell {
                 HubEvent::Ready(conn) => {
                     if let Some(peer) = self.peers.get(&conn) {
                         let offer = peer.offer(&mut self.hub, conn);
+                        self.direct_taken += offer.taken as u64;
                         if offer.schedule {
                             self.direct.push(Arc::clone(peer));
                         }
@@ -208,6 +212,7 @@ impl Shared {
                 hub,
                 peers: BTreeMap::new(),
                 direct: Vec::new(),
+                direct_taken: 0,
             }),
             start: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -560,15 +565,18 @@ pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
 
 /// Sockets [`run_direct_writes`] writes before it lets other tasks run.
 const DIRECT_WRITES_PER_TURN: usize = 256;
+/// Turns [`run_direct_writes`] waits at most for more notices.
+const MAX_DEFERRALS: usize = 4;
 
 /// Writes the shared-object notices that the hub's callers took for parked
 /// connections (see `direct_write`), until `shutdown` flips.
 ///
 /// One task, woken when the first connection gets queued. It lets the tasks
-/// that are ready run before it writes: under load their changes join the
-/// ones already queued, so a subscriber gets one write for several changes
-/// (as when its own task wrote them); one change at a time, that costs one
-/// turn of the scheduler. After every [`DIRECT_WRITES_PER_TURN`] sockets it
+/// that are ready run before it writes, for up to [`MAX_DEFERRALS`] turns
+/// of the scheduler while they keep adding notices: under load their
+/// changes join the ones already queued, so a subscriber gets one write for
+/// several changes (as when its own task wrote them); one change at a time,
+/// that costs one turn. After every [`DIRECT_WRITES_PER_TURN`] sockets it
 /// lets the other tasks run. On a server with several cores all direct
 /// writes run on one at a time; the connections' own writes (media, busy
 /// subscribers) still spread over all of them.
@@ -580,7 +588,19 @@ pub async fn run_direct_writes(shared: Arc<Shared>, mut shutdown: watch::Receive
             () = stopped(&mut shutdown) => return,
             () = shared.direct_writes.wait() => {}
         }
-        tokio::task::yield_now().await;
+        // Like a server that writes when it has read everything (Redis):
+        // while the tasks that ran meanwhile keep adding notices, let them
+        // go on, so that each socket gets one write for all of them. One
+        // change at a time, this costs one turn of the scheduler.
+        let mut taken = shared.lock().direct_taken;
+        for _ in 0..MAX_DEFERRALS {
+            tokio::task::yield_now().await;
+            let now = shared.lock().direct_taken;
+            if now == taken {
+                break;
+            }
+            taken = now;
+        }
         std::mem::swap(&mut peers, &mut shared.lock().direct);
         let mut written = 0;
         for (i, peer) in peers.drain(..).enumerate() {
