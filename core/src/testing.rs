@@ -269,3 +269,18 @@ impl Harness {
         lines
     }
 }
+
+/// A shared-object update of object "o": key "k" set to a string of `len`
+/// bytes, as the hub delivers it.
+pub fn so_change_delivery(len: usize) -> crate::hub::Delivery {
+    use crate::hub::{Delivery, SoNotice, SoUpdate};
+    Delivery::SharedObject(alloc::sync::Arc::new(SoUpdate::new(
+        "o".into(),
+        false,
+        1,
+        alloc::vec![SoNotice::Change {
+            key: "k".into(),
+            value: crate::amf0::Value::string("v".repeat(len)),
+        }],
+    )))
+}

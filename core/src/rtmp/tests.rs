@@ -173,20 +173,9 @@ fn multi_client_shared_object_trace() {
 
 #[test]
 fn the_shared_encoding_is_what_an_open_connection_sends() {
-    use crate::hub::{Delivery, SoNotice, SoUpdate};
+    use crate::hub::Delivery;
     use crate::session::SharedEncoding;
-    use alloc::sync::Arc;
-    let update = |len: usize| {
-        Delivery::SharedObject(Arc::new(SoUpdate::new(
-            "o".into(),
-            false,
-            1,
-            vec![SoNotice::Change {
-                key: "k".into(),
-                value: Value::string("v".repeat(len)),
-            }],
-        )))
-    };
+    use crate::testing::so_change_delivery as update;
     let mut h = Harness::new(HubConfig::default());
     let c = h.connect("chat");
     h.drive();

@@ -971,18 +971,6 @@ fn rejected_websocket_connect() {
     ));
 }
 
-fn so_update(value_len: usize) -> Delivery {
-    Delivery::SharedObject(Arc::new(SoUpdate::new(
-        "o".into(),
-        false,
-        1,
-        vec![SoNotice::Change {
-            key: "k".into(),
-            value: Value::string("v".repeat(value_len)),
-        }],
-    )))
-}
-
 #[test]
 fn the_shared_encoding_is_what_a_json_connection_sends() {
     let mut conn = open("/chat/room1");
@@ -990,7 +978,7 @@ fn the_shared_encoding_is_what_a_json_connection_sends() {
     drain(&mut conn);
     let encoding = conn.shared_encoding();
     assert_eq!(encoding, SharedEncoding::WebSocketJson);
-    let update = so_update(100);
+    let update = crate::testing::so_change_delivery(100);
     let shared: Vec<u8> = encoding
         .bytes(&update)
         .unwrap()
