@@ -18,9 +18,10 @@
 //! its outbox applies the drop policy without holding anyone else back.
 //!
 //! Shared-object notices for a task that waits with nothing queued are not
-//! a reason to wake it: whoever ran the hub writes them to the socket
-//! itself once it has let go of the hub (see `direct_write`), so a change
-//! reaches 1000 idle subscribers in one loop of 1000 writes.
+//! a reason to wake it: whoever ran the hub moves them into the
+//! connection's queue, and one task ([`run_direct_writes`]) writes such
+//! queues to their sockets (see `direct_write`), so a change reaches 1000
+//! idle subscribers in one loop of 1000 writes.
 //!
 //! # Merged writes
 //!
