@@ -573,11 +573,11 @@ const MAX_DEFERRALS: usize = 4;
 /// connections (see `direct_write`), until `shutdown` flips.
 ///
 /// One task, woken when the first connection gets queued. It lets the tasks
-/// that are ready run before it writes, for up to [`MAX_DEFERRALS`] turns
+/// that are ready run before it writes, for up to `MAX_DEFERRALS` turns
 /// of the scheduler while they keep adding notices: under load their
 /// changes join the ones already queued, so a subscriber gets one write for
 /// several changes (as when its own task wrote them); one change at a time,
-/// that costs one turn. After every [`DIRECT_WRITES_PER_TURN`] sockets it
+/// that costs one turn. After every `DIRECT_WRITES_PER_TURN` sockets it
 /// lets the other tasks run. On a server with several cores all direct
 /// writes run on one at a time; the connections' own writes (media, busy
 /// subscribers) still spread over all of them.
