@@ -270,6 +270,17 @@ impl Harness {
     }
 }
 
+/// The bytes `encoding` says a connection sends for `delivery`, in one
+/// piece (panics if it says the connection encodes it itself).
+pub fn shared_bytes(
+    encoding: crate::session::SharedEncoding,
+    delivery: &crate::hub::Delivery,
+) -> Vec<u8> {
+    let pieces = encoding.bytes(delivery);
+    let pieces = pieces.unwrap_or_else(|| panic!("no shared encoding for {delivery:?}"));
+    pieces.iter().flat_map(|b| b.iter().copied()).collect()
+}
+
 /// A shared-object update of object "o": key "k" set to a string of `len`
 /// bytes, as the hub delivers it.
 pub fn so_change_delivery(len: usize) -> crate::hub::Delivery {

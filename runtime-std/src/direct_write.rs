@@ -112,20 +112,16 @@ impl Peer {
             };
         }
         let was_empty = sink.queue.is_empty();
-        let mut taken = 0;
-        while let Some(bytes) = hub
-            .outbox(conn)
-            .and_then(|outbox| outbox.front())
-            .and_then(|delivery| encoding.bytes(delivery))
-        {
-            sink.queue.extend(bytes.iter().cloned());
-            let _sent = hub.poll_delivery(conn);
-            taken += 1;
-        }
+        let queue = &mut sink.queue;
+        let (taken, left) = hub.poll_deliveries_while(conn, |delivery| {
+            let bytes = encoding.bytes(delivery);
+            queue.extend(bytes.into_iter().flatten().cloned());
+            bytes.is_some()
+        });
         Offer {
             schedule: taken > 0 && was_empty,
             taken,
-            wake: hub.outbox(conn).is_some_and(|o| !o.is_empty()),
+            wake: left,
         }
     }
 
@@ -322,6 +318,17 @@ mod tests {
         (ours, theirs)
     }
 
+    /// `socket` attached to `peer`, which is parked with `encoding`.
+    fn parked<'a>(
+        peer: &'a Peer,
+        socket: &'a UnixStream,
+        encoding: SharedEncoding,
+    ) -> Attached<'a, &'a UnixStream> {
+        let attached = Attached::new(peer, socket, Some(socket.as_raw_fd()));
+        peer.park(encoding);
+        attached
+    }
+
     fn read_all(socket: &mut UnixStream) -> Vec<u8> {
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
@@ -340,8 +347,7 @@ mod tests {
         let (mut hub, chunks) = hub_with_a_change();
         let (ours, mut theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
-        peer.park(RTMP);
+        let _attached = parked(&peer, &ours, RTMP);
         let offer = peer.offer(&mut hub, SUBSCRIBER);
         assert_eq!(
             offer,
@@ -368,8 +374,7 @@ mod tests {
         let (mut hub, _) = hub_with_a_change();
         let (ours, _theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
-        peer.park(RTMP);
+        let _attached = parked(&peer, &ours, RTMP);
         peer.resume(&mut Vec::new());
         let offer = peer.offer(&mut hub, SUBSCRIBER);
         assert_eq!(
@@ -388,10 +393,9 @@ mod tests {
         let (mut hub, _) = hub_with_a_change();
         let (ours, _theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
         // The payload does not fit one chunk of this size: the connection
         // chunks it itself.
-        peer.park(SharedEncoding::Rtmp { out_chunk_size: 8 });
+        let _attached = parked(&peer, &ours, SharedEncoding::Rtmp { out_chunk_size: 8 });
         let offer = peer.offer(&mut hub, SUBSCRIBER);
         assert!(offer.wake && !offer.schedule);
         assert_eq!(hub.outbox(SUBSCRIBER).map(|o| o.len()), Some(1));
@@ -402,8 +406,7 @@ mod tests {
         let (mut hub, chunks) = hub_with_a_change();
         let (ours, mut theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
-        peer.park(RTMP);
+        let _attached = parked(&peer, &ours, RTMP);
         assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         // The task woke (a read) between the offer and the flush.
         let mut batch = Vec::new();
@@ -428,8 +431,7 @@ mod tests {
             }
         }
         let peer = Peer::default();
-        let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
-        peer.park(RTMP);
+        let _attached = parked(&peer, &ours, RTMP);
         assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         let flushed = peer.flush();
         assert!(flushed.wake, "the task must write the rest");
@@ -447,8 +449,7 @@ mod tests {
         let (ours, _theirs) = socket_pair();
         let peer = Peer::default();
         {
-            let _attached = Attached::new(&peer, &ours, Some(ours.as_raw_fd()));
-            peer.park(RTMP);
+            let _attached = parked(&peer, &ours, RTMP);
             assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         }
         // Dropped between the offer and the flush: the queue goes too.

@@ -460,6 +460,26 @@ impl Hub {
         self.mail.outboxes.get_mut(&conn)?.pop()
     }
 
+    /// Takes `conn`'s next deliveries while `take` accepts them, handing
+    /// each to `take`; returns how many it took and whether any are left.
+    /// One outbox lookup for all of them (a runtime writing a fan-out's
+    /// notices itself does this once per subscriber).
+    pub fn poll_deliveries_while(
+        &mut self,
+        conn: ConnId,
+        mut take: impl FnMut(&Delivery) -> bool,
+    ) -> (usize, bool) {
+        let Some(outbox) = self.mail.outboxes.get_mut(&conn) else {
+            return (0, false);
+        };
+        let mut taken = 0;
+        while outbox.front().is_some_and(&mut take) {
+            let _sent = outbox.pop();
+            taken += 1;
+        }
+        (taken, !outbox.is_empty())
+    }
+
     /// `conn`'s outbox (for stats and tests).
     pub fn outbox(&self, conn: ConnId) -> Option<&Outbox> {
         self.mail.outboxes.get(&conn)

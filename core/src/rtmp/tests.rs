@@ -187,12 +187,7 @@ fn the_shared_encoding_is_what_an_open_connection_sends() {
         panic!("an open connection has a shared encoding: {encoding:?}");
     };
     let fits = update(100);
-    let shared: Vec<u8> = encoding
-        .bytes(&fits)
-        .unwrap()
-        .iter()
-        .flat_map(|b| b.iter().copied())
-        .collect();
+    let shared = crate::testing::shared_bytes(encoding, &fits);
     server.handle_delivery(now, fits);
     let mut sent = Vec::new();
     while let Some(b) = server.poll_transmit() {

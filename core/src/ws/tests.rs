@@ -979,12 +979,7 @@ fn the_shared_encoding_is_what_a_json_connection_sends() {
     let encoding = conn.shared_encoding();
     assert_eq!(encoding, SharedEncoding::WebSocketJson);
     let update = crate::testing::so_change_delivery(100);
-    let shared: Vec<u8> = encoding
-        .bytes(&update)
-        .unwrap()
-        .iter()
-        .flat_map(|b| b.iter().copied())
-        .collect();
+    let shared = crate::testing::shared_bytes(encoding, &update);
     conn.handle_delivery(T0, update);
     assert_eq!(drain(&mut conn), shared);
     assert_eq!(
