@@ -44,7 +44,6 @@ use crate::stats::{
 };
 use crate::wakeup::Wakeup;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -60,33 +59,21 @@ use tern_core::session::ServerSession;
 use tern_core::shared_object::SoLimits;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info, warn};
 
 /// Output a connection buffers before it stops taking deliveries.
 const HIGH_WATER: usize = 256 * 1024;
-/// Bytes read from a socket at once, at most: a connection's read buffer
-/// starts at [`READ_START`] and doubles up to this while reads fill it, so
-/// idle clients and players (which send little) keep a small buffer and
-/// publishers get large reads.
+/// Bytes read from a socket at once, at most, into a buffer on the stack
+/// ([`poll_read_and_feed`]): publishers get large reads, and no connection
+/// keeps a read buffer of its own.
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers a connection's write batch keeps room for between writes.
 const KEEP_BATCH: usize = 16;
 /// Held media that is written at once, whatever the merge window.
 const MERGE_FLUSH_BYTES: usize = 64 * 1024;
-/// Reads that may fill the first buffer without growing it: the RTMP
-/// handshake (C0+C1 and C2, 3073 bytes) and a `connect` take about 14 reads
-/// of 256 bytes, and growing for them would leave every idle client and
-/// player a larger buffer.
-const HANDSHAKE_READS: u32 = 16;
-/// Consecutive small reads after which a grown read buffer shrinks back.
-const SMALL_READS_TO_SHRINK: u32 = 16;
-/// A connection's first read buffer. Idle clients and players send little
-/// (players: a 16-byte acknowledgement per 2.5 MB), so they never need
-/// more; a publisher's buffer grows to [`READ_CHUNK`].
-const READ_START: usize = 256;
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// After the hub gave up on a connection whose writes are blocked, how long
@@ -642,14 +629,14 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
 ) -> String {
     let stream = &mut io.stream;
     let wakeup = &peer.wakeup;
-    let mut buf = vec![0u8; READ_START];
     let mut batch: Vec<bytes::Bytes> = Vec::new();
-    // Bytes to feed before the next wait: what the HTTP side read past the
-    // upgrade request first, then each read.
-    let mut first = Some(initial).filter(|i| !i.is_empty());
-    let mut read_len = 0;
-    let mut small_reads: u32 = 0;
-    let mut reads: u32 = 0;
+    // What the HTTP side read past the upgrade request is fed first; the
+    // read branch below feeds each read itself. Either may end the
+    // connection with a protocol error.
+    let mut input: Result<(), String> = match initial {
+        [] => Ok(()),
+        data => feed(shared, id, &mut *conn, shared.now(), data),
+    };
     // When everything queued was last written (the start of a merge window).
     let mut last_write = tokio::time::Instant::now();
     // One timer for the connection's own deadline and the end of a merge
@@ -661,32 +648,15 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         // Busy from here on: nobody else writes, and what was taken from
         // the hub for us but not written goes out first.
         peer.resume(&mut batch);
-        let data = match first.take() {
-            Some(initial) => Some(initial),
-            None if read_len > 0 => buf.get(..std::mem::take(&mut read_len)),
-            None => None,
-        };
         let now = shared.now();
-        if let Some(data) = data {
-            let result = conn.handle_input(now, data).map_err(|e| e.to_string());
-            // Straight to the hub: no per-connection request buffer.
-            if let Some(request) = conn.poll_event() {
-                shared.with_hub(|hub| {
-                    hub.handle(now, id, request);
-                    while let Some(request) = conn.poll_event() {
-                        hub.handle(now, id, request);
-                    }
-                });
-            }
-            if let Err(e) = result {
-                // Flush what is queued (an error reply, a close frame), then
-                // close; bounded like every other write.
-                batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
-                let _ = write_all_bounded(shared, id, wakeup, stream, &batch).await;
-                let _ = stream.shutdown().await;
-                warn!("protocol error: {e}");
-                return format!("protocol error: {e}");
-            }
+        if let Err(e) = std::mem::replace(&mut input, Ok(())) {
+            // Flush what is queued (an error reply, a close frame), then
+            // close; bounded like every other write.
+            batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
+            let _ = write_all_bounded(shared, id, wakeup, stream, &batch).await;
+            let _ = stream.shutdown().await;
+            warn!("protocol error: {e}");
+            return format!("protocol error: {e}");
         }
         // Take deliveries while our own buffer is small — unless only media
         // waits and it may still be merged with what comes next.
@@ -769,28 +739,18 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         tokio::select! {
             // Fixed branch order keeps runs reproducible in the simulator.
             biased;
-            read = stream.read(&mut buf) => {
+            read = std::future::poll_fn(|cx| {
+                poll_read_and_feed(cx, shared, id, peer, &mut batch, stream, &mut *conn)
+            }) => {
                 let n = match read {
-                    Ok(0) => return "closed by the client".to_owned(),
-                    Ok(n) => n,
+                    Ok((0, _)) => return "closed by the client".to_owned(),
+                    Ok((n, fed)) => {
+                        input = fed;
+                        n
+                    }
                     Err(e) => return format!("read failed: {e}"),
                 };
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                read_len = n;
-                small_reads = if n <= READ_START / 2 { small_reads.saturating_add(1) } else { 0 };
-                reads = reads.saturating_add(1);
-                if n == buf.len() && buf.len() < READ_CHUNK && reads > HANDSHAKE_READS {
-                    // More was probably waiting: read more at once next time
-                    // (resizing keeps the bytes just read).
-                    buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
-                } else if small_reads >= SMALL_READS_TO_SHRINK && buf.len() > READ_START {
-                    // Only small reads for a while (the handshake is over, a
-                    // publisher stopped): back to the small buffer, keeping
-                    // the bytes. Not after one small read: a publisher's
-                    // reads vary, and shrinking then growing is churn.
-                    buf.truncate(READ_START);
-                    buf.shrink_to_fit();
-                }
             }
             () = wakeup.wait() => {}
             () = &mut timer, if armed.is_some() => {
@@ -805,6 +765,59 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     }
 }
 
+/// Feeds `data` to the connection and hands what it asks of the hub
+/// straight to the hub (no per-connection request buffer).
+fn feed<C: ServerSession>(
+    shared: &Shared,
+    id: ConnId,
+    conn: &mut C,
+    now: Instant,
+    data: &[u8],
+) -> Result<(), String> {
+    let result = conn.handle_input(now, data).map_err(|e| e.to_string());
+    if let Some(request) = conn.poll_event() {
+        shared.with_hub(|hub| {
+            hub.handle(now, id, request);
+            while let Some(request) = conn.poll_event() {
+                hub.handle(now, id, request);
+            }
+        });
+    }
+    result
+}
+
+/// Reads what the socket has (up to [`READ_CHUNK`] bytes) into a buffer
+/// on the stack and feeds it to the connection at once. The connection
+/// keeps what it needs of it (a partial chunk, a payload) in its own
+/// buffers, so no connection keeps a read buffer between reads: idle
+/// clients and players, which read a few bytes a minute, hold none.
+/// Input makes the peer busy first (its queued notices go to `batch`), as
+/// waking does. Returns the bytes read (0: end of stream) and how feeding
+/// them went.
+fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
+    cx: &mut std::task::Context<'_>,
+    shared: &Shared,
+    id: ConnId,
+    peer: &Peer,
+    batch: &mut Vec<bytes::Bytes>,
+    stream: &mut S,
+    conn: &mut C,
+) -> Poll<io::Result<(usize, Result<(), String>)>> {
+    let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+    let mut buf = tokio::io::ReadBuf::uninit(&mut storage);
+    match std::pin::Pin::new(stream).poll_read(cx, &mut buf) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+        Poll::Pending => return Poll::Pending,
+    }
+    let data = buf.filled();
+    if data.is_empty() {
+        return Poll::Ready(Ok((0, Ok(()))));
+    }
+    peer.resume(batch);
+    Poll::Ready(Ok((data.len(), feed(shared, id, conn, shared.now(), data))))
+}
+
 /// An instant no timer reaches (about 30 years on).
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30)
@@ -814,6 +827,10 @@ fn far_future() -> tokio::time::Instant {
 /// costs no timer; a blocked one must not pin the task: it ends when the
 /// client stalls too long, or soon after the hub gives up on it. Returns
 /// why the connection must end, if it must.
+///
+/// Only the first attempt lives in the caller's future: the blocked case
+/// (its timers, about 500 bytes of state) is boxed when it happens, so it
+/// does not sit in every connection's task while the connection waits.
 async fn write_all_bounded<S: crate::net::Stream>(
     shared: &Shared,
     id: ConnId,
@@ -821,79 +838,126 @@ async fn write_all_bounded<S: crate::net::Stream>(
     stream: &mut S,
     batch: &[bytes::Bytes],
 ) -> Result<(), String> {
-    let write = write_batch(stream, batch);
-    tokio::pin!(write);
-    let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    let mut progress = BatchProgress::default();
+    let first =
+        std::future::poll_fn(|cx| Poll::Ready(progress.poll_write(cx, &mut *stream, batch))).await;
     let written = match first {
         Poll::Ready(result) => result,
         Poll::Pending => {
-            tokio::select! {
-                biased;
-                written = tokio::time::timeout(shared.write_stall, write) => match written {
-                    Ok(result) => result,
-                    Err(_) => {
-                        let secs = shared.write_stall.as_secs();
-                        return Err(format!("client stopped reading for {secs}s"));
-                    }
-                },
-                () = given_up(shared, id, wakeup) => {
-                    return Err("the hub gave up on a client that does not read".to_owned());
-                }
-            }
+            return Box::pin(write_blocked(shared, id, wakeup, stream, batch, progress)).await;
         }
     };
     written.map_err(|e| format!("write failed: {e}"))
 }
 
+/// The rest of a write that blocked: bounded by `write_stall` and by the
+/// hub giving up on the connection.
+async fn write_blocked<S: crate::net::Stream>(
+    shared: &Shared,
+    id: ConnId,
+    wakeup: &Wakeup,
+    stream: &mut S,
+    batch: &[bytes::Bytes],
+    mut progress: BatchProgress,
+) -> Result<(), String> {
+    let write = std::future::poll_fn(|cx| progress.poll_write(cx, &mut *stream, batch));
+    tokio::select! {
+        biased;
+        written = tokio::time::timeout(shared.write_stall, write) => match written {
+            Ok(result) => result.map_err(|e| format!("write failed: {e}")),
+            Err(_) => {
+                let secs = shared.write_stall.as_secs();
+                Err(format!("client stopped reading for {secs}s"))
+            }
+        },
+        () = given_up(shared, id, wakeup) => {
+            Err("the hub gave up on a client that does not read".to_owned())
+        }
+    }
+}
+
 /// Writes every buffer of `batch`, in order, with vectored writes of up to
 /// [`MAX_IOVECS`] buffers each.
+#[cfg(test)]
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
     batch: &[bytes::Bytes],
 ) -> io::Result<()> {
-    if let [single] = batch {
-        // One buffer (a notice, a reply): a plain write is a cheaper
-        // system call than a one-element writev.
-        return writer.write_all(single).await;
-    }
-    let (mut first, mut offset) = (0, 0);
-    while first < batch.len() {
-        // The slices are built inside each poll, on the stack: an array
-        // held across an await would sit in every connection's task (1 KiB).
-        let mut written = std::future::poll_fn(|cx| {
-            let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, buffer) in batch.iter().skip(first).take(MAX_IOVECS).enumerate() {
-                let start = if i == 0 { offset } else { 0 };
-                if let (Some(slot), Some(rest)) = (slices.get_mut(i), buffer.get(start..)) {
-                    *slot = io::IoSlice::new(rest);
-                    count = i + 1;
+    let mut progress = BatchProgress::default();
+    std::future::poll_fn(|cx| progress.poll_write(cx, &mut *writer, batch)).await
+}
+
+/// How far a batch has been written: the next buffer and the offset in it.
+/// Kept outside the write's future so a blocked write can go on elsewhere.
+#[derive(Debug, Default, Clone, Copy)]
+struct BatchProgress {
+    first: usize,
+    offset: usize,
+}
+
+impl BatchProgress {
+    /// Writes what is left of `batch` until it is all written or the writer
+    /// blocks.
+    fn poll_write<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        writer: &mut W,
+        batch: &[bytes::Bytes],
+    ) -> Poll<io::Result<()>> {
+        while self.first < batch.len() {
+            let poll = if batch.len() - self.first == 1 {
+                // One buffer (a notice, a reply): a plain write is a
+                // cheaper system call than a one-element writev.
+                let rest = batch
+                    .get(self.first)
+                    .and_then(|b| b.get(self.offset..))
+                    .unwrap_or_default();
+                std::pin::Pin::new(&mut *writer).poll_write(cx, rest)
+            } else {
+                // The slices are built on the stack for each attempt: an
+                // array held across an await would sit in every task.
+                let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                let buffers = batch.iter().skip(self.first).take(MAX_IOVECS);
+                for (i, buffer) in buffers.enumerate() {
+                    let start = if i == 0 { self.offset } else { 0 };
+                    if let (Some(slot), Some(rest)) = (slices.get_mut(i), buffer.get(start..)) {
+                        *slot = io::IoSlice::new(rest);
+                        count = i + 1;
+                    }
                 }
-            }
-            std::pin::Pin::new(&mut *writer)
-                .poll_write_vectored(cx, slices.get(..count).unwrap_or_default())
-        })
-        .await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+                std::pin::Pin::new(&mut *writer)
+                    .poll_write_vectored(cx, slices.get(..count).unwrap_or_default())
+            };
+            let written = match poll {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.advance(batch, written);
         }
-        // Advance past what was written.
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves past `written` bytes of `batch`.
+    fn advance(&mut self, batch: &[bytes::Bytes], mut written: usize) {
         while written > 0 {
-            let Some(buffer) = batch.get(first) else {
+            let Some(buffer) = batch.get(self.first) else {
                 break;
             };
-            let left = buffer.len() - offset;
+            let left = buffer.len() - self.offset;
             if written >= left {
                 written -= left;
-                first += 1;
-                offset = 0;
+                self.first += 1;
+                self.offset = 0;
             } else {
-                offset += written;
+                self.offset += written;
                 written = 0;
             }
         }
     }
-    Ok(())
 }
 
 /// Buffers handed to one vectored write.
