@@ -15,7 +15,7 @@ impl Hub {
         }
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 protocol: request.protocol,
                 address: request.address,
                 scope: None,
@@ -29,12 +29,12 @@ impl Hub {
                 publishing: Vec::new(),
                 playing: Vec::new(),
                 closing: false,
-            },
+            }),
         );
         self.mail
             .outboxes
             .entry(conn)
-            .or_insert_with(|| Outbox::new(self.config.outbox));
+            .or_insert_with(|| Box::new(Outbox::new(self.config.outbox)));
         match self.admit(conn, &request) {
             Ok(scope) => {
                 let session = self.app.session_limits(&request);
