@@ -9,12 +9,17 @@
 #   bench/ab-so.sh OLD_TERN NEW_TERN
 #   ROUNDS=3 RATE=1 SUBSCRIBERS=1000 WS_SHARE=0 OUT=dir
 #
+# AB=load: OLD and NEW are two tern-load binaries instead, taking turns
+# against this checkout's tern (what a change to the load tool does to the
+# latency it measures).
+#
 # To get an older binary: git worktree add /tmp/old <commit> &&
 # (cd /tmp/old && cargo build --release -p tern-runtime-std).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 [ $# -eq 2 ] || { echo "usage: $0 OLD_TERN NEW_TERN" >&2; exit 2; }
 binaries=("$1" "$2")
+AB=${AB:-tern}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-1}
 SUBSCRIBERS=${SUBSCRIBERS:-1000}
@@ -26,7 +31,7 @@ mkdir -p "$OUT"
 ticks=$(getconf CLK_TCK)
 for round in $(seq "$ROUNDS"); do
     for which in 0 1; do
-        TERN=${binaries[$which]}
+        if [ "$AB" = load ]; then LOAD=${binaries[$which]}; else TERN=${binaries[$which]}; fi
         label=$([ "$which" = 0 ] && echo old || echo new)
         start_tern "$OUT/$label-$round"
         room="chat/ab$round$which"

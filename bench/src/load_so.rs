@@ -28,9 +28,10 @@ use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+use tern_core::Limits;
 use tern_core::amf0::Value;
-use tern_core::message::SoEvent;
-use tern_core::rtmp::ClientEvent;
+use tern_core::message::{MessageError, SharedObjectView, SoEvent, so_event_type};
+use tern_core::rtmp::{ClientConfig, ClientEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
@@ -500,7 +501,11 @@ async fn rtmp_subscriber(
     shared: &Shared,
     mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<(), SessionError> {
-    let mut session = Session::open(url, shared.clock, 1000 + id as u64).await?;
+    // Notices are read in place (SharedObjectView): the tool builds no
+    // owned message per delivery, as its Redis subscribers build none.
+    let mut config = ClientConfig::new(url.app.clone(), url.tc_url.clone());
+    config.raw_shared_objects = true;
+    let mut session = Session::open_with(url, shared.clock, 1000 + id as u64, config).await?;
     session.set_sparse_input(true);
     loop {
         session.read().await?;
@@ -510,26 +515,8 @@ async fn rtmp_subscriber(
                 ClientEvent::ConnectFailed { code, .. } => {
                     return Err(SessionError::Refused(code));
                 }
-                ClientEvent::SharedObject(message) => {
-                    if message.events.first() == Some(&SoEvent::UseSuccess) {
-                        if permit.take().is_some() {
-                            shared.subscribed.set(shared.subscribed.get() + 1);
-                        }
-                        continue;
-                    }
-                    for event in &message.events {
-                        match event {
-                            SoEvent::Change { value, .. } => {
-                                if let Some(text) = value.as_str() {
-                                    shared.on_delivery(text.as_bytes(), id, Transport::Rtmp);
-                                }
-                            }
-                            SoEvent::Status { code, level } if level == "error" => {
-                                return Err(SessionError::Refused(code.clone()));
-                            }
-                            _ => {}
-                        }
-                    }
+                ClientEvent::SharedObjectPayload(payload) => {
+                    on_notice(&payload, id, shared, &mut permit)?;
                 }
                 _ => {}
             }
@@ -541,6 +528,44 @@ async fn rtmp_subscriber(
             return Ok(());
         }
     }
+}
+
+/// One shared-object message to an RTMP subscriber: the use is confirmed,
+/// or each string change is a delivery; an error status ends the
+/// subscriber.
+fn on_notice(
+    payload: &[u8],
+    id: usize,
+    shared: &Shared,
+    permit: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<(), SessionError> {
+    let bad = |e: MessageError| SessionError::Rtmp(e.into());
+    let view = SharedObjectView::parse(payload).map_err(bad)?;
+    for (i, event) in view.events().enumerate() {
+        let event = event.map_err(bad)?;
+        match event.event_type() {
+            so_event_type::USE_SUCCESS if i == 0 => {
+                if permit.take().is_some() {
+                    shared.subscribed.set(shared.subscribed.get() + 1);
+                }
+                return Ok(());
+            }
+            so_event_type::STATUS => {
+                if let SoEvent::Status { code, level } =
+                    event.to_event(&Limits::default()).map_err(bad)?
+                    && level == "error"
+                {
+                    return Err(SessionError::Refused(code));
+                }
+            }
+            _ => {
+                if let Some((_, value)) = event.string_change().map_err(bad)? {
+                    shared.on_delivery(value.as_bytes(), id, Transport::Rtmp);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn rtmp_writer(

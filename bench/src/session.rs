@@ -134,9 +134,24 @@ impl Session {
     /// Connects to `url` and starts the handshake (`connect` follows by
     /// itself once it completes).
     pub async fn open(url: &RtmpUrl, clock: Clock, n: u64) -> Result<Session, SessionError> {
+        Session::open_with(
+            url,
+            clock,
+            n,
+            ClientConfig::new(url.app.clone(), url.tc_url.clone()),
+        )
+        .await
+    }
+
+    /// [`open`](Self::open) with a client configuration of the caller's.
+    pub async fn open_with(
+        url: &RtmpUrl,
+        clock: Clock,
+        n: u64,
+        config: ClientConfig,
+    ) -> Result<Session, SessionError> {
         let socket = TcpStream::connect(&url.address).await?;
         socket.set_nodelay(true)?;
-        let config = ClientConfig::new(url.app.clone(), url.tc_url.clone());
         let conn = ClientConnection::new(config, clock.core_now(), &random(n));
         let mut session = Session {
             conn,

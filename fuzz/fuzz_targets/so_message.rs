@@ -7,11 +7,14 @@
 //! name, version, persistence and number of events. (Bytes are compared, not
 //! values, because a number may be NaN; flags other than bit 2 and the
 //! reserved field are not kept, so the first encoding may differ from the
-//! input.)
+//! input.) The in-place view (`SharedObjectView`) gives the same message or
+//! the same error, and a string change it reads in place is the owned
+//! event's key and string.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tern_core::message::{MAX_SO_EVENTS, SharedObjectMessage};
+use tern_core::Limits;
+use tern_core::message::{MAX_SO_EVENTS, SharedObjectMessage, SharedObjectView, SoEvent};
 use tern_core_fuzz::limits_from;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +22,29 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let limits = limits_from(la, lb);
+    let viewed = SharedObjectView::parse(payload).and_then(|v| v.to_message(&limits));
+    match (viewed, SharedObjectMessage::decode(payload, &limits)) {
+        // Bytes, not values: a number may be NaN.
+        (Ok(a), Ok(b)) => assert_eq!(a.to_bytes(), b.to_bytes()),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("view {a:?}, owned decode {b:?}"),
+    }
+    if let Ok(view) = SharedObjectView::parse(payload) {
+        // Default limits: a tiny value budget may refuse what is read in
+        // place without one.
+        let default = Limits::default();
+        for event in view.events().flatten() {
+            if let Ok(Some((key, value))) = event.string_change() {
+                match event.to_event(&default) {
+                    Ok(SoEvent::Change { key: k, value: v } | SoEvent::RequestChange { key: k, value: v }) => {
+                        assert_eq!(k, key);
+                        assert_eq!(v.as_str(), Some(value));
+                    }
+                    other => panic!("{key:?} = {value:?} read in place, owned: {other:?}"),
+                }
+            }
+        }
+    }
     let Ok(msg) = SharedObjectMessage::decode(payload, &limits) else {
         return;
     };

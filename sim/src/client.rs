@@ -946,7 +946,10 @@ impl Client {
                 }
             }
             // Pings, probe answers, stream begin/EOF: timing, not content.
-            ClientEvent::UserControl(_)
+            // The simulator's clients decode shared objects (they never set
+            // `raw_shared_objects`).
+            ClientEvent::SharedObjectPayload(_)
+            | ClientEvent::UserControl(_)
             | ClientEvent::Error { .. }
             | ClientEvent::Result { .. }
             | ClientEvent::Call(_) => {}

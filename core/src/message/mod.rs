@@ -30,7 +30,8 @@ pub use control::{BandwidthLimit, ProtocolControl};
 pub use data::{DataMessage, ON_METADATA, SET_DATA_FRAME};
 pub use media::{AudioTag, AudioTagInfo, VideoTag, VideoTagInfo};
 pub use shared_object::{
-    FLAG_PERSISTENT, MAX_SO_EVENTS, SharedObjectMessage, SoEvent, so_event_name,
+    FLAG_PERSISTENT, MAX_SO_EVENTS, SharedObjectMessage, SharedObjectView, SoEvent, SoEventView,
+    SoEventViews, so_event_name, so_event_type,
 };
 pub use user_control::{UserControl, event as user_control_event};
 
@@ -295,6 +296,20 @@ impl Message {
             },
         };
         Ok(m)
+    }
+
+    /// The type-19 payload of a shared-object message (type 16 with its
+    /// leading encoding byte stripped), shared, not copied; `None` for every
+    /// other type. Read it with [`SharedObjectView`].
+    pub fn shared_object_payload(raw: &RawMessage) -> Result<Option<Bytes>, MessageError> {
+        match raw.type_id {
+            type_id::SHARED_OBJECT_AMF0 => Ok(Some(raw.payload.clone())),
+            type_id::SHARED_OBJECT_AMF3 => {
+                strip_amf3(raw.type_id, &raw.payload)?;
+                Ok(Some(raw.payload.slice(1..)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The type id [`Message::encode`] uses (AMF0 types for commands, data

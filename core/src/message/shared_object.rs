@@ -19,6 +19,36 @@ use bytes::Bytes;
 /// list (and the work done per message) small even for large messages.
 pub const MAX_SO_EVENTS: usize = 1024;
 
+/// Event type codes ([`SoEvent::type_code`], [`SoEventView::event_type`]).
+pub mod so_event_type {
+    /// [`SoEvent::Use`](super::SoEvent::Use).
+    pub const USE: u8 = 1;
+    /// [`SoEvent::Release`](super::SoEvent::Release).
+    pub const RELEASE: u8 = 2;
+    /// [`SoEvent::RequestChange`](super::SoEvent::RequestChange).
+    pub const REQUEST_CHANGE: u8 = 3;
+    /// [`SoEvent::Change`](super::SoEvent::Change).
+    pub const CHANGE: u8 = 4;
+    /// [`SoEvent::Success`](super::SoEvent::Success).
+    pub const SUCCESS: u8 = 5;
+    /// [`SoEvent::SendMessage`](super::SoEvent::SendMessage).
+    pub const SEND_MESSAGE: u8 = 6;
+    /// [`SoEvent::Status`](super::SoEvent::Status).
+    pub const STATUS: u8 = 7;
+    /// [`SoEvent::Clear`](super::SoEvent::Clear).
+    pub const CLEAR: u8 = 8;
+    /// [`SoEvent::Remove`](super::SoEvent::Remove).
+    pub const REMOVE: u8 = 9;
+    /// [`SoEvent::RequestRemove`](super::SoEvent::RequestRemove).
+    pub const REQUEST_REMOVE: u8 = 10;
+    /// [`SoEvent::UseSuccess`](super::SoEvent::UseSuccess).
+    pub const USE_SUCCESS: u8 = 11;
+}
+
+/// AMF0 markers [`SoEventView::string_change`] reads in place.
+const AMF0_STRING: u8 = 0x02;
+const AMF0_LONG_STRING: u8 = 0x0C;
+
 /// Flag bit meaning "persistent" in the header's flags field.
 pub const FLAG_PERSISTENT: u32 = 2;
 
@@ -226,7 +256,8 @@ pub struct SharedObjectMessage {
 
 impl SharedObjectMessage {
     /// Parses a type-19 payload (for type 16 the caller strips the leading
-    /// encoding byte first).
+    /// encoding byte first): the [`SharedObjectView`] of it, every event
+    /// made owned.
     ///
     /// The flags field is read as a bit set: the SO is persistent when bit
     /// value 2 is set, whatever the other bits (Flash only ever sends 0 or
@@ -235,40 +266,7 @@ impl SharedObjectMessage {
     /// event or invalid UTF-8 are errors, as are more than
     /// [`MAX_SO_EVENTS`] events.
     pub fn decode(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
-        let mut r = Reader::new(payload);
-        let name = r.short_string("shared object name")?;
-        let version = r.u32("shared object version")?;
-        let flags = r.u32("shared object flags")?;
-        let _reserved = r.u32("shared object reserved field")?;
-        let mut events = Vec::new();
-        while !r.is_empty() {
-            if events.len() >= MAX_SO_EVENTS {
-                return Err(MessageError::TooManySoEvents {
-                    limit: MAX_SO_EVENTS,
-                });
-            }
-            let event_type = r.u8("shared object event type")?;
-            if !(1..=11).contains(&event_type) {
-                return Err(MessageError::UnknownSoEvent(event_type));
-            }
-            let length = r.u32("shared object event length")?;
-            let available = r.remaining().len();
-            let body = usize::try_from(length)
-                .ok()
-                .and_then(|len| r.take(len, "shared object event").ok())
-                .ok_or(MessageError::SoEventOverrun {
-                    event_type,
-                    length,
-                    available,
-                })?;
-            events.push(SoEvent::decode(event_type, body, limits)?);
-        }
-        Ok(SharedObjectMessage {
-            name,
-            version,
-            persistent: flags & FLAG_PERSISTENT != 0,
-            events,
-        })
+        SharedObjectView::parse(payload)?.to_message(limits)
     }
 
     /// Appends the type-19 payload to `out`: flags 2 or 0, reserved 0.
@@ -294,5 +292,197 @@ impl SharedObjectMessage {
         let mut out = Vec::new();
         self.encode(&mut out);
         Bytes::from(out)
+    }
+}
+
+/// A shared-object message read in place: the header's fields, and the
+/// events one at a time from [`events`](Self::events), all borrowed from
+/// the payload. Nothing is copied or allocated, so a client that only looks
+/// for one key's string value (the load tool's subscribers) pays for no
+/// owned message per notice. [`SharedObjectMessage::decode`] is this view
+/// with every event made owned, so both check the same things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedObjectView<'a> {
+    name: &'a str,
+    version: u32,
+    persistent: bool,
+    events: &'a [u8],
+}
+
+impl<'a> SharedObjectView<'a> {
+    /// Reads the header of a type-19 payload (for type 16 the caller strips
+    /// the leading encoding byte first). The events are read as they are
+    /// iterated.
+    pub fn parse(payload: &'a [u8]) -> Result<Self, MessageError> {
+        let mut r = Reader::new(payload);
+        let name = r.short_str("shared object name")?;
+        let version = r.u32("shared object version")?;
+        let flags = r.u32("shared object flags")?;
+        let _reserved = r.u32("shared object reserved field")?;
+        Ok(SharedObjectView {
+            name,
+            version,
+            persistent: flags & FLAG_PERSISTENT != 0,
+            events: r.remaining(),
+        })
+    }
+
+    /// SO name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The version the events bring the receiver to.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Persistent (flags bit 2) or transient.
+    pub fn persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// The events in order. An undefined event type, a length past the
+    /// payload or more than [`MAX_SO_EVENTS`] events end the iteration with
+    /// the error.
+    pub fn events(&self) -> SoEventViews<'a> {
+        SoEventViews {
+            rest: self.events,
+            seen: 0,
+            failed: false,
+        }
+    }
+
+    /// The owned message, every event decoded.
+    pub fn to_message(&self, limits: &Limits) -> Result<SharedObjectMessage, MessageError> {
+        let mut events = Vec::new();
+        for event in self.events() {
+            events.push(event?.to_event(limits)?);
+        }
+        Ok(SharedObjectMessage {
+            name: String::from(self.name),
+            version: self.version,
+            persistent: self.persistent,
+            events,
+        })
+    }
+}
+
+/// The events of a [`SharedObjectView`], each borrowed and undecoded.
+#[derive(Clone, Debug)]
+pub struct SoEventViews<'a> {
+    rest: &'a [u8],
+    seen: usize,
+    failed: bool,
+}
+
+impl<'a> Iterator for SoEventViews<'a> {
+    type Item = Result<SoEventView<'a>, MessageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() || self.failed {
+            return None;
+        }
+        let event = self.read();
+        self.failed = event.is_err();
+        Some(event)
+    }
+}
+
+impl<'a> SoEventViews<'a> {
+    fn read(&mut self) -> Result<SoEventView<'a>, MessageError> {
+        if self.seen >= MAX_SO_EVENTS {
+            return Err(MessageError::TooManySoEvents {
+                limit: MAX_SO_EVENTS,
+            });
+        }
+        let mut r = Reader::new(self.rest);
+        let event_type = r.u8("shared object event type")?;
+        if !(so_event_type::USE..=so_event_type::USE_SUCCESS).contains(&event_type) {
+            return Err(MessageError::UnknownSoEvent(event_type));
+        }
+        let length = r.u32("shared object event length")?;
+        let available = r.remaining().len();
+        let body = usize::try_from(length)
+            .ok()
+            .and_then(|len| r.take(len, "shared object event").ok())
+            .ok_or(MessageError::SoEventOverrun {
+                event_type,
+                length,
+                available,
+            })?;
+        self.rest = r.remaining();
+        self.seen += 1;
+        Ok(SoEventView { event_type, body })
+    }
+}
+
+/// One event of a [`SharedObjectView`]: its type code (1–11) and its body,
+/// not yet decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SoEventView<'a> {
+    event_type: u8,
+    body: &'a [u8],
+}
+
+impl<'a> SoEventView<'a> {
+    /// The event type code ([`SoEvent::type_code`]).
+    pub fn event_type(&self) -> u8 {
+        self.event_type
+    }
+
+    /// The event's body, without type and length.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The owned event.
+    pub fn to_event(&self, limits: &Limits) -> Result<SoEvent, MessageError> {
+        SoEvent::decode(self.event_type, self.body, limits)
+    }
+
+    /// For a change (4) or a request to change (3) whose value is an AMF0
+    /// string or long string: the key and the string, borrowed. `Ok(None)`
+    /// for any other event or value type (decode those with
+    /// [`to_event`](Self::to_event)). The same malformations as in
+    /// [`to_event`](Self::to_event) are errors: invalid UTF-8, a length past
+    /// the body, bytes after the value.
+    pub fn string_change(&self) -> Result<Option<(&'a str, &'a str)>, MessageError> {
+        if !matches!(
+            self.event_type,
+            so_event_type::REQUEST_CHANGE | so_event_type::CHANGE
+        ) {
+            return Ok(None);
+        }
+        let mut r = Reader::new(self.body);
+        let key = r.short_str("shared object key")?;
+        let amf0_error = |error| MessageError::Amf0 {
+            what: "shared object value",
+            error,
+        };
+        let len = match r.remaining().first() {
+            Some(&AMF0_STRING) => {
+                r.u8("shared object value")?;
+                usize::from(r.u16("shared object value")?)
+            }
+            Some(&AMF0_LONG_STRING) => {
+                r.u8("shared object value")?;
+                usize::try_from(r.u32("shared object value")?).unwrap_or(usize::MAX)
+            }
+            Some(_) => return Ok(None),
+            None => return Err(amf0_error(crate::amf0::Amf0Error::Truncated)),
+        };
+        let bytes = r
+            .take(len, "shared object value")
+            .map_err(|_| amf0_error(crate::amf0::Amf0Error::Truncated))?;
+        let value = core::str::from_utf8(bytes)
+            .map_err(|_| amf0_error(crate::amf0::Amf0Error::InvalidUtf8))?;
+        if !r.is_empty() {
+            return Err(MessageError::SoEventTrailing {
+                event_type: self.event_type,
+                extra: r.remaining().len(),
+            });
+        }
+        Ok(Some((key, value)))
     }
 }

@@ -35,6 +35,15 @@ fn so_check(body: &str, expected: SharedObjectMessage) {
     let m = SharedObjectMessage::decode(&body, &Limits::default()).unwrap();
     assert_eq!(m, expected);
     assert_eq!(&m.to_bytes()[..], &body[..]);
+    // The in-place view sees the same header and events.
+    let view = SharedObjectView::parse(&body).unwrap();
+    assert_eq!(
+        (view.name(), view.version(), view.persistent()),
+        (m.name.as_str(), m.version, m.persistent)
+    );
+    let types: Vec<u8> = view.events().map(|e| e.unwrap().event_type()).collect();
+    let owned_types: Vec<u8> = m.events.iter().map(SoEvent::type_code).collect();
+    assert_eq!(types, owned_types);
     let msg = Message::decode(&raw(19, body.clone()), &Limits::default()).unwrap();
     assert_eq!(msg.encode(), (19, Bytes::from(body.clone())));
     // Type 16 with its leading encoding byte decodes to the same thing.
@@ -105,6 +114,107 @@ fn so_other_events_round_trip() {
         SharedObjectMessage::decode(&b, &Limits::default()).unwrap(),
         m
     );
+}
+
+/// A chat SO message (version 1) with one event of `event_type` and body
+/// `body` (hex).
+fn so_with_event(event_type: u8, body: &str) -> Vec<u8> {
+    let body = hex(body);
+    let mut out = hex("0004 63686174 00000001 00000000 00000000");
+    out.push(event_type);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The first event of a message, as a view.
+fn first_event(payload: &[u8]) -> SoEventView<'_> {
+    let view = SharedObjectView::parse(payload).unwrap();
+    view.events().next().unwrap().unwrap()
+}
+
+#[test]
+fn string_changes_are_read_in_place() {
+    // change "a" = "hi" (AMF0 string), then as a long string, then a
+    // request change: each gives the key and the string.
+    let change = so_with_event(4, "0001 61 02 0002 6869");
+    assert_eq!(first_event(&change).string_change(), Ok(Some(("a", "hi"))));
+    let long = so_with_event(4, "0001 61 0c 00000002 6869");
+    assert_eq!(first_event(&long).string_change(), Ok(Some(("a", "hi"))));
+    let request = so_with_event(3, "0001 61 02 0002 6869");
+    assert_eq!(first_event(&request).string_change(), Ok(Some(("a", "hi"))));
+    // A number value, and events that are not changes: nothing to read.
+    let number = so_with_event(4, "0001 61 00 3ff0000000000000");
+    assert_eq!(first_event(&number).string_change(), Ok(None));
+    let success = so_with_event(5, "0001 61");
+    assert_eq!(first_event(&success).string_change(), Ok(None));
+    assert_eq!(first_event(&success).body(), &[0, 1, b'a']);
+}
+
+#[test]
+fn malformed_string_changes_are_the_errors_the_owned_decode_gives() {
+    let l = Limits::default();
+    for (body, what) in [
+        ("0001 61 02 0002 68", "value past the body"),
+        ("0001 61 02 0001 ff", "invalid UTF-8"),
+        ("0001 61 02 0001 68 00", "a byte after the value"),
+        ("0001 61", "no value"),
+        ("0003 61", "key past the body"),
+    ] {
+        let payload = so_with_event(4, body);
+        let event = first_event(&payload);
+        let owned = event.to_event(&l);
+        assert!(owned.is_err(), "{what}: the owned decode accepts it");
+        assert_eq!(
+            event.string_change(),
+            Err(owned.unwrap_err()),
+            "{what}: different errors"
+        );
+    }
+}
+
+#[test]
+fn the_view_stops_at_the_first_bad_event() {
+    let mut payload = so_with_event(1, "");
+    payload.extend_from_slice(&hex("0c 00000000 01 00000000"));
+    let view = SharedObjectView::parse(&payload).unwrap();
+    let events: Vec<_> = view.events().collect();
+    assert_eq!(
+        events,
+        vec![
+            Ok(first_event(&payload)),
+            Err(MessageError::UnknownSoEvent(0x0c))
+        ]
+    );
+    assert_eq!(
+        view.to_message(&Limits::default()),
+        Err(MessageError::UnknownSoEvent(0x0c))
+    );
+    assert_eq!(
+        SharedObjectView::parse(&hex("0004 6368")),
+        Err(MessageError::Truncated {
+            what: "shared object name"
+        })
+    );
+}
+
+#[test]
+fn a_type_16_message_gives_its_payload_without_the_encoding_byte() {
+    let body = so_with_event(4, "0001 61 02 0002 6869");
+    let amf0 = Message::shared_object_payload(&raw(19, body.clone())).unwrap();
+    assert_eq!(amf0.as_deref(), Some(&body[..]));
+    let mut amf3 = vec![0u8];
+    amf3.extend_from_slice(&body);
+    let stripped = Message::shared_object_payload(&raw(16, amf3)).unwrap();
+    assert_eq!(stripped.as_deref(), Some(&body[..]));
+    assert_eq!(
+        Message::shared_object_payload(&raw(16, vec![3, 0])),
+        Err(MessageError::Amf3Encoding {
+            type_id: 16,
+            byte: 3
+        })
+    );
+    assert_eq!(Message::shared_object_payload(&raw(20, body)), Ok(None));
 }
 
 #[test]
@@ -611,6 +721,51 @@ proptest! {
             // flags/reserved words are normalised (they are 0 here).
             let again = SharedObjectMessage::decode(&m.to_bytes(), &Limits::small());
             prop_assert_eq!(again, Ok(m));
+        }
+    }
+
+    /// The in-place view and the owned decode agree on arbitrary events:
+    /// the same message or the same error, and a string change read in
+    /// place is the owned event's key and string.
+    #[test]
+    fn the_view_agrees_with_the_owned_decode(
+        events in proptest::collection::vec((1u8..=12, proptest::collection::vec(any::<u8>(), 0..24)), 0..8),
+        strings in proptest::collection::vec("[a-z]{0,6}", 0..4),
+    ) {
+        let mut body = hex("0004 63686174 00000001 00000000 00000000");
+        let mut push = |t: u8, p: &[u8]| {
+            body.push(t);
+            body.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            body.extend_from_slice(p);
+        };
+        for (t, p) in &events {
+            push(*t, p);
+        }
+        for s in &strings {
+            let mut p = vec![0, 1, b'k', 2];
+            p.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            p.extend_from_slice(s.as_bytes());
+            push(4, &p);
+        }
+        let l = Limits::small();
+        let owned = SharedObjectMessage::decode(&body, &l);
+        let viewed = SharedObjectView::parse(&body).and_then(|v| v.to_message(&l));
+        prop_assert_eq!(&viewed, &owned);
+        if let Ok(view) = SharedObjectView::parse(&body) {
+            for event in view.events().flatten() {
+                match (event.string_change(), event.to_event(&l)) {
+                    (Ok(Some((k, v))), Ok(SoEvent::Change { key, value } | SoEvent::RequestChange { key, value })) => {
+                        prop_assert_eq!(k, key.as_str());
+                        prop_assert_eq!(Some(v), value.as_str());
+                    }
+                    (Ok(Some(_)), other) => prop_assert!(false, "read in place, owned {:?}", other),
+                    (Ok(None), Ok(SoEvent::Change { value, .. } | SoEvent::RequestChange { value, .. })) => {
+                        prop_assert!(value.as_str().is_none(), "string {:?} not read in place", value);
+                    }
+                    (Err(e), owned) => prop_assert_eq!(Err(e), owned),
+                    (Ok(None), _) => {}
+                }
+            }
         }
     }
 

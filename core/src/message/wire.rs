@@ -66,10 +66,14 @@ impl<'a> Reader<'a> {
     /// A u16-length-prefixed UTF-8 string without an AMF0 marker (shared
     /// object names, keys, status code and level).
     pub(crate) fn short_string(&mut self, what: &'static str) -> Result<String, MessageError> {
+        self.short_str(what).map(String::from)
+    }
+
+    /// [`short_string`](Self::short_string), borrowed.
+    pub(crate) fn short_str(&mut self, what: &'static str) -> Result<&'a str, MessageError> {
         let len = usize::from(self.u16(what)?);
         let bytes = self.take(len, what)?;
-        let s = core::str::from_utf8(bytes).map_err(|_| MessageError::InvalidUtf8 { what })?;
-        Ok(String::from(s))
+        core::str::from_utf8(bytes).map_err(|_| MessageError::InvalidUtf8 { what })
     }
 }
 

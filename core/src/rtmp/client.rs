@@ -8,7 +8,8 @@ use crate::amf0::Value;
 use crate::handshake::{ClientHandshake, HandshakeKind, RANDOM_LEN};
 use crate::hub::MediaKind;
 use crate::message::{
-    Command, Message, ProtocolControl, ServerReply, SharedObjectMessage, SoEvent, UserControl,
+    Command, Message, ProtocolControl, ServerReply, SharedObjectMessage, SharedObjectView, SoEvent,
+    UserControl,
 };
 use crate::time::Instant;
 use alloc::collections::VecDeque;
@@ -33,6 +34,14 @@ pub struct ClientConfig {
     pub window_ack_size: u32,
     /// Parser bounds.
     pub limits: Limits,
+    /// Report shared-object messages undecoded, as
+    /// [`ClientEvent::SharedObjectPayload`], to be read in place with
+    /// [`SharedObjectView`]: no owned message per notice, for clients that
+    /// look at a few fields of many notices (the load tool's subscribers).
+    /// Their framing (header, event types and lengths) is still checked
+    /// here; the event bodies when the application reads them. Off (the
+    /// default): [`ClientEvent::SharedObject`].
+    pub raw_shared_objects: bool,
 }
 
 impl ClientConfig {
@@ -46,6 +55,7 @@ impl ClientConfig {
             out_chunk_size: 4096,
             window_ack_size: 2_500_000,
             limits: Limits::default(),
+            raw_shared_objects: false,
         }
     }
 }
@@ -79,6 +89,10 @@ pub enum ClientEvent {
     Error { transaction_id: f64, info: Value },
     /// A shared-object message.
     SharedObject(SharedObjectMessage),
+    /// A shared-object message as its type-19 payload, framing checked
+    /// (with [`ClientConfig::raw_shared_objects`]); read it with
+    /// [`SharedObjectView::parse`].
+    SharedObjectPayload(Bytes),
     /// Audio, video or data on a played stream.
     Media {
         /// Message stream id.
@@ -130,6 +144,9 @@ impl ClientConnection {
         let epoch = (now.as_millis() & 0xFFFF_FFFF) as u32;
         let mut handshake = ClientHandshake::new(random, epoch, config.handshake);
         let mut wire = Wire::new(&config.limits);
+        // A client's reads are small or few; keeping the buffer saves an
+        // allocation per read (a subscriber's per notice).
+        wire.keep_input_buffer();
         if let Some(c0c1) = handshake.poll_transmit() {
             wire.queue(c0c1);
         }
@@ -418,6 +435,16 @@ impl ClientConnection {
     }
 
     fn on_message(&mut self, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
+        if self.config.raw_shared_objects
+            && let Some(payload) = Message::shared_object_payload(&raw)?
+        {
+            for event in SharedObjectView::parse(&payload)?.events() {
+                event?;
+            }
+            self.events
+                .push_back(ClientEvent::SharedObjectPayload(payload));
+            return Ok(());
+        }
         let message = Message::decode(&raw, &self.config.limits)?;
         match message {
             Message::Control(ProtocolControl::WindowAckSize(window)) => {

@@ -2,9 +2,11 @@
 //! driven against each other in virtual time; the rendered trace is an
 //! `insta` snapshot, so any change on the wire shows up in review.
 
+use crate::Limits;
 use crate::amf0::Value;
 use crate::hub::{HubConfig, MediaKind};
-use crate::rtmp::ClientEvent;
+use crate::message::{SharedObjectMessage, SoEvent};
+use crate::rtmp::{ClientConfig, ClientEvent, RtmpError};
 use crate::testing::Harness;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -169,6 +171,100 @@ fn multi_client_shared_object_trace() {
         .collect();
     insta::assert_snapshot!(lines.join("\n"));
     let _ = String::new().to_string();
+}
+
+/// A client with `raw_shared_objects` is told the same shared-object
+/// messages as one without, as payloads whose view decodes to them.
+#[test]
+fn raw_shared_objects_are_the_decoded_messages_undecoded() {
+    use crate::message::SharedObjectView;
+    let mut h = Harness::new(HubConfig::default());
+    let decoded = h.connect("chat/room1");
+    let mut config = ClientConfig::new("chat/room1", "rtmp://localhost/chat/room1");
+    config.raw_shared_objects = true;
+    let raw = h.connect_with(config);
+    for i in [decoded, raw] {
+        h.peers[i].client.so_use("chat", false).unwrap();
+        h.drive();
+    }
+    h.peers[decoded]
+        .client
+        .so_set("chat", false, vec![("m".into(), Value::string("hello"))])
+        .unwrap();
+    h.drive();
+    h.peers[decoded]
+        .client
+        .so_send("chat", false, "say", vec![Value::Number(1.0)])
+        .unwrap();
+    h.drive();
+    let limits = Limits::default();
+    let viewed: Vec<SharedObjectMessage> = h
+        .take(raw)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::SharedObjectPayload(p) => Some(
+                SharedObjectView::parse(&p)
+                    .and_then(|v| v.to_message(&limits))
+                    .unwrap(),
+            ),
+            ClientEvent::SharedObject(m) => panic!("decoded despite raw_shared_objects: {m:?}"),
+            _ => None,
+        })
+        .collect();
+    let sent: Vec<SharedObjectMessage> = h
+        .take(decoded)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::SharedObject(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    // use success + sync, the change, the message; the writer's own copy
+    // differs only in its success event, so compare what both got.
+    assert_eq!(viewed.len(), 3, "{viewed:?}");
+    assert_eq!(viewed.last(), sent.last());
+    assert!(viewed.iter().any(|m| m.events.contains(&SoEvent::Change {
+        key: "m".into(),
+        value: Value::string("hello")
+    })));
+}
+
+/// A malformed shared-object message fails a raw client as it fails a
+/// decoding one: framing is checked before the payload is handed on.
+#[test]
+fn a_raw_client_rejects_bad_shared_object_framing() {
+    use crate::chunk::{RawMessage, encode_standalone};
+    use bytes::BytesMut;
+    let mut config = ClientConfig::new("chat", "rtmp://localhost/chat");
+    config.raw_shared_objects = true;
+    let mut h = Harness::new(HubConfig::default());
+    let c = h.connect_with(config);
+    // An event of type 12 (undefined) in an otherwise valid message.
+    let mut payload = alloc::vec::Vec::new();
+    payload.extend_from_slice(&[0, 4, b'c', b'h', b'a', b't']);
+    payload.extend_from_slice(&[0; 12]);
+    payload.extend_from_slice(&[12, 0, 0, 0, 0]);
+    let mut chunks = BytesMut::new();
+    let message = RawMessage {
+        csid: 3,
+        timestamp: 0,
+        type_id: 19,
+        stream_id: 0,
+        payload: Bytes::from(payload),
+    };
+    encode_standalone(&message, 4096, &mut chunks).unwrap();
+    let client = &mut h.peers[c].client;
+    let error = client.handle_input(h.now, &chunks).unwrap_err();
+    assert_eq!(
+        error,
+        RtmpError::Message(crate::message::MessageError::UnknownSoEvent(12))
+    );
+    while let Some(event) = client.poll_event() {
+        assert!(
+            !matches!(event, ClientEvent::SharedObjectPayload(_)),
+            "the bad message was handed on"
+        );
+    }
 }
 
 #[test]

@@ -36,9 +36,10 @@ pub(crate) struct Wire {
     peer_window: u32,
     /// Media went out since `outq` last drained: keep its buffers warm.
     streaming: bool,
-    /// A player (media went out at some point): its input buffer is kept
-    /// when empty. A player only sends acknowledgements, so the buffer is
-    /// tiny, and keeping it makes each acknowledgement allocation-free.
+    /// A player (media went out at some point) or a client: its input
+    /// buffer is kept when empty, unless a large chunk grew it. A player
+    /// only sends acknowledgements, so the buffer is tiny, and keeping it
+    /// makes each acknowledgement allocation-free.
     keep_input: bool,
     /// How often the output queue is refilled by deliveries (see
     /// [`QueueUse`]).
@@ -81,7 +82,7 @@ impl Wire {
         let message = self.decoder.decode(&mut self.inbuf)?;
         if message.is_none() {
             if self.inbuf.is_empty() {
-                if !self.keep_input {
+                if !self.keep_input || self.inbuf.capacity() > INPUT_SHRINK_ABOVE {
                     self.inbuf = BytesMut::new();
                 }
             } else if self.inbuf.capacity() > INPUT_SHRINK_ABOVE
@@ -91,6 +92,12 @@ impl Wire {
             }
         }
         Ok(message)
+    }
+
+    /// Keeps the input buffer when it is emptied (up to
+    /// `INPUT_SHRINK_ABOVE` bytes of it), as a player's is.
+    pub(crate) fn keep_input_buffer(&mut self) {
+        self.keep_input = true;
     }
 
     /// Follows the peer's Window Acknowledgement Size.
