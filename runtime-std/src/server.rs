@@ -32,7 +32,9 @@
 //! task sleeps: the hub wakes it only when the outbox goes from empty to
 //! non-empty, or gets its first notice, status or close — those never wait,
 //! and take the held media with them, as does a reply of the connection
-//! itself or more than [`MERGE_FLUSH_BYTES`] of held media.
+//! itself or more than [`MERGE_FLUSH_BYTES`] of held media when it wakes.
+//! Windows end on a small grid (`Shared::merge_deadline`), so the players
+//! due at about the same time are written on one wake-up of the thread.
 
 use crate::config::Config;
 use crate::direct_write::{Attached, Peer};
@@ -72,8 +74,12 @@ const HIGH_WATER: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffers a connection's write batch keeps room for between writes.
 const KEEP_BATCH: usize = 16;
-/// Held media that is written at once, whatever the merge window.
+/// Held media that is written at once, whatever the merge window, when the
+/// task looks (it wakes for the first delivery after a write: a join burst).
 const MERGE_FLUSH_BYTES: usize = 64 * 1024;
+/// Merge windows end on multiples of this (since the server started), at
+/// most a quarter of the window: see [`Shared::merge_deadline`].
+const MERGE_GRID: std::time::Duration = std::time::Duration::from_millis(10);
 /// How often the hub's timers (idle rooms, idle connections) are checked.
 const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// After the hub gave up on a connection whose writes are blocked, how long
@@ -218,6 +224,25 @@ impl Shared {
             seed: 0x7e57_7e57,
             direct_writes: Wakeup::default(),
         })
+    }
+
+    /// The end of a merge window that began with a write at `last_write`:
+    /// `merge_write` later, rounded down to a multiple of [`MERGE_GRID`]
+    /// (at most a quarter of the window) since the server started. Players
+    /// whose windows end within the same step of the grid then wake on the
+    /// same timer tick and write in one pass of the scheduler, instead of
+    /// each waking the thread on a millisecond of its own (100 players at
+    /// 10 writes/s: about 1000 wake-ups of the server a second, 100 with
+    /// the grid). A window is at most `merge_write` long, as configured, and
+    /// at least that less one step.
+    fn merge_deadline(&self, last_write: tokio::time::Instant) -> tokio::time::Instant {
+        let end = last_write + self.merge_write;
+        let grid = MERGE_GRID.min(self.merge_write / 4).as_nanos();
+        if grid == 0 {
+            return end;
+        }
+        let past = end.saturating_duration_since(self.start).as_nanos() % grid;
+        end - std::time::Duration::from_nanos(u64::try_from(past).unwrap_or(0))
     }
 
     /// Monotonic milliseconds since the server started (tokio's clock, so a
@@ -670,7 +695,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                         .outbox(id)
                         .is_some_and(|o| o.may_wait(MERGE_FLUSH_BYTES))
                 {
-                    let merge_until = last_write + shared.merge_write;
+                    let merge_until = shared.merge_deadline(last_write);
                     if tokio::time::Instant::now() < merge_until {
                         held_until = Some(merge_until);
                         return;
@@ -1055,5 +1080,43 @@ mod tests {
         let defaults = Shared::new(&Config::default());
         assert_eq!(defaults.rtmp.ping_interval, Duration::from_secs(30));
         assert_eq!(defaults.ws.idle_timeout, Duration::from_secs(90));
+    }
+
+    /// Merge windows end on the grid, are never longer than configured and
+    /// at most one step shorter; players that wrote within one step of the
+    /// grid share a deadline.
+    #[tokio::test(start_paused = true)]
+    async fn merge_windows_end_on_a_grid() {
+        use std::time::Duration as Std;
+        for (merge_ms, step_us) in [(100, 10_000), (20, 5_000), (1, 250)] {
+            let mut config = Config::default();
+            config.streams.merge_write_ms = merge_ms;
+            let shared = Shared::new(&config);
+            let merge = Std::from_millis(merge_ms);
+            let step = Std::from_micros(step_us);
+            let mut deadlines = std::collections::BTreeSet::new();
+            for offset_us in (0..50_000).step_by(1_237) {
+                let last_write = shared.start + Std::from_micros(offset_us);
+                let end = shared.merge_deadline(last_write);
+                assert!(
+                    end <= last_write + merge,
+                    "{merge_ms} ms: longer than configured"
+                );
+                assert!(
+                    end > last_write + merge - step,
+                    "{merge_ms} ms: over a step shorter"
+                );
+                let since = end.duration_since(shared.start);
+                assert_eq!(
+                    since.as_nanos() % step.as_nanos(),
+                    0,
+                    "{since:?} is off the grid"
+                );
+                deadlines.insert(end);
+            }
+            // 41 writes spread over 50 ms: at most one deadline per step.
+            let steps = 50_000 / step_us as usize + 1;
+            assert!(deadlines.len() <= steps, "{merge_ms} ms: {deadlines:?}");
+        }
     }
 }
