@@ -80,10 +80,34 @@ fn length(len: u32) -> Result<usize, Amf0Error> {
 
 /// `len` bytes of UTF-8. The copy is sized by bytes already present.
 fn utf8(r: &mut Reader<'_>, len: usize) -> Result<String, Amf0Error> {
-    let bytes = r.bytes(len)?;
-    core::str::from_utf8(bytes)
-        .map(String::from)
-        .map_err(|_| Amf0Error::InvalidUtf8)
+    utf8_str(r, len).map(String::from)
+}
+
+/// `len` bytes of UTF-8, borrowed.
+fn utf8_str<'a>(r: &mut Reader<'a>, len: usize) -> Result<&'a str, Amf0Error> {
+    core::str::from_utf8(r.bytes(len)?).map_err(|_| Amf0Error::InvalidUtf8)
+}
+
+/// The text of a string (0x02, u16 length) or long string (0x0C, u32
+/// length) whose marker was just read, borrowed; `None` for other markers.
+fn string_body<'a>(r: &mut Reader<'a>, marker: u8) -> Result<Option<&'a str>, Amf0Error> {
+    let len = match marker {
+        0x02 => usize::from(r.u16()?),
+        0x0C => length(r.u32()?)?,
+        _ => return Ok(None),
+    };
+    utf8_str(r, len).map(Some)
+}
+
+/// See [`decode_str`](super::decode_str).
+pub(crate) fn decode_str<'a>(input: &mut &'a [u8]) -> Result<Option<&'a str>, Amf0Error> {
+    let mut r = Reader::new(input);
+    let marker = r.u8()?;
+    let text = string_body(&mut r, marker)?;
+    if text.is_some() {
+        *input = r.rest();
+    }
+    Ok(text)
 }
 
 fn value(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Value, Amf0Error> {
@@ -100,10 +124,8 @@ fn value(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Value, Amf0
         // Any non-zero byte is true (the specification's rule); it
         // re-encodes as 0x01.
         0x01 => Value::Boolean(r.u8()? != 0),
-        0x02 => {
-            let len = r.u16()?;
-            Value::String(utf8(r, usize::from(len))?)
-        }
+        // `string_body` reads these two markers' text (always `Some`).
+        0x02 => Value::String(String::from(string_body(r, marker)?.unwrap_or_default())),
         0x03 => Value::Object(properties(r, b, b.enter(depth)?)?),
         0x05 => Value::Null,
         0x06 => Value::Undefined,
@@ -121,10 +143,7 @@ fn value(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Value, Amf0
             millis: r.f64()?,
             time_zone: r.i16()?,
         },
-        0x0C => {
-            let len = length(r.u32()?)?;
-            Value::LongString(utf8(r, len)?)
-        }
+        0x0C => Value::LongString(String::from(string_body(r, marker)?.unwrap_or_default())),
         0x0D => Value::Unsupported,
         0x0F => {
             let len = length(r.u32()?)?;

@@ -80,6 +80,15 @@ pub fn decode(input: &mut &[u8], limits: &Limits) -> Result<Value, Amf0Error> {
     decoder::decode_one(input, &mut decoder::Bounds::new(limits))
 }
 
+/// Decodes a string or long string from the front of `input` without
+/// copying it, advancing `input` past it. `Ok(None)`, with `input` where it
+/// was, if the next value is of another type (decode it with [`decode`]);
+/// on error `input` is also left where it was. Strings are checked as
+/// [`decode`] checks them.
+pub fn decode_str<'a>(input: &mut &'a [u8]) -> Result<Option<&'a str>, Amf0Error> {
+    decoder::decode_str(input)
+}
+
 /// Decodes every value in `input` until it is empty. The value-count limit
 /// applies to the buffer as a whole.
 pub fn decode_all(input: &[u8], limits: &Limits) -> Result<Vec<Value>, Amf0Error> {

@@ -606,3 +606,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn strings_decode_in_place_as_they_decode_owned() {
+    let l = Limits::default();
+    for (input, text) in [("02 0002 6869 05", "hi"), ("0c 00000002 6869 05", "hi")] {
+        let bytes = hex(input);
+        let mut rest = &bytes[..];
+        assert_eq!(decode_str(&mut rest), Ok(Some(text)));
+        assert_eq!(rest, &[0x05], "advanced past the string only");
+        let mut owned = &bytes[..];
+        assert_eq!(decode(&mut owned, &l).unwrap().as_str(), Some(text));
+    }
+    // Another type: nothing read, input untouched.
+    let number = hex("00 3ff0000000000000");
+    let mut rest = &number[..];
+    assert_eq!(decode_str(&mut rest), Ok(None));
+    assert_eq!(rest, &number[..]);
+    // The owned decode's errors, input untouched.
+    for (input, error) in [
+        ("02 0002 68", Amf0Error::Truncated),
+        ("02 0001 ff", Amf0Error::InvalidUtf8),
+        ("", Amf0Error::Truncated),
+    ] {
+        let bytes = hex(input);
+        let mut rest = &bytes[..];
+        assert_eq!(decode_str(&mut rest), Err(error.clone()));
+        assert_eq!(rest, &bytes[..]);
+        assert_eq!(decode(&mut &bytes[..], &l), Err(error));
+    }
+}

@@ -45,10 +45,6 @@ pub mod so_event_type {
     pub const USE_SUCCESS: u8 = 11;
 }
 
-/// AMF0 markers [`SoEventView::string_change`] reads in place.
-const AMF0_STRING: u8 = 0x02;
-const AMF0_LONG_STRING: u8 = 0x0C;
-
 /// Flag bit meaning "persistent" in the header's flags field.
 pub const FLAG_PERSISTENT: u32 = 2;
 
@@ -456,31 +452,18 @@ impl<'a> SoEventView<'a> {
         }
         let mut r = Reader::new(self.body);
         let key = r.short_str("shared object key")?;
-        let amf0_error = |error| MessageError::Amf0 {
+        let mut rest = r.remaining();
+        let value = amf0::decode_str(&mut rest).map_err(|error| MessageError::Amf0 {
             what: "shared object value",
             error,
+        })?;
+        let Some(value) = value else {
+            return Ok(None);
         };
-        let len = match r.remaining().first() {
-            Some(&AMF0_STRING) => {
-                r.u8("shared object value")?;
-                usize::from(r.u16("shared object value")?)
-            }
-            Some(&AMF0_LONG_STRING) => {
-                r.u8("shared object value")?;
-                usize::try_from(r.u32("shared object value")?).unwrap_or(usize::MAX)
-            }
-            Some(_) => return Ok(None),
-            None => return Err(amf0_error(crate::amf0::Amf0Error::Truncated)),
-        };
-        let bytes = r
-            .take(len, "shared object value")
-            .map_err(|_| amf0_error(crate::amf0::Amf0Error::Truncated))?;
-        let value = core::str::from_utf8(bytes)
-            .map_err(|_| amf0_error(crate::amf0::Amf0Error::InvalidUtf8))?;
-        if !r.is_empty() {
+        if !rest.is_empty() {
             return Err(MessageError::SoEventTrailing {
                 event_type: self.event_type,
-                extra: r.remaining().len(),
+                extra: rest.len(),
             });
         }
         Ok(Some((key, value)))
