@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
         for event in view.events().flatten() {
             if let Ok(Some((key, value))) = event.string_change() {
                 match event.to_event(&default) {
-                    Ok(SoEvent::Change { key: k, value: v } | SoEvent::RequestChange { key: k, value: v }) => {
+                    Ok(
+                        SoEvent::Change { key: k, value: v }
+                        | SoEvent::RequestChange { key: k, value: v },
+                    ) => {
                         assert_eq!(k, key);
                         assert_eq!(v.as_str(), Some(value));
                     }

@@ -12,9 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use tern_core::Instant;
-use tern_core::hub::{
-    Delivery, Request, SessionLimits, SoChange, SoNotice, SoOp, SoUpdate,
-};
+use tern_core::hub::{Delivery, Request, SessionLimits, SoChange, SoNotice, SoOp, SoUpdate};
 use tern_core::scope_path::ScopePath;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core_fuzz::pieces;
@@ -33,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     let mut now = Instant::from_millis(1);
     let mut conn = WsConnection::new(config, now, None);
     let path = if echo { "/echo" } else { "/chat/room1" };
-    let protocol = if chat { "Sec-WebSocket-Protocol: chat\r\n" } else { "" };
+    let protocol = if chat {
+        "Sec-WebSocket-Protocol: chat\r\n"
+    } else {
+        ""
+    };
     let upgrade = format!(
         "GET {path} HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{protocol}\r\n"
@@ -72,7 +74,11 @@ fn answer(conn: &mut WsConnection, now: Instant) {
                     session_timeout: None,
                 },
             },
-            Request::SharedObject { name, persistent, op } => {
+            Request::SharedObject {
+                name,
+                persistent,
+                op,
+            } => {
                 let notices = match op {
                     SoOp::Use => vec![SoNotice::UseSuccess, SoNotice::Clear],
                     SoOp::Batch(changes) => {
@@ -88,12 +94,7 @@ fn answer(conn: &mut WsConnection, now: Instant) {
                     SoOp::Send { method, args } => vec![SoNotice::Message { method, args }],
                     SoOp::Release => continue,
                 };
-                Delivery::SharedObject(Arc::new(SoUpdate {
-                    name,
-                    persistent,
-                    version,
-                    notices,
-                }))
+                Delivery::SharedObject(Arc::new(SoUpdate::new(name, persistent, version, notices)))
             }
             _ => continue,
         };
