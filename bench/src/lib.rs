@@ -27,3 +27,4 @@ pub mod record;
 pub mod report;
 pub mod resp;
 pub mod session;
+pub mod ws_client;

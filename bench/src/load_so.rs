@@ -22,7 +22,7 @@ use crate::procfs::Procs;
 use crate::record::{Record, SoRun};
 use crate::resp;
 use crate::session::{Clock, RtmpUrl, Session, SessionError};
-use futures_util::{SinkExt, StreamExt};
+use crate::ws_client::WsClient;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -35,11 +35,6 @@ use tern_core::rtmp::{ClientConfig, ClientEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, Semaphore};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Where the changes go.
 #[derive(Clone, Debug)]
@@ -628,49 +623,10 @@ async fn rtmp_writer(
     }
 }
 
-/// A WebSocket client of tern's JSON protocol.
-type Ws = WebSocketStream<TcpStream>;
-
-fn ws_error(e: tungstenite::Error) -> SessionError {
-    match e {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            SessionError::Closed
-        }
-        tungstenite::Error::Io(e) => SessionError::Io(e),
-        e => SessionError::Io(io::Error::other(e)),
-    }
-}
-
-/// Connects to `url` (`ws://host:port/app/room`) asking for `tern.v1`.
-async fn ws_open(url: &str) -> Result<Ws, SessionError> {
-    let bad = |e: &dyn std::fmt::Display| SessionError::Refused(format!("{url}: {e}"));
-    let mut request = url.into_client_request().map_err(|e| bad(&e))?;
-    let uri = request.uri();
-    let host = uri.host().ok_or_else(|| bad(&"no host"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(WS_SUBPROTOCOL),
-    );
-    let socket = TcpStream::connect((host.as_str(), port)).await?;
-    socket.set_nodelay(true)?;
-    // Small reads (values are ~100 bytes) and eager writes: thousands of
-    // connections each keep no more than a few KiB.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let (ws, response) = tokio_tungstenite::client_async_with_config(request, socket, Some(config))
-        .await
-        .map_err(ws_error)?;
-    let selected = response.headers().get("Sec-WebSocket-Protocol");
-    if selected.and_then(|v| v.to_str().ok()) != Some(WS_SUBPROTOCOL) {
-        return Err(bad(&"the server did not select subprotocol tern.v1"));
-    }
-    Ok(ws)
+/// Opens a WebSocket client of tern's JSON protocol (`ws://host:port/app/room`,
+/// subprotocol `tern.v1`); `n` varies its handshake key.
+async fn ws_open(url: &str, n: u64) -> Result<WsClient, SessionError> {
+    WsClient::connect(url, WS_SUBPROTOCOL, n).await
 }
 
 /// The subprotocol of tern's JSON protocol v1.
@@ -688,51 +644,42 @@ struct ServerMessage<'a> {
     code: Option<&'a str>,
 }
 
-/// What a WebSocket client got from the server.
-enum WsEvent<'a> {
-    /// A JSON message (`None`: not one the load tool can read).
-    Json(Option<ServerMessage<'a>>),
-    /// Anything else (ping, pong, binary).
-    Other,
-}
+impl ServerMessage<'_> {
+    /// A text frame's message, if the load tool can read it.
+    fn parse(text: &[u8]) -> Option<ServerMessage<'_>> {
+        serde_json::from_slice(text).ok()
+    }
 
-fn ws_event(message: &Message) -> Result<WsEvent<'_>, SessionError> {
-    match message {
-        Message::Text(text) => Ok(WsEvent::Json(serde_json::from_str(text.as_str()).ok())),
-        Message::Close(_) => Err(SessionError::Closed),
-        _ => Ok(WsEvent::Other),
+    /// An `error` message ends the client that got it.
+    fn refused(&self) -> SessionError {
+        SessionError::Refused(self.code.unwrap_or("error").to_owned())
     }
 }
 
 /// `{"op":"use","so":NAME}`.
-fn ws_use(so_json: &str) -> Message {
-    Message::text(format!(
-        r#"{{"op":"use","so":{so_json},"persistent":false}}"#
-    ))
-}
-
-/// The next message, or why there is none.
-async fn ws_next(ws: &mut Ws) -> Result<Message, SessionError> {
-    match ws.next().await {
-        Some(message) => message.map_err(ws_error),
-        None => Err(SessionError::Closed),
-    }
+fn ws_use(so_json: &str) -> String {
+    format!(r#"{{"op":"use","so":{so_json},"persistent":false}}"#)
 }
 
 /// Waits for `welcome`, uses the object and waits for its `sync`.
-async fn ws_use_object(ws: &mut Ws, so_json: &str) -> Result<(), SessionError> {
+async fn ws_use_object(ws: &mut WsClient, so_json: &str) -> Result<(), SessionError> {
     loop {
-        let message = ws_next(ws).await?;
-        let WsEvent::Json(Some(m)) = ws_event(&message)? else {
-            continue;
-        };
-        match m.op {
-            "welcome" => ws.send(ws_use(so_json)).await.map_err(ws_error)?,
-            "sync" => return Ok(()),
-            "error" => {
-                return Err(SessionError::Refused(m.code.unwrap_or("error").to_owned()));
+        let (mut welcome, mut synced) = (false, false);
+        ws.read_messages(|text| {
+            match ServerMessage::parse(text) {
+                Some(m) if m.op == "welcome" => welcome = true,
+                Some(m) if m.op == "sync" => synced = true,
+                Some(m) if m.op == "error" => return Err(m.refused()),
+                _ => {}
             }
-            _ => {}
+            Ok(())
+        })
+        .await?;
+        if welcome {
+            ws.send_text(&ws_use(so_json)).await?;
+        }
+        if synced {
+            return Ok(());
         }
     }
 }
@@ -745,22 +692,25 @@ async fn ws_subscriber(
     mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<(), SessionError> {
     let so_json = serde_json::to_string(name).map_err(io::Error::other)?;
-    let mut ws = ws_open(url).await?;
+    let mut ws = ws_open(url, id as u64).await?;
     ws_use_object(&mut ws, &so_json).await?;
     if permit.take().is_some() {
         shared.subscribed.set(shared.subscribed.get() + 1);
     }
     loop {
-        let message = ws_next(&mut ws).await?;
-        if let WsEvent::Json(Some(m)) = ws_event(&message)? {
-            match (m.op, m.value) {
-                ("change", Some(value)) => shared.on_delivery(value.as_bytes(), id, Transport::Ws),
-                ("error", _) => {
-                    return Err(SessionError::Refused(m.code.unwrap_or("error").to_owned()));
+        ws.read_messages(|text| {
+            match ServerMessage::parse(text) {
+                Some(m) if m.op == "change" => {
+                    if let Some(value) = m.value {
+                        shared.on_delivery(value.as_bytes(), id, Transport::Ws);
+                    }
                 }
+                Some(m) if m.op == "error" => return Err(m.refused()),
                 _ => {}
             }
-        }
+            Ok(())
+        })
+        .await?;
         if shared.stop.get() {
             return Ok(());
         }
@@ -775,31 +725,32 @@ async fn ws_writer(
     shared: &Shared,
 ) -> Result<(), SessionError> {
     let so_json = serde_json::to_string(name).map_err(io::Error::other)?;
-    let mut ws = ws_open(url).await?;
+    let mut ws = ws_open(url, 900_000 + writer as u64).await?;
     ws_use_object(&mut ws, &so_json).await?;
     shared.writers_ready.set(shared.writers_ready.get() + 1);
     shared.wait_go().await;
     // Everything of a `set` but the value's stamp, made once.
     let head = format!(r#"{{"op":"set","so":{so_json},"key":"w{writer}","value":""#);
+    let mut text = String::with_capacity(head.len() + options.value_bytes + 2);
     let mut pacing = Pacing::new(writer, options, shared.clock);
     loop {
         tokio::select! {
-            message = ws_next(&mut ws) => {
+            readable = ws.readable() => {
                 // Acks of its own sets and changes of the other writers:
                 // not counted (as for RTMP writers); errors end the writer.
-                let message = message?;
-                if let WsEvent::Json(Some(m)) = ws_event(&message)?
-                    && m.op == "error"
-                {
-                    return Err(SessionError::Refused(m.code.unwrap_or("error").to_owned()));
-                }
+                readable?;
+                ws.try_read_messages(|text| match ServerMessage::parse(text) {
+                    Some(m) if m.op == "error" => Err(m.refused()),
+                    _ => Ok(()),
+                })
+                .await?;
             }
             () = shared.turn(writer, pacing.due()) => {
-                let mut text = String::with_capacity(head.len() + options.value_bytes + 2);
+                text.clear();
                 text.push_str(&head);
                 encode_value_into(&mut text, writer, shared.clock.now_us(), options.value_bytes);
                 text.push_str("\"}");
-                ws.send(Message::text(text)).await.map_err(ws_error)?;
+                ws.send_text(&text).await?;
                 shared.sent_one(writer);
                 pacing.advance();
             }
