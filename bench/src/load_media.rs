@@ -38,6 +38,12 @@ pub struct MediaOptions {
     pub settle: Duration,
     /// Measurement window per step.
     pub window: Duration,
+    /// How long the publisher streams alone before the first player: the
+    /// server's RSS is sampled every 100 ms in the second half and
+    /// averaged (the GOP cache fills and empties once per GOP, so one
+    /// instant would catch it anywhere between empty and full). Zero: not
+    /// measured.
+    pub stream_baseline: Duration,
     /// Server label for the records.
     pub label: String,
     /// Server processes to measure.
@@ -191,6 +197,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let server_stream_rss = stream_rss(options, clock).await;
 
     let stats = Rc::new(RefCell::new(Stats {
         players: Vec::new(),
@@ -266,7 +273,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 target,
                 &s,
                 &publisher,
-                [server_base, server0, server1],
+                ([server_base, server0, server1], server_stream_rss),
                 [tool0, tool1],
                 (sent, heap),
             )
@@ -328,7 +335,7 @@ fn measure(
     target: usize,
     s: &Stats,
     publisher: &PublisherState,
-    [base, server0, server1]: [crate::procfs::Sample; 3],
+    ([base, server0, server1], stream_rss): ([crate::procfs::Sample; 3], u64),
     [tool0, tool1]: [crate::procfs::Sample; 2],
     (messages_sent, heap): (u64, Option<HeapCounters>),
 ) -> MediaStep {
@@ -361,9 +368,11 @@ fn measure(
         server_demand: server1.demand_since(&server0),
         tool_demand: tool1.demand_since(&tool0),
         server_rss_base: base.rss,
+        server_rss_stream: stream_rss,
         server_rss: server1.rss,
         cpu_secs_per_gb: 0.0,
         rss_per_player: 0.0,
+        rss_per_player_above_stream: None,
         sustained: false,
         saturated: None,
         messages_sent,
@@ -372,6 +381,22 @@ fn measure(
     };
     step.derive();
     step
+}
+
+/// The server's mean RSS while the publisher streams alone (see
+/// [`MediaOptions::stream_baseline`]); 0 when not measured.
+async fn stream_rss(options: &MediaOptions, clock: Clock) -> u64 {
+    if options.stream_baseline.is_zero() {
+        return 0;
+    }
+    tokio::time::sleep(options.stream_baseline / 2).await;
+    let samples = (options.stream_baseline.as_millis() / 200).max(1) as u64;
+    let mut sum = 0;
+    for _ in 0..samples {
+        sum += options.server.sample(clock.now_secs()).rss;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sum / samples
 }
 
 /// The server's heap counters now, if asked for.

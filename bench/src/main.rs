@@ -44,6 +44,12 @@ enum Mode {
         /// Seconds measured per step.
         #[arg(long, default_value_t = 8.0)]
         window: f64,
+        /// Seconds the publisher streams alone before any player joins; the
+        /// second half of it is sampled for the server's RSS with the
+        /// stream on (publisher and GOP cache), from which RSS per player
+        /// above the stream is counted. 0: not measured.
+        #[arg(long, default_value_t = 4.0)]
+        stream_baseline: f64,
         /// `/metrics` URL of a tern built with `--features
         /// count-allocations` (http://127.0.0.1:PORT/metrics): records the
         /// server's heap allocations in each window.
@@ -149,6 +155,7 @@ fn main() -> ExitCode {
             steps,
             settle,
             window,
+            stream_baseline,
             metrics_url,
             common,
         } => RtmpUrl::parse(&url)
@@ -165,6 +172,7 @@ fn main() -> ExitCode {
                     steps,
                     settle: secs(settle),
                     window: secs(window),
+                    stream_baseline: secs(stream_baseline),
                     label: common.label,
                     server: Procs::new(&common.server_pids),
                     connect_concurrency: common.connect_concurrency,

@@ -79,12 +79,21 @@ pub struct MediaStep {
     pub tool_demand: f64,
     /// Server RSS before any client connected, bytes.
     pub server_rss_base: u64,
+    /// Server RSS while the publisher streamed alone, before the first
+    /// player (mean over a GOP), bytes; 0 if not measured.
+    #[serde(default)]
+    pub server_rss_stream: u64,
     /// Server RSS at the end of the window, bytes.
     pub server_rss: u64,
     /// Server CPU-seconds per delivered GB (10^9 bytes).
     pub cpu_secs_per_gb: f64,
-    /// (RSS − base RSS) / players, bytes.
+    /// (RSS − base RSS) / players, bytes: everything the stream made the
+    /// server hold, the publisher's state and the GOP cache included.
     pub rss_per_player: f64,
+    /// (RSS − RSS with the stream alone) / players, bytes: what the players
+    /// cost above the one publishing stream. `None` if not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_per_player_above_stream: Option<f64>,
     /// No lag growth, no lost frames, no failed players.
     pub sustained: bool,
     /// Which process was at its core's limit, if any.
@@ -113,6 +122,10 @@ impl MediaStep {
         };
         self.rss_per_player = self.server_rss.saturating_sub(self.server_rss_base) as f64
             / self.players.max(1) as f64;
+        self.rss_per_player_above_stream = (self.server_rss_stream > 0).then(|| {
+            self.server_rss.saturating_sub(self.server_rss_stream) as f64
+                / self.players.max(1) as f64
+        });
         let expected = self.frames + self.lost_frames;
         let lost_share = if expected == 0 {
             1.0
@@ -256,9 +269,11 @@ mod tests {
             server_demand: 0.4,
             tool_demand: 0.95,
             server_rss_base: 1_000_000,
+            server_rss_stream: 2_000_000,
             server_rss: 3_000_000,
             cpu_secs_per_gb: 0.0,
             rss_per_player: 0.0,
+            rss_per_player_above_stream: None,
             sustained: false,
             saturated: None,
             messages_sent: 400,
@@ -273,6 +288,7 @@ mod tests {
         s.derive();
         assert!((s.cpu_secs_per_gb - 1.5).abs() < 1e-9);
         assert!((s.rss_per_player - 20_000.0).abs() < 1e-9);
+        assert_eq!(s.rss_per_player_above_stream, Some(10_000.0));
         assert!(s.sustained);
         assert_eq!(s.saturated, Some(Saturated::LoadTool));
         let line = serde_json::to_string(&Record::Media(s.clone())).unwrap();
@@ -282,13 +298,21 @@ mod tests {
             Record::Media(s)
         );
         let mut old = serde_json::to_value(Record::Media(step())).unwrap();
-        for field in ["messages_sent", "allocations", "allocated_bytes"] {
+        for field in [
+            "messages_sent",
+            "allocations",
+            "allocated_bytes",
+            "server_rss_stream",
+            "rss_per_player_above_stream",
+        ] {
             old.as_object_mut().unwrap().remove(field);
         }
-        let Record::Media(old) = serde_json::from_value(old).unwrap() else {
+        let Record::Media(mut old) = serde_json::from_value(old).unwrap() else {
             panic!("not media")
         };
         assert_eq!((old.messages_sent, old.allocations), (0, None));
+        old.derive();
+        assert_eq!(old.rss_per_player_above_stream, None, "not measured then");
         // An SO record from before the WebSocket fields.
         let old_so = r#"{"mode":"so","server":"tern","writers":10,"subscribers":100,"rate":10.0,"window":4,"value_bytes":128,"window_secs":8.0,"sent":800,"delivered":80000,"delivered_per_sec":10000.0,"latency_p50_ms":0.5,"latency_p99_ms":2.0,"latency_max_ms":3.0,"server_cpu":0.1,"tool_cpu":0.2,"server_demand":0.1,"tool_demand":0.2,"server_rss":1000,"failed":0}"#;
         let Record::So(old_so) = serde_json::from_str(old_so).unwrap() else {

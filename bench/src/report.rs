@@ -128,6 +128,7 @@ pub fn render(records: &[Record]) -> String {
         }
         out.push('\n');
         marginal_rss(&tern_media, &peer_media, peer, &mut out);
+        let above_stream_verdict = rss_above_stream(&tern_media, &peer_media, peer, &mut out);
         let no_gop_verdict = without_gop_cache(records, &peer_media, peer, &mut out);
         let _ = writeln!(
             out,
@@ -166,6 +167,7 @@ pub fn render(records: &[Record]) -> String {
                 worst_rss
             ));
         }
+        verdicts.extend(above_stream_verdict);
         verdicts.extend(no_gop_verdict);
     }
 
@@ -462,6 +464,68 @@ fn without_gop_cache(
     ))
 }
 
+/// RSS per player above the one publishing stream: (RSS − RSS while the
+/// publisher streamed alone) / players, so what a server holds once per
+/// stream (tern's GOP cache, the publisher's buffers) is counted apart from
+/// what it holds per player. Judged at 100, 500 and 1000 players like the
+/// per-player column. Returns the verdict line, if both runs measured it.
+fn rss_above_stream(
+    tern: &BTreeMap<(u64, usize), &MediaStep>,
+    peer: &BTreeMap<(u64, usize), &MediaStep>,
+    peer_name: &str,
+    out: &mut String,
+) -> Option<String> {
+    let stream_cost = |s: &MediaStep| s.server_rss_stream.saturating_sub(s.server_rss_base) as f64;
+    let rows: Vec<(&(u64, usize), &MediaStep, &MediaStep, f64, f64)> = tern
+        .iter()
+        .filter_map(|(k, t)| {
+            let p = peer.get(k)?;
+            Some((
+                k,
+                *t,
+                *p,
+                t.rss_per_player_above_stream?,
+                p.rss_per_player_above_stream?,
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let _ = writeln!(
+        out,
+        "RSS per player above the publishing stream ((RSS − RSS while the publisher streamed alone) / players), and what the stream alone added:\n\n\
+         | bitrate | players | tern | {peer_name} | ratio | stream alone tern | stream alone {peer_name} |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    let mut worst: f64 = 0.0;
+    for (key, t, p, t_rss, p_rss) in rows {
+        if [100, 500, 1000].contains(&key.1) {
+            worst = worst.max(t_rss / p_rss);
+        }
+        let _ = writeln!(
+            out,
+            "| {} kbit/s | {} | {} | {} | {} | {} | {} |",
+            key.0,
+            key.1,
+            kib(t_rss),
+            kib(p_rss),
+            ratio(t_rss, p_rss),
+            kib(stream_cost(t)),
+            kib(stream_cost(p)),
+        );
+    }
+    out.push('\n');
+    Some(format!(
+        "- RSS per player above the publishing stream ≤ ½ of {peer_name}: {} (worst ratio {worst:.2})",
+        if worst <= 0.5 {
+            "**met**"
+        } else {
+            "**missed**"
+        }
+    ))
+}
+
 fn marginal_rss(
     tern: &BTreeMap<(u64, usize), &MediaStep>,
     peer: &BTreeMap<(u64, usize), &MediaStep>,
@@ -572,9 +636,11 @@ mod tests {
             server_demand: cpu_secs / 10.0,
             tool_demand: tool,
             server_rss_base: 0,
+            server_rss_stream: 0,
             server_rss: rss,
             cpu_secs_per_gb: 0.0,
             rss_per_player: 0.0,
+            rss_per_player_above_stream: None,
             sustained: false,
             saturated: None,
             messages_sent: 0,
@@ -615,6 +681,51 @@ mod tests {
             text.contains("| 2500 kbit/s | 100 → 500 | 8.0 KiB | 16.0 KiB | 0.50 |"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn rss_above_the_stream_leaves_out_what_the_stream_alone_holds() {
+        // tern: 700 KB once for the stream (a GOP cache), 4 KiB per player;
+        // peer: 50 KB for the stream, 16 KiB per player.
+        let with_stream = |server: &str, players: usize, stream: u64, per_player: u64| {
+            let Record::Media(mut s) = step(server, players, 1.0, 0, 0.1) else {
+                unreachable!()
+            };
+            s.server_rss_base = 1_000_000;
+            s.server_rss_stream = 1_000_000 + stream;
+            s.server_rss = s.server_rss_stream + players as u64 * per_player;
+            s.derive();
+            Record::Media(s)
+        };
+        let records = vec![
+            with_stream("tern", 100, 700_000, 4096),
+            with_stream("nginx-rtmp", 100, 50_000, 16384),
+        ];
+        let text = render(&records);
+        assert!(
+            text.contains(
+                "| 2500 kbit/s | 100 | 4.0 KiB | 16.0 KiB | 0.25 | 683.6 KiB | 48.8 KiB |"
+            ),
+            "{text}"
+        );
+        // Spread over the players, the stream's 700 KB misses the target...
+        assert!(
+            text.contains("RSS per player ≤ ½ of nginx-rtmp: **missed** (worst ratio 0.66)"),
+            "{text}"
+        );
+        // ...which the players alone meet.
+        assert!(
+            text.contains(
+                "RSS per player above the publishing stream ≤ ½ of nginx-rtmp: **met** (worst ratio 0.25)"
+            ),
+            "{text}"
+        );
+        // Records from before the stream baseline have no such verdict.
+        let old = vec![
+            step("tern", 100, 1.0, 1_000_000, 0.1),
+            step("nginx-rtmp", 100, 1.0, 2_000_000, 0.1),
+        ];
+        assert!(!render(&old).contains("above the publishing stream"));
     }
 
     #[test]
