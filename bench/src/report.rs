@@ -476,7 +476,9 @@ fn rss_above_stream(
     out: &mut String,
 ) -> Option<String> {
     let stream_cost = |s: &MediaStep| s.server_rss_stream.saturating_sub(s.server_rss_base) as f64;
-    let rows: Vec<(&(u64, usize), &MediaStep, &MediaStep, f64, f64)> = tern
+    // (step, tern, peer, tern's and the peer's RSS per player above the stream)
+    type Row<'a> = (&'a (u64, usize), &'a MediaStep, &'a MediaStep, f64, f64);
+    let rows: Vec<Row> = tern
         .iter()
         .filter_map(|(k, t)| {
             let p = peer.get(k)?;
