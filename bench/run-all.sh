@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole comparison in one run (about 17 minutes): installs the peers,
+# The whole comparison in one run (about 20 minutes): installs the peers,
 # builds in release, runs media, idle and shared-object loads against tern
 # and its peers, then prints the tables (docs/benchmarks.md has the last
 # results and how to read them).
