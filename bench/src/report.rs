@@ -45,9 +45,8 @@ fn lag(s: &MediaStep) -> String {
     )
 }
 
-/// The media steps of `server`, keyed by (bitrate, players); a later record
-/// replaces an earlier one.
-/// Every run of each step of `server`, in record order.
+/// Every run of each step of `server`, keyed by (bitrate, players), in
+/// record order.
 fn media_runs<'a>(
     records: &'a [Record],
     server: &str,
@@ -95,6 +94,11 @@ fn cpu_cell(
         }
         _ => format!("{median:.2}"),
     }
+}
+
+/// How a target line reads: met or missed.
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**missed**" }
 }
 
 fn peers<'a>(records: &'a [Record], pick: impl Fn(&'a Record) -> Option<&'a str>) -> Vec<&'a str> {
@@ -192,7 +196,7 @@ pub fn render(records: &[Record]) -> String {
         if !cpu_ok.is_empty() {
             verdicts.push(format!(
                 "- CPU per delivered GB ≤ ⅔ of {peer}: {} (worst ratio {:.2} over {} sustained points where neither load tool saturated)",
-                if worst_cpu <= 2.0 / 3.0 { "**met**" } else { "**missed**" },
+                verdict(worst_cpu <= 2.0 / 3.0),
                 worst_cpu,
                 cpu_ok.len()
             ));
@@ -201,11 +205,7 @@ pub fn render(records: &[Record]) -> String {
         if !rss_ok.is_empty() {
             verdicts.push(format!(
                 "- RSS per player ≤ ½ of {peer}: {} (worst ratio {:.2})",
-                if worst_rss <= 0.5 {
-                    "**met**"
-                } else {
-                    "**missed**"
-                },
+                verdict(worst_rss <= 0.5),
                 worst_rss
             ));
         }
@@ -246,7 +246,7 @@ pub fn render(records: &[Record]) -> String {
             let r = t.rss_per_connection / p.rss_per_connection;
             verdicts.push(format!(
                 "- RSS per idle connection ≤ ½ of {peer}: {} (ratio {r:.2})",
-                if r <= 0.5 { "**met**" } else { "**missed**" }
+                verdict(r <= 0.5)
             ));
         }
     }
@@ -323,7 +323,7 @@ pub fn render(records: &[Record]) -> String {
                     t.subscribers,
                     t.rate,
                     mixed(t),
-                    if t.latency_p99_ms < 10.0 { "**met**" } else { "**missed**" },
+                    verdict(t.latency_p99_ms < 10.0),
                     t.latency_p99_ms,
                     p.latency_p99_ms
                 ));
@@ -334,7 +334,7 @@ pub fn render(records: &[Record]) -> String {
                     "- delivered changes/s within 2× of {peer} at {} subscribers{}: {} (tern/{peer} {r:.2})",
                     t.subscribers,
                     mixed(t),
-                    if r >= 0.5 { "**met**" } else { "**missed**" },
+                    verdict(r >= 0.5),
                 ));
             }
         }
@@ -498,11 +498,7 @@ fn without_gop_cache(
     out.push('\n');
     Some(format!(
         "- RSS per player ≤ ½ of {peer_name}, both without a GOP cache: {} (worst ratio {worst:.2})",
-        if worst <= 0.5 {
-            "**met**"
-        } else {
-            "**missed**"
-        }
+        verdict(worst <= 0.5)
     ))
 }
 
@@ -562,11 +558,7 @@ fn rss_above_stream(
     out.push('\n');
     Some(format!(
         "- RSS per player above the publishing stream ≤ ½ of {peer_name}: {} (worst ratio {worst:.2})",
-        if worst <= 0.5 {
-            "**met**"
-        } else {
-            "**missed**"
-        }
+        verdict(worst <= 0.5)
     ))
 }
 
