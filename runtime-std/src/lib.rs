@@ -25,6 +25,7 @@ pub mod alloc_count;
 pub mod cli;
 pub mod config;
 mod direct_write;
+pub mod ended;
 pub mod file_store;
 mod heap_trim;
 pub mod http;

@@ -38,6 +38,7 @@
 
 use crate::config::Config;
 use crate::direct_write::{Attached, Peer};
+use crate::ended::{CloseCounts, Ended, WriteEnd};
 use crate::file_store::FileStore;
 use crate::http::{self, RequestHead, Served};
 use crate::net::Listener;
@@ -57,7 +58,7 @@ use tern_core::hub::{
     TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
-use tern_core::session::ServerSession;
+use tern_core::session::{CloseReason, Failure, ServerSession};
 use tern_core::shared_object::SoLimits;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
@@ -159,6 +160,8 @@ pub struct Shared {
     seed: u64,
     /// Wakes [`run_direct_writes`].
     direct_writes: Wakeup,
+    /// Connections closed, by reason.
+    closes: CloseCounts,
 }
 
 impl std::fmt::Debug for Shared {
@@ -168,6 +171,17 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Logs and counts how a connection's task ended (a warning for a
+    /// protocol failure or timeout, else an info line).
+    fn closed<E: Failure + std::fmt::Display>(&self, ended: &Ended<E>) {
+        self.closes.record(ended);
+        if ended.is_failure() {
+            warn!("closed: {ended}");
+        } else {
+            info!("closed: {ended}");
+        }
+    }
+
     /// A server state for `config`, loading nothing yet (objects load on use).
     pub fn new(config: &Config) -> Arc<Shared> {
         let limits = Limits::default();
@@ -212,6 +226,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            closes: CloseCounts::default(),
             rtmp,
             ws,
             write_stall: std::time::Duration::from_secs(match config.server.write_timeout_secs {
@@ -392,6 +407,7 @@ impl StatsSource for Shared {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             media_dropped: counters.media_dropped_closed + hub.media_dropped_open(),
             lag_disconnects: counters.overflow_disconnects,
+            closes: self.closes.snapshot(),
         }
     }
 }
@@ -472,9 +488,9 @@ pub async fn serve_rtmp<L: Listener>(
                 ServerConnection::new(shared.rtmp.clone(), shared.now(), &random, Some(peer.ip()))
             });
             let stream = Attached::new(&hub_peer, stream, fd);
-            let reason = run_connection(&shared, stream, id, &hub_peer, conn, &[]).await;
+            let ended = run_connection(&shared, stream, id, &hub_peer, conn, &[]).await;
             shared.unregister(id);
-            info!("closed: {reason}");
+            shared.closed(&ended);
         }
         .instrument(span)
     })
@@ -519,9 +535,9 @@ async fn serve_http_connection<S: crate::net::Stream>(
                     Some(peer.ip()),
                 ));
                 let stream = Attached::new(&hub_peer, stream, fd);
-                let reason = run_connection(&shared, stream, id, &hub_peer, conn, &initial).await;
+                let ended = run_connection(&shared, stream, id, &hub_peer, conn, &initial).await;
                 shared.unregister(id);
-                info!("closed: {reason}");
+                shared.closed(&ended);
             }
             .instrument(span)
             .await;
@@ -637,7 +653,8 @@ pub async fn run_direct_writes(shared: Arc<Shared>, mut shutdown: watch::Receive
     }
 }
 
-/// Serves one connection (RTMP or WebSocket); returns why it ended.
+/// Serves one connection (RTMP or WebSocket), driving it as
+/// [`ServerSession`] documents; returns why it ended.
 ///
 /// The task owns the socket whole: it reads, or it writes, never both at
 /// once, so no split (and no lock between halves) is needed. While it waits
@@ -651,15 +668,15 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     peer: &Peer,
     mut conn: Box<C>,
     initial: &[u8],
-) -> String {
+) -> Ended<C::Error> {
     let stream = &mut io.stream;
     let wakeup = &peer.wakeup;
     let mut batch: Vec<bytes::Bytes> = Vec::new();
     // What the HTTP side read past the upgrade request is fed first; the
     // read branch below feeds each read itself. Either may end the
-    // connection with a protocol error.
-    let mut input: Result<(), String> = match initial {
-        [] => Ok(()),
+    // connection with a protocol error (then in its close reason).
+    let mut failed = match initial {
+        [] => false,
         data => feed(shared, id, &mut *conn, shared.now(), data),
     };
     // When everything queued was last written (the start of a merge window).
@@ -674,14 +691,13 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         // the hub for us but not written goes out first.
         peer.resume(&mut batch);
         let now = shared.now();
-        if let Err(e) = std::mem::replace(&mut input, Ok(())) {
+        if std::mem::take(&mut failed) {
             // Flush what is queued (an error reply, a close frame), then
             // close; bounded like every other write.
             batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
             let _ = write_all_bounded(shared, id, wakeup, stream, &batch).await;
             let _ = stream.shutdown().await;
-            warn!("protocol error: {e}");
-            return format!("protocol error: {e}");
+            return closed(&*conn);
         }
         // Take deliveries while our own buffer is small — unless only media
         // waits and it may still be merged with what comes next.
@@ -717,8 +733,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
         if !batch.is_empty() {
             let bytes: usize = batch.iter().map(bytes::Bytes::len).sum();
-            if let Err(reason) = write_all_bounded(shared, id, wakeup, stream, &batch).await {
-                return reason;
+            if let Err(end) = write_all_bounded(shared, id, wakeup, stream, &batch).await {
+                return Ended::Write(end);
             }
             batch.clear();
             if batch.capacity() > KEEP_BATCH {
@@ -731,14 +747,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         }
         if conn.is_closing() {
             let _ = stream.shutdown().await;
-            return match conn.close_reason() {
-                Some(e) if !conn.closed_cleanly() => {
-                    warn!("{e}");
-                    e.to_string()
-                }
-                Some(e) => e.to_string(),
-                None => "closed by the server".to_owned(),
-            };
+            return closed(&*conn);
         }
         if pulled {
             continue;
@@ -768,12 +777,12 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 poll_read_and_feed(cx, shared, id, peer, &mut batch, stream, &mut *conn)
             }) => {
                 let n = match read {
-                    Ok((0, _)) => return "closed by the client".to_owned(),
-                    Ok((n, fed)) => {
-                        input = fed;
+                    Ok((0, _)) => return Ended::ByClient,
+                    Ok((n, fed_failed)) => {
+                        failed = fed_failed;
                         n
                     }
-                    Err(e) => return format!("read failed: {e}"),
+                    Err(e) => return Ended::ReadFailed(e),
                 };
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             }
@@ -783,7 +792,9 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 armed = None;
                 timer.as_mut().reset(far_future());
                 if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
-                    conn.handle_timeout(shared.now());
+                    let now = shared.now();
+                    conn.handle_timeout(now);
+                    hand_over(shared, id, &mut *conn, now);
                 }
             }
         }
@@ -791,15 +802,23 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
 }
 
 /// Feeds `data` to the connection and hands what it asks of the hub
-/// straight to the hub (no per-connection request buffer).
+/// straight to the hub (no per-connection request buffer). Returns true if
+/// the input failed the connection (the failure is its close reason).
 fn feed<C: ServerSession>(
     shared: &Shared,
     id: ConnId,
     conn: &mut C,
     now: Instant,
     data: &[u8],
-) -> Result<(), String> {
-    let result = conn.handle_input(now, data).map_err(|e| e.to_string());
+) -> bool {
+    let failed = conn.handle_input(now, data).is_err();
+    hand_over(shared, id, conn, now);
+    failed
+}
+
+/// Hands the connection's requests to the hub, in order, under one lock
+/// (none taken if there are none).
+fn hand_over<C: ServerSession>(shared: &Shared, id: ConnId, conn: &mut C, now: Instant) {
     if let Some(request) = conn.poll_event() {
         shared.with_hub(|hub| {
             hub.handle(now, id, request);
@@ -808,7 +827,15 @@ fn feed<C: ServerSession>(
             }
         });
     }
-    result
+}
+
+/// How a closing connection ended.
+fn closed<C: ServerSession>(conn: &C) -> Ended<C::Error> {
+    // A connection that closes always has a reason; a hub close is the
+    // only one that could arrive without one.
+    Ended::Closed(conn.close_reason().cloned().unwrap_or(CloseReason::Server {
+        reason: "closed by the server".to_owned(),
+    }))
 }
 
 /// Reads what the socket has (up to [`READ_CHUNK`] bytes) into a buffer
@@ -827,7 +854,7 @@ fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
     batch: &mut Vec<bytes::Bytes>,
     stream: &mut S,
     conn: &mut C,
-) -> Poll<io::Result<(usize, Result<(), String>)>> {
+) -> Poll<io::Result<(usize, bool)>> {
     let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
     let mut buf = tokio::io::ReadBuf::uninit(&mut storage);
     match std::pin::Pin::new(stream).poll_read(cx, &mut buf) {
@@ -837,7 +864,7 @@ fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
     }
     let data = buf.filled();
     if data.is_empty() {
-        return Poll::Ready(Ok((0, Ok(()))));
+        return Poll::Ready(Ok((0, false)));
     }
     peer.resume(batch);
     Poll::Ready(Ok((data.len(), feed(shared, id, conn, shared.now(), data))))
@@ -862,7 +889,7 @@ async fn write_all_bounded<S: crate::net::Stream>(
     wakeup: &Wakeup,
     stream: &mut S,
     batch: &[bytes::Bytes],
-) -> Result<(), String> {
+) -> Result<(), WriteEnd> {
     let mut progress = BatchProgress::default();
     let first =
         std::future::poll_fn(|cx| Poll::Ready(progress.poll_write(cx, &mut *stream, batch))).await;
@@ -872,7 +899,7 @@ async fn write_all_bounded<S: crate::net::Stream>(
             return Box::pin(write_blocked(shared, id, wakeup, stream, batch, progress)).await;
         }
     };
-    written.map_err(|e| format!("write failed: {e}"))
+    written.map_err(WriteEnd::Failed)
 }
 
 /// The rest of a write that blocked: bounded by `write_stall` and by the
@@ -884,20 +911,17 @@ async fn write_blocked<S: crate::net::Stream>(
     stream: &mut S,
     batch: &[bytes::Bytes],
     mut progress: BatchProgress,
-) -> Result<(), String> {
+) -> Result<(), WriteEnd> {
     let write = std::future::poll_fn(|cx| progress.poll_write(cx, &mut *stream, batch));
     tokio::select! {
         biased;
         written = tokio::time::timeout(shared.write_stall, write) => match written {
-            Ok(result) => result.map_err(|e| format!("write failed: {e}")),
-            Err(_) => {
-                let secs = shared.write_stall.as_secs();
-                Err(format!("client stopped reading for {secs}s"))
-            }
+            Ok(result) => result.map_err(WriteEnd::Failed),
+            Err(_) => Err(WriteEnd::Stalled {
+                secs: shared.write_stall.as_secs(),
+            }),
         },
-        () = given_up(shared, id, wakeup) => {
-            Err("the hub gave up on a client that does not read".to_owned())
-        }
+        () = given_up(shared, id, wakeup) => Err(WriteEnd::GivenUp)
     }
 }
 

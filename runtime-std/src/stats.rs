@@ -7,6 +7,7 @@
 //! per-scope detail is in the JSON.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -75,6 +76,10 @@ pub struct StatsSnapshot {
     pub media_dropped: u64,
     /// Subscribers disconnected for staying too far behind, since start.
     pub lag_disconnects: u64,
+    /// Connections closed since start, by reason (`server`, `rejected`,
+    /// `peer`, `timeout`, `protocol`, `client`, `io`, `write_stalled`,
+    /// `given_up`).
+    pub closes: BTreeMap<String, u64>,
 }
 
 /// Anything that can report the server's state (the hub, a test fixture).
@@ -212,6 +217,18 @@ impl StatsSnapshot {
             "Subscribers disconnected for falling too far behind.",
             &[("", self.lag_disconnects)],
         );
+        let closes: Vec<(String, u64)> = self
+            .closes
+            .iter()
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), *n))
+            .collect();
+        let closes: Vec<(&str, u64)> = closes.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "tern_connections_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+            &closes,
+        );
         #[cfg(feature = "count-allocations")]
         {
             let heap = crate::alloc_count::totals();
@@ -283,6 +300,7 @@ mod tests {
             bytes_out: 5000,
             media_dropped: 9,
             lag_disconnects: 1,
+            closes: [("timeout".into(), 2), ("client".into(), 5)].into(),
         }
     }
 
@@ -307,6 +325,9 @@ mod tests {
             "tern_bytes_out_total 5000",
             "tern_media_dropped_total 9",
             "tern_lag_disconnects_total 1",
+            "# TYPE tern_connections_closed_total counter",
+            "tern_connections_closed_total{reason=\"client\"} 5",
+            "tern_connections_closed_total{reason=\"timeout\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

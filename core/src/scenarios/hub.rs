@@ -646,7 +646,9 @@ fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
     assert!(h.peers[silent].closed, "a client that does not is closed");
     assert!(matches!(
         h.peers[silent].server.close_reason(),
-        Some(crate::rtmp::RtmpError::Unresponsive { .. })
+        Some(crate::session::CloseReason::Failed(
+            crate::rtmp::RtmpError::Unresponsive { .. }
+        ))
     ));
     assert_eq!(h.hub.connection_count(Protocol::Rtmp), 1);
 }

@@ -12,7 +12,7 @@ use crate::hub::{
 use crate::message::SoEvent;
 use crate::rtmp::ClientEvent;
 use crate::scope_path::ScopePath;
-use crate::session::SharedEncoding;
+use crate::session::{CloseReason, SharedEncoding};
 use crate::testing::Harness;
 use crate::time::{Duration, Instant};
 use alloc::string::String;
@@ -308,7 +308,10 @@ fn every_framing_error_closes_with_its_code() {
             let sent = frames(&mut conn);
             assert_eq!(sent.len(), 1, "{sent:?}");
             assert_eq!(close_code_of(&sent[0]), code);
-            assert!(matches!(conn.close_reason(), Some(WsError::Protocol(_))));
+            assert!(matches!(
+                conn.close_reason(),
+                Some(CloseReason::Failed(WsError::Protocol(_)))
+            ));
             // Nothing more goes out, whatever arrives.
             let _ = conn.handle_input(T0, &text("x"));
             assert!(frames(&mut conn).is_empty());
@@ -332,7 +335,7 @@ fn ping_pong_and_close_handshake() {
     assert_eq!(frames(&mut conn), vec![(8, 4000u16.to_be_bytes().to_vec())]);
     assert_eq!(
         conn.close_reason(),
-        Some(&WsError::PeerClosed { code: Some(4000) })
+        Some(&CloseReason::Peer { code: Some(4000) })
     );
     // A bare close is answered with 1000.
     let mut conn = open("/chat");
@@ -538,7 +541,7 @@ fn deliveries_become_json() {
     assert_eq!(close_code_of(&sent[0]), 1001);
     assert_eq!(sent[0].1.len(), 2 + 122);
     assert!(conn.is_closing());
-    assert_eq!(conn.close_reason(), Some(&WsError::ServerClosed { reason }));
+    assert_eq!(conn.close_reason(), Some(&CloseReason::Server { reason }));
 }
 
 #[test]
@@ -686,7 +689,7 @@ fn ping_when_silent_then_idle_close() {
     assert_eq!(close_code_of(&sent[0]), 1001);
     assert_eq!(
         conn.close_reason(),
-        Some(&WsError::Idle { silent_ms: 25_000 })
+        Some(&CloseReason::Failed(WsError::Idle { silent_ms: 25_000 }))
     );
     assert_eq!(conn.poll_timeout(), None);
 }
@@ -700,7 +703,9 @@ fn upgrade_timeout() {
     assert!(conn.is_closing());
     assert_eq!(
         conn.close_reason(),
-        Some(&WsError::HandshakeTimeout { ms: 10_000 })
+        Some(&CloseReason::Failed(WsError::HandshakeTimeout {
+            ms: 10_000
+        }))
     );
 }
 
@@ -974,7 +979,7 @@ fn rejected_websocket_connect() {
     assert_eq!(close_code_of(&ws.received[1]), 1008);
     assert!(matches!(
         ws.conn.close_reason(),
-        Some(WsError::Rejected { .. })
+        Some(CloseReason::Rejected { .. })
     ));
 }
 
@@ -984,7 +989,12 @@ fn the_shared_encoding_is_what_a_json_connection_sends() {
     conn.handle_delivery(T0, accepted("chat/room1"));
     drain(&mut conn);
     let encoding = conn.shared_encoding();
-    assert_eq!(encoding, SharedEncoding::WebSocketJson);
+    assert_eq!(
+        encoding,
+        SharedEncoding::Shared {
+            max_len: usize::MAX
+        }
+    );
     let update = crate::testing::so_change_delivery(100, crate::ws::fanout::notices_encoder());
     let shared = crate::testing::shared_bytes(encoding, &update);
     conn.handle_delivery(T0, update);
