@@ -5,3 +5,5 @@
 
 mod fanout;
 mod hub;
+mod session;
+mod ws;
