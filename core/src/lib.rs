@@ -26,7 +26,6 @@ extern crate alloc;
 
 pub mod amf0;
 pub mod chunk;
-pub mod handshake;
 pub mod hub;
 pub mod limits;
 pub mod message;
@@ -34,9 +33,6 @@ pub mod queue;
 pub mod rtmp;
 pub mod scope_path;
 pub mod session;
-pub mod shared_object;
-pub mod store;
-pub mod stream;
 pub mod time;
 pub mod trace;
 pub mod ws;

@@ -220,8 +220,8 @@ pub struct Harness {
 }
 
 /// Deterministic "random" bytes for handshakes.
-fn random_block(seed: u64) -> [u8; crate::handshake::RANDOM_LEN] {
-    let mut block = [0u8; crate::handshake::RANDOM_LEN];
+fn random_block(seed: u64) -> [u8; crate::rtmp::handshake::RANDOM_LEN] {
+    let mut block = [0u8; crate::rtmp::handshake::RANDOM_LEN];
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     for b in block.iter_mut() {
         x ^= x << 13;

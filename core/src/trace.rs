@@ -62,7 +62,6 @@
 use crate::Limits;
 use crate::amf0::Value;
 use crate::chunk::{ChunkDecoder, ChunkError, RawMessage};
-use crate::handshake::{HandshakeError, PACKET_LEN, RTMP_VERSION};
 use crate::message::media::{
     AudioCodec, AudioPacketType, FourCc, VideoCodec, VideoFrameType, VideoPacketType, sound_format,
     video_codec,
@@ -71,6 +70,7 @@ use crate::message::{
     AudioTag, BandwidthLimit, Command, DataMessage, Message, ProtocolControl, SET_DATA_FRAME,
     SharedObjectMessage, SoEvent, UserControl, VideoTag, type_id,
 };
+use crate::rtmp::handshake::{HandshakeError, PACKET_LEN, RTMP_VERSION};
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -25,7 +25,7 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tern_core::Limits;
 use tern_core::chunk::ChunkDecoder;
-use tern_core::handshake::{ClientHandshake, HandshakeKind, RANDOM_LEN};
+use tern_core::rtmp::handshake::{ClientHandshake, HandshakeKind, RANDOM_LEN};
 use tern_core::hub::{Delivery, Level, RejectCode, Request, SessionLimits};
 use tern_core::message::Message;
 use tern_core::rtmp::{ServerConfig, ServerConnection};

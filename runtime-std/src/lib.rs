@@ -42,7 +42,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tern_core::store::StoreError;
+use tern_core::hub::store::StoreError;
 use tracing::info;
 
 /// Why the server could not run.

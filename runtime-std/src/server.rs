@@ -53,13 +53,13 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
+use tern_core::hub::shared_object::SoLimits;
 use tern_core::hub::{
     ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
     TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::session::{CloseReason, Failure, ServerSession};
-use tern_core::shared_object::SoLimits;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -310,8 +310,8 @@ impl Shared {
 
     /// Handshake bytes: not secret (RTMP's handshake is no cryptography),
     /// just varied per connection, and reproducible from the seed.
-    fn handshake_random(&self, id: ConnId) -> [u8; tern_core::handshake::RANDOM_LEN] {
-        let mut block = [0u8; tern_core::handshake::RANDOM_LEN];
+    fn handshake_random(&self, id: ConnId) -> [u8; tern_core::rtmp::handshake::RANDOM_LEN] {
+        let mut block = [0u8; tern_core::rtmp::handshake::RANDOM_LEN];
         let mut x = (self.seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
         for b in &mut block {
             x ^= x << 13;

@@ -240,8 +240,8 @@ impl Session {
 }
 
 /// Handshake filler bytes: no secret, only variety between runs.
-fn random_block() -> [u8; tern_core::handshake::RANDOM_LEN] {
-    let mut block = [0u8; tern_core::handshake::RANDOM_LEN];
+fn random_block() -> [u8; tern_core::rtmp::handshake::RANDOM_LEN] {
+    let mut block = [0u8; tern_core::rtmp::handshake::RANDOM_LEN];
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)

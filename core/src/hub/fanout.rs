@@ -17,7 +17,7 @@
 //! of the hub changes.
 
 use super::request::SoUpdate;
-use crate::stream::CachedMessage;
+use super::stream::CachedMessage;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use bytes::Bytes;

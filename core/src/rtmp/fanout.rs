@@ -12,9 +12,9 @@
 
 use super::csid;
 use crate::chunk::{RawMessage, encode_standalone, standalone_payload};
+use crate::hub::stream::CachedMessage;
 use crate::hub::{Encoder, FanoutCodec, MediaKind, SoNotice, SoUpdate};
 use crate::message::{SharedObjectMessage, SoEvent, type_id};
-use crate::stream::CachedMessage;
 use alloc::string::String;
 use bytes::{Bytes, BytesMut};
 

@@ -12,6 +12,7 @@
 mod aggregate;
 mod client;
 pub mod fanout;
+pub mod handshake;
 mod server;
 mod wire;
 
@@ -23,8 +24,8 @@ pub use fanout::{media_encoder, notices_encoder};
 pub use server::{ServerConfig, ServerConnection};
 
 use crate::chunk::ChunkError;
-use crate::handshake::HandshakeError;
 use crate::message::MessageError;
+use crate::rtmp::handshake::HandshakeError;
 use alloc::string::String;
 use core::fmt;
 

@@ -7,7 +7,6 @@ use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::handshake::{RANDOM_LEN, ServerHandshake};
 use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Protocol, Request, SoChange, SoOp};
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
@@ -15,6 +14,7 @@ use crate::message::{
     on_fc_publish, on_fc_unpublish, on_status, result, status,
 };
 use crate::queue::release_queue;
+use crate::rtmp::handshake::{RANDOM_LEN, ServerHandshake};
 use crate::session::{CloseReason, SharedEncoding};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;

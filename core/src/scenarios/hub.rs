@@ -540,7 +540,7 @@ fn a_rejected_connect_creates_no_scope_and_unknown_apps_are_invalid() {
     let hub = Hub::with_parts(
         HubConfig::default(),
         Box::new(RejectAll),
-        Box::new(crate::store::MemoryStore::new()),
+        Box::new(crate::hub::store::MemoryStore::new()),
     );
     let mut h = Harness::with_hub(hub);
     let i = h.connect("chat/secret");
@@ -1101,7 +1101,7 @@ fn application_hooks_decide_publish_play_and_writes() {
     let hub = Hub::with_parts(
         HubConfig::default(),
         Box::new(Picky),
-        Box::new(crate::store::MemoryStore::new()),
+        Box::new(crate::hub::store::MemoryStore::new()),
     );
     let mut h = Harness::with_hub(hub);
     let codes = |events: Vec<ClientEvent>| -> Vec<String> {
@@ -1145,7 +1145,7 @@ fn application_hooks_decide_publish_play_and_writes() {
 
 #[test]
 fn stored_objects_are_loaded_at_start() {
-    use crate::store::{MemoryStore, Store, StoredObject};
+    use crate::hub::store::{MemoryStore, Store, StoredObject};
     let mut store = MemoryStore::new();
     let room = ScopePath::resolve("chat/room1", 4).unwrap();
     let mut data = alloc::collections::BTreeMap::new();

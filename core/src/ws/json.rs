@@ -327,7 +327,7 @@ pub fn error(so: Option<&str>, code: &str, message: &str) -> String {
 
 /// A readable message for a shared-object status code.
 fn status_message(code: &str) -> &'static str {
-    use crate::shared_object::status;
+    use crate::hub::shared_object::status;
     match code {
         status::NO_WRITE_ACCESS => "write refused",
         status::NO_READ_ACCESS => "read refused",
