@@ -126,6 +126,7 @@ impl fmt::Display for Direction {
 /// Why tracing stopped. After one, the tracer is dead and every later
 /// [`Tracer::feed`] returns the same error.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TraceError {
     /// C0/S0 named a version other than 3.
     Handshake(HandshakeError),
@@ -142,7 +143,14 @@ impl fmt::Display for TraceError {
     }
 }
 
-impl core::error::Error for TraceError {}
+impl core::error::Error for TraceError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            TraceError::Handshake(e) => Some(e),
+            TraceError::Chunk(e) => Some(e),
+        }
+    }
+}
 
 impl From<ChunkError> for TraceError {
     fn from(e: ChunkError) -> Self {

@@ -180,6 +180,7 @@ pub struct SharedObjectInfo<'a> {
 
 /// Why a server-side (application) operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HubError {
     /// The scope's app is not configured.
     UnknownApp(String),
@@ -203,6 +204,16 @@ impl core::fmt::Display for HubError {
             }
             HubError::Limit(e) => write!(f, "refused by a limit: {e}"),
             HubError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for HubError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            HubError::BadName(e) => Some(e),
+            HubError::Store(e) => Some(e),
+            _ => None,
         }
     }
 }

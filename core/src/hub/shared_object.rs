@@ -57,6 +57,7 @@ impl Default for SoLimits {
 
 /// Why a batch was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BatchError {
     /// More changes in one batch than allowed.
     TooManyChanges { max: usize },
@@ -90,6 +91,8 @@ impl fmt::Display for BatchError {
         }
     }
 }
+
+impl core::error::Error for BatchError {}
 
 /// One shared object.
 #[derive(Debug, Clone)]

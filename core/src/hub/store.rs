@@ -80,6 +80,7 @@ pub(crate) fn whole_u32(n: f64) -> Option<u32> {
 
 /// Why a store operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The stored bytes are not a stored object.
     Corrupt,
@@ -95,6 +96,8 @@ impl fmt::Display for StoreError {
         }
     }
 }
+
+impl core::error::Error for StoreError {}
 
 /// Persistent shared-object storage, keyed by scope and object name (both
 /// validated: safe as path components).

@@ -78,6 +78,7 @@ pub mod type_id {
 /// Why a message payload could not be understood. Each variant says which
 /// message or field was wrong.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum MessageError {
     /// The payload ended while reading `what`.
     Truncated {
@@ -217,7 +218,14 @@ impl fmt::Display for MessageError {
     }
 }
 
-impl core::error::Error for MessageError {}
+impl core::error::Error for MessageError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            MessageError::Amf0 { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// A decoded RTMP message.
 #[derive(Clone, Debug, PartialEq)]

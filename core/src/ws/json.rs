@@ -142,6 +142,7 @@ impl ClientOp {
 /// Why a client message was refused (answered with an `error` message;
 /// nothing changes).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OpError {
     /// Not valid JSON.
     InvalidJson,

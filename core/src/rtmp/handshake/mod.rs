@@ -58,6 +58,7 @@ pub enum HandshakeKind {
 
 /// Why a handshake failed. The connection should be closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// C0 or S0 named a version other than [`RTMP_VERSION`].
     UnsupportedVersion(u8),
