@@ -1062,9 +1062,8 @@ mod tests {
     }
 
     /// Every connection's task holds this future for its whole life, so
-    /// its size is memory per connection (it was 1024 bytes while a blocked
-    /// write's timers lived in it; 3.9 → 3.2 KiB RSS per idle connection
-    /// with those boxed and no read buffer).
+    /// its size is memory per connection (what it was before and what that
+    /// cost: docs/memory.md).
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let shared = Shared::new(&Config::default());

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tern_core::message::{SharedObjectMessage, SoEvent};
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent, RtmpError};
 use tern_core::trace::{Direction, Tracer};
-use tern_core::ws::json::{amf_to_json, json_to_amf};
+use tern_core::ws::amf_json::{amf_to_json, json_to_amf};
 use tern_core::{Instant, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -2,6 +2,7 @@
 //! between protocol v1 (or chat mode, or echo) and the hub.
 
 use super::WsError;
+use super::amf_json;
 use super::fanout::notices_encoder;
 use super::frame::{self, Decoder, Incoming, Opcode, close_code};
 use super::handshake::{self, MAX_HEAD, Subprotocol};
@@ -257,7 +258,7 @@ impl WsConnection {
                         persistent: false,
                         op: SoOp::Batch(alloc::vec![SoChange::Set {
                             key: String::from(CHAT_KEY),
-                            value: json::amf_string(line),
+                            value: amf_json::amf_string(line),
                         }]),
                     });
                 }
@@ -511,7 +512,7 @@ impl WsConnection {
                         {
                             let text = match value.as_str() {
                                 Some(s) => String::from(s),
-                                None => json::amf_to_json(value).to_string(),
+                                None => amf_json::amf_to_json(value).to_string(),
                             };
                             self.send_text(text);
                         }

@@ -8,7 +8,7 @@
 //! - [`frame`]: frame headers, encoding, and a streaming [`frame::Decoder`]
 //!   that enforces every framing rule (masking, RSV bits, opcodes, control
 //!   frame rules, fragmentation, UTF-8 of text, message size, close codes);
-//! - [`json`]: protocol v1 messages and the AMF0 ↔ JSON mapping;
+//! - [`json`]: protocol v1 messages; [`amf_json`]: the AMF0 ↔ JSON mapping;
 //! - [`fanout`]: the JSON codec that encodes shared-object updates once
 //!   for every JSON subscriber;
 //! - [`WsConnection`]: one server connection, driven as
@@ -18,6 +18,7 @@
 //!
 //! The protocol is documented for clients in `docs/ws-protocol.md`.
 
+pub mod amf_json;
 mod connection;
 pub mod fanout;
 pub mod frame;
