@@ -19,7 +19,7 @@ mod data;
 pub mod media;
 mod shared_object;
 mod user_control;
-mod wire;
+mod cursor;
 
 pub use command::{
     ClientCommand, Command, ConnectParams, FMS_VERSION, PublishKind, ServerReply, StatusLevel,

@@ -7,7 +7,7 @@
 //! and message arguments are AMF0.
 
 use super::MessageError;
-use super::wire::{Reader, put_short_string};
+use super::cursor::{Reader, put_short_string};
 use crate::Limits;
 use crate::amf0::{self, Value};
 use alloc::string::String;

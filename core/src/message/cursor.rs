@@ -1,4 +1,5 @@
-//! Bounds-checked big-endian reading shared by the message parsers.
+//! A bounds-checked cursor for big-endian reading, shared by the message
+//! parsers.
 //!
 //! Every read names what it was reading so a short buffer becomes a
 //! [`MessageError::Truncated`] that says where it ended.
