@@ -7,7 +7,9 @@ use std::path::Path;
 /// Names in backticks in the first column of the table rows that follow
 /// `heading` (up to the next blank line after the table).
 fn mapped(doc: &str, heading: &str) -> BTreeSet<String> {
-    let start = doc.find(heading).unwrap_or_else(|| panic!("no {heading:?}"));
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"));
     let mut names = BTreeSet::new();
     let mut in_table = false;
     for line in doc[start..].lines().skip(1) {

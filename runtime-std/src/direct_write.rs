@@ -260,7 +260,7 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use tern_core::amf0::Value;
-    use tern_core::hub::{ConnectRequest, Delivery, HubConfig, Protocol, Request, SoChange, SoOp};
+    use tern_core::hub::{ConnectRequest, Delivery, HubConfig, Request, SoChange, SoOp};
     use tern_core::{Duration, Instant};
 
     const WRITER: ConnId = ConnId(1);
@@ -279,7 +279,7 @@ mod tests {
         let now = Instant::from_millis(0);
         for conn in [WRITER, SUBSCRIBER] {
             let connect = ConnectRequest {
-                protocol: Protocol::Rtmp,
+                protocol: tern_core::rtmp::PROTOCOL,
                 target: "chat".into(),
                 params: Value::Null,
                 args: Vec::new(),

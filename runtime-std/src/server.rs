@@ -55,8 +55,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use tern_core::hub::shared_object::SoLimits;
 use tern_core::hub::{
-    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
-    TieredSessions,
+    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Request, TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::session::{CloseReason, Failure, ServerSession};
@@ -374,8 +373,8 @@ impl StatsSource for Shared {
         let counters = hub.counters();
         StatsSnapshot {
             connections: ConnectionCounts {
-                rtmp: hub.connection_count(Protocol::Rtmp) as u64,
-                websocket: hub.connection_count(Protocol::WebSocket) as u64,
+                rtmp: hub.connection_count(tern_core::rtmp::PROTOCOL) as u64,
+                websocket: hub.connection_count(tern_core::ws::PROTOCOL) as u64,
             },
             scopes: hub
                 .scopes()

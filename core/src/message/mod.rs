@@ -15,11 +15,11 @@
 
 mod command;
 mod control;
+mod cursor;
 mod data;
 pub mod media;
 mod shared_object;
 mod user_control;
-mod cursor;
 
 pub use command::{
     ClientCommand, Command, ConnectParams, FMS_VERSION, PublishKind, ServerReply, StatusLevel,

@@ -21,6 +21,9 @@ mod tests;
 
 pub use client::{ClientConfig, ClientConnection, ClientEvent};
 pub use fanout::{media_encoder, notices_encoder};
+
+/// RTMP, as the hub and stats name it.
+pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("rtmp");
 pub use server::{ServerConfig, ServerConnection};
 
 use crate::chunk::ChunkError;

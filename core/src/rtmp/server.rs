@@ -7,7 +7,7 @@ use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Protocol, Request, SoChange, SoOp};
+use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Request, SoChange, SoOp};
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
     StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
@@ -460,7 +460,7 @@ impl ServerConnection {
                     target.push_str(query.1);
                 }
                 self.events.push_back(Request::Connect(ConnectRequest {
-                    protocol: Protocol::Rtmp,
+                    protocol: crate::rtmp::PROTOCOL,
                     target,
                     params: params.object,
                     args: params.args,

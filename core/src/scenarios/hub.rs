@@ -650,7 +650,7 @@ fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
             crate::rtmp::RtmpError::Unresponsive { .. }
         ))
     ));
-    assert_eq!(h.hub.connection_count(Protocol::Rtmp), 1);
+    assert_eq!(h.hub.connection_count(crate::rtmp::PROTOCOL), 1);
 }
 
 // ----- live streams -----

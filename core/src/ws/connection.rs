@@ -9,9 +9,7 @@ use super::handshake::{self, MAX_HEAD, Subprotocol};
 use super::json::{self, ClientOp, OpError};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::hub::{
-    ConnectRequest, Delivery, Protocol, Request, SoChange, SoDelivery, SoNotice, SoOp,
-};
+use crate::hub::{ConnectRequest, Delivery, Request, SoChange, SoDelivery, SoNotice, SoOp};
 use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
 use crate::session::CloseReason;
@@ -179,7 +177,7 @@ impl WsConnection {
             };
             if mode != Mode::Echo {
                 self.events.push_back(Request::Connect(ConnectRequest {
-                    protocol: Protocol::WebSocket,
+                    protocol: crate::ws::PROTOCOL,
                     target: request.target,
                     params: Value::Null,
                     args: Vec::new(),

@@ -32,6 +32,9 @@ pub use connection::{WsConfig, WsConnection};
 pub use frame::ProtocolError;
 pub use handshake::{HandshakeError, Subprotocol};
 
+/// WebSocket (JSON protocol v1 or chat mode), as the hub and stats name it.
+pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("websocket");
+
 use core::fmt;
 
 /// Why a WebSocket connection failed: what

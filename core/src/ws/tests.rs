@@ -97,7 +97,7 @@ fn upgrade_yields_connect() {
     assert_eq!(
         evs,
         vec![Request::Connect(crate::hub::ConnectRequest {
-            protocol: crate::hub::Protocol::WebSocket,
+            protocol: crate::ws::PROTOCOL,
             target: "chat/room1?scope=sub".into(),
             params: Value::Null,
             args: vec![],
