@@ -94,7 +94,10 @@ impl Encoder {
 
 impl PartialEq for Encoder {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.codec.name() == other.codec.name()
+        // The same reference (address and vtable) is the same codec; the
+        // name decides otherwise (vtables may be duplicated).
+        self.key == other.key
+            && (core::ptr::eq(self.codec, other.codec) || self.codec.name() == other.codec.name())
     }
 }
 
