@@ -267,7 +267,7 @@ impl LiveStream {
     }
 
     /// Sets the metadata late joiners get first (its own copy: see
-    /// [`CachedMessage::detached`]).
+    /// `CachedMessage::detached`).
     pub fn set_metadata(&mut self, message: &CachedMessage) {
         self.metadata = Some(message.detached());
     }

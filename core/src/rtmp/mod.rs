@@ -37,7 +37,7 @@ use core::fmt;
 /// Chunk stream ids are per direction: a server and a client each choose
 /// their own, so a client's video on 9 and the server's shared-object
 /// notices on 9 never meet. The server's relayed media and notices are
-/// encoded once for many connections ([`fanout`](super::fanout)) with a
+/// encoded once for many connections ([`fanout`]) with a
 /// self-contained fmt-0 header, so a connection's own header compression
 /// must never refer to their chunk streams: nothing else uses them.
 pub mod csid {
