@@ -286,6 +286,21 @@ impl ServerConnection {
                 let (tx, _) = self.connect.unwrap_or((1.0, 0.0));
                 self.send_command(0, connect_error(tx, code.code(), &description));
             }
+            Delivery::SharedObject(update) if self.speaks_amf3() => {
+                // Encoded for this connection: the update carries only the
+                // AMF0 and JSON encodings.
+                let mut payload = Vec::new();
+                update
+                    .to_message()
+                    .encode_amf3(&self.config.limits, &mut payload);
+                self.wire.send_raw(&crate::chunk::RawMessage {
+                    csid: csid::COMMAND,
+                    timestamp: 0,
+                    type_id: crate::message::type_id::SHARED_OBJECT_AMF3,
+                    stream_id: 0,
+                    payload: Bytes::from(payload),
+                });
+            }
             Delivery::SharedObject(update) => {
                 let fits = update.rtmp_payload().len() <= self.wire.out_chunk_size() as usize;
                 if fits && !update.rtmp_chunks().is_empty() {
@@ -396,6 +411,11 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// Whether `connect` asked for (and was answered with) objectEncoding 3.
+    fn speaks_amf3(&self) -> bool {
+        matches!(self.connect, Some((_, encoding)) if encoding == 3.0)
+    }
+
     fn require_connect(&self, what: &str) -> Result<(), RtmpError> {
         match self.connect {
             Some(_) => Ok(()),
@@ -433,7 +453,15 @@ impl ServerConnection {
                     self.send_command(0, error(transaction_id, status::CALL_FAILED, why));
                     return Ok(());
                 }
-                self.connect = Some((transaction_id, params.object_encoding));
+                // The encoding tern speaks: AMF3 (shared-object messages as
+                // type 16, values as AVM+) when the client asked for it,
+                // AMF0 for anything else; the reply says which.
+                let encoding = if params.object_encoding == 3.0 {
+                    3.0
+                } else {
+                    0.0
+                };
+                self.connect = Some((transaction_id, encoding));
                 let mut target = params.app.clone();
                 if !target.contains('?')
                     && let Some(query) = params.tc_url.as_deref().and_then(|u| u.split_once('?'))
