@@ -247,10 +247,11 @@ impl ServerConnection {
 
     /// How shared-object notices would go out now: the shared encoding
     /// once the connection is open and until it closes (see
-    /// [`SharedEncoding`]).
+    /// [`SharedEncoding`]), except on an AMF3 connection, which encodes
+    /// every notice itself (type 16).
     pub fn shared_encoding(&self) -> SharedEncoding {
         match self.phase {
-            Phase::Open if !self.is_closing() => SharedEncoding::Rtmp {
+            Phase::Open if !self.is_closing() && !self.speaks_amf3() => SharedEncoding::Rtmp {
                 out_chunk_size: self.wire.out_chunk_size(),
             },
             _ => SharedEncoding::None,
