@@ -1,19 +1,22 @@
 //! The server side of one RTMP connection.
 
+use super::fanout::{
+    media_encoder, notice_fits, notice_payload, notices_encoder, notices_encoder_amf3, so_message,
+    so_message_amf3,
+};
 use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
 use crate::handshake::{RANDOM_LEN, ServerHandshake};
-use crate::hub::{
-    ConnectRequest, Delivery, Level, MediaKind, MediaRoute, Protocol, Request, SoChange, SoOp,
-};
+use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Protocol, Request, SoChange, SoOp};
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
     StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
     on_fc_publish, on_fc_unpublish, on_status, result, status,
 };
-use crate::session::{SharedEncoding, release_queue};
+use crate::queue::release_queue;
+use crate::session::SharedEncoding;
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -247,11 +250,10 @@ impl ServerConnection {
 
     /// How shared-object notices would go out now: the shared encoding
     /// once the connection is open and until it closes (see
-    /// [`SharedEncoding`]), except on an AMF3 connection, which encodes
-    /// every notice itself (type 16).
+    /// [`SharedEncoding`]).
     pub fn shared_encoding(&self) -> SharedEncoding {
         match self.phase {
-            Phase::Open if !self.is_closing() && !self.speaks_amf3() => SharedEncoding::Rtmp {
+            Phase::Open if !self.is_closing() => SharedEncoding::Rtmp {
                 out_chunk_size: self.wire.out_chunk_size(),
             },
             _ => SharedEncoding::None,
@@ -269,7 +271,7 @@ impl ServerConnection {
         match delivery {
             Delivery::Media(media) => {
                 self.wire.mark_streaming();
-                self.wire.queue(media.chunks);
+                self.wire.queue(media.encoded);
             }
             Delivery::Accepted { .. } => {
                 let (tx, encoding) = self.connect.unwrap_or((1.0, 0.0));
@@ -287,33 +289,27 @@ impl ServerConnection {
                 let (tx, _) = self.connect.unwrap_or((1.0, 0.0));
                 self.send_command(0, connect_error(tx, code.code(), &description));
             }
-            Delivery::SharedObject(update) if self.speaks_amf3() => {
-                // Encoded for this connection: the update carries only the
-                // AMF0 and JSON encodings.
-                let mut payload = Vec::new();
-                update
-                    .to_message()
-                    .encode_amf3(&self.config.limits, &mut payload);
-                self.wire.send_raw(&crate::chunk::RawMessage {
-                    csid: csid::COMMAND,
-                    timestamp: 0,
-                    type_id: crate::message::type_id::SHARED_OBJECT_AMF3,
-                    stream_id: 0,
-                    payload: Bytes::from(payload),
-                });
-            }
-            Delivery::SharedObject(update) => {
-                let fits = update.rtmp_payload().len() <= self.wire.out_chunk_size() as usize;
-                if fits && !update.rtmp_chunks().is_empty() {
+            Delivery::SharedObject(so) => {
+                if notice_fits(&so.encoded, self.wire.out_chunk_size()) {
                     // The shared encoding: nothing encoded per subscriber.
-                    self.wire.queue(update.rtmp_chunks().clone());
+                    self.wire.queue(so.encoded);
                 } else {
+                    // AMF3 connections were given the type-16 encoding.
+                    let (type_id, payload) = if self.speaks_amf3() {
+                        let payload = notice_payload(&so.encoded)
+                            .unwrap_or_else(|| so_message_amf3(&so.update));
+                        (crate::message::type_id::SHARED_OBJECT_AMF3, payload)
+                    } else {
+                        let payload = notice_payload(&so.encoded)
+                            .unwrap_or_else(|| so_message(&so.update).to_bytes());
+                        (crate::message::type_id::SHARED_OBJECT_AMF0, payload)
+                    };
                     self.wire.send_raw(&crate::chunk::RawMessage {
                         csid: csid::COMMAND,
                         timestamp: 0,
-                        type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
+                        type_id,
                         stream_id: 0,
-                        payload: update.rtmp_payload().clone(),
+                        payload,
                     });
                 }
             }
@@ -476,6 +472,13 @@ impl ServerConnection {
                     params: params.object,
                     args: params.args,
                     address: self.peer,
+                    // An AMF3 connection gets its notices as type 16: one
+                    // more encoding, shared by every AMF3 subscriber.
+                    notices: Some(if encoding == 3.0 {
+                        notices_encoder_amf3()
+                    } else {
+                        notices_encoder()
+                    }),
                 }));
             }
             ClientCommand::CreateStream { transaction_id } => {
@@ -532,10 +535,7 @@ impl ServerConnection {
                         stream,
                         name,
                         start,
-                        route: MediaRoute {
-                            chunk_size: self.config.out_chunk_size,
-                            stream_id: stream,
-                        },
+                        encoder: media_encoder(self.config.out_chunk_size, stream),
                     });
                 }
             }
