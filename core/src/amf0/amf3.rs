@@ -1,9 +1,10 @@
 //! A bounded AMF3 *skipper*: finds where the one AMF3 value after an AMF0
 //! AVM+ switch (0x11) ends, without building it.
 //!
-//! tern carries AMF3 opaquely ([`Value::Avmplus`](super::Value::Avmplus)),
-//! but AMF0 has no length prefix for it, so the value must be walked to be
-//! delimited. Nothing is interpreted or validated beyond what delimiting
+//! The AMF0 decoder keeps the value as bytes
+//! ([`Value::Avmplus`](super::Value::Avmplus); [`crate::amf3`] decodes
+//! them), but AMF0 has no length prefix for it, so the value must be walked
+//! to be delimited. Nothing is interpreted or validated beyond what delimiting
 //! needs (string bytes are not checked for UTF-8; reference indices are not
 //! resolved), with one exception: objects that use a *traits reference* need
 //! the referenced traits' member count, so a traits table is kept.
