@@ -4,8 +4,9 @@
 //! stack a peer can make us use is bounded by configuration, not by input.
 //! The three reference tables live for one [`decode`](super::decode) call.
 
-use super::{Array, DecodeError, Object, Properties, Value, Vector};
+use super::{Array, DecodeError, EXTERNALIZABLE_ONE_VALUE, Object, Properties, Value, Vector};
 use crate::Limits;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -15,6 +16,9 @@ struct Traits<'a> {
     class_name: &'a str,
     sealed: Vec<&'a str>,
     dynamic: bool,
+    /// Externalizable (of one of [`EXTERNALIZABLE_ONE_VALUE`]): the body is
+    /// one value.
+    externalizable: bool,
 }
 
 /// One decode call's cursor, reference tables and budgets.
@@ -371,8 +375,20 @@ impl<'a> Decoder<'a> {
             self.copy(names.saturating_add(t.class_name.len()))?;
             t
         } else if header & 0b100 != 0 {
-            let class_name = String::from(self.string()?);
-            return Err(DecodeError::Externalizable { class_name });
+            let class_name = self.string()?;
+            if !EXTERNALIZABLE_ONE_VALUE.contains(&class_name) {
+                return Err(DecodeError::Externalizable {
+                    class_name: String::from(class_name),
+                });
+            }
+            let traits = Traits {
+                class_name,
+                sealed: Vec::new(),
+                dynamic: false,
+                externalizable: true,
+            };
+            self.traits.push(traits.clone());
+            traits
         } else {
             let class_name = self.string()?;
             let count = self.items(header >> 4, 1, true)?;
@@ -384,6 +400,7 @@ impl<'a> Decoder<'a> {
                 class_name,
                 sealed,
                 dynamic: header & 0b1000 != 0,
+                externalizable: false,
             };
             self.traits.push(traits.clone());
             traits
@@ -391,6 +408,13 @@ impl<'a> Decoder<'a> {
         // Registered before the members: they may refer to it.
         self.objects = self.objects.saturating_add(1);
         let inner = self.enter(depth)?;
+        if traits.externalizable {
+            let body = self.value(inner)?;
+            return Ok(Value::Externalizable {
+                class_name: String::from(traits.class_name),
+                body: Box::new(body),
+            });
+        }
         if traits.sealed.len() > self.values_left {
             return Err(DecodeError::TooManyValues {
                 max: self.max_values,

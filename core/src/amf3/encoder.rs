@@ -45,8 +45,9 @@ fn fit(s: &str) -> &str {
     s.get(..s.floor_char_boundary(MAX_LEN)).unwrap_or_default()
 }
 
-/// The traits of an object, as the traits table compares them.
-type TraitsKey<'v> = (&'v str, Vec<&'v str>, bool);
+/// The traits of an object, as the traits table compares them: class
+/// name, sealed member names, dynamic, externalizable.
+type TraitsKey<'v> = (&'v str, Vec<&'v str>, bool, bool);
 
 /// One encode call's string and traits tables. Object references are not
 /// made up: [`Value::Reference`]s are written as they are.
@@ -140,6 +141,20 @@ impl<'v, 'o> Encoder<'v, 'o> {
                 self.out.push(0x0A);
                 self.object(o);
             }
+            Value::Externalizable { class_name, body } => {
+                self.out.push(0x0A);
+                let key = (class_name.as_str(), Vec::new(), false, true);
+                if let Some(&i) = self.traits.get(&key) {
+                    u29((i << 2) | 0b01, self.out);
+                } else {
+                    // U29O-traits-ext: 0b0111, then the class name.
+                    u29(0b0111, self.out);
+                    self.string(class_name);
+                    let next = u32::try_from(self.traits.len()).unwrap_or(u32::MAX);
+                    self.traits.insert(key, next);
+                }
+                self.value(body);
+            }
             Value::Xml(s) => self.text(0x0B, s),
             Value::ByteArray(b) => {
                 self.out.push(0x0C);
@@ -205,7 +220,7 @@ impl<'v, 'o> Encoder<'v, 'o> {
     fn object(&mut self, o: &'v Object) {
         let names: Vec<&'v str> = o.sealed.iter().map(|(k, _)| k.as_str()).collect();
         let sealed = names.len().min(MAX_LEN >> 2);
-        let key = (o.class_name.as_str(), names, o.dynamic.is_some());
+        let key = (o.class_name.as_str(), names, o.dynamic.is_some(), false);
         if let Some(&i) = self.traits.get(&key) {
             // U29O-traits-ref: index << 2 | 0b01.
             u29((i << 2) | 0b01, self.out);

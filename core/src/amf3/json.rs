@@ -72,6 +72,8 @@ pub(crate) fn to_json(v: &Value) -> Json {
             members(&mut m, o.members());
             Json::Object(m)
         }
+        // What an ArrayCollection or ObjectProxy stands for: its body.
+        Value::Externalizable { body, .. } => to_json(body),
         Value::ByteArray(b) => tagged(
             BYTES_KEY,
             Json::String(base64::engine::general_purpose::STANDARD.encode(b)),

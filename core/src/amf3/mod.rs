@@ -19,6 +19,7 @@
 //! | 0x08   | U29 flag/ref + f64 ms (object table)              | `Date` / `Reference` |
 //! | 0x09   | U29 dense count/ref, assoc pairs, `01`, dense     | `Array` / `Reference` |
 //! | 0x0A   | U29 traits/ref, class, sealed names, values, dyn  | `Object` / `Reference` (traits references resolved) |
+//! | 0x0A   | externalizable traits, class, one value           | `Externalizable` (known classes only) |
 //! | 0x0B   | U29 len/ref + UTF-8 (object table)                | `Xml` / `Reference` |
 //! | 0x0C   | U29 len/ref + bytes (object table)                | `ByteArray` / `Reference` |
 //! | 0x0D–0x0F | U29 count/ref, fixed byte, 4/4/8-byte items    | `VectorInt`, `VectorUint`, `VectorDouble` / `Reference` |
@@ -34,11 +35,12 @@
 //!   what Flash, Red5 and PyAMF write), so such buffers round-trip to the
 //!   same bytes. Object references stay [`Value::Reference`] (a value may
 //!   contain itself); [`resolve`] replaces them with copies.
-//! - **Externalizable objects** (traits flag 0b100) are refused with
-//!   [`DecodeError::Externalizable`]: their body is class-specific code's
-//!   output, so it cannot be read or even delimited without the class.
-//!   (Flex's `ArrayCollection`/`ObjectProxy` are such; Flash shared
-//!   objects carry plain values.)
+//! - **Externalizable objects** (traits flag 0b100): their body is
+//!   class-specific code's output, so it cannot be read or even delimited
+//!   without the class. The classes whose body is one AMF3 value
+//!   ([`EXTERNALIZABLE_ONE_VALUE`]: Flex's `ArrayCollection`, `ArrayList`,
+//!   `ObjectProxy`) are read as [`Value::Externalizable`]; every other one
+//!   is refused with [`DecodeError::Externalizable`].
 //! - **Exact round trip**: `encode(decode(b)) == b` for what the writers
 //!   above produce, except: a vector's fixed byte or a dictionary's
 //!   weak-keys byte other than 0/1 is read as true and written as 1;
@@ -71,7 +73,9 @@ mod value;
 
 pub use error::DecodeError;
 pub use json::BYTES_KEY;
-pub use value::{Array, INTEGER_MAX, INTEGER_MIN, Object, Properties, Value, Vector};
+pub use value::{
+    Array, EXTERNALIZABLE_ONE_VALUE, INTEGER_MAX, INTEGER_MIN, Object, Properties, Value, Vector,
+};
 
 use crate::Limits;
 use crate::amf0;

@@ -172,6 +172,14 @@ impl<'v> Resolver<'v> {
                     dynamic,
                 })
             }
+            Value::Externalizable { class_name, body } => {
+                self.count(class_name.len())?;
+                let inner = self.enter(depth)?;
+                Value::Externalizable {
+                    class_name: class_name.clone(),
+                    body: alloc::boxed::Box::new(self.expand(body, inner)?),
+                }
+            }
             Value::VectorObject {
                 fixed,
                 type_name,

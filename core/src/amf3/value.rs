@@ -61,6 +61,17 @@ pub enum Value {
         /// Key/value pairs in wire order.
         entries: Vec<(Value, Value)>,
     },
+    /// 0x0A with externalizable traits, for the classes whose body is
+    /// one AMF3 value ([`EXTERNALIZABLE_ONE_VALUE`]): Flex's
+    /// `ArrayCollection`, `ArrayList` and `ObjectProxy`, which write their
+    /// source array or proxied object. Other externalizable classes are
+    /// refused ([`DecodeError::Externalizable`](super::DecodeError)).
+    Externalizable {
+        /// The class alias, one of [`EXTERNALIZABLE_ONE_VALUE`].
+        class_name: String,
+        /// What the class writes: one value.
+        body: alloc::boxed::Box<Value>,
+    },
     /// A reference to the complex value (array, object, date, XML, XML
     /// document, byte array, vector or dictionary) with this index in the
     /// same buffer's object table, numbered from 0 in the order they start.
@@ -128,6 +139,17 @@ pub struct Vector<T> {
     pub items: Vec<T>,
 }
 
+/// The externalizable classes whose `writeExternal` writes exactly one AMF3
+/// value (`output.writeObject(...)`), so tern can read and delimit them
+/// without the class: Flex's `mx.collections.ArrayCollection`,
+/// `mx.collections.ArrayList` and `mx.utils.ObjectProxy`, under their
+/// registered aliases.
+pub const EXTERNALIZABLE_ONE_VALUE: [&str; 3] = [
+    "flex.messaging.io.ArrayCollection",
+    "flex.messaging.io.ArrayList",
+    "flex.messaging.io.ObjectProxy",
+];
+
 /// Smallest integer [`Value::Integer`] encodes as an integer (−2^28).
 pub const INTEGER_MIN: i32 = -(1 << 28);
 /// Largest integer [`Value::Integer`] encodes as an integer (2^28 − 1).
@@ -148,6 +170,7 @@ impl Value {
                 | Value::Date(_)
                 | Value::Array(_)
                 | Value::Object(_)
+                | Value::Externalizable { .. }
                 | Value::Xml(_)
                 | Value::ByteArray(_)
                 | Value::VectorInt(_)
@@ -165,6 +188,7 @@ impl Value {
             Value::Array(a) => Box::new(a.assoc.iter().map(|(_, v)| v).chain(a.dense.iter())),
             Value::Object(o) => Box::new(o.members().map(|(_, v)| v)),
             Value::VectorObject { items, .. } => Box::new(items.iter()),
+            Value::Externalizable { body, .. } => Box::new(core::iter::once(&**body)),
             Value::Dictionary { entries, .. } => Box::new(entries.iter().flat_map(|(k, v)| [k, v])),
             _ => Box::new(core::iter::empty()),
         }
