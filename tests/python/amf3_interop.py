@@ -16,6 +16,7 @@ import sys
 
 import pyamf
 import pyamf.amf3 as amf3
+import pyamf.flex as flex
 
 
 class Point(object):
@@ -72,6 +73,8 @@ def cases():
         "typed_traits_ref": [Point(1, 2), Point(3, 4)],
         "bytearray": amf3.ByteArray(b"\x00\x01hello\xff"),
         "object_ref": [SHARED, SHARED],
+        "array_collection": flex.ArrayCollection([1, "a"]),
+        "object_proxy": flex.ObjectProxy(pyamf.ASObject({"k": 1})),
     }
 
 
@@ -82,6 +85,12 @@ DECODE_ONLY = {
 
 
 def same(a, b):
+    if isinstance(a, flex.ObjectProxy) or isinstance(b, flex.ObjectProxy):
+        return (
+            type(a) is type(b) and same(a._amf_object, b._amf_object)
+        )
+    if isinstance(a, flex.ArrayCollection) or isinstance(b, flex.ArrayCollection):
+        return type(a) is type(b) and same(list(a), list(b))
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float)) or isinstance(b, (int, float)):

@@ -120,6 +120,20 @@ fn cases() -> Vec<(&'static str, Value)> {
                 },
             ]),
         ),
+        (
+            "array_collection",
+            Value::Externalizable {
+                class_name: "flex.messaging.io.ArrayCollection".to_owned(),
+                body: Box::new(dense(vec![Value::Integer(1), s("a")])),
+            },
+        ),
+        (
+            "object_proxy",
+            Value::Externalizable {
+                class_name: "flex.messaging.io.ObjectProxy".to_owned(),
+                body: Box::new(anonymous(vec![("k", Value::Integer(1))])),
+            },
+        ),
     ]
 }
 
