@@ -101,8 +101,9 @@ fn assert_everyone_received(received: &[Received], subscribers: u64, want: Recei
         .collect();
     assert!(
         short.is_empty(),
-        "{} of {subscribers} subscribers did not receive exactly {want:?}: {short:?}",
-        short.len()
+        "{} of {subscribers} subscribers did not receive exactly {want:?}; the first: {:?}",
+        short.len(),
+        &short[..short.len().min(5)]
     );
 }
 
