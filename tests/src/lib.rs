@@ -12,10 +12,13 @@
 //!   media and ffprobe's view of a capture.
 //! - [`rtmp::RtmpClient`]: the core RTMP client over tokio, for
 //!   shared-object tests that mix RTMP and WebSocket clients.
+//! - [`wire::RecordingProxy`]: what a client sent on the wire, rendered
+//!   by `tern trace`.
 //!
 //! See docs/testing.md for what each test shows.
 
 pub mod rtmp;
+pub mod wire;
 
 use serde_json::Value as Json;
 use std::ffi::OsStr;
