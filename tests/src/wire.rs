@@ -102,7 +102,12 @@ impl Drop for RecordingProxy {
 /// Connects to `upstream` and relays both ways on two threads; the
 /// client-to-server thread also appends to `path` and sets `done` when the
 /// client has closed its side.
-fn relay(client: TcpStream, upstream: SocketAddr, path: &Path, done: &Arc<AtomicBool>) -> io::Result<()> {
+fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    path: &Path,
+    done: &Arc<AtomicBool>,
+) -> io::Result<()> {
     let server = TcpStream::connect(upstream)?;
     let mut file = File::create(path)?;
     let (mut client_in, mut server_out) = (client.try_clone()?, server.try_clone()?);

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tern_tests::wire::{RecordingProxy, trace_client_bytes};
 use tern_tests::{
     Probe, Proc, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish,
     require_gst_element, require_tools, test_flv, wait_publishing,
 };
-use tern_tests::wire::{RecordingProxy, trace_client_bytes};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
