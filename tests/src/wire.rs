@@ -20,12 +20,17 @@ struct Recorded {
     path: PathBuf,
     /// Set once the client closed its side and every byte is in the file.
     done: Arc<AtomicBool>,
+    /// Set once the proxy closed its side towards the server.
+    upstream_closed: Arc<AtomicBool>,
 }
 
 /// A TCP proxy on a free loopback port in front of `upstream` that writes
 /// each accepted connection's client-to-server bytes to
 /// `dir/NAME-N.c2s` (N counts connections from 0). Server-to-client bytes
-/// are relayed untouched and not kept. It stops accepting when dropped
+/// are relayed untouched and not kept. When a client closes its side, the
+/// proxy waits `hold_close` before closing its side towards the server, so
+/// a test can see what the server made of the client's last messages while
+/// the connection is still open. It stops accepting when dropped
 /// (connections already open go on until either side closes).
 #[derive(Debug)]
 pub struct RecordingProxy {
@@ -36,7 +41,12 @@ pub struct RecordingProxy {
 
 impl RecordingProxy {
     /// Starts the proxy.
-    pub fn start(upstream: SocketAddr, dir: &Path, name: &str) -> RecordingProxy {
+    pub fn start(
+        upstream: SocketAddr,
+        dir: &Path,
+        name: &str,
+        hold_close: Duration,
+    ) -> RecordingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the recording proxy");
         let addr = listener.local_addr().expect("proxy address");
         let recorded = Arc::new(Mutex::new(Vec::new()));
@@ -51,13 +61,16 @@ impl RecordingProxy {
                 let Ok(client) = client else { continue };
                 let path = dir.join(format!("{name}-{n}.c2s"));
                 let done = Arc::new(AtomicBool::new(false));
+                let upstream_closed = Arc::new(AtomicBool::new(false));
                 if let Ok(mut list) = recorded_by_accept.lock() {
                     list.push(Recorded {
                         path: path.clone(),
                         done: Arc::clone(&done),
+                        upstream_closed: Arc::clone(&upstream_closed),
                     });
                 }
-                if let Err(e) = relay(client, upstream, &path, &done) {
+                let flags = (Arc::clone(&done), upstream_closed);
+                if let Err(e) = relay(client, upstream, &path, flags, hold_close) {
                     eprintln!("recording proxy: connection {n}: {e}");
                     done.store(true, Ordering::SeqCst);
                 }
@@ -89,6 +102,15 @@ impl RecordingProxy {
             panic!("the proxied connections did not all close within {within:?}")
         })
     }
+
+    /// Whether every connection's side towards the server is still open
+    /// (the client may have closed its own: see `hold_close`).
+    pub fn upstream_open(&self) -> bool {
+        self.recorded.lock().is_ok_and(|list| {
+            list.iter()
+                .all(|r| !r.upstream_closed.load(Ordering::SeqCst))
+        })
+    }
 }
 
 impl Drop for RecordingProxy {
@@ -100,18 +122,19 @@ impl Drop for RecordingProxy {
 }
 
 /// Connects to `upstream` and relays both ways on two threads; the
-/// client-to-server thread also appends to `path` and sets `done` when the
-/// client has closed its side.
+/// client-to-server thread also appends to `path`, sets `done` when the
+/// client has closed its side, and `hold_close` later closes the side
+/// towards the server and sets `upstream_closed`.
 fn relay(
     client: TcpStream,
     upstream: SocketAddr,
     path: &Path,
-    done: &Arc<AtomicBool>,
+    (done, upstream_closed): (Arc<AtomicBool>, Arc<AtomicBool>),
+    hold_close: Duration,
 ) -> io::Result<()> {
     let server = TcpStream::connect(upstream)?;
     let mut file = File::create(path)?;
     let (mut client_in, mut server_out) = (client.try_clone()?, server.try_clone()?);
-    let done = Arc::clone(done);
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -126,8 +149,10 @@ fn relay(
             }
         }
         let _ = file.flush();
-        let _ = server_out.shutdown(Shutdown::Write);
         done.store(true, Ordering::SeqCst);
+        std::thread::sleep(hold_close);
+        let _ = server_out.shutdown(Shutdown::Write);
+        upstream_closed.store(true, Ordering::SeqCst);
     });
     let (mut server_in, mut client_out) = (server, client);
     std::thread::spawn(move || {

@@ -233,9 +233,10 @@ fn obs_style_publish_works_and_an_unknown_app_is_refused() {
     let dir = server.dir();
 
     let url = server.rtmp_url("live/obs");
-    // The publisher goes through a proxy that keeps what it sends; `-t 4`
-    // (input option) ends the publish after 4 s.
-    let proxy = RecordingProxy::start(server.rtmp_addr(), dir, "obs-publisher");
+    // The publisher goes through a proxy that keeps what it sends and,
+    // when it has gone, holds the server's side of its connection open for
+    // 5 s; `-t 4` (input option) ends the publish after 4 s.
+    let proxy = RecordingProxy::start(server.rtmp_addr(), dir, "obs-publisher", SECS(5));
     let mut publisher = Proc::spawn(
         dir,
         "obs-publisher",
@@ -292,15 +293,19 @@ fn obs_style_publish_works_and_an_unknown_app_is_refused() {
             trace.join("\n")
         );
     }
-    let stopped = tern_tests::wait_for(SECS(5), || {
+    // The closing commands, not the closed socket, end the publish: the
+    // server's side of the connection is still open here.
+    let stopped = tern_tests::wait_for(SECS(2), || {
         server
             .stream_stats("/live", "obs")
             .is_none_or(|s| s["publishing"] != true)
             .then_some(())
     });
     assert!(
-        stopped.is_some(),
-        "live/obs still publishing after FCUnpublish and deleteStream: {}",
+        stopped.is_some() && proxy.upstream_open(),
+        "live/obs still publishing after FCUnpublish and deleteStream, on a connection \
+         still open ({}): {}",
+        proxy.upstream_open(),
         server.stats()
     );
     check_capture(&received, "player of the OBS-style publish", 2.0, 0.5, 0.2);
