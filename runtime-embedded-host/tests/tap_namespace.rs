@@ -143,11 +143,18 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+/// The effective uid, from `/proc/self/status` (`Uid: real effective …`;
+/// no `unsafe` libc call, no `id` command that may be missing itself).
 fn current_euid() -> u32 {
-    let out = Command::new("id").arg("-u").output();
-    out.ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1))
+                .and_then(|euid| euid.parse().ok())
+        })
         .unwrap_or(u32::MAX)
 }
 
