@@ -15,8 +15,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, MediaRoute, Protocol, Request,
-    SoChange, SoOp,
+    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request, SoChange,
+    SoOp,
 };
 
 struct Counting;
@@ -61,6 +61,7 @@ fn connect(hub: &mut Hub, now: Instant, id: u64) {
             params: tern_core::amf0::Value::Null,
             args: Vec::new(),
             address: None,
+            notices: Some(tern_core::rtmp::notices_encoder()),
         }),
     );
 }
@@ -133,10 +134,7 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
                 stream: 1,
                 name: "cam".into(),
                 start: -2.0,
-                route: MediaRoute {
-                    chunk_size: 4096,
-                    stream_id: 1,
-                },
+                encoder: tern_core::rtmp::media_encoder(4096, 1),
             },
         );
     }
