@@ -15,8 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request, SoChange,
-    SoOp,
+    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request, SoChange, SoOp,
 };
 
 struct Counting;
