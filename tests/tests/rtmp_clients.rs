@@ -242,8 +242,8 @@ fn obs_style_publish_works_and_an_unknown_app_is_refused() {
     let url = server.rtmp_url("live/obs");
     // The publisher goes through a proxy that keeps what it sends and,
     // when it has gone, holds the server's side of its connection open for
-    // 5 s; `-t 4` (input option) ends the publish after 4 s.
-    let proxy = RecordingProxy::start(server.rtmp_addr(), dir, "obs-publisher", SECS(5));
+    // 10 s; `-t 4` (input option) ends the publish after 4 s.
+    let proxy = RecordingProxy::start(server.rtmp_addr(), dir, "obs-publisher", SECS(10));
     let mut publisher = Proc::spawn(
         dir,
         "obs-publisher",
@@ -276,6 +276,24 @@ fn obs_style_publish_works_and_an_unknown_app_is_refused() {
     assert_success(&mut publisher, SECS(20), "ffmpeg publishing OBS-style");
     let captures = proxy.finished_captures(SECS(10));
     assert_eq!(captures.len(), 1, "one publishing connection: {captures:?}");
+    // The closing commands, not the closed socket, end the publish: the
+    // server's side of the connection is still open here.
+    let stopped = tern_tests::wait_for(SECS(2), || {
+        server
+            .stream_stats("/live", "obs")
+            .is_none_or(|s| s["publishing"] != true)
+            .then_some(())
+    });
+    assert!(
+        proxy.upstream_open(),
+        "the proxy closed the publisher's connection before the check (hold too short)"
+    );
+    assert!(
+        stopped.is_some(),
+        "live/obs still publishing after the publisher left, on a connection still \
+         open: {}",
+        server.stats()
+    );
     let trace = trace_client_bytes(&captures[0]);
     let commands: Vec<&str> = trace
         .iter()
@@ -300,21 +318,6 @@ fn obs_style_publish_works_and_an_unknown_app_is_refused() {
             trace.join("\n")
         );
     }
-    // The closing commands, not the closed socket, end the publish: the
-    // server's side of the connection is still open here.
-    let stopped = tern_tests::wait_for(SECS(2), || {
-        server
-            .stream_stats("/live", "obs")
-            .is_none_or(|s| s["publishing"] != true)
-            .then_some(())
-    });
-    assert!(
-        stopped.is_some() && proxy.upstream_open(),
-        "live/obs still publishing after FCUnpublish and deleteStream, on a connection \
-         still open ({}): {}",
-        proxy.upstream_open(),
-        server.stats()
-    );
     check_capture(&received, "player of the OBS-style publish", 2.0, 0.5, 0.2);
 
     let mut refused = ffmpeg_publish(dir, "bad-app", &server.rtmp_url("nosuchapp/x"), SECS(15));
