@@ -30,8 +30,8 @@ else
   python3 -m pip install -q websockets
 fi
 
-# py3amf: the independent AMF3 codec of tests/tests/amf3_py3amf.rs and the
-# AMF3 shared-object test (tests/python/amf3_interop.py).
+# py3amf: the independent AMF3 codec of tests/tests/amf3_py3amf.rs (driven
+# through tests/python/amf3_interop.py).
 if python3 -c 'import pyamf.amf3' >/dev/null 2>&1; then
   echo "tools: python py3amf present"
 else
