@@ -24,6 +24,7 @@
 
 extern crate alloc;
 
+pub mod access;
 pub mod amf0;
 pub mod chunk;
 pub mod handshake;
