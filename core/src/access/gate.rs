@@ -237,6 +237,14 @@ impl Gate {
         self.closed
     }
 
+    /// Refuses the connect for a reason found outside the gate (the
+    /// server-wide connect rate); like any refused connect, the connection
+    /// is told and closed.
+    pub fn refuse_connect(&mut self, reason: String) {
+        self.connect_seen = true;
+        self.reject_connect(reason);
+    }
+
     /// The reply to call `id`.
     pub fn resolve(&mut self, now: Instant, wall: u64, id: CallId, reply: HookReply) {
         if let Some(active) = self.active.iter_mut().find(|a| a.update_call == Some(id)) {
@@ -698,8 +706,14 @@ impl Gate {
     fn call(&mut self, kind: HookKind, url: String, fields: Vec<(String, String)>) -> CallId {
         let id = CallId(self.next_call);
         self.next_call += 1;
+        let app = self
+            .scope
+            .as_ref()
+            .map(|s| s.app_name().to_owned())
+            .unwrap_or_default();
         self.calls.push_back(HookCall {
             id,
+            app,
             kind,
             url,
             fields,

@@ -103,8 +103,10 @@ pub struct CallId(pub u64);
 /// An HTTP callback the runtime should make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookCall {
-    /// Which callback.
+    /// Identifies the call to [`Gate::resolve`](super::Gate::resolve).
     pub id: CallId,
+    /// The application whose callback this is (its HTTP settings apply).
+    pub app: String,
     /// Which callback.
     pub kind: HookKind,
     /// Where to.
@@ -223,6 +225,7 @@ mod tests {
     fn form_round_trip() {
         let call = HookCall {
             id: CallId(1),
+            app: String::from("live"),
             kind: HookKind::Publish,
             url: String::from("http://x/"),
             fields: alloc::vec![
