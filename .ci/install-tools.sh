@@ -36,3 +36,15 @@ else
   echo "tools: npm ci in tests/browser"
   (cd "$root/tests/browser" && npm ci --no-audit --no-fund)
 fi
+
+# nginx-rtmp, for the "same webhook, two servers" test of HTTP callbacks
+# (tests/tests/access_control.rs); the benchmarks install it too
+# (bench/install-peers.sh).
+if [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] && command -v nginx >/dev/null 2>&1; then
+  echo "tools: nginx-rtmp present"
+else
+  echo "tools: installing nginx libnginx-mod-rtmp"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q nginx libnginx-mod-rtmp
+fi

@@ -16,6 +16,7 @@
 //! See docs/testing.md for what each test shows.
 
 pub mod rtmp;
+pub mod webhook;
 
 use serde_json::Value as Json;
 use std::ffi::OsStr;
