@@ -221,16 +221,19 @@ async fn request(call: &HookCall, method: NotifyMethod) -> Result<HookReply, Str
     let request = builder
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("bad request: {e}"))?;
-    tokio::pin!(connection);
+    let send = sender.send_request(request);
+    tokio::pin!(connection, send);
     let response = tokio::select! {
-        response = sender.send_request(request) => response.map_err(|e| format!("request failed: {e}"))?,
-        ended = &mut connection => {
-            return Err(match ended {
-                Ok(()) => "connection closed before a reply".to_owned(),
-                Err(e) => format!("connection failed: {e}"),
-            });
-        }
-    };
+        biased;
+        response = &mut send => response,
+        ended = &mut connection => match ended {
+            // A receiver that answers and closes at once (`Connection:
+            // close`) ends the connection with the reply already read.
+            Ok(()) => send.await,
+            Err(e) => return Err(format!("connection failed: {e}")),
+        },
+    }
+    .map_err(|e| format!("no reply: {e}"))?;
     let location = response
         .headers()
         .get(LOCATION)

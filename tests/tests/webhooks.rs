@@ -1,0 +1,294 @@
+//! HTTP callbacks with nginx-rtmp's names and meaning, seen by a webhook
+//! receiver the test starts: ffmpeg publishing and playing through tern
+//! makes on_connect, on_publish, on_play, on_update, on_play_done,
+//! on_publish_done and on_done calls with nginx-rtmp's fields; 2xx allows,
+//! 403 refuses, 302 with Location renames; a receiver that is down or
+//! slower than the timeout refuses while other clients connect normally;
+//! and nginx-rtmp pointed at the same receiver sends no field tern does not.
+
+use futures_util::StreamExt;
+use std::time::{Duration, Instant};
+use tern_tests::webhook::{HookAnswer, HookRequest, Webhook};
+use tern_tests::{
+    Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish, require_tools, test_flv,
+    wait_for, wait_publishing,
+};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn hooks_config(hook: &Webhook, prefix: &str, extra: &str) -> String {
+    let mut config = String::new();
+    for name in [
+        "on_connect",
+        "on_publish",
+        "on_play",
+        "on_done",
+        "on_publish_done",
+        "on_play_done",
+        "on_update",
+    ] {
+        config.push_str(&format!(
+            "{name} = {:?}\n",
+            hook.url(&format!("{prefix}/{name}"))
+        ));
+    }
+    config.push_str(extra);
+    config
+}
+
+fn wait_calls(
+    hook: &Webhook,
+    within: Duration,
+    done: impl Fn(&[HookRequest]) -> bool,
+) -> Vec<HookRequest> {
+    wait_for(within, || {
+        let calls = hook.calls();
+        done(&calls).then_some(calls)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the receiver did not get the calls; it got {:#?}",
+            hook.calls()
+        )
+    })
+}
+
+fn find<'a>(calls: &'a [HookRequest], call: &str, name: Option<&str>) -> &'a HookRequest {
+    calls
+        .iter()
+        .find(|c| c.call() == call && name.is_none_or(|n| c.get("name") == Some(n)))
+        .unwrap_or_else(|| panic!("no {call} call for {name:?} in {calls:#?}"))
+}
+
+fn play_ok(server: &Server, what: &str, url: &str) {
+    let out = server.dir().join(format!("{what}.flv"));
+    let mut player = ffmpeg_play(server.dir(), what, url, 3, &out);
+    let status = player.wait_exit(SECS(25));
+    assert!(status.success(), "{what}: {}", player.stderr_text());
+    if let Err(e) = check_av_capture(&out, 3.0, 1.0, 2.0) {
+        panic!("{what}: {e}");
+    }
+}
+
+#[test]
+fn callbacks_see_ffmpeg_and_decide() {
+    if !require_tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    test_flv();
+    let hook = Webhook::start();
+    let config = format!(
+        "[apps.live]\n{}\n[apps.chat]\n",
+        hooks_config(
+            &hook,
+            "/tern",
+            "notify_update_interval_secs = 1\nnotify_timeout_ms = 1500\n"
+        )
+    );
+    let server = Server::start(ServerOptions {
+        config: Some(config),
+        ..ServerOptions::default()
+    });
+    let dir = server.dir();
+
+    // 2xx: everything allowed; every call arrives with its fields.
+    let mut publisher = ffmpeg_publish(
+        dir,
+        "publisher",
+        &server.rtmp_url("live/cam?k=v%20w"),
+        SECS(40),
+    );
+    wait_publishing(&server, "/live", "cam");
+    play_ok(&server, "player", &server.rtmp_url("live/cam?p=1"));
+    let calls = wait_calls(&hook, SECS(10), |c| {
+        c.iter().any(|r| r.call() == "play_done") && c.iter().any(|r| r.call() == "update_publish")
+    });
+    let publish = find(&calls, "publish", Some("cam"));
+    let port = server.rtmp_addr().port();
+    for (field, want) in [
+        ("app", "live"),
+        ("name", "cam"),
+        ("type", "live"),
+        ("k", "v w"),
+        ("addr", "127.0.0.1"),
+        ("protocol", "rtmp"),
+        ("scope", "/live"),
+        ("tcurl", &format!("rtmp://127.0.0.1:{port}/live")),
+    ] {
+        assert_eq!(
+            publish.get(field),
+            Some(want),
+            "publish.{field}: {publish:?}"
+        );
+    }
+    assert_eq!(publish.method, "POST");
+    assert_eq!(publish.path, "/tern/on_publish");
+    assert!(
+        publish.get("flashver").is_some_and(|f| f.contains("Lavf")),
+        "{publish:?}"
+    );
+    assert!(
+        publish
+            .get("clientid")
+            .is_some_and(|c| c.parse::<u64>().is_ok())
+    );
+    for field in ["swfurl", "pageurl"] {
+        assert!(
+            publish.get(field).is_some(),
+            "publish has no {field}: {publish:?}"
+        );
+    }
+    let connect = find(&calls, "connect", None);
+    assert_eq!(connect.get("app"), Some("live"));
+    assert!(connect.get("epoch").is_some());
+    let play = find(&calls, "play", Some("cam"));
+    assert_eq!(play.get("p"), Some("1"));
+    assert_ne!(play.get("clientid"), publish.get("clientid"));
+    let play_done = find(&calls, "play_done", Some("cam"));
+    assert_eq!(play_done.get("clientid"), play.get("clientid"));
+    let update = find(&calls, "update_publish", Some("cam"));
+    assert!(update.get("time").is_some() && update.get("timestamp").is_some());
+    publisher.signal("INT");
+    publisher.wait(SECS(10));
+    let calls = wait_calls(&hook, SECS(10), |c| {
+        c.iter().any(|r| r.call() == "publish_done")
+            && c.iter().filter(|r| r.call() == "done").count() >= 2
+    });
+    assert_eq!(
+        find(&calls, "publish_done", Some("cam")).get("k"),
+        Some("v w")
+    );
+
+    // 403 refuses: ffmpeg fails, no stream appears.
+    hook.respond(|r| match r.call() {
+        "publish" if r.get("name") == Some("denied") => HookAnswer::status(403),
+        _ => HookAnswer::status(200),
+    });
+    let mut denied = ffmpeg_publish(dir, "denied", &server.rtmp_url("live/denied"), SECS(20));
+    assert!(
+        !denied.wait_exit(SECS(20)).success(),
+        "published despite 403"
+    );
+    assert!(
+        server.stream_stats("/live", "denied").is_none(),
+        "{}",
+        server.stats()
+    );
+    assert!(
+        server.log().contains("on_publish HTTP 403"),
+        "{}",
+        server.log()
+    );
+
+    // 302 renames: a publish of `cam2` becomes `other`, a play of `alias`
+    // plays `other`, and a player of `other` gets the picture.
+    hook.respond(|r| {
+        let to_other = HookAnswer {
+            status: 302,
+            location: Some("other".to_owned()),
+            delay: Duration::ZERO,
+        };
+        match (r.call(), r.get("name")) {
+            ("publish", Some("cam2")) | ("play", Some("alias")) => to_other,
+            _ => HookAnswer::status(200),
+        }
+    });
+    let mut renamed = ffmpeg_publish(dir, "renamed", &server.rtmp_url("live/cam2"), SECS(40));
+    wait_publishing(&server, "/live", "other");
+    assert!(server.stream_stats("/live", "cam2").is_none());
+    play_ok(&server, "other-player", &server.rtmp_url("live/other"));
+    play_ok(&server, "alias-player", &server.rtmp_url("live/alias"));
+    renamed.signal("INT");
+    renamed.wait(SECS(10));
+}
+
+/// A receiver that is down, or slower than `notify_timeout_ms`, refuses;
+/// meanwhile 50 WebSocket clients of another app connect at once.
+#[test]
+fn slow_or_dead_receivers_refuse_without_holding_anyone_else() {
+    if !require_tools(&["ffmpeg"]) {
+        return;
+    }
+    test_flv();
+    let hook = Webhook::start();
+    hook.respond(|_| HookAnswer {
+        status: 200,
+        location: None,
+        delay: SECS(20),
+    });
+    // A port nobody listens on: bind one, note it, close it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = format!(
+        "[apps.live]\non_connect = {:?}\nnotify_timeout_ms = 3000\n\
+         [apps.down]\non_publish = \"http://{dead}/on_publish\"\n[apps.chat]\n",
+        hook.url("/slow")
+    );
+    let server = Server::start(ServerOptions {
+        config: Some(config),
+        ..ServerOptions::default()
+    });
+    let dir = server.dir();
+
+    let mut down = ffmpeg_publish(dir, "down", &server.rtmp_url("down/cam"), SECS(20));
+    assert!(
+        !down.wait_exit(SECS(20)).success(),
+        "published with the receiver down"
+    );
+    assert!(
+        server.log().contains("cannot connect to"),
+        "{}",
+        server.log()
+    );
+
+    let started = Instant::now();
+    let mut slow: Vec<_> = (0..5)
+        .map(|i| {
+            ffmpeg_publish(
+                dir,
+                &format!("slow{i}"),
+                &server.rtmp_url(&format!("live/s{i}")),
+                SECS(30),
+            )
+        })
+        .collect();
+    // The slow calls are in flight (the receiver holds them 20 s).
+    assert!(wait_for(SECS(5), || (hook.calls().len() >= 5).then_some(())).is_some());
+    let t = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let welcomed =
+        runtime.block_on(async {
+            let clients = (0..50).map(|i| {
+            let url = server.ws_url(&format!("chat/room{}", i % 5));
+            async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+                let first = tokio::time::timeout(SECS(5), ws.next()).await;
+                matches!(first, Ok(Some(Ok(m))) if m.to_text().is_ok_and(|t| t.contains("welcome")))
+            }
+        });
+            futures_util::future::join_all(clients).await
+        });
+    let took = t.elapsed();
+    assert_eq!(welcomed.iter().filter(|w| **w).count(), 50, "{welcomed:?}");
+    assert!(took < SECS(2), "50 clients of another app took {took:?}");
+    for (i, p) in slow.iter_mut().enumerate() {
+        let status = p.wait_exit(SECS(20));
+        assert!(!status.success(), "slow{i} published");
+    }
+    let waited = started.elapsed();
+    // Refused at the timeout (3 s), not after the receiver's 20 s.
+    assert!(waited >= SECS(3) && waited < SECS(15), "{waited:?}");
+    assert!(
+        server.log().contains("no reply within 3000 ms"),
+        "{}",
+        server.log()
+    );
+    eprintln!(
+        "50 WebSocket connects during 5 slow callbacks: {took:?}; slow ones refused after {waited:?}"
+    );
+}
