@@ -292,3 +292,203 @@ fn slow_or_dead_receivers_refuse_without_holding_anyone_else() {
         "50 WebSocket connects during 5 slow callbacks: {took:?}; slow ones refused after {waited:?}"
     );
 }
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Publishes `cam?k=v` and plays `cam?p=1` for 3 s through `base`
+/// (`rtmp://127.0.0.1:PORT/live`), then stops the publisher.
+fn publish_and_play(dir: &std::path::Path, who: &str, base: &str, until_published: impl Fn()) {
+    let mut publisher = ffmpeg_publish(
+        dir,
+        &format!("{who}-pub"),
+        &format!("{base}/cam?k=v"),
+        SECS(40),
+    );
+    until_published();
+    let out = dir.join(format!("{who}-play.flv"));
+    let mut player = ffmpeg_play(
+        dir,
+        &format!("{who}-play"),
+        &format!("{base}/cam?p=1"),
+        3,
+        &out,
+    );
+    let status = player.wait_exit(SECS(30));
+    assert!(status.success(), "{who} player: {}", player.stderr_text());
+    // Long enough for an update (1 s period) while publishing.
+    std::thread::sleep(SECS(1));
+    publisher.signal("INT");
+    publisher.wait(SECS(10));
+}
+
+/// Same webhook, two servers: every field nginx-rtmp sends for a call,
+/// tern sends too, with the same meaning.
+#[test]
+fn tern_sends_every_field_nginx_rtmp_sends() {
+    let module = std::path::Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
+    if !(require_tools(&["ffmpeg", "ffprobe", "nginx"])
+        && tern_tests::require("libnginx-mod-rtmp", module.exists()))
+    {
+        return;
+    }
+    test_flv();
+    let hook = Webhook::start();
+    let server = Server::start(ServerOptions {
+        config: Some(format!(
+            "[apps.live]\n{}",
+            hooks_config(&hook, "/tern", "notify_update_interval_secs = 1\n")
+        )),
+        ..ServerOptions::default()
+    });
+    let dir = server.dir();
+    let prefix = dir.join("nginx");
+    std::fs::create_dir_all(&prefix).unwrap();
+    let nginx_port = free_port();
+    let url = |name: &str| hook.url(&format!("/nginx/{name}"));
+    let conf = format!(
+        "load_module {module};\n\
+         daemon off; master_process off; worker_processes 1;\n\
+         pid {p}/nginx.pid; error_log {p}/error.log info;\n\
+         events {{ worker_connections 256; }}\n\
+         rtmp {{ server {{ listen 127.0.0.1:{nginx_port}; chunk_size 4096;\n\
+           on_connect {};\n\
+           application live {{ live on; record off;\n\
+             on_publish {}; on_play {}; on_done {}; on_publish_done {};\n\
+             on_play_done {}; on_update {}; notify_update_timeout 1s; }} }} }}\n",
+        url("on_connect"),
+        url("on_publish"),
+        url("on_play"),
+        url("on_done"),
+        url("on_publish_done"),
+        url("on_play_done"),
+        url("on_update"),
+        module = module.display(),
+        p = prefix.display(),
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    let conf_path = prefix.join("nginx.conf").to_string_lossy().into_owned();
+    let prefix_arg = format!("{}/", prefix.display());
+    let error_log = prefix.join("error.log").to_string_lossy().into_owned();
+    let mut nginx = tern_tests::Proc::spawn(
+        &prefix,
+        "nginx",
+        SECS(120),
+        "nginx",
+        ["-c", &conf_path, "-p", &prefix_arg, "-e", &error_log],
+    );
+    assert!(
+        wait_for(SECS(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            nginx_port
+        ))
+        .ok())
+        .is_some(),
+        "nginx did not start: {}",
+        nginx.stderr_text()
+    );
+
+    let nginx_base = format!("rtmp://127.0.0.1:{nginx_port}/live");
+    publish_and_play(dir, "nginx", &nginx_base, || {
+        wait_calls(&hook, SECS(10), |c| c.iter().any(|r| r.call() == "publish"));
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let tern_base = server.rtmp_url("live");
+    publish_and_play(dir, "tern", &tern_base, || {
+        wait_publishing(&server, "/live", "cam")
+    });
+    let done = |c: &[HookRequest], side: &str| {
+        c.iter()
+            .filter(|r| r.path.starts_with(side) && r.call() == "done")
+            .count()
+            >= 2
+    };
+    let calls = wait_calls(&hook, SECS(10), |c| done(c, "/nginx/") && done(c, "/tern/"));
+    nginx.signal("QUIT");
+    nginx.wait(SECS(10));
+
+    let side = |prefix: &str| -> Vec<HookRequest> {
+        calls
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+    let (from_nginx, from_tern) = (side("/nginx/"), side("/tern/"));
+    let mut compared = Vec::new();
+    for theirs in &from_nginx {
+        let call = theirs.call();
+        // The same call about the same client role: the player's calls
+        // carry `p`, the publisher's `k`.
+        let role = if theirs.get("p").is_some() { "p" } else { "k" };
+        // Connects carry neither: the publisher connects first on both.
+        let nth_connect = from_nginx
+            .iter()
+            .take_while(|r| !std::ptr::eq(*r, theirs))
+            .filter(|r| r.call() == "connect")
+            .count();
+        let ours = from_tern
+            .iter()
+            .filter(|r| {
+                r.call() == call
+                    && r.path.rsplit('/').next() == theirs.path.rsplit('/').next()
+                    && (call == "connect" || r.get(role).is_some())
+            })
+            .nth(if call == "connect" { nth_connect } else { 0 })
+            .unwrap_or_else(|| panic!("tern made no {call} call like nginx-rtmp's {theirs:?}; tern made {from_tern:#?}"));
+        assert_eq!(ours.method, theirs.method);
+        for (field, value) in &theirs.fields {
+            let mine = ours.get(field).unwrap_or_else(|| {
+                panic!("{call}: nginx-rtmp sends {field}={value:?}, tern does not: {ours:?}")
+            });
+            match field.as_str() {
+                // Per-server numbers: the same kind of value.
+                "clientid" | "epoch" | "time" | "timestamp" => assert!(
+                    mine.parse::<u64>().is_ok() && value.parse::<u64>().is_ok(),
+                    "{call}.{field}: nginx-rtmp {value:?}, tern {mine:?}"
+                ),
+                // nginx-rtmp keeps 31 bytes of it (a fixed buffer).
+                "flashver" => assert!(
+                    mine == value || (value.len() == 31 && mine.starts_with(value.as_str())),
+                    "{call}.flashver: nginx-rtmp {value:?}, tern {mine:?}"
+                ),
+                // The URL the client connected to: only the port differs.
+                "tcurl" => assert_eq!(
+                    mine.replace(&server.rtmp_addr().port().to_string(), "PORT"),
+                    value.replace(&nginx_port.to_string(), "PORT"),
+                    "{call}.tcurl"
+                ),
+                _ => assert_eq!(
+                    mine, value,
+                    "{call}.{field}: nginx-rtmp {value:?}, tern {mine:?}"
+                ),
+            }
+            compared.push(format!("{call}.{field}"));
+        }
+    }
+    compared.sort();
+    compared.dedup();
+    eprintln!("nginx-rtmp's calls: {from_nginx:#?}");
+    eprintln!("compared: {compared:?}");
+    for call in [
+        "connect",
+        "publish",
+        "play",
+        "update_publish",
+        "update_play",
+        "play_done",
+        "publish_done",
+        "done",
+    ] {
+        assert!(
+            from_nginx.iter().any(|r| r.call() == call),
+            "nginx-rtmp made no {call} call"
+        );
+    }
+}
