@@ -333,6 +333,7 @@ fn status_message(code: &str) -> &'static str {
         status::NO_READ_ACCESS => "read refused",
         status::BAD_PERSISTENCE => "persistence flag differs from the object's",
         status::OBJECT_CREATION_FAILED => "shared object could not be created",
+        crate::access::RATE_LIMITED => "too many shared-object operations: slow down",
         _ => "shared object error",
     }
 }
