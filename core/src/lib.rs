@@ -31,6 +31,7 @@ pub mod handshake;
 pub mod hub;
 pub mod limits;
 pub mod message;
+pub mod queue;
 pub mod rtmp;
 pub mod scope_path;
 pub mod session;
@@ -41,6 +42,8 @@ pub mod time;
 pub mod trace;
 pub mod ws;
 
+#[cfg(test)]
+mod scenarios;
 #[cfg(test)]
 mod testing;
 
