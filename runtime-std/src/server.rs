@@ -621,6 +621,8 @@ async fn admit_upgrade<S: crate::net::Stream>(
         params: tern_core::amf0::Value::Null,
         args: Vec::new(),
         address: Some(peer.ip()),
+        // Only decided here; the upgraded connection makes its own connect.
+        notices: None,
     });
     let Err(reason) = access.admit_upgrade(shared, connect).await else {
         return Ok(());

@@ -4,7 +4,9 @@ use super::hook::{CallId, HookCall, HookKind, HookReply, percent_decode};
 use super::token;
 use super::{AccessPolicy, AppPolicy, TokenBucket};
 use crate::amf0::Value;
-use crate::hub::{ConnId, ConnectRequest, Delivery, Level, Protocol, RejectCode, Request, SoOp};
+use crate::hub::{
+    ConnId, ConnectRequest, Delivery, Level, Protocol, RejectCode, Request, SoDelivery, SoOp,
+};
 use crate::scope_path::{ScopePath, query_param, split_query};
 use crate::shared_object::{status, status_update};
 use crate::time::Instant;
@@ -571,12 +573,8 @@ impl Gate {
                     limit.per_sec, limit.burst
                 )));
             }
-            self.replies.push_back(Delivery::SharedObject(status_update(
-                &name,
-                persistent,
-                0,
-                RATE_LIMITED,
-            )));
+            self.replies
+                .push_back(so_status(&name, persistent, RATE_LIMITED));
             return None;
         }
         if cost > 0 {
@@ -587,12 +585,8 @@ impl Gate {
             self.events.push_back(GateEvent::Refused(format!(
                 "write to shared object {name}: client_so_write is off in this application"
             )));
-            self.replies.push_back(Delivery::SharedObject(status_update(
-                &name,
-                persistent,
-                0,
-                status::NO_WRITE_ACCESS,
-            )));
+            self.replies
+                .push_back(so_status(&name, persistent, status::NO_WRITE_ACCESS));
             return None;
         }
         Some(Request::SharedObject {
@@ -761,6 +755,16 @@ impl Gate {
     }
 }
 
+/// An error status about shared object `name`, rendered by the connection
+/// itself (no shared encoding: it goes to this one client only). The gate
+/// does not know the object's version; 0 stands for it.
+fn so_status(name: &str, persistent: bool, code: &'static str) -> Delivery {
+    Delivery::SharedObject(SoDelivery {
+        update: status_update(name, persistent, 0, code),
+        encoded: bytes::Bytes::new(),
+    })
+}
+
 fn stream_of(request: &Request) -> (u32, bool) {
     match request {
         Request::Publish { stream, .. } => (*stream, true),
@@ -789,12 +793,12 @@ fn rename(request: Request, new: &str) -> Request {
             stream,
             name,
             start,
-            route,
+            encoder,
         } => Request::Play {
             stream,
             name: with_query(&name),
             start,
-            route,
+            encoder,
         },
         other => other,
     }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::access::{AddrRules, HookUrls, RateLimit};
-use crate::hub::{MediaKind, MediaRoute, SoChange, SoNotice};
+use crate::hub::{MediaKind, SoChange, SoNotice};
 use alloc::collections::BTreeMap;
 use alloc::vec;
 
@@ -34,6 +34,7 @@ fn rtmp_connect(target: &str) -> Request {
         ]),
         args: vec![],
         address: addr("127.0.0.1"),
+        notices: None,
     })
 }
 
@@ -49,10 +50,7 @@ fn play(name: &str) -> Request {
         stream: 1,
         name: name.to_owned(),
         start: -2000.0,
-        route: MediaRoute {
-            chunk_size: 4096,
-            stream_id: 1,
-        },
+        encoder: crate::rtmp::fanout::media_encoder(4096, 1),
     }
 }
 
@@ -186,6 +184,7 @@ fn signed_urls_for_publish_and_websocket_connect() {
             params: Value::Null,
             args: vec![],
             address: addr("127.0.0.1"),
+            notices: None,
         })
     };
     let mut gate = Gate::new(policy(app.clone()), ConnId(2), addr("127.0.0.1"), T0);
@@ -429,7 +428,7 @@ fn shared_object_flood_is_limited_then_dropped() {
     assert!(gate.handle(T0, WALL, so_set("k")).is_none());
     let out = replies(&mut gate);
     assert!(matches!(&out[..], [Delivery::SharedObject(u)]
-        if u.notices == [SoNotice::Status { code: RATE_LIMITED, level: "error" }]));
+        if u.update.notices == [SoNotice::Status { code: RATE_LIMITED, level: "error" }]));
     assert!(matches!(gate.poll_event(), Some(GateEvent::Refused(_))));
     // 10 ms later one more is accepted, which ends the streak.
     let t1 = T0 + crate::time::Duration::from_millis(10);
@@ -477,7 +476,7 @@ fn client_so_write_off_refuses_writes_not_reads() {
     let out = replies(&mut gate);
     assert_eq!(out.len(), 2);
     assert!(out.iter().all(|d| matches!(d, Delivery::SharedObject(u)
-        if u.notices == [SoNotice::Status { code: status::NO_WRITE_ACCESS, level: "error" }])));
+        if u.update.notices == [SoNotice::Status { code: status::NO_WRITE_ACCESS, level: "error" }])));
     assert!(!gate.is_closed());
 }
 
