@@ -248,6 +248,79 @@ async fn request(call: &HookCall, method: NotifyMethod) -> Result<HookReply, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tern_core::access::HookKind;
+
+    fn call(id: u64, addr: std::net::SocketAddr) -> HookCall {
+        HookCall {
+            id: CallId(id),
+            app: "live".to_owned(),
+            kind: HookKind::Publish,
+            url: format!("http://{addr}/hook"),
+            fields: vec![("call".to_owned(), "publish".to_owned())],
+        }
+    }
+
+    /// A receiver that accepts connections and never answers: calls time
+    /// out, and beyond `notify_max_in_flight` fail at once.
+    #[tokio::test]
+    async fn calls_are_bounded_in_time_and_number() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut apps = BTreeMap::new();
+        apps.insert(
+            "live".to_owned(),
+            AppConfig {
+                notify_max_in_flight: 1,
+                notify_timeout_ms: 300,
+                ..AppConfig::default()
+            },
+        );
+        let runner = HookRunner::new(&apps);
+        let inbox = Arc::new(HookInbox::default());
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let wake = |w: &Arc<std::sync::atomic::AtomicUsize>| -> Box<dyn FnOnce() + Send> {
+            let w = Arc::clone(w);
+            Box::new(move || {
+                w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let started = std::time::Instant::now();
+        runner.start(call(1, addr), Some((Arc::clone(&inbox), wake(&woken))));
+        // The one slot is taken: the next call fails at once, both ways.
+        let reply = runner.call_now(&call(2, addr)).await;
+        assert!(
+            matches!(&reply, HookReply::Failed(w) if w.contains("in flight")),
+            "{reply:?}"
+        );
+        runner.start(call(3, addr), Some((Arc::clone(&inbox), wake(&woken))));
+        let replies = inbox.take();
+        assert!(
+            matches!(&replies[..], [(CallId(3), HookReply::Failed(_))]),
+            "{replies:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(200));
+        // The first one times out after 300 ms and wakes its connection.
+        let replies = loop {
+            let r = inbox.take();
+            if !r.is_empty() {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            matches!(&replies[..], [(CallId(1), HookReply::Failed(w))] if w == "no reply within 300 ms"),
+            "{replies:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // The slot is free again.
+        let reply = runner.call_now(&call(4, addr)).await;
+        assert!(
+            matches!(&reply, HookReply::Failed(w) if w.contains("no reply")),
+            "{reply:?}"
+        );
+        drop(listener);
+    }
 
     #[test]
     fn endpoints() {
