@@ -59,6 +59,10 @@ impl Endpoint {
     }
 }
 
+/// Where a call's reply goes: the connection's inbox, and how to wake its
+/// task.
+pub type ReplyTo = (Arc<HookInbox>, Box<dyn FnOnce() + Send>);
+
 /// Replies that came back for one connection.
 #[derive(Debug, Default)]
 pub struct HookInbox {
@@ -117,7 +121,7 @@ impl HookRunner {
     /// Starts `call` on a task of its own. Its reply (if the call wants
     /// one) goes to `inbox`, then `wake` runs. With the app's calls all in
     /// flight, the call is not made: a failed reply is delivered at once.
-    pub fn start(&self, call: HookCall, inbox: Option<(Arc<HookInbox>, Box<dyn FnOnce() + Send>)>) {
+    pub fn start(&self, call: HookCall, inbox: Option<ReplyTo>) {
         let Some(app) = self.apps.get(&call.app) else {
             return;
         };
