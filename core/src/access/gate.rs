@@ -103,8 +103,20 @@ pub struct Gate {
     conn: ConnId,
     address: Option<IpAddr>,
     connect_seen: bool,
+    closed: bool,
+    refused_in_row: u32,
     scope: Option<ScopePath>,
-    session: Option<Box<Session>>,
+    so_bucket: TokenBucket,
+    /// Made on first need (a callback, a refusal, a stream in an app with
+    /// callbacks): most connections never need it, and a server holds
+    /// thousands of them.
+    x: Option<Box<Extra>>,
+}
+
+/// The parts of a [`Gate`] that most connections never use.
+#[derive(Debug, Default)]
+struct Extra {
+    session: Option<Session>,
     active: Vec<Active>,
     waiting: Option<Waiting>,
     held: VecDeque<Request>,
@@ -112,10 +124,7 @@ pub struct Gate {
     replies: VecDeque<Delivery>,
     calls: VecDeque<HookCall>,
     events: VecDeque<GateEvent>,
-    so_bucket: TokenBucket,
-    refused_in_row: u32,
     next_call: u64,
-    closed: bool,
 }
 
 /// A callback's meaning for a decision.
@@ -175,19 +184,11 @@ impl Gate {
             conn,
             address,
             connect_seen: false,
-            scope: None,
-            session: None,
-            active: Vec::new(),
-            waiting: None,
-            held: VecDeque::new(),
-            to_hub: VecDeque::new(),
-            replies: VecDeque::new(),
-            calls: VecDeque::new(),
-            events: VecDeque::new(),
-            so_bucket,
-            refused_in_row: 0,
-            next_call: 1,
             closed: false,
+            refused_in_row: 0,
+            scope: None,
+            so_bucket,
+            x: None,
         }
     }
 
@@ -196,13 +197,13 @@ impl Gate {
         if self.closed {
             return None;
         }
-        if self.waiting.is_some() {
-            if self.held.len() >= MAX_HELD {
+        if self.is_waiting() {
+            if self.x().held.len() >= MAX_HELD {
                 self.close(format!(
                     "more than {MAX_HELD} requests while waiting for a callback"
                 ));
             } else {
-                self.held.push_back(request);
+                self.x().held.push_back(request);
             }
             return None;
         }
@@ -211,27 +212,27 @@ impl Gate {
 
     /// A request released by a callback's reply, for the hub.
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.to_hub.pop_front()
+        self.x.as_mut()?.to_hub.pop_front()
     }
 
     /// A delivery for the connection itself (refusals and closes).
     pub fn poll_reply(&mut self) -> Option<Delivery> {
-        self.replies.pop_front()
+        self.x.as_mut()?.replies.pop_front()
     }
 
     /// An HTTP callback to make.
     pub fn poll_call(&mut self) -> Option<HookCall> {
-        self.calls.pop_front()
+        self.x.as_mut()?.calls.pop_front()
     }
 
     /// Something to log.
     pub fn poll_event(&mut self) -> Option<GateEvent> {
-        self.events.pop_front()
+        self.x.as_mut()?.events.pop_front()
     }
 
     /// True while a request waits for a callback.
     pub fn is_waiting(&self) -> bool {
-        self.waiting.is_some()
+        self.x.as_ref().is_some_and(|x| x.waiting.is_some())
     }
 
     /// True once the gate closed the connection (or it finished).
@@ -249,7 +250,11 @@ impl Gate {
 
     /// The reply to call `id`.
     pub fn resolve(&mut self, now: Instant, wall: u64, id: CallId, reply: HookReply) {
-        if let Some(active) = self.active.iter_mut().find(|a| a.update_call == Some(id)) {
+        if let Some(active) = self
+            .x
+            .as_mut()
+            .and_then(|x| x.active.iter_mut().find(|a| a.update_call == Some(id)))
+        {
             active.update_call = None;
             let strict = self.app().is_some_and(|a| a.update_strict);
             let ok = match &reply {
@@ -261,7 +266,11 @@ impl Gate {
             }
             return;
         }
-        let Some(waiting) = self.waiting.take_if(|w| w.id == id) else {
+        let Some(waiting) = self
+            .x
+            .as_mut()
+            .and_then(|x| x.waiting.take_if(|w| w.id == id))
+        else {
             return;
         };
         if self.closed {
@@ -269,7 +278,7 @@ impl Gate {
         }
         match waiting.request {
             Request::Connect(connect) => match verdict(HookKind::Connect, &reply) {
-                Verdict::Allow => self.to_hub.push_back(Request::Connect(connect)),
+                Verdict::Allow => self.x().to_hub.push_back(Request::Connect(connect)),
                 Verdict::Rename(_) => self.reject_connect(format!(
                     "on_connect {reply}: a connect cannot be redirected"
                 )),
@@ -293,14 +302,14 @@ impl Gate {
                     }
                 }
             }
-            other => self.to_hub.push_back(other),
+            other => self.x().to_hub.push_back(other),
         }
-        while self.waiting.is_none() && !self.closed {
-            let Some(request) = self.held.pop_front() else {
+        while !self.is_waiting() && !self.closed {
+            let Some(request) = self.x().held.pop_front() else {
                 break;
             };
             if let Some(request) = self.decide(now, wall, request) {
-                self.to_hub.push_back(request);
+                self.x().to_hub.push_back(request);
             }
         }
     }
@@ -311,7 +320,9 @@ impl Gate {
         if app.hooks.on_update.is_none() || app.update_interval.as_millis() == 0 || self.closed {
             return None;
         }
-        self.active
+        self.x
+            .as_ref()?
+            .active
             .iter()
             .filter(|a| a.update_call.is_none())
             .map(|a| a.next_update)
@@ -330,8 +341,11 @@ impl Gate {
         if interval.as_millis() == 0 || self.closed {
             return;
         }
-        for i in 0..self.active.len() {
-            let Some(a) = self.active.get(i) else { break };
+        let count = self.x.as_ref().map_or(0, |x| x.active.len());
+        for i in 0..count {
+            let Some(a) = self.x.as_ref().and_then(|x| x.active.get(i)) else {
+                break;
+            };
             if a.update_call.is_some() || a.next_update > now {
                 continue;
             }
@@ -348,7 +362,7 @@ impl Gate {
             let query = a.query.clone();
             self.push_args(&mut fields, &query);
             let id = self.call(HookKind::Update, url.clone(), fields);
-            if let Some(a) = self.active.get_mut(i) {
+            if let Some(a) = self.x().active.get_mut(i) {
                 a.update_call = Some(id);
                 a.next_update = now + interval;
             }
@@ -358,16 +372,30 @@ impl Gate {
     /// The connection ended: the `*_done` calls for what it still
     /// published or played. Nothing passes afterwards.
     pub fn finish(&mut self) {
-        let streams: Vec<u32> = self.active.iter().map(|a| a.stream).collect();
+        let streams: Vec<u32> = self
+            .x
+            .as_ref()
+            .map(|x| x.active.iter().map(|a| a.stream).collect())
+            .unwrap_or_default();
         for stream in streams {
             self.end_stream(stream);
         }
         self.closed = true;
-        self.waiting = None;
-        self.held.clear();
+        if let Some(x) = &mut self.x {
+            x.waiting = None;
+            x.held.clear();
+        }
     }
 
     // ----- decisions -----
+
+    fn x(&mut self) -> &mut Extra {
+        self.x.get_or_insert_with(Box::default)
+    }
+
+    fn session(&self) -> Option<&Session> {
+        self.x.as_ref()?.session.as_ref()
+    }
 
     fn app(&self) -> Option<&AppPolicy> {
         self.policy.apps.get(self.scope.as_ref()?.app_name())
@@ -378,7 +406,11 @@ impl Gate {
             Request::Media {
                 stream, timestamp, ..
             } => {
-                if let Some(a) = self.active.iter_mut().find(|a| a.stream == stream) {
+                if let Some(a) = self
+                    .x
+                    .as_mut()
+                    .and_then(|x| x.active.iter_mut().find(|a| a.stream == stream))
+                {
                     a.timestamp = timestamp;
                 }
                 Some(request)
@@ -440,7 +472,7 @@ impl Gate {
         }
         if app.hooks.any() {
             let (path, query) = split_query(&connect.target);
-            self.session = Some(Box::new(Session {
+            self.x().session = Some(Session {
                 app: path.trim_matches('/').to_owned(),
                 flashver: text_param(&connect.params, "flashVer"),
                 swfurl: text_param(&connect.params, "swfUrl"),
@@ -449,16 +481,16 @@ impl Gate {
                 connect_query: query.to_owned(),
                 protocol: connect.protocol,
                 epoch: now.as_millis(),
-            }));
+            });
         }
         if let Some(url) = app.hooks.on_connect.clone() {
             let mut fields = self.session_fields("connect");
-            let epoch = self.session.as_ref().map_or(0, |s| s.epoch);
+            let epoch = self.session().map_or(0, |s| s.epoch);
             fields.push(("epoch".to_owned(), epoch.to_string()));
             let query = connect.query().to_owned();
             push_query(&mut fields, &query);
             let id = self.call(HookKind::Connect, url, fields);
-            self.waiting = Some(Waiting {
+            self.x().waiting = Some(Waiting {
                 id,
                 request: Request::Connect(connect),
             });
@@ -498,9 +530,7 @@ impl Gate {
             let source = if query_param(query, "token").is_some() {
                 query
             } else {
-                self.session
-                    .as_ref()
-                    .map_or("", |s| s.connect_query.as_str())
+                self.session().map_or("", |s| s.connect_query.as_str())
             };
             let path = format!("{}/{name}", scope.as_str().trim_start_matches('/'));
             if let Err(e) = token::verify(
@@ -538,7 +568,7 @@ impl Gate {
             }
             self.push_args(&mut fields, query);
             let id = self.call(kind, url.to_owned(), fields);
-            self.waiting = Some(Waiting { id, request });
+            self.x().waiting = Some(Waiting { id, request });
             return None;
         }
         self.activate(now, stream, publishing, &target);
@@ -568,12 +598,13 @@ impl Gate {
                 return None;
             }
             if self.refused_in_row == 1 {
-                self.events.push_back(GateEvent::Refused(format!(
+                self.x().events.push_back(GateEvent::Refused(format!(
                     "shared-object rate limit reached ({}/s, burst {}): refusing {name}",
                     limit.per_sec, limit.burst
                 )));
             }
-            self.replies
+            self.x()
+                .replies
                 .push_back(so_status(&name, persistent, RATE_LIMITED));
             return None;
         }
@@ -582,10 +613,11 @@ impl Gate {
         }
         let writes = matches!(op, SoOp::Batch(_) | SoOp::Send { .. });
         if writes && self.app().is_some_and(|a| !a.client_so_write) {
-            self.events.push_back(GateEvent::Refused(format!(
+            self.x().events.push_back(GateEvent::Refused(format!(
                 "write to shared object {name}: client_so_write is off in this application"
             )));
-            self.replies
+            self.x()
+                .replies
                 .push_back(so_status(&name, persistent, status::NO_WRITE_ACCESS));
             return None;
         }
@@ -599,14 +631,22 @@ impl Gate {
     // ----- outcomes -----
 
     fn activate(&mut self, now: Instant, stream: u32, publishing: bool, target: &str) {
-        if self.active.iter().any(|a| a.stream == stream) {
+        // Only callbacks (done, update) need to know what goes on.
+        if !self.app().is_some_and(|a| a.hooks.any()) {
+            return;
+        }
+        if self
+            .x
+            .as_ref()
+            .is_some_and(|x| x.active.iter().any(|a| a.stream == stream))
+        {
             self.end_stream(stream);
         }
         let interval = self
             .app()
             .map_or(crate::time::Duration::ZERO, |a| a.update_interval);
         let (name, query) = split_query(target);
-        self.active.push(Active {
+        self.x().active.push(Active {
             stream,
             publishing,
             name: name.to_owned(),
@@ -624,14 +664,17 @@ impl Gate {
             let name = name.clone();
             self.activate(now, stream, publishing, &name);
         }
-        self.to_hub.push_back(request);
+        self.x().to_hub.push_back(request);
     }
 
     fn end_stream(&mut self, stream: u32) {
-        let Some(i) = self.active.iter().position(|a| a.stream == stream) else {
+        let Some(x) = &mut self.x else {
             return;
         };
-        let a = self.active.remove(i);
+        let Some(i) = x.active.iter().position(|a| a.stream == stream) else {
+            return;
+        };
+        let a = x.active.remove(i);
         let Some(app) = self.app() else {
             return;
         };
@@ -658,7 +701,7 @@ impl Gate {
     }
 
     fn reject_connect(&mut self, reason: String) {
-        self.replies.push_back(Delivery::Rejected {
+        self.x().replies.push_back(Delivery::Rejected {
             code: RejectCode::Rejected,
             description: reason.clone(),
         });
@@ -671,7 +714,7 @@ impl Gate {
         } else {
             "NetStream.Play.Failed"
         };
-        self.replies.push_back(Delivery::Status {
+        self.x().replies.push_back(Delivery::Status {
             stream,
             level: Level::Error,
             code,
@@ -681,13 +724,14 @@ impl Gate {
     }
 
     fn close(&mut self, reason: String) {
-        self.replies.push_back(Delivery::Close {
+        self.x().replies.push_back(Delivery::Close {
             reason: reason.clone(),
         });
-        self.events.push_back(GateEvent::Closing(reason));
+        self.x().events.push_back(GateEvent::Closing(reason));
         self.closed = true;
-        self.waiting = None;
-        self.held.clear();
+        let x = self.x();
+        x.waiting = None;
+        x.held.clear();
     }
 
     fn who(&self) -> String {
@@ -698,14 +742,15 @@ impl Gate {
     }
 
     fn call(&mut self, kind: HookKind, url: String, fields: Vec<(String, String)>) -> CallId {
-        let id = CallId(self.next_call);
-        self.next_call += 1;
+        let x = self.x();
+        x.next_call += 1;
+        let id = CallId(x.next_call);
         let app = self
             .scope
             .as_ref()
             .map(|s| s.app_name().to_owned())
             .unwrap_or_default();
-        self.calls.push_back(HookCall {
+        self.x().calls.push_back(HookCall {
             id,
             app,
             kind,
@@ -717,7 +762,7 @@ impl Gate {
 
     /// nginx-rtmp's session fields, then tern's `protocol` and `scope`.
     fn session_fields(&self, call: &str) -> Vec<(String, String)> {
-        let s = self.session.as_deref();
+        let s = self.session();
         let text = |f: fn(&Session) -> &str| s.map_or(String::new(), |s| f(s).to_owned());
         let protocol = match s.map(|s| s.protocol) {
             Some(Protocol::WebSocket) => "websocket",
@@ -749,7 +794,7 @@ impl Gate {
     /// The stream name's query arguments, then the connect URL's.
     fn push_args(&self, fields: &mut Vec<(String, String)>, name_query: &str) {
         push_query(fields, name_query);
-        if let Some(s) = &self.session {
+        if let Some(s) = self.session() {
             push_query(fields, &s.connect_query);
         }
     }

@@ -487,3 +487,24 @@ fn apps_without_rules_pass_everything() {
     assert!(gate.handle(T0, WALL, publish("cam")).is_some());
     assert!(gate.poll_call().is_none());
 }
+
+/// Every connection has a gate: one that needs no callbacks and refuses
+/// nothing stays at its fixed size and allocates nothing more.
+#[test]
+fn an_ordinary_connection_gate_stays_small() {
+    assert!(
+        core::mem::size_of::<Gate>() <= 96,
+        "{}",
+        core::mem::size_of::<Gate>()
+    );
+    let mut gate = connected(AppPolicy::default(), "127.0.0.1");
+    assert!(gate.handle(T0, WALL, publish("cam")).is_some());
+    assert!(gate.handle(T0, WALL, play("cam")).is_some());
+    assert!(gate.handle(T0, WALL, so_set("k")).is_some());
+    assert!(
+        gate.handle(T0, WALL, Request::CloseStream { stream: 1 })
+            .is_some()
+    );
+    gate.finish();
+    assert!(gate.x.is_none());
+}
