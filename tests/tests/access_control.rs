@@ -307,3 +307,22 @@ fn websocket_connects_need_a_signed_url_too() {
     let other = path.replace("room1", "room2");
     assert_eq!(upgrade(&server, &other).0, 403);
 }
+
+#[test]
+fn connects_per_address_per_second_are_limited() {
+    let server = Server::start(ServerOptions {
+        config: Some("[scopes]\nmax_connects_per_address_per_sec = 3\n".to_owned()),
+        ..ServerOptions::default()
+    });
+    let codes: Vec<u16> = (0..5).map(|_| upgrade(&server, "chat/room1").0).collect();
+    // The burst (3), then refused until the bucket refills.
+    assert_eq!(&codes[..3], &[101, 101, 101], "{codes:?}");
+    assert_eq!(codes[4], 403, "{codes:?}");
+    assert!(server.log().contains("too many connects from 127.0.0.1"));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        upgrade(&server, "chat/room1").0,
+        101,
+        "no refill after 0.7 s at 3/s"
+    );
+}

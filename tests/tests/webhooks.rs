@@ -492,3 +492,59 @@ fn tern_sends_every_field_nginx_rtmp_sends() {
         );
     }
 }
+
+/// A WebSocket connect asks `on_connect` (here with `notify_method =
+/// "get"`) before the upgrade is answered: 2xx upgrades, 403 is an HTTP 403.
+#[test]
+fn websocket_connects_ask_on_connect_before_the_upgrade() {
+    let hook = Webhook::start();
+    hook.respond(|r| match r.get("user") {
+        Some("alice") => HookAnswer::status(204),
+        _ => HookAnswer::status(403),
+    });
+    let server = Server::start(ServerOptions {
+        config: Some(format!(
+            "[apps.chat]\non_connect = {:?}\nnotify_method = \"get\"\n",
+            hook.url("/ws?from=tern")
+        )),
+        ..ServerOptions::default()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ok = tokio_tungstenite::connect_async(server.ws_url("chat/room1?user=alice")).await;
+        assert!(ok.is_ok(), "alice was refused: {ok:?}");
+        let refused =
+            tokio_tungstenite::connect_async(server.ws_url("chat/room1?user=mallory")).await;
+        match refused {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403);
+            }
+            other => panic!("mallory was not refused with 403: {other:?}"),
+        }
+    });
+    let calls = hook.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let alice = &calls[0];
+    assert_eq!(alice.method, "GET");
+    assert_eq!(alice.path, "/ws");
+    for (field, want) in [
+        ("from", "tern"),
+        ("call", "connect"),
+        ("app", "chat/room1"),
+        ("protocol", "websocket"),
+        ("scope", "/chat/room1"),
+        ("user", "alice"),
+        ("addr", "127.0.0.1"),
+        ("flashver", ""),
+    ] {
+        assert_eq!(alice.get(field), Some(want), "{field}: {alice:?}");
+    }
+    assert!(
+        server.log().contains("on_connect HTTP 403"),
+        "{}",
+        server.log()
+    );
+}

@@ -235,6 +235,12 @@ impl Gate {
         self.x.as_ref().is_some_and(|x| x.waiting.is_some())
     }
 
+    /// True once the gate has seen the connection's connect (later ones
+    /// are passed to the hub, which refuses them).
+    pub fn connect_seen(&self) -> bool {
+        self.connect_seen
+    }
+
     /// True once the gate closed the connection (or it finished).
     pub fn is_closed(&self) -> bool {
         self.closed

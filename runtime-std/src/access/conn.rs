@@ -56,7 +56,10 @@ impl ConnAccess {
         }
         loop {
             let request = conn.poll_event()?;
+            // Counted once per connection (a WebSocket's was counted
+            // before its upgrade).
             if matches!(request, Request::Connect(_))
+                && !self.gate.connect_seen()
                 && let Some(address) = self.address
                 && !shared.connect_allowed(now, address)
             {
