@@ -244,3 +244,78 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_access_keys_are_reported_with_their_lines() {
+        let source = "[apps.live]\nallow_publish = [\"10.0.0.0/33\"]\non_publish = \"https://x/\"\n\
+                      secret = \"a\"\nsecret_file = \"/nonexistent\"\nnotify_timeout_ms = 0\n\
+                      [apps.chat]\nallow_connect = [\"nowhere\"]\nnotify_method = \"put\"\n";
+        let errors = Config::from_toml_str(source).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let want = [
+            "2:17: apps.live.allow_publish: \"10.0.0.0/33\" has a bad prefix length",
+            "3:14: apps.live.on_publish: \"https://x/\": callbacks must be http:// URLs",
+            "5:15: apps.live.secret_file: set either secret or secret_file, not both",
+            "6:21: apps.live.notify_timeout_ms: 0 is out of range",
+            "notify_method",
+        ];
+        for w in want {
+            assert!(text.iter().any(|t| t.contains(w)), "no {w:?} in {text:#?}");
+        }
+    }
+
+    #[test]
+    fn the_policy_follows_the_config() {
+        let config = Config::from_toml_str(
+            "[apps.live]\nallow_publish = [\"127.0.0.1/32\"]\nsecret = \"k\"\n\
+             on_play = \"http://127.0.0.1:9/p\"\nclient_so_write = false\n\
+             [shared_objects]\nmax_ops_per_sec = 7\nmax_ops_burst = 9\n",
+        )
+        .unwrap();
+        let policy = policy(&config);
+        let live = &policy.apps["live"];
+        assert!(
+            live.allow_publish
+                .allows(Some("127.0.0.1".parse().unwrap()))
+        );
+        assert!(
+            !live
+                .allow_publish
+                .allows(Some("127.0.0.2".parse().unwrap()))
+        );
+        assert!(live.allow_play.is_all());
+        assert_eq!(live.secret.as_deref(), Some(&b"k"[..]));
+        assert_eq!(live.hooks.on_play.as_deref(), Some("http://127.0.0.1:9/p"));
+        assert!(!live.client_so_write);
+        assert_eq!(
+            policy.so_ops,
+            RateLimit {
+                per_sec: 7,
+                burst: 9
+            }
+        );
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_closes_the_app() {
+        let app = AppConfig {
+            secret_file: Some(PathBuf::from("/nonexistent/tern.secret")),
+            ..AppConfig::default()
+        };
+        let policy = app.policy("live");
+        assert!(
+            !policy
+                .allow_connect
+                .allows(Some("127.0.0.1".parse().unwrap()))
+        );
+        assert!(
+            !policy
+                .allow_publish
+                .allows(Some("127.0.0.1".parse().unwrap()))
+        );
+    }
+}
