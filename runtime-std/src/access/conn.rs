@@ -17,7 +17,7 @@ use tracing::{info, warn};
 /// first call), and how to wake its task.
 #[derive(Debug)]
 pub struct ConnAccess {
-    gate: Box<Gate>,
+    gate: Gate,
     inbox: Option<Arc<HookInbox>>,
     peer: Arc<Peer>,
     id: ConnId,
@@ -28,12 +28,12 @@ impl ConnAccess {
     /// The gate of connection `id` from `address`.
     pub fn new(shared: &Shared, id: ConnId, address: Option<IpAddr>, peer: Arc<Peer>) -> Self {
         ConnAccess {
-            gate: Box::new(Gate::new(
+            gate: Gate::new(
                 Arc::clone(shared.access_policy()),
                 id,
                 address,
                 shared.now(),
-            )),
+            ),
             inbox: None,
             peer,
             id,
