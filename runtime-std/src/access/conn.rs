@@ -214,3 +214,17 @@ impl ConnAccess {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection has one (boxed, so one allocation): what access
+    /// control costs an idle connection.
+    #[test]
+    fn a_connection_s_access_state_is_small() {
+        let size = std::mem::size_of::<ConnAccess>();
+        assert!(size <= 160, "ConnAccess is {size} bytes");
+        eprintln!("ConnAccess: {size} bytes");
+    }
+}
