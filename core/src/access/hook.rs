@@ -220,6 +220,38 @@ impl fmt::Display for HookReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What a receiver decodes is what the gate put in, whatever the
+        /// characters; decoding any text never panics.
+        #[test]
+        fn form_fields_survive_encoding(
+            fields in proptest::collection::vec((".{0,12}", ".{0,24}"), 0..6),
+            junk in ".{0,40}",
+        ) {
+            let call = HookCall {
+                id: CallId(1),
+                app: String::from("live"),
+                kind: HookKind::Connect,
+                url: String::from("http://x/"),
+                fields: fields.clone(),
+            };
+            let form = call.form();
+            let decoded: Vec<(String, String)> = if form.is_empty() {
+                Vec::new()
+            } else {
+                form.split('&')
+                    .map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap();
+                        (percent_decode(k), percent_decode(v))
+                    })
+                    .collect()
+            };
+            prop_assert_eq!(decoded, fields);
+            let _ = percent_decode(&junk);
+        }
+    }
 
     #[test]
     fn form_round_trip() {

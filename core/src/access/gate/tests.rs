@@ -508,3 +508,117 @@ fn an_ordinary_connection_gate_stays_small() {
     gate.finish();
     assert!(gate.x.is_none());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Connect(String),
+        Publish(String),
+        Play(String),
+        Set(usize),
+        Media,
+        Close,
+        Reply(u16, Option<String>),
+        Fail,
+        Wait(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let text = "[a-z/?=&%0-9.]{0,24}";
+        prop_oneof![
+            text.prop_map(Op::Connect),
+            text.prop_map(Op::Publish),
+            text.prop_map(Op::Play),
+            (0usize..4).prop_map(Op::Set),
+            Just(Op::Media),
+            Just(Op::Close),
+            (100u16..600, proptest::option::of(text)).prop_map(|(c, l)| Op::Reply(c, l)),
+            Just(Op::Fail),
+            (0u64..40_000).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Whatever a client sends and the webhook answers: no panic,
+        /// nothing reaches the hub while a decision is pending or after the
+        /// gate closed, and every close is the connection's last reply.
+        #[test]
+        fn the_gate_never_leaks_past_a_pending_decision_or_a_close(
+            ops in proptest::collection::vec(op(), 0..60),
+            strict in any::<bool>(),
+        ) {
+            let app = AppPolicy {
+                update_strict: strict,
+                update_interval: crate::time::Duration::from_secs(5),
+                secret: None,
+                ..hooked()
+            };
+            let mut gate = Gate::new(policy(app), ConnId(1), addr("127.0.0.1"), T0);
+            let mut now = T0;
+            let mut calls = Vec::new();
+            for op in ops {
+                let waiting = gate.is_waiting();
+                let closed = gate.is_closed();
+                let passed = match op {
+                    Op::Connect(t) => gate.handle(now, WALL, rtmp_connect(&format!("live/{t}"))),
+                    Op::Publish(n) => gate.handle(now, WALL, publish(&n)),
+                    Op::Play(n) => gate.handle(now, WALL, play(&n)),
+                    Op::Set(n) => gate.handle(now, WALL, Request::SharedObject {
+                        name: "so".to_owned(),
+                        persistent: false,
+                        op: SoOp::Batch(vec![SoChange::Delete { key: "k".to_owned() }; n]),
+                    }),
+                    Op::Media => gate.handle(now, WALL, Request::Media {
+                        stream: 1,
+                        kind: MediaKind::Audio,
+                        timestamp: 5,
+                        payload: bytes::Bytes::new(),
+                    }),
+                    Op::Close => gate.handle(now, WALL, Request::CloseStream { stream: 1 }),
+                    Op::Reply(code, location) => {
+                        if let Some(call) = calls.pop() {
+                            gate.resolve(now, WALL, call, HookReply::Status { code, location });
+                        }
+                        None
+                    }
+                    Op::Fail => {
+                        if let Some(call) = calls.pop() {
+                            gate.resolve(now, WALL, call, HookReply::Failed("down".to_owned()));
+                        }
+                        None
+                    }
+                    Op::Wait(ms) => {
+                        now = now + crate::time::Duration::from_millis(ms);
+                        if gate.poll_timeout().is_some_and(|t| t <= now) {
+                            gate.handle_timeout(now);
+                        }
+                        None
+                    }
+                };
+                if waiting || closed {
+                    prop_assert!(passed.is_none());
+                }
+                if closed {
+                    prop_assert!(gate.poll_request().is_none());
+                }
+                while let Some(call) = gate.poll_call() {
+                    if call.kind.wants_reply() {
+                        calls.push(call.id);
+                    }
+                }
+                let replies: Vec<Delivery> = core::iter::from_fn(|| gate.poll_reply()).collect();
+                if let Some(i) = replies.iter().position(|d| matches!(d, Delivery::Close { .. })) {
+                    prop_assert_eq!(i, replies.len() - 1);
+                    prop_assert!(gate.is_closed());
+                }
+                while gate.poll_request().is_some() {}
+                while gate.poll_event().is_some() {}
+            }
+            gate.finish();
+            prop_assert!(gate.handle(now, WALL, publish("x")).is_none());
+        }
+    }
+}
