@@ -166,3 +166,54 @@ async fn client_so_write_false_lets_clients_read_only() {
     assert_eq!(next_json(&mut ws, SECS(10)).await.unwrap()["op"], "sync");
     assert!(server.log().contains("client_so_write is off"));
 }
+
+/// RTMP clients get the same answers as shared-object status events: a
+/// read-only app refuses their writes, and a flooder is limited, then
+/// closed.
+#[tokio::test]
+async fn rtmp_clients_get_the_same_statuses() {
+    use tern_tests::rtmp::RtmpClient;
+    let server = Server::start(ServerOptions {
+        config: Some(
+            "[apps.board]\nclient_so_write = false\n[apps.chat]\n\
+             [shared_objects]\nmax_ops_per_sec = 10\nmax_ops_burst = 20\n"
+                .to_owned(),
+        ),
+        ..ServerOptions::default()
+    });
+    let mut reader = RtmpClient::connect("reader", server.rtmp_addr(), "board/lobby").await;
+    reader.use_so("news", false).await;
+    reader.set("news", "headline", &json!("hi")).await;
+    let entries = reader.collect_until(SECS(10), |e| !e.is_empty()).await;
+    assert_eq!(entries[0]["op"], "error", "{entries:?}");
+    assert_eq!(
+        entries[0]["code"], "SharedObject.NoWriteAccess",
+        "{entries:?}"
+    );
+
+    let mut flooder = RtmpClient::connect("flooder", server.rtmp_addr(), "chat/room").await;
+    flooder.use_so("s", false).await;
+    for i in 0..400 {
+        flooder.set("s", "k", &json!(i)).await;
+    }
+    let entries = flooder
+        .collect_until(SECS(10), |e| {
+            e.iter().filter(|x| x["op"] == "error").count() >= 50
+        })
+        .await;
+    let acks = entries.iter().filter(|e| e["op"] == "ack").count();
+    let limited = entries
+        .iter()
+        .filter(|e| e["code"] == "SharedObject.RateLimited")
+        .count();
+    // The burst of 20 (less the use), a few refills, then refusals.
+    assert!((19..40).contains(&acks), "{acks} acks");
+    assert!(limited >= 50, "{limited} RateLimited statuses");
+    let dropped = tern_tests::wait_for(SECS(10), || {
+        server
+            .log()
+            .contains("shared-object rate limit:")
+            .then_some(())
+    });
+    assert!(dropped.is_some(), "{}", server.log());
+}
