@@ -904,7 +904,13 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                     if conn.poll_timeout().is_some_and(|t| t <= now) {
                         conn.handle_timeout(now);
                     }
-                    access.handle_timeout(shared, &mut *conn, now);
+                    if access.poll_timeout().is_some_and(|t| t <= now) {
+                        // The gate may hand the connection a close and
+                        // take deliveries from the hub: busy first, as
+                        // for input, so nobody else writes meanwhile.
+                        peer.resume(&mut batch);
+                        access.handle_timeout(shared, &mut *conn, now);
+                    }
                 }
             }
         }
