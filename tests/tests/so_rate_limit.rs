@@ -168,8 +168,7 @@ async fn client_so_write_false_lets_clients_read_only() {
 }
 
 /// RTMP clients get the same answers as shared-object status events: a
-/// read-only app refuses their writes, and a flooder is limited, then
-/// closed.
+/// read-only app refuses their writes, and a flooder is limited.
 #[tokio::test]
 async fn rtmp_clients_get_the_same_statuses() {
     use tern_tests::rtmp::RtmpClient;
@@ -191,29 +190,25 @@ async fn rtmp_clients_get_the_same_statuses() {
         "{entries:?}"
     );
 
+    // Fewer refusals than make it drop the client (that is the WebSocket
+    // test's part): the client may keep writing without a reset.
     let mut flooder = RtmpClient::connect("flooder", server.rtmp_addr(), "chat/room").await;
     flooder.use_so("s", false).await;
-    for i in 0..400 {
+    for i in 0..90 {
         flooder.set("s", "k", &json!(i)).await;
     }
-    let entries = flooder
-        .collect_until(SECS(10), |e| {
-            e.iter().filter(|x| x["op"] == "error").count() >= 50
-        })
-        .await;
+    let entries = flooder.collect_until(SECS(10), |e| e.len() >= 90).await;
     let acks = entries.iter().filter(|e| e["op"] == "ack").count();
     let limited = entries
         .iter()
         .filter(|e| e["code"] == "SharedObject.RateLimited")
         .count();
-    // The burst of 20 (less the use), a few refills, then refusals.
-    assert!((19..40).contains(&acks), "{acks} acks");
-    assert!(limited >= 50, "{limited} RateLimited statuses");
-    let dropped = tern_tests::wait_for(SECS(10), || {
-        server
-            .log()
-            .contains("shared-object rate limit:")
-            .then_some(())
-    });
-    assert!(dropped.is_some(), "{}", server.log());
+    // The burst of 20 (less the use) and the odd refill; the rest refused.
+    assert_eq!(acks + limited, 90, "{entries:?}");
+    assert!((19..30).contains(&acks), "{acks} acks");
+    assert!(
+        server.log().contains("shared-object rate limit reached"),
+        "{}",
+        server.log()
+    );
 }
