@@ -6,6 +6,7 @@
 //! generic over this trait.
 
 use crate::hub::{Delivery, Request};
+use crate::message::Tolerated;
 use crate::rtmp::{RtmpError, ServerConnection};
 use crate::time::{Duration, Instant};
 use crate::ws::{WsConnection, WsError};
@@ -102,6 +103,56 @@ pub trait ServerSession {
     /// What this connection would make of a shared-object notice if it
     /// were handed one now; see [`SharedEncoding`].
     fn shared_encoding(&self) -> SharedEncoding;
+    /// The next lenient reading the connection took (a well-framed
+    /// request of an unexpected shape it answered anyway); drain after
+    /// `handle_input` and log at debug level.
+    fn poll_tolerated(&mut self) -> Option<Tolerated>;
+}
+
+/// Lenient readings waiting for the runtime's log: at most
+/// [`ToleratedLog::MAX`]; more in one go only count (a client repeating
+/// the same odd command does not grow memory).
+#[derive(Debug, Default)]
+pub(crate) struct ToleratedLog {
+    queue: VecDeque<Tolerated>,
+    dropped: u32,
+}
+
+impl ToleratedLog {
+    /// Notes kept until drained.
+    pub(crate) const MAX: usize = 8;
+
+    pub(crate) fn push(&mut self, note: Tolerated) {
+        if self.queue.len() < Self::MAX {
+            self.queue.push_back(note);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    pub(crate) fn extend(&mut self, notes: impl IntoIterator<Item = Tolerated>) {
+        for note in notes {
+            self.push(note);
+        }
+    }
+
+    /// The next note; after the last one, a summary of those not kept.
+    pub(crate) fn pop(&mut self) -> Option<Tolerated> {
+        if let Some(note) = self.queue.pop_front() {
+            if self.queue.is_empty() {
+                self.queue = VecDeque::new();
+            }
+            return Some(note);
+        }
+        if self.dropped > 0 {
+            let n = core::mem::take(&mut self.dropped);
+            return Some(Tolerated::new(
+                "(more)",
+                alloc::format!("{n} further lenient readings not listed"),
+            ));
+        }
+        None
+    }
 }
 
 /// How a connection turns shared-object notices into bytes, when that does
@@ -188,6 +239,9 @@ macro_rules! delegate_session {
             }
             fn shared_encoding(&self) -> SharedEncoding {
                 <$ty>::shared_encoding(self)
+            }
+            fn poll_tolerated(&mut self) -> Option<Tolerated> {
+                <$ty>::poll_tolerated(self)
             }
         }
     };

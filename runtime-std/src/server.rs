@@ -800,6 +800,10 @@ fn feed<C: ServerSession>(
     data: &[u8],
 ) -> Result<(), String> {
     let result = conn.handle_input(now, data).map_err(|e| e.to_string());
+    // Well-framed requests of an unexpected shape that were read leniently.
+    while let Some(note) = conn.poll_tolerated() {
+        debug!("{note}");
+    }
     if let Some(request) = conn.poll_event() {
         shared.with_hub(|hub| {
             hub.handle(now, id, request);

@@ -105,5 +105,9 @@ fn gstreamer_rtmp2sink_publish_ends_cleanly() {
     let gone = tern_tests::wait_for(SECS(5), || {
         server.stream_stats("/live", "x").is_none().then_some(())
     });
-    assert!(gone.is_some(), "the stream is still listed: {}", server.stats());
+    assert!(
+        gone.is_some(),
+        "the stream is still listed: {}",
+        server.stats()
+    );
 }

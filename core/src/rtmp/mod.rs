@@ -19,6 +19,8 @@
 
 mod aggregate;
 mod client;
+#[cfg(test)]
+mod client_vectors;
 mod server;
 mod wire;
 
