@@ -303,3 +303,531 @@ fn with_reject_a_returning_encoder_gets_in_after_the_idle_timeout() {
     );
     assert_eq!(protocol_errors(&log), Vec::<&str>::new());
 }
+
+// ----- the interop matrix -----
+
+/// Seconds each matrix publisher streams.
+const MATRIX_SECS: u32 = 6;
+
+/// A publisher of the matrix.
+struct Publisher {
+    /// Row name in docs/interop.md.
+    client: &'static str,
+    /// Debian package whose version is reported.
+    package: &'static str,
+    notes: &'static str,
+    start: fn(dir: &Path, flv: &Path, url: &str) -> Proc,
+}
+
+/// A player of the matrix: how to start it, and where its media lands.
+struct Player {
+    client: &'static str,
+    package: &'static str,
+    notes: &'static str,
+    /// Starts it on `url`, recording into `out` (if it records).
+    start: fn(dir: &Path, name: &str, url: &str, out: &Path) -> Proc,
+    /// The recording's extension, or `None` when media is checked on
+    /// stdout (ffprobe).
+    records: Option<&'static str>,
+}
+
+fn publishers() -> Vec<Publisher> {
+    vec![
+        Publisher {
+            client: "ffmpeg",
+            package: "ffmpeg",
+            notes: "`ffmpeg -re -i in.flv -c copy -f flv URL`; FMLE-style commands (releaseStream, FCPublish, FCUnpublish, deleteStream by id)",
+            start: |dir, flv, url| ffmpeg_publish_file(dir, "pub-ffmpeg", flv, url, false),
+        },
+        Publisher {
+            client: "GStreamer rtmp2sink",
+            package: "gstreamer1.0-plugins-bad",
+            notes: "`… ! flvmux streamable=true ! rtmp2sink location=URL`; every command with transaction 0, ends with `deleteStream` carrying the stream *name* (read leniently since issue 26)",
+            start: |dir, flv, url| {
+                gst_publish(dir, "pub-rtmp2sink", "rtmp2sink", flv, url, SECS(30))
+            },
+        },
+        Publisher {
+            client: "GStreamer rtmpsink (librtmp)",
+            package: "librtmp1",
+            notes: "`… ! flvmux streamable=true ! rtmpsink location=URL` (gstreamer1.0-plugins-bad); connect without flashVer",
+            start: |dir, flv, url| gst_publish(dir, "pub-rtmpsink", "rtmpsink", flv, url, SECS(30)),
+        },
+    ]
+}
+
+fn gst_player(dir: &Path, name: &str, source: &str, location: &str, out: &Path) -> Proc {
+    Proc::spawn(
+        dir,
+        name,
+        SECS(30),
+        "gst-launch-1.0",
+        [
+            "-e".to_owned(),
+            source.to_owned(),
+            format!("location={location}"),
+            "!".to_owned(),
+            "filesink".to_owned(),
+            format!("location={}", out.display()),
+        ],
+    )
+}
+
+fn players() -> Vec<Player> {
+    vec![
+        Player {
+            client: "ffmpeg",
+            package: "ffmpeg",
+            notes: "`ffmpeg -i URL -c copy out.flv`; sends getStreamLength, play start -2000",
+            start: |dir, name, url, out| {
+                let out = out.to_string_lossy().into_owned();
+                Proc::spawn(
+                    dir,
+                    name,
+                    SECS(30),
+                    "ffmpeg",
+                    [
+                        "-nostdin", "-v", "error", "-y", "-i", url, "-c", "copy", "-f", "flv", &out,
+                    ],
+                )
+            },
+            records: Some("flv"),
+        },
+        Player {
+            client: "ffprobe",
+            package: "ffmpeg",
+            notes: "`ffprobe -show_entries stream=codec_name URL`: probes and leaves (deleteStream by id)",
+            start: |dir, name, url, _| {
+                Proc::spawn(
+                    dir,
+                    name,
+                    SECS(30),
+                    "ffprobe",
+                    [
+                        "-v",
+                        "error",
+                        "-show_entries",
+                        "stream=codec_name",
+                        "-of",
+                        "csv=p=0",
+                        url,
+                    ],
+                )
+            },
+            records: None,
+        },
+        Player {
+            client: "rtmpdump",
+            package: "rtmpdump",
+            notes: "`rtmpdump -r URL --live -o out.flv`; sends FCSubscribe (unknown: answered `_error`, noted at debug level)",
+            start: |dir, name, url, out| {
+                let out = out.to_string_lossy().into_owned();
+                Proc::spawn(
+                    dir,
+                    name,
+                    SECS(30),
+                    "rtmpdump",
+                    ["-q", "-r", url, "--live", "-m", "10", "-o", &out],
+                )
+            },
+            records: Some("flv"),
+        },
+        Player {
+            client: "GStreamer rtmp2src",
+            package: "gstreamer1.0-plugins-bad",
+            notes: "`gst-launch-1.0 -e rtmp2src location=URL ! filesink`; ends its session by closing the socket",
+            start: |dir, name, url, out| gst_player(dir, name, "rtmp2src", url, out),
+            records: Some("flv"),
+        },
+        Player {
+            client: "GStreamer rtmpsrc (librtmp)",
+            package: "librtmp1",
+            notes: "`gst-launch-1.0 -e rtmpsrc location=\"URL live=1\" ! filesink`",
+            start: |dir, name, url, out| {
+                gst_player(dir, name, "rtmpsrc", &format!("{url} live=1"), out)
+            },
+            records: Some("flv"),
+        },
+        Player {
+            client: "mpv",
+            package: "mpv",
+            notes: "`mpv --vo=null --ao=null --stream-record=out.flv URL` (libavformat's RTMP; decodes, runs headless)",
+            start: |dir, name, url, out| {
+                let record = format!("--stream-record={}", out.display());
+                Proc::spawn(
+                    dir,
+                    name,
+                    SECS(30),
+                    "mpv",
+                    [
+                        "--no-config",
+                        "--really-quiet",
+                        "--vo=null",
+                        "--ao=null",
+                        &record,
+                        url,
+                    ],
+                )
+            },
+            records: Some("flv"),
+        },
+        Player {
+            client: "VLC",
+            package: "vlc-bin",
+            notes: "`cvlc --intf dummy --play-and-exit URL --sout '#std{access=file,mux=ts,dst=out.ts}'` (vlc-bin + vlc-plugin-base); Debian's VLC refuses to run as root, so under root the test runs it as `nobody`",
+            start: |dir, name, url, out| {
+                let sout = format!("#std{{access=file,mux=ts,dst={}}}", out.display());
+                let mut args: Vec<String> = Vec::new();
+                let root = Command::new("id")
+                    .arg("-u")
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+                if root {
+                    args.extend(["-u", "nobody", "--", "cvlc"].map(str::to_owned));
+                }
+                args.extend(
+                    [
+                        "-q",
+                        "--intf",
+                        "dummy",
+                        "--play-and-exit",
+                        url,
+                        "--sout",
+                        &sout,
+                    ]
+                    .map(str::to_owned),
+                );
+                let program = if root { "runuser" } else { "cvlc" };
+                Proc::spawn(dir, name, SECS(30), program, args)
+            },
+            records: Some("ts"),
+        },
+    ]
+}
+
+/// The Debian version of `package` (`dpkg-query`), or `?` elsewhere.
+fn package_version(package: &str) -> String {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// Decoded video and audio frames of a recording (`None`: unreadable).
+fn frames(file: &Path) -> Option<(u64, u64)> {
+    let output = Command::new("timeout")
+        .args(["-k", "5", "60", "ffprobe", "-v", "error", "-count_frames"])
+        .args(["-show_entries", "stream=codec_type,nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut counts = (0, 0);
+    for line in text.lines() {
+        let mut parts = line.split(',');
+        let (Some(kind), Some(n)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let n: u64 = n.trim().parse().unwrap_or(0);
+        match kind.trim() {
+            "video" => counts.0 += n,
+            "audio" => counts.1 += n,
+            _ => {}
+        }
+    }
+    Some(counts)
+}
+
+/// One cell of the matrix: how a player did on one publisher's stream.
+#[derive(Clone, Debug)]
+struct Outcome {
+    ok: bool,
+    clean_end: bool,
+    detail: String,
+}
+
+/// Every RTMP publisher and player Debian 12 ships, against tern: each
+/// publisher streams a 6 s FLV, and while it is live every player plays it
+/// at once, until the end of the stream. Pass: every client exits with its
+/// success code by itself after receiving media (decoded frame counts of
+/// each recording; ffprobe's codec list), and the server logs no protocol
+/// error. The matrix is written to `target/tern-tests/interop.md`; with
+/// `TERN_WRITE_INTEROP_DOC=1` also to docs/interop.md.
+#[test]
+fn interop_matrix() {
+    let tools = [
+        "ffmpeg",
+        "ffprobe",
+        "rtmpdump",
+        "gst-launch-1.0",
+        "mpv",
+        "cvlc",
+    ];
+    let elements = ["rtmp2sink", "rtmpsink", "rtmp2src", "rtmpsrc"];
+    let elements_ok = elements.iter().filter(|e| !require_gst_element(e)).count() == 0;
+    if !(require_tools(&tools) && elements_ok) {
+        return;
+    }
+    let flv = short_flv(MATRIX_SECS);
+    let server = Server::start(ServerOptions {
+        log: "info,tern_runtime_std::server=debug".to_owned(),
+        ..ServerOptions::default()
+    });
+    let dir = server.dir().to_owned();
+    let out_dir = dir.join("out");
+    fs::create_dir_all(&out_dir).expect("cannot create the output dir");
+    // VLC may run as nobody: let it write its recording.
+    let _ = Command::new("chmod").arg("777").arg(&out_dir).status();
+    let started = Instant::now();
+    let publishers = publishers();
+    let players = players();
+    let mut publish_results: Vec<Outcome> = Vec::new();
+    let mut cells: Vec<Vec<Outcome>> = Vec::new();
+    for (p, publisher) in publishers.iter().enumerate() {
+        let name = format!("m{p}");
+        let url = server.rtmp_url(&format!("live/{name}"));
+        let mut pubproc = (publisher.start)(&dir, &flv, &url);
+        wait_publishing(&server, "/live", &name);
+        let mut running: Vec<(Proc, Option<PathBuf>)> = players
+            .iter()
+            .enumerate()
+            .map(|(i, player)| {
+                let out = player
+                    .records
+                    .map(|ext| out_dir.join(format!("{name}-player{i}.{ext}")));
+                let target = out.clone().unwrap_or_else(|| out_dir.join("none"));
+                let proc = (player.start)(&dir, &format!("{name}-player{i}"), &url, &target);
+                (proc, out)
+            })
+            .collect();
+        let status = pubproc.wait(SECS(u64::from(MATRIX_SECS) + 20));
+        let text = format!("{}{}", pubproc.stdout_text(), pubproc.stderr_text());
+        let published_ok = status.is_some_and(|s| s.success()) && !text.contains("ERROR");
+        publish_results.push(Outcome {
+            ok: published_ok,
+            clean_end: published_ok,
+            detail: match status {
+                Some(s) if published_ok => format!("exit {}", s.code().unwrap_or(-1)),
+                Some(s) => format!("{s}: {}", text.trim()),
+                None => "did not end".to_owned(),
+            },
+        });
+        let mut row = Vec::new();
+        for (i, (proc, out)) in running.iter_mut().enumerate() {
+            let status = proc.wait(SECS(15));
+            let exited_ok = status.is_some_and(|s| s.success());
+            let media = match out {
+                Some(file) => match frames(file) {
+                    Some((v, a)) if v >= 25 && a >= 20 => {
+                        Ok(format!("{v} video + {a} audio frames"))
+                    }
+                    Some((v, a)) => Err(format!("only {v} video + {a} audio frames")),
+                    None => Err("no readable recording".to_owned()),
+                },
+                None => {
+                    let stdout = proc.stdout_text();
+                    if stdout.contains("h264") && stdout.contains("aac") {
+                        Ok("saw h264 + aac".to_owned())
+                    } else {
+                        Err(format!("probed {:?}", stdout.trim()))
+                    }
+                }
+            };
+            let detail = match (&status, &media) {
+                (Some(s), Ok(m)) => format!("exit {}, {m}", s.code().unwrap_or(-1)),
+                (Some(s), Err(m)) => format!("{s}, {m}; stderr: {}", proc.stderr_text().trim()),
+                (None, m) => format!("still running; {m:?}"),
+            };
+            let ok = exited_ok && media.is_ok();
+            eprintln!("{} → {}: {detail}", publisher.client, players[i].client);
+            row.push(Outcome {
+                ok,
+                clean_end: exited_ok,
+                detail,
+            });
+        }
+        cells.push(row);
+    }
+    let elapsed = started.elapsed();
+    let log = server.log();
+    let errors = protocol_errors(&log);
+    let doc = render_interop_doc(
+        &publishers,
+        &players,
+        &publish_results,
+        &cells,
+        &errors,
+        elapsed,
+    );
+    let target = target_dir().join("tern-tests");
+    fs::create_dir_all(&target).expect("cannot create the target dir");
+    fs::write(target.join("interop.md"), &doc).expect("cannot write the matrix");
+    if std::env::var("TERN_WRITE_INTEROP_DOC").is_ok_and(|v| v == "1") {
+        let path = tern_tests::workspace_root().join("docs/interop.md");
+        fs::write(&path, &doc).expect("cannot write docs/interop.md");
+    }
+    eprintln!("matrix in {elapsed:?}:\n{doc}");
+    assert_eq!(
+        errors,
+        Vec::<&str>::new(),
+        "protocol errors in the server log"
+    );
+    for (p, publisher) in publishers.iter().enumerate() {
+        assert!(
+            publish_results[p].ok,
+            "{} failed: {}",
+            publisher.client, publish_results[p].detail
+        );
+        for (i, player) in players.iter().enumerate() {
+            let cell = &cells[p][i];
+            assert!(
+                cell.ok,
+                "{} playing {}: {}",
+                player.client, publisher.client, cell.detail
+            );
+        }
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+/// docs/interop.md, from one run of [`interop_matrix`].
+fn render_interop_doc(
+    publishers: &[Publisher],
+    players: &[Player],
+    published: &[Outcome],
+    cells: &[Vec<Outcome>],
+    errors: &[&str],
+    elapsed: Duration,
+) -> String {
+    let mut doc = String::from(
+        "# Interoperability: the RTMP clients Debian ships\n\n\
+         Generated by `tests/tests/interop.rs` (`interop_matrix`): every RTMP\n\
+         publisher and player Debian 12 ships, against tern. Each publisher\n\
+         streams a 6 s H.264/AAC FLV; while it is live every player plays it\n\
+         at once, until the end of the stream. A client passes when it exits\n\
+         with its success code by itself after receiving media (decoded frame\n\
+         counts of its recording; ffprobe: the codecs it found), and the server\n\
+         logs no protocol error for any of these sessions. Regenerate with\n\n\
+         ```\n\
+         TERN_WRITE_INTEROP_DOC=1 cargo test -p tern-tests --test interop interop_matrix\n\
+         ```\n\n\
+         (`.ci/install-tools.sh` installs every client; CI runs the test with\n\
+         `TERN_REQUIRE_TOOLS=1`, so a missing client fails it.) mpv and VLC\n\
+         both install on Debian 12 without a desktop (`apt-get install\n\
+         --no-install-recommends mpv vlc-bin vlc-plugin-base`: 9 and 29\n\
+         packages, about 45 s together) and run headless.\n\n\
+         ## Clients\n\n\
+         | client | version (Debian package) | publish | play | clean end | notes |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    /// One client's row: what it did as a publisher and as a player.
+    struct Row {
+        client: &'static str,
+        package: &'static str,
+        notes: Vec<String>,
+        publish: Option<bool>,
+        play: Option<bool>,
+        clean: bool,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for (p, publisher) in publishers.iter().enumerate() {
+        rows.push(Row {
+            client: publisher.client,
+            package: publisher.package,
+            notes: vec![format!("publish: {}", publisher.notes)],
+            publish: Some(published[p].ok),
+            play: None,
+            clean: published[p].clean_end,
+        });
+    }
+    for (i, player) in players.iter().enumerate() {
+        let all = cells.iter().all(|row| row[i].ok);
+        let clean = cells.iter().all(|row| row[i].clean_end);
+        let note = format!("play: {}", player.notes);
+        match rows.iter_mut().find(|r| r.client == player.client) {
+            Some(row) => {
+                row.play = Some(all);
+                row.clean &= clean;
+                row.notes.push(note);
+            }
+            None => rows.push(Row {
+                client: player.client,
+                package: player.package,
+                notes: vec![note],
+                publish: None,
+                play: Some(all),
+                clean,
+            }),
+        }
+    }
+    for row in &rows {
+        let cell = |v: Option<bool>| v.map_or("—", mark);
+        doc.push_str(&format!(
+            "| {} | {} ({}) | {} | {} | {} | {} |\n",
+            row.client,
+            package_version(row.package),
+            row.package,
+            cell(row.publish),
+            cell(row.play),
+            mark(row.clean),
+            row.notes.join("; "),
+        ));
+    }
+    doc.push_str("\n## Every pair\n\nRows publish, columns play.\n\n| publisher ↓ / player → |");
+    for player in players {
+        doc.push_str(&format!(" {} |", player.client));
+    }
+    doc.push_str("\n|---|");
+    for _ in players {
+        doc.push_str("---|");
+    }
+    doc.push('\n');
+    for (p, publisher) in publishers.iter().enumerate() {
+        doc.push_str(&format!("| {} |", publisher.client));
+        for cell in &cells[p] {
+            doc.push_str(&format!(" {} |", mark(cell.ok)));
+        }
+        doc.push('\n');
+    }
+    doc.push_str("\n## Details of this run\n\n");
+    for (p, publisher) in publishers.iter().enumerate() {
+        doc.push_str(&format!(
+            "- {} published: {}\n",
+            publisher.client, published[p].detail
+        ));
+        for (i, player) in players.iter().enumerate() {
+            doc.push_str(&format!("  - {}: {}\n", player.client, cells[p][i].detail));
+        }
+    }
+    doc.push_str(&format!(
+        "\nServer protocol errors: {}. Matrix run time: {:.0} s.\n",
+        if errors.is_empty() {
+            "none".to_owned()
+        } else {
+            errors.join("; ")
+        },
+        elapsed.as_secs_f64()
+    ));
+    doc.push_str(
+        "\n## Not in the matrix\n\n\
+         - OBS Studio (Debian's `obs-studio`) needs a display, so it is not\n\
+         \u{20} run here; it publishes FMLE-style like ffmpeg (`releaseStream`,\n\
+         \u{20} `FCPublish`, `publish`, `FCUnpublish`, `deleteStream` by id).\n\
+         - VLC's frame counts above are ffprobe's over VLC's MPEG-TS\n\
+         \u{20} recording and exceed what was sent (the same frames counted over\n\
+         \u{20} more PES packets); they only show that media arrived.\n\
+         - `rtmpdump` cannot publish; `rtmpsuck`/`rtmpsrv` (same package) are\n\
+         \u{20} proxies and servers, not clients.\n",
+    );
+    doc
+}
