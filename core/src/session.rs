@@ -192,3 +192,24 @@ delegate_session!(WsConnection, WsError, |reason| matches!(
     reason,
     None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. })
 ));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerated_notes_are_bounded_and_summarised() {
+        let mut log = ToleratedLog::default();
+        for i in 0..20 {
+            log.push(Tolerated::new("x", alloc::format!("{i}")));
+        }
+        let notes: alloc::vec::Vec<Tolerated> = core::iter::from_fn(|| log.pop()).collect();
+        assert_eq!(notes.len(), ToleratedLog::MAX + 1);
+        assert_eq!(notes[0].reading, "0");
+        assert_eq!(
+            notes[ToleratedLog::MAX].reading,
+            "12 further lenient readings not listed"
+        );
+        assert_eq!(log.pop(), None);
+    }
+}

@@ -245,3 +245,72 @@ fn a_command_whose_amf0_cannot_be_walked_is_a_protocol_error() {
     assert!(result.is_err(), "{result:?}");
     assert!(conn.is_closing());
 }
+
+fn command(name: &str, args: Vec<crate::amf0::Value>) -> Vec<u8> {
+    command_chunk(&crate::message::Command::new(name, 0.0, args).to_bytes())
+}
+
+fn closed_streams(conn: &mut ServerConnection) -> Vec<u32> {
+    core::iter::from_fn(|| conn.poll_event())
+        .filter_map(|r| match r {
+            crate::hub::Request::CloseStream { stream } => Some(stream),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `deleteStream` readings at the connection (ffmpeg's player session has
+/// stream 1 playing "y"): by name; without an id (the connection's only
+/// stream); an id as sent.
+#[test]
+fn delete_stream_resolves_a_name_or_the_connections_stream() {
+    use crate::amf0::Value;
+    for (args, note) in [
+        (
+            alloc::vec![Value::string("y")],
+            Some("Name(\"y\") resolved to stream 1"),
+        ),
+        (
+            alloc::vec![Value::string("y?token=1")],
+            Some("resolved to stream 1"),
+        ),
+        (
+            alloc::vec![Value::Null],
+            Some("Unspecified resolved to stream 1"),
+        ),
+        (alloc::vec![], Some("Unspecified resolved to stream 1")),
+        (alloc::vec![Value::Number(1.0)], None),
+    ] {
+        let (mut conn, result) = session_then(&command("deleteStream", args.clone()));
+        assert_eq!(result, Ok(()));
+        assert_eq!(closed_streams(&mut conn), [1], "{args:?}");
+        let notes: Vec<Tolerated> = core::iter::from_fn(|| conn.poll_tolerated()).collect();
+        match note {
+            Some(note) => assert!(
+                notes.iter().any(|t| t.reading.contains(note)),
+                "{args:?}: {notes:?}"
+            ),
+            None => assert_eq!(notes, Vec::new()),
+        }
+    }
+}
+
+/// With two streams, a name that matches neither and no message stream:
+/// nothing is closed, the reading is noted, the session goes on.
+#[test]
+fn delete_stream_that_matches_nothing_is_ignored() {
+    use crate::amf0::Value;
+    let mut extra = command("createStream", alloc::vec![]);
+    extra.extend(command("deleteStream", alloc::vec![Value::string("nope")]));
+    let (mut conn, result) = session_then(&extra);
+    assert_eq!(result, Ok(()));
+    assert_eq!(closed_streams(&mut conn), Vec::<u32>::new());
+    assert!(!conn.is_closing());
+    let notes: Vec<Tolerated> = core::iter::from_fn(|| conn.poll_tolerated()).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|t| t.reading.contains("matches no stream")),
+        "{notes:?}"
+    );
+}
