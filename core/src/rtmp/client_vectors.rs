@@ -3,11 +3,12 @@
 //! `vectors/*.c2s` are the client-to-server bytes of one whole session of
 //! each RTMP client Debian 12 ships (handshake, commands, a 1 s 64x36
 //! H.264/AAC stream, the client's way of ending), captured through a TCP
-//! relay in front of `tern serve` and checked with `tern trace` (the
-//! command lines are quoted in each test). Publishers publish `live/x`,
-//! players play `live/y`. Each replay must run without a protocol error,
-//! with the stream published or played, and (where the client ends its
-//! session with `deleteStream`) with the stream gone at the end.
+//! relay in front of `tern serve` (`tests/python/rtmp_relay.py`, whose doc
+//! shows how) and checked with `tern trace` (the command lines are quoted
+//! in each test). Publishers publish `live/x`, players play `live/y`.
+//! Each replay must run without a protocol error, with the stream published
+//! or played, and (where the client ends its session with `deleteStream`)
+//! with the stream gone at the end.
 
 use crate::handshake::RANDOM_LEN;
 use crate::hub::{ConnId, Hub, HubConfig, HubEvent};
