@@ -242,6 +242,26 @@ fn a_stalled_publisher_is_replaced_and_players_keep_playing() {
     if let Err(e) = decode_cleanly(&recording) {
         panic!("the player's recording does not decode cleanly: {e}");
     }
+    // The takeover is the one place where video time steps by more than a
+    // frame (the second publisher continues 100 ms after the first's last
+    // message); the frame after it is the second publisher's keyframe.
+    let probe = tern_tests::Probe::of(&recording).expect("ffprobe");
+    let video = probe.packets_of("video");
+    let steps: Vec<usize> = video
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| match (w[0].pts, w[1].pts) {
+            (Some(a), Some(b)) => b - a > 80,
+            _ => false,
+        })
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(steps.len(), 1, "video steps at packets {steps:?}");
+    assert!(
+        video[steps[0]].keyframe,
+        "the first frame after the takeover is not a keyframe: {:?}",
+        video[steps[0]]
+    );
     assert_eq!(protocol_errors(&server.log()), Vec::<&str>::new());
 }
 
