@@ -10,6 +10,7 @@ use crate::message::Tolerated;
 use crate::rtmp::{RtmpError, ServerConnection};
 use crate::time::Instant;
 use crate::ws::{WsConnection, WsError};
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use bytes::Bytes;
 use core::fmt;
@@ -51,9 +52,14 @@ pub trait ServerSession {
 
 /// Lenient readings waiting for the runtime's log: at most
 /// [`ToleratedLog::MAX`]; more in one go only count (a client repeating
-/// the same odd command does not grow memory).
+/// the same odd command does not grow memory). Boxed and only while it
+/// holds notes: a connection that never needs a lenient reading (nearly
+/// all) carries one pointer.
 #[derive(Debug, Default)]
-pub(crate) struct ToleratedLog {
+pub(crate) struct ToleratedLog(Option<Box<Pending>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
     queue: VecDeque<Tolerated>,
     dropped: u32,
 }
@@ -63,10 +69,11 @@ impl ToleratedLog {
     pub(crate) const MAX: usize = 8;
 
     pub(crate) fn push(&mut self, note: Tolerated) {
-        if self.queue.len() < Self::MAX {
-            self.queue.push_back(note);
+        let pending = self.0.get_or_insert_with(Box::default);
+        if pending.queue.len() < Self::MAX {
+            pending.queue.push_back(note);
         } else {
-            self.dropped = self.dropped.saturating_add(1);
+            pending.dropped = pending.dropped.saturating_add(1);
         }
     }
 
@@ -77,21 +84,20 @@ impl ToleratedLog {
     }
 
     /// The next note; after the last one, a summary of those not kept.
+    /// Drained, it frees its memory.
     pub(crate) fn pop(&mut self) -> Option<Tolerated> {
-        if let Some(note) = self.queue.pop_front() {
-            if self.queue.is_empty() {
-                self.queue = VecDeque::new();
-            }
+        let pending = self.0.as_mut()?;
+        if let Some(note) = pending.queue.pop_front() {
             return Some(note);
         }
-        if self.dropped > 0 {
-            let n = core::mem::take(&mut self.dropped);
-            return Some(Tolerated::new(
+        let dropped = pending.dropped;
+        self.0 = None;
+        (dropped > 0).then(|| {
+            Tolerated::new(
                 "(more)",
-                alloc::format!("{n} further lenient readings not listed"),
-            ));
-        }
-        None
+                alloc::format!("{dropped} further lenient readings not listed"),
+            )
+        })
     }
 }
 
