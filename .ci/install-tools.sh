@@ -23,6 +23,21 @@ else
   apt-get install -y -q "${missing[@]}"
 fi
 
+# Interop matrix (tests/tests/interop.rs, docs/interop.md): the players
+# mpv and VLC, headless, without their desktop recommends. GStreamer's
+# rtmpsink/rtmpsrc (librtmp) come with gstreamer1.0-plugins-bad above.
+interop=()
+command -v mpv >/dev/null 2>&1 || interop+=(mpv)
+command -v cvlc >/dev/null 2>&1 || interop+=(vlc-bin vlc-plugin-base)
+if [ ${#interop[@]} -eq 0 ]; then
+  echo "tools: interop players present"
+else
+  echo "tools: installing ${interop[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${interop[@]}"
+fi
+
 if python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "tools: python websockets present"
 else

@@ -203,6 +203,23 @@ pub struct StreamsConfig {
     /// (0 = write every message as it comes). Notices, statuses and replies
     /// never wait. See docs/config.md for the trade-off.
     pub merge_write_ms: u64,
+    /// Drop a publisher that sent no media for this long (0 = never).
+    pub publisher_idle_timeout_secs: u64,
+    /// What a publish of a name that is already live does.
+    pub publish_conflict: PublishConflictConfig,
+}
+
+/// `[streams] publish_conflict`: `"replace"` (the new publisher takes the
+/// name over, once it passed every access check) or `"reject"` (it gets
+/// `NetStream.Publish.BadName` while the old one publishes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishConflictConfig {
+    /// The new publisher takes over.
+    #[default]
+    Replace,
+    /// The new publisher is refused.
+    Reject,
 }
 
 impl Default for StreamsConfig {
@@ -213,6 +230,8 @@ impl Default for StreamsConfig {
             subscriber_queue_bytes: 4 * 1024 * 1024,
             max_lag_ms: 5_000,
             merge_write_ms: 100,
+            publisher_idle_timeout_secs: 10,
+            publish_conflict: PublishConflictConfig::Replace,
         }
     }
 }

@@ -56,8 +56,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use tern_core::access::{AccessPolicy, ConnectRate, RateLimit};
 use tern_core::hub::{
-    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
-    TieredSessions,
+    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, PublishConflict,
+    Request, TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::session::ServerSession;
@@ -386,6 +386,12 @@ pub fn hub_config(config: &Config, limits: &Limits) -> HubConfig {
             config.streams.max_gop_bytes
         } else {
             0
+        },
+        // 0 means never, which the hub spells as a zero duration.
+        publisher_idle_timeout: secs(config.streams.publisher_idle_timeout_secs),
+        publish_conflict: match config.streams.publish_conflict {
+            crate::config::PublishConflictConfig::Replace => PublishConflict::Replace,
+            crate::config::PublishConflictConfig::Reject => PublishConflict::Reject,
         },
         limits: limits.clone(),
         ..HubConfig::default()
@@ -928,6 +934,10 @@ fn feed<C: ServerSession>(
     data: &[u8],
 ) -> Result<(), String> {
     let result = conn.handle_input(now, data).map_err(|e| e.to_string());
+    // Well-framed requests of an unexpected shape that were read leniently.
+    while let Some(note) = conn.poll_tolerated() {
+        debug!("{note}");
+    }
     access.pump(shared, conn, now);
     result
 }
