@@ -77,8 +77,9 @@ ${TERN_SERVER:-}
 [scopes]
 max_connections_per_address = 100000
 max_connections_per_scope = 100000
+${TERN_SCOPES:-}
 
-# TERN_SERVER adds lines to [server], TERN_STREAMS to [streams], e.g. TERN_STREAMS="merge_write_ms = 0".
+# TERN_SERVER adds lines to [server], TERN_SCOPES to [scopes], TERN_STREAMS to [streams], e.g. TERN_STREAMS="merge_write_ms = 0".
 [streams]
 ${TERN_STREAMS:-}
 
