@@ -173,7 +173,13 @@ fn rtmp_url(options: &SoakOptions, app: &str) -> RtmpUrl {
 
 // -------------------------------------------------------------- publishers
 
-async fn publisher_slot(i: usize, options: &SoakOptions, clock: Clock, end: Instant, report: &Shared) {
+async fn publisher_slot(
+    i: usize,
+    options: &SoakOptions,
+    clock: Clock,
+    end: Instant,
+    report: &Shared,
+) {
     let mut rng = Rng::new(i as u64 + 1);
     let url = rtmp_url(options, &format!("live/soak-p{i}"));
     let mut n = 0u64;
@@ -181,7 +187,8 @@ async fn publisher_slot(i: usize, options: &SoakOptions, clock: Clock, end: Inst
         let until = (Instant::now() + rng.secs(20, 40)).min(end);
         report.borrow_mut().publishes += 1;
         n += 1;
-        if let Err(e) = publish(&url, options, clock, until, 1_000_000 + i as u64 * 1000 + n).await {
+        if let Err(e) = publish(&url, options, clock, until, 1_000_000 + i as u64 * 1000 + n).await
+        {
             report.borrow_mut().publish_errors += 1;
             fail(report, "publisher", &e);
         }
@@ -250,7 +257,9 @@ async fn publish(
             FrameKind::Key | FrameKind::Inter => MediaKind::Video,
         };
         let body = media::frame_body(&frame, due, &mut buf);
-        session.conn.send_media(stream, kind, frame.timestamp, body)?;
+        session
+            .conn
+            .send_media(stream, kind, frame.timestamp, body)?;
         session.flush().await?;
     }
     Ok(())
@@ -358,7 +367,7 @@ async fn so_slot(
         let room = format!("chat/soak-{}-g{generation}", k % options.so_rooms.max(1));
         n += 1;
         let id = 3_000_000 + k as u64 * 1000 + n;
-        let result = if k % 2 == 0 {
+        let result = if k.is_multiple_of(2) {
             report.borrow_mut().so_rtmp_sessions += 1;
             so_rtmp(&rtmp_url(options, &room), k, clock, until, report, id).await
         } else {
@@ -465,7 +474,13 @@ fn on_ws_text(text: &[u8], versions: &mut Versions, report: &Shared) -> Result<(
     Ok(())
 }
 
-async fn so_ws(url: &str, k: usize, until: Instant, report: &Shared, n: u64) -> Result<(), SessionError> {
+async fn so_ws(
+    url: &str,
+    k: usize,
+    until: Instant,
+    report: &Shared,
+    n: u64,
+) -> Result<(), SessionError> {
     let mut client = WsClient::connect(url, "tern.v1", n).await?;
     client
         .send_text(r#"{"op":"use","so":"so","persistent":false}"#)

@@ -90,27 +90,81 @@ pub enum Frame {
 /// One step of a run.
 #[derive(Arbitrary, Clone, Debug)]
 pub enum Op {
-    ConnectRtmp { room: u8 },
-    ConnectWs { room: u8 },
-    Use { client: u8, so: u8 },
-    Release { client: u8, so: u8 },
+    ConnectRtmp {
+        room: u8,
+    },
+    ConnectWs {
+        room: u8,
+    },
+    Use {
+        client: u8,
+        so: u8,
+    },
+    Release {
+        client: u8,
+        so: u8,
+    },
     /// RTMP: one batch of these (distinct keys, first wins); WebSocket: the
     /// first one only (one op per frame).
-    Write { client: u8, so: u8, changes: Vec<(u8, Option<Val>)> },
-    Send { client: u8, so: u8, arg: u8 },
-    ServerSet { room: u8, so: u8, key: u8, val: Val },
-    ServerDelete { room: u8, so: u8, key: u8 },
-    ServerClear { room: u8, so: u8 },
-    Publish { client: u8, stream: u8 },
-    Play { client: u8, stream: u8 },
-    CloseStream { client: u8 },
-    Media { client: u8, frame: Frame, dt: u8, size: u8 },
-    Stall { client: u8 },
-    Resume { client: u8 },
+    Write {
+        client: u8,
+        so: u8,
+        changes: Vec<(u8, Option<Val>)>,
+    },
+    Send {
+        client: u8,
+        so: u8,
+        arg: u8,
+    },
+    ServerSet {
+        room: u8,
+        so: u8,
+        key: u8,
+        val: Val,
+    },
+    ServerDelete {
+        room: u8,
+        so: u8,
+        key: u8,
+    },
+    ServerClear {
+        room: u8,
+        so: u8,
+    },
+    Publish {
+        client: u8,
+        stream: u8,
+    },
+    Play {
+        client: u8,
+        stream: u8,
+    },
+    CloseStream {
+        client: u8,
+    },
+    Media {
+        client: u8,
+        frame: Frame,
+        dt: u8,
+        size: u8,
+    },
+    Stall {
+        client: u8,
+    },
+    Resume {
+        client: u8,
+    },
     /// A stalled client reads `n` deliveries.
-    Trickle { client: u8, n: u8 },
-    Disconnect { client: u8 },
-    Advance { ms: u16 },
+    Trickle {
+        client: u8,
+        n: u8,
+    },
+    Disconnect {
+        client: u8,
+    },
+    Advance {
+        ms: u16,
+    },
 }
 
 /// Hub settings the fuzzer picks.
@@ -201,19 +255,41 @@ impl Replica {
 /// A notice as both protocols deliver it.
 #[derive(Debug)]
 enum Notice {
-    Sync { version: u32, data: BTreeMap<String, Value> },
-    Change { version: u32, key: String, value: Value },
-    Ack { version: u32, key: String },
-    Remove { version: u32, key: String },
-    Clear { version: u32 },
-    Message { version: u32 },
+    Sync {
+        version: u32,
+        data: BTreeMap<String, Value>,
+    },
+    Change {
+        version: u32,
+        key: String,
+        value: Value,
+    },
+    Ack {
+        version: u32,
+        key: String,
+    },
+    Remove {
+        version: u32,
+        key: String,
+    },
+    Clear {
+        version: u32,
+    },
+    Message {
+        version: u32,
+    },
     Refused,
 }
 
 /// Batches every subscriber saw, per (room, object, epoch, version).
 type Record = BTreeMap<(usize, usize, u64, u32), Vec<Did>>;
 
-fn finish_batch(record: &mut Record, who: &str, key: (usize, usize, u64, u32), mut batch: Vec<Did>) {
+fn finish_batch(
+    record: &mut Record,
+    who: &str,
+    key: (usize, usize, u64, u32),
+    mut batch: Vec<Did>,
+) {
     if batch.is_empty() {
         return;
     }
@@ -231,7 +307,14 @@ fn finish_batch(record: &mut Record, who: &str, key: (usize, usize, u64, u32), m
 
 impl Replica {
     /// Applies one notice; `at` names the replica in panics.
-    fn on_notice(&mut self, n: Notice, at: &str, record: &mut Record, key: (usize, usize), epoch: u64) {
+    fn on_notice(
+        &mut self,
+        n: Notice,
+        at: &str,
+        record: &mut Record,
+        key: (usize, usize),
+        epoch: u64,
+    ) {
         if let Notice::Sync { version, data } = n {
             self.uses_seen += 1;
             if self.state == Sub::Released || self.uses_seen < self.uses_sent {
@@ -276,7 +359,11 @@ impl Replica {
             panic!(
                 "{at}: {did:?} at version {version} after {} ({})",
                 self.version,
-                if version > self.version { "skipped" } else { "repeated" }
+                if version > self.version {
+                    "skipped"
+                } else {
+                    "repeated"
+                }
             );
         }
         assert!(
@@ -305,7 +392,6 @@ impl Replica {
             _ => {}
         }
     }
-
 
     /// An own batch is answered whole in one version step: it is done once
     /// every key it set was acknowledged at the current version.
@@ -682,9 +768,7 @@ impl World {
                             return;
                         }
                     }
-                    Side::Ws { client, .. } => {
-                        client.text(&json!({"op": "release", "so": name}))
-                    }
+                    Side::Ws { client, .. } => client.text(&json!({"op": "release", "so": name})),
                 }
                 c.replicas[so].detach();
             }
@@ -752,11 +836,15 @@ impl World {
                 let (name, persistent) = OBJECTS[usize::from(so) % OBJECTS.len()];
                 match &mut self.clients[i].side {
                     Side::Rtmp { client, .. } => {
-                        let _ = client.so_send(name, persistent, "m", vec![Value::Number(f64::from(arg))]);
+                        let _ = client.so_send(
+                            name,
+                            persistent,
+                            "m",
+                            vec![Value::Number(f64::from(arg))],
+                        );
                     }
-                    Side::Ws { client, .. } => {
-                        client.text(&json!({"op": "send", "so": name, "method": "m", "args": [arg]}))
-                    }
+                    Side::Ws { client, .. } => client
+                        .text(&json!({"op": "send", "so": name, "method": "m", "args": [arg]})),
                 }
             }
             Op::ServerSet { room, so, key, val } => {
@@ -766,13 +854,17 @@ impl World {
                     value: val.amf(),
                 };
                 let scope = scope(usize::from(room) % ROOMS.len());
-                let _ = self.hub.so_apply(now, &scope, name, persistent, vec![change]);
+                let _ = self
+                    .hub
+                    .so_apply(now, &scope, name, persistent, vec![change]);
             }
             Op::ServerDelete { room, so, key } => {
                 let (name, persistent) = OBJECTS[usize::from(so) % OBJECTS.len()];
                 let change = SoChange::Delete { key: key_name(key) };
                 let scope = scope(usize::from(room) % ROOMS.len());
-                let _ = self.hub.so_apply(now, &scope, name, persistent, vec![change]);
+                let _ = self
+                    .hub
+                    .so_apply(now, &scope, name, persistent, vec![change]);
             }
             Op::ServerClear { room, so } => {
                 let (name, persistent) = OBJECTS[usize::from(so) % OBJECTS.len()];
@@ -853,7 +945,9 @@ impl World {
                     *timestamp = timestamp.wrapping_add(u32::from(dt) * 20);
                     let frames = self.frames.entry((room, *name)).or_default();
                     let seq = frames.len() as u32;
-                    if let Some((kind, payload, priority)) = video_payload(frame, seq, (room, *name), size) {
+                    if let Some((kind, payload, priority)) =
+                        video_payload(frame, seq, (room, *name), size)
+                    {
                         if kind == MediaKind::Video {
                             frames.push(priority);
                         }
@@ -1040,7 +1134,9 @@ impl World {
                 if pending >= SOCKET_BUFFER {
                     break;
                 }
-                let Some(d) = self.hub.poll_delivery(id) else { break };
+                let Some(d) = self.hub.poll_delivery(id) else {
+                    break;
+                };
                 progress = true;
                 match &mut c.side {
                     Side::Rtmp { server, .. } => server.handle_delivery(now, d),
@@ -1052,7 +1148,9 @@ impl World {
         let c = &mut self.clients[i];
         let (closing, pending) = match &c.side {
             Side::Rtmp { server, .. } => (server.is_closing(), server.pending_bytes()),
-            Side::Ws { server, client } => (server.is_closing() || client.closed, server.pending_bytes()),
+            Side::Ws { server, client } => {
+                (server.is_closing() || client.closed, server.pending_bytes())
+            }
         };
         if closing && (pending == 0 || !c.reading) {
             self.close(i);
@@ -1101,7 +1199,10 @@ impl World {
                             | "NetStream.Play.PublishNotify" => {
                                 if let Some((_, p)) = playing {
                                     if !p.started {
-                                        *p = Player { started: true, last: None };
+                                        *p = Player {
+                                            started: true,
+                                            last: None,
+                                        };
                                     }
                                 }
                             }
@@ -1146,12 +1247,19 @@ impl World {
                             continue;
                         };
                         let head = String::from_utf8_lossy(&client.inbuf[..end]).into_owned();
-                        assert!(head.starts_with("HTTP/1.1 101"), "{at}: upgrade refused: {head}");
+                        assert!(
+                            head.starts_with("HTTP/1.1 101"),
+                            "{at}: upgrade refused: {head}"
+                        );
                         client.inbuf.drain(..end + 4);
                         client.upgraded = true;
                     }
                 }
-                let frames = if client.upgraded { client.frames() } else { Vec::new() };
+                let frames = if client.upgraded {
+                    client.frames()
+                } else {
+                    Vec::new()
+                };
                 for (opcode, payload) in frames {
                     progress = true;
                     match opcode {
@@ -1189,7 +1297,10 @@ impl World {
                 }
                 let t = match &c.side {
                     Side::Rtmp { client, server, .. } => {
-                        [server.poll_timeout(), client.poll_timeout()].into_iter().flatten().min()
+                        [server.poll_timeout(), client.poll_timeout()]
+                            .into_iter()
+                            .flatten()
+                            .min()
                     }
                     Side::Ws { server, .. } => server.poll_timeout(),
                 };
@@ -1235,7 +1346,10 @@ impl World {
                     let key_prefix = (room, so, *e);
                     let had = self
                         .record
-                        .range((key_prefix.0, key_prefix.1, key_prefix.2, 0)..=(key_prefix.0, key_prefix.1, key_prefix.2, u32::MAX))
+                        .range(
+                            (key_prefix.0, key_prefix.1, key_prefix.2, 0)
+                                ..=(key_prefix.0, key_prefix.1, key_prefix.2, u32::MAX),
+                        )
                         .next()
                         .is_some();
                     if had {
@@ -1316,7 +1430,10 @@ impl World {
             .filter(|s| s.path.as_str().matches('/').count() > 1)
             .map(|s| s.path.as_str().to_owned())
             .collect();
-        assert!(rooms.is_empty(), "rooms left after everyone left: {rooms:?}");
+        assert!(
+            rooms.is_empty(),
+            "rooms left after everyone left: {rooms:?}"
+        );
         let objects: Vec<String> = self
             .hub
             .shared_objects()

@@ -95,9 +95,5 @@ async fn without_headroom_the_server_warns_and_clients_past_the_limit_wait() {
         "{} of {CLIENTS} handshakes answered under a limit of {SOFT}",
         served.len()
     );
-    assert!(
-        server.log().contains("accept failed"),
-        "{}",
-        server.log()
-    );
+    assert!(server.log().contains("accept failed"), "{}", server.log());
 }
