@@ -165,6 +165,13 @@ pub enum Op {
     Advance {
         ms: u16,
     },
+    /// A publisher sends `frames % 64` messages at once (keyframe, inter,
+    /// disposable and audio in a fixed pattern), `dt` × 20 ms apart.
+    Burst {
+        client: u8,
+        frames: u8,
+        dt: u8,
+    },
 }
 
 /// Hub settings the fuzzer picks.
@@ -932,29 +939,22 @@ impl World {
                 dt,
                 size,
             } => {
-                let Some(i) = self.pick(client) else { return };
-                let room = self.clients[i].room;
-                if let Side::Rtmp {
-                    client,
-                    stream: Some(id),
-                    publishing: Some(name),
-                    timestamp,
-                    ..
-                } = &mut self.clients[i].side
-                {
-                    *timestamp = timestamp.wrapping_add(u32::from(dt) * 20);
-                    let frames = self.frames.entry((room, *name)).or_default();
-                    let seq = frames.len() as u32;
-                    if let Some((kind, payload, priority)) =
-                        video_payload(frame, seq, (room, *name), size)
-                    {
-                        if kind == MediaKind::Video {
-                            frames.push(priority);
-                        }
-                        let _ = client.send_media(*id, kind, *timestamp, payload);
-                    } else {
-                        let meta = metadata();
-                        let _ = client.send_media(*id, MediaKind::Data, *timestamp, meta);
+                if let Some(i) = self.pick(client) {
+                    self.send_frame(i, frame, dt, size);
+                }
+            }
+            Op::Burst { client, frames, dt } => {
+                // A group of pictures' worth at once, before anyone reads:
+                // what fills a slow player's outbox.
+                if let Some(i) = self.pick(client) {
+                    for n in 0..frames % 64 {
+                        let frame = match n % 12 {
+                            0 => Frame::Key,
+                            3 | 7 => Frame::Disposable,
+                            5 | 10 => Frame::Audio,
+                            _ => Frame::Inter,
+                        };
+                        self.send_frame(i, frame, dt, 128);
                     }
                 }
             }
@@ -988,6 +988,34 @@ impl World {
                 }
             }
             Op::Advance { ms } => self.advance(Duration::from_millis(u64::from(ms) * 8)),
+        }
+    }
+
+    /// Client `i`, if it publishes, sends one media message `dt` × 20 ms
+    /// after its last (`size` × 8 bytes of padding).
+    fn send_frame(&mut self, i: usize, frame: Frame, dt: u8, size: u8) {
+        let room = self.clients[i].room;
+        if let Side::Rtmp {
+            client,
+            stream: Some(id),
+            publishing: Some(name),
+            timestamp,
+            ..
+        } = &mut self.clients[i].side
+        {
+            *timestamp = timestamp.wrapping_add(u32::from(dt) * 20);
+            let frames = self.frames.entry((room, *name)).or_default();
+            let seq = frames.len() as u32;
+            if let Some((kind, payload, priority)) = video_payload(frame, seq, (room, *name), size)
+            {
+                if kind == MediaKind::Video {
+                    frames.push(priority);
+                }
+                let _ = client.send_media(*id, kind, *timestamp, payload);
+            } else {
+                let meta = metadata();
+                let _ = client.send_media(*id, MediaKind::Data, *timestamp, meta);
+            }
         }
     }
 
