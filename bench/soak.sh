@@ -80,6 +80,8 @@ sleep $(( ROOM_IDLE * 2 + 12 ))
 touch "$OUT/stop"
 wait "$SAMPLER" || echo "soak: the sampler failed" >&2
 
+# The checks (their exit status is the script's; the plot is drawn either way).
+set +e
 python3 - "$OUT" "$WARMUP" "$LOAD_END" "$load_status" <<'PY' | tee "$OUT/summary.txt"
 import json, sys
 out, warmup, load_end, load_status = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
@@ -130,6 +132,7 @@ print("soak: " + ("PASS" if ok else "FAIL"))
 sys.exit(0 if ok else 1)
 PY
 status=${PIPESTATUS[0]}
+set -e
 
 if command -v gnuplot > /dev/null; then
     gnuplot <<GP
