@@ -23,6 +23,7 @@
 //! 4. Call [`Hub::handle_timeout`]`(now)` when [`Hub::poll_timeout`] is
 //!    reached (re-read it after every call of 1 or 4), then drain 2 again.
 
+mod admin;
 mod app;
 mod connections;
 mod objects;
@@ -33,6 +34,7 @@ mod streams;
 #[cfg(test)]
 mod tests;
 
+pub use admin::ConnectionInfo;
 pub use app::{Application, Decision, DefaultApplication, SoAccess, TieredSessions};
 pub use outbox::{Outbox, OutboxLimits, OverflowReason, PushOutcome};
 pub use request::{
