@@ -246,19 +246,19 @@ fn scope_of(shared: &Shared, segments: &[&str]) -> Result<ScopePath, Response> {
     let (app, rooms) = segments
         .split_first()
         .ok_or_else(|| error(400, "the path names no app"))?;
-    let max_depth = shared.with_hub(|hub| hub.config().max_depth);
-    if rooms.len() > max_depth {
-        return Err(error(
-            400,
-            format!("scope is nested deeper than {max_depth} rooms"),
-        ));
-    }
     let bad = |segment: &str, e: tern_core::scope_path::NameError| {
         error(400, format!("invalid path segment {segment:?}: {e}"))
     };
     let mut scope = ScopePath::app(app).map_err(|e| bad(app, e))?;
     for room in rooms {
         scope = scope.child(room).map_err(|e| bad(room, e))?;
+    }
+    let max_depth = shared.with_hub(|hub| hub.config().max_depth);
+    if rooms.len() > max_depth {
+        return Err(error(
+            400,
+            format!("scope is nested deeper than {max_depth} rooms"),
+        ));
     }
     Ok(scope)
 }
