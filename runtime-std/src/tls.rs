@@ -247,10 +247,12 @@ impl std::error::Error for HandshakeError {}
 
 impl Tls {
     /// An acceptor over `certs`, offering `alpn` (e.g. `http/1.1`; empty:
-    /// no ALPN).
+    /// no ALPN) and sending `tickets` TLS 1.3 session tickets after each
+    /// handshake (0: none, no resumption).
     pub fn new(
         certs: Arc<Certificates>,
         alpn: &[&[u8]],
+        tickets: usize,
         handshake_timeout: Duration,
     ) -> Result<Tls, TlsError> {
         // ring, not aws-lc-rs (which needs cmake and a long C build here):
@@ -266,6 +268,7 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(certs);
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config.send_tls13_tickets = tickets;
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             handshake_timeout,
@@ -303,8 +306,13 @@ impl TlsSetup {
         let certs = Arc::new(Certificates::load(config)?);
         let timeout = Duration::from_secs(config.handshake_timeout_secs.max(1));
         Ok(TlsSetup {
-            rtmps: Tls::new(Arc::clone(&certs), &[], timeout)?,
-            https: Tls::new(Arc::clone(&certs), &[b"http/1.1"], timeout)?,
+            // No TLS 1.3 session tickets on RTMPS: librtmp (rtmpdump, and
+            // every tool built on it) with GnuTLS fails its RTMP handshake
+            // when a ticket arrives after the TLS handshake, and RTMP
+            // clients reconnect seldom enough not to need resumption.
+            rtmps: Tls::new(Arc::clone(&certs), &[], 0, timeout)?,
+            // Browsers reconnect often: rustls' default of 2 tickets.
+            https: Tls::new(Arc::clone(&certs), &[b"http/1.1"], 2, timeout)?,
             certs,
         })
     }
