@@ -9,9 +9,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::hint::black_box;
 use tern_core::Instant;
 use tern_core::amf0::Value;
-use tern_core::hub::{
-    ConnId, ConnectRequest, Hub, HubConfig, MediaKind, MediaRoute, Protocol, Request,
-};
+use tern_core::hub::{ConnId, ConnectRequest, Hub, HubConfig, MediaKind, Protocol, Request};
 
 fn connect(hub: &mut Hub, now: Instant, id: u64) {
     hub.handle(
@@ -23,6 +21,7 @@ fn connect(hub: &mut Hub, now: Instant, id: u64) {
             params: Value::Null,
             args: Vec::new(),
             address: None,
+            notices: Some(tern_core::rtmp::notices_encoder()),
         }),
     );
 }
@@ -54,10 +53,7 @@ fn hub_with(players: u64) -> Hub {
                 stream: 1,
                 name: "cam".into(),
                 start: -2.0,
-                route: MediaRoute {
-                    chunk_size: 4096,
-                    stream_id: 1,
-                },
+                encoder: tern_core::rtmp::media_encoder(4096, 1),
             },
         );
     }

@@ -30,6 +30,7 @@ pub mod handshake;
 pub mod hub;
 pub mod limits;
 pub mod message;
+pub mod queue;
 pub mod rtmp;
 pub mod scope_path;
 pub mod session;
@@ -40,6 +41,8 @@ pub mod time;
 pub mod trace;
 pub mod ws;
 
+#[cfg(test)]
+mod scenarios;
 #[cfg(test)]
 mod testing;
 

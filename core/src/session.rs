@@ -7,71 +7,10 @@
 
 use crate::hub::{Delivery, Request};
 use crate::rtmp::{RtmpError, ServerConnection};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::ws::{WsConnection, WsError};
-use alloc::collections::VecDeque;
 use bytes::Bytes;
 use core::fmt;
-
-/// Entries an emptied queue that carries a stream (media) keeps allocated.
-///
-/// A burst (a player's join, a slow socket) may grow a queue to hundreds of
-/// entries; that must not stay allocated for the connection's life. Eight
-/// holds what one merged write usually carries (100 ms of a 2.5 Mbit/s
-/// stream is about seven messages); 16 cost a 1000-player run 1.4 KB of
-/// RSS per player (docs/benchmarks.md).
-pub(crate) const KEEP_QUEUED: usize = 8;
-
-/// Gives back the memory of a queue that just emptied.
-///
-/// A server holds thousands of idle connections, so a queue that only
-/// carries occasional items (commands, notices, control) is freed entirely:
-/// an idle connection then holds no queue buffer at all. A queue that
-/// carries a stream (`streaming`: media went through it since it last
-/// emptied) would be allocated again at once, so it keeps up to
-/// [`KEEP_QUEUED`] entries and no more.
-pub(crate) fn release_queue<T>(queue: &mut VecDeque<T>, streaming: bool) {
-    if !queue.is_empty() {
-        return;
-    }
-    if !streaming {
-        *queue = VecDeque::new();
-    } else if queue.capacity() > KEEP_QUEUED {
-        queue.shrink_to(KEEP_QUEUED);
-    }
-}
-
-/// Refills this close to the previous one make a queue busy.
-pub(crate) const BUSY_WITHIN: Duration = Duration::from_secs(1);
-
-/// How often a queue of occasional items (notices) is refilled: one that is
-/// refilled again within [`BUSY_WITHIN`] (a shared-object subscriber getting
-/// a stream of changes) keeps a few slots when it drains, so each change
-/// does not allocate and free its queue again; an idle connection's queue is
-/// still freed when it drains (its last refill was long ago). A busy queue
-/// that goes quiet keeps its slots until it next drains — after its next,
-/// then cold, refill.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct QueueUse {
-    last_refill: Option<Instant>,
-    busy: bool,
-}
-
-impl QueueUse {
-    /// Notes that the (empty) queue gets an item at `now`.
-    pub(crate) fn refill(&mut self, now: Instant) {
-        self.busy = self
-            .last_refill
-            .is_some_and(|last| now.saturating_since(last) < BUSY_WITHIN);
-        self.last_refill = Some(now);
-    }
-
-    /// Gives back the memory of `queue` if it just emptied: as
-    /// [`release_queue`], but a busy queue keeps [`KEEP_QUEUED`] slots.
-    pub(crate) fn release<T>(&self, queue: &mut VecDeque<T>, streaming: bool) {
-        release_queue(queue, streaming || self.busy);
-    }
-}
 
 /// A server-side protocol connection, driven in the order the
 /// [`crate::rtmp`] module documents.
@@ -105,10 +44,9 @@ pub trait ServerSession {
 }
 
 /// How a connection turns shared-object notices into bytes, when that does
-/// not depend on the connection's own state: it sends the update's shared
-/// encoding as it is ([`SoUpdate::rtmp_chunks`](crate::hub::SoUpdate::rtmp_chunks)
-/// on RTMP, [`SoUpdate::ws_text_frames`](crate::hub::SoUpdate::ws_text_frames)
-/// on a JSON WebSocket).
+/// not depend on the connection's own state: it sends the delivery's shared
+/// encoding ([`SoDelivery::encoded`](crate::hub::SoDelivery::encoded)) as
+/// it is.
 ///
 /// A runtime may then write such a delivery to an idle connection's socket
 /// itself, without waking the connection's task: the bytes are the same,
@@ -135,18 +73,18 @@ impl SharedEncoding {
     /// shared encoding (`None`: the connection must handle it itself). An
     /// empty slice means the connection would send nothing.
     pub fn bytes(self, delivery: &Delivery) -> Option<&[Bytes]> {
-        let Delivery::SharedObject(update) = delivery else {
+        let Delivery::SharedObject(so) = delivery else {
             return None;
         };
+        let shared = core::slice::from_ref(&so.encoded);
         match self {
             SharedEncoding::None => None,
+            // The same test as the connection's own (`handle_delivery`).
             SharedEncoding::Rtmp { out_chunk_size } => {
-                // The same test as the connection's own (`handle_delivery`).
-                let fits = update.rtmp_payload().len() <= out_chunk_size as usize;
-                (fits && !update.rtmp_chunks().is_empty())
-                    .then(|| core::slice::from_ref(update.rtmp_chunks()))
+                crate::rtmp::fanout::notice_fits(&so.encoded, out_chunk_size).then_some(shared)
             }
-            SharedEncoding::WebSocketJson => Some(update.ws_text_frames()),
+            SharedEncoding::WebSocketJson if so.encoded.is_empty() => Some(&[]),
+            SharedEncoding::WebSocketJson => Some(shared),
         }
     }
 }
@@ -199,38 +137,3 @@ delegate_session!(WsConnection, WsError, |reason| matches!(
     reason,
     None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. })
 ));
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_emptied_queue_is_freed_or_bounded() {
-        let mut queue: VecDeque<u32> = (0..100).collect();
-        release_queue(&mut queue, false);
-        assert!(queue.capacity() >= 100, "a queue with items is left alone");
-        queue.clear();
-        release_queue(&mut queue, true);
-        assert!(queue.capacity() <= KEEP_QUEUED, "a streaming queue shrinks");
-        assert!(queue.capacity() > 0, "but keeps some room");
-        release_queue(&mut queue, false);
-        assert_eq!(queue.capacity(), 0, "an occasional queue is freed");
-    }
-
-    #[test]
-    fn a_queue_refilled_often_keeps_its_slots_an_idle_one_does_not() {
-        let mut usage = QueueUse::default();
-        let mut queue: VecDeque<u32> = VecDeque::new();
-        let mut cycle = |usage: &mut QueueUse, at: u64| {
-            usage.refill(Instant::from_millis(at));
-            queue.push_back(1);
-            queue.pop_front();
-            usage.release(&mut queue, false);
-            queue.capacity()
-        };
-        assert_eq!(cycle(&mut usage, 0), 0, "first item: freed");
-        assert!(cycle(&mut usage, 500) > 0, "again within 1 s: kept");
-        assert!(cycle(&mut usage, 900) > 0);
-        assert_eq!(cycle(&mut usage, 5_000), 0, "after a quiet spell: freed");
-    }
-}

@@ -5,8 +5,7 @@
 //! that joins mid-stream starts with a decodable picture. Payloads are kept as
 //! shared [`Bytes`]: nothing is copied per player.
 
-use crate::chunk::standalone_payload;
-use crate::hub::{ConnId, MediaKind, MediaPriority, MediaRoute};
+use crate::hub::{ConnId, Encoder, MediaKind, MediaPriority};
 use crate::message::media::{AudioTag, VideoFrameType, VideoTag};
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -83,8 +82,10 @@ impl CachedMessage {
 pub struct Player {
     /// Its connection.
     pub conn: ConnId,
-    /// Its message stream id and chunking.
-    pub route: MediaRoute,
+    /// Its message stream id.
+    pub stream: u32,
+    /// How its media is encoded.
+    pub encoder: Encoder,
     /// Sequence headers must be resent before its next keyframe (after a
     /// cut-back dropped frames).
     pub needs_headers: bool,
@@ -122,12 +123,12 @@ pub fn classify(kind: MediaKind, payload: &[u8]) -> MediaPriority {
 }
 
 /// A cached GOP message's body: kept once, either as the publisher sent it
-/// (while nobody plays) or as the chunks relayed to the first player's
-/// route, which joiners on that route share.
+/// (while nobody plays) or as the encoding relayed to the first player,
+/// which joiners with an equal encoder share.
 #[derive(Clone, Debug)]
 enum GopBody {
     Payload(Bytes),
-    Chunks(MediaRoute, Bytes),
+    Encoded(Encoder, Bytes),
 }
 
 #[derive(Clone, Debug)]
@@ -152,8 +153,8 @@ pub struct LiveStream {
     /// Timestamp of the last message published.
     pub last_timestamp: Option<u32>,
     /// Messages since the last keyframe (keyframe first), if caching. Each
-    /// body is held once: as chunks for one route when it was relayed or a
-    /// joiner needed it (players on that route share them), else as the
+    /// body is held once: as one encoder's encoding when it was relayed or a
+    /// joiner needed it (players with that encoder share it), else as the
     /// payload. A GOP at 2.5 Mbit/s is ~625 KB, the largest thing a stream
     /// holds; keeping payload and encoding both would double it.
     gop: Vec<GopEntry>,
@@ -178,31 +179,30 @@ impl LiveStream {
         self.gop.get(index).map(|e| e.stamp)
     }
 
-    /// GOP message `index` chunked for `route`: the kept chunks if they are
-    /// for that route; else `encode`'s, which are kept in place of the
-    /// payload if only the payload was kept (later joiners on that route
-    /// share them); joiners on another route get their own encoding of the
-    /// payload recovered from the kept chunks. `None` past the end (or if
-    /// the kept chunks cannot be read back, which `encode_standalone`'s
-    /// output always can).
-    pub fn gop_chunks(
+    /// GOP message `index` encoded by `encoder`: the kept encoding if it is
+    /// `encoder`'s; else `encode`'s, which is kept in place of the payload
+    /// if only the payload was kept (later joiners with that encoder share
+    /// it); joiners with another encoder get their own encoding of the
+    /// payload recovered from the kept one. `None` past the end (or if the
+    /// kept encoding cannot be read back).
+    pub fn gop_encoded(
         &mut self,
         index: usize,
-        route: MediaRoute,
+        encoder: Encoder,
         encode: impl FnOnce(&CachedMessage) -> Bytes,
     ) -> Option<Bytes> {
         let entry = self.gop.get_mut(index)?;
         let stamp = entry.stamp;
         match &entry.body {
-            GopBody::Chunks(r, chunks) if *r == route => Some(chunks.clone()),
-            GopBody::Chunks(r, chunks) => {
-                let payload = standalone_payload(chunks, r.chunk_size)?;
+            GopBody::Encoded(kept, bytes) if *kept == encoder => Some(bytes.clone()),
+            GopBody::Encoded(kept, bytes) => {
+                let payload = kept.media_body(bytes)?;
                 Some(encode(&stamp.with_payload(payload)))
             }
             GopBody::Payload(payload) => {
-                let chunks = encode(&stamp.with_payload(payload.clone()));
-                entry.body = GopBody::Chunks(route, chunks.clone());
-                Some(chunks)
+                let bytes = encode(&stamp.with_payload(payload.clone()));
+                entry.body = GopBody::Encoded(encoder, bytes.clone());
+                Some(bytes)
             }
         }
     }
@@ -218,14 +218,14 @@ impl LiveStream {
     }
 
     /// Remembers what late joiners need from `message`, after it was
-    /// relayed: `relayed` is its encoding for one route, if it was encoded
+    /// relayed: `relayed` is its encoding by one encoder, if it was encoded
     /// (the GOP keeps that instead of a copy of the payload). With
     /// `max_gop_bytes` zero no GOP is cached; a GOP over the bound is
     /// dropped until the next keyframe.
     pub fn remember(
         &mut self,
         message: &CachedMessage,
-        relayed: Option<(MediaRoute, Bytes)>,
+        relayed: Option<(Encoder, Bytes)>,
         max_gop_bytes: usize,
     ) {
         self.last_timestamp = Some(message.timestamp);
@@ -257,7 +257,7 @@ impl LiveStream {
         }
         self.gop_bytes += message.payload.len();
         let body = match relayed {
-            Some((route, chunks)) => GopBody::Chunks(route, chunks),
+            Some((encoder, bytes)) => GopBody::Encoded(encoder, bytes),
             None => GopBody::Payload(message.detached().payload),
         };
         self.gop.push(GopEntry {
@@ -321,62 +321,71 @@ mod tests {
         assert_eq!(s.gop_len(), 0, "over the bound: dropped");
     }
 
-    fn encode_for(route: MediaRoute, m: &CachedMessage) -> Bytes {
-        let raw = crate::chunk::RawMessage {
-            csid: 6,
-            timestamp: m.timestamp,
-            type_id: 9,
-            stream_id: route.stream_id,
-            payload: m.payload.clone(),
-        };
-        let mut out = bytes::BytesMut::new();
-        crate::chunk::encode_standalone(&raw, route.chunk_size, &mut out).unwrap();
-        out.freeze()
+    /// A codec whose encoding is the key's low byte followed by the body:
+    /// enough to tell encodings apart and read bodies back.
+    #[derive(Debug)]
+    struct Tagged;
+
+    impl crate::hub::FanoutCodec for Tagged {
+        fn name(&self) -> &'static str {
+            "tagged"
+        }
+        fn encode_media(&self, key: u64, m: &CachedMessage) -> Bytes {
+            let mut out = alloc::vec![key as u8];
+            out.extend_from_slice(&m.payload);
+            Bytes::from(out)
+        }
+        fn media_body(&self, _key: u64, encoded: &Bytes) -> Option<Bytes> {
+            (!encoded.is_empty()).then(|| encoded.slice(1..))
+        }
+        fn encode_update(&self, _key: u64, _update: &crate::hub::SoUpdate) -> Bytes {
+            Bytes::new()
+        }
+    }
+
+    static TAGGED: Tagged = Tagged;
+
+    fn encode_for(encoder: Encoder, m: &CachedMessage) -> Bytes {
+        encoder.encode_media(m)
     }
 
     #[test]
-    fn the_gop_keeps_one_body_and_joiners_on_its_route_share_it() {
-        let route = MediaRoute {
-            chunk_size: 4096,
-            stream_id: 1,
-        };
-        let other = MediaRoute {
-            chunk_size: 2,
-            stream_id: 1,
-        };
+    fn the_gop_keeps_one_body_and_joiners_with_its_encoder_share_it() {
+        let route = Encoder::new(&TAGGED, 1);
+        let other = Encoder::new(&TAGGED, 2);
         let mut s = LiveStream::default();
         let key = msg(MediaKind::Video, &[0x17, 1, 0, 0]);
         let inter = msg(MediaKind::Video, &[0x27, 1, 0]);
-        // The keyframe was relayed: the GOP keeps those very chunks.
+        // The keyframe was relayed: the GOP keeps that very encoding.
         let relayed = encode_for(route, &key);
         s.remember(&key, Some((route, relayed.clone())), 100);
         // Nobody played the next one: its payload is kept.
         s.remember(&inter, None, 100);
         let encodes = core::cell::Cell::new(0);
-        let encode = |r: MediaRoute| {
+        let encode = |r: Encoder| {
             let encodes = &encodes;
             move |m: &CachedMessage| {
                 encodes.set(encodes.get() + 1);
                 encode_for(r, m)
             }
         };
-        let first = s.gop_chunks(0, route, encode(route)).unwrap();
-        assert_eq!(first.as_ptr(), relayed.as_ptr(), "the relayed chunks");
+        let first = s.gop_encoded(0, route, encode(route)).unwrap();
+        assert_eq!(first.as_ptr(), relayed.as_ptr(), "the relayed encoding");
         assert_eq!(encodes.get(), 0);
-        // The payload is encoded once and replaced by its chunks.
-        let a = s.gop_chunks(1, route, encode(route)).unwrap();
-        let b = s.gop_chunks(1, route, encode(route)).unwrap();
+        // The payload is encoded once and replaced by its encoding.
+        let a = s.gop_encoded(1, route, encode(route)).unwrap();
+        let b = s.gop_encoded(1, route, encode(route)).unwrap();
         assert_eq!(a.as_ptr(), b.as_ptr(), "the same shared bytes");
         assert_eq!(encodes.get(), 1);
-        assert!(matches!(s.gop[1].body, GopBody::Chunks(r, _) if r == route));
-        // Another route gets its own encoding of the recovered payload.
+        assert!(matches!(s.gop[1].body, GopBody::Encoded(e, _) if e == route));
+        // Another encoder gets its own encoding of the recovered payload.
         for index in 0..2 {
-            let theirs = s.gop_chunks(index, other, encode(other)).unwrap();
+            let theirs = s.gop_encoded(index, other, encode(other)).unwrap();
             let expected = encode_for(other, &[&key, &inter][index].clone());
             assert_eq!(theirs, expected);
         }
-        assert_eq!(encodes.get(), 3, "once per message for another route");
-        assert!(s.gop_chunks(2, route, encode(route)).is_none());
+        assert_eq!(encodes.get(), 3, "once per message for another encoder");
+        assert!(s.gop_encoded(2, route, encode(route)).is_none());
     }
 
     #[test]
@@ -402,7 +411,7 @@ mod tests {
         s.remember(&key, None, 1 << 20);
         match &s.gop[0].body {
             GopBody::Payload(p) => assert!(!within.contains(&p.as_ptr())),
-            GopBody::Chunks(..) => panic!("nothing was relayed"),
+            GopBody::Encoded(..) => panic!("nothing was relayed"),
         }
     }
 }

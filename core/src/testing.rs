@@ -282,16 +282,31 @@ pub fn shared_bytes(
 }
 
 /// A shared-object update of object "o": key "k" set to a string of `len`
-/// bytes, as the hub delivers it.
-pub fn so_change_delivery(len: usize) -> crate::hub::Delivery {
-    use crate::hub::{Delivery, SoNotice, SoUpdate};
-    Delivery::SharedObject(alloc::sync::Arc::new(SoUpdate::new(
-        "o".into(),
-        false,
-        1,
-        alloc::vec![SoNotice::Change {
-            key: "k".into(),
-            value: crate::amf0::Value::string("v".repeat(len)),
-        }],
-    )))
+/// bytes, as the hub delivers it to a subscriber with `encoder`.
+pub fn so_change_delivery(len: usize, encoder: crate::hub::Encoder) -> crate::hub::Delivery {
+    use crate::hub::{SoNotice, SoUpdate};
+    so_delivery(
+        SoUpdate::new(
+            "o".into(),
+            false,
+            1,
+            alloc::vec![SoNotice::Change {
+                key: "k".into(),
+                value: crate::amf0::Value::string("v".repeat(len)),
+            }],
+        ),
+        Some(encoder),
+    )
+}
+
+/// `update` as the hub delivers it to a subscriber with `encoder`.
+pub fn so_delivery(
+    update: crate::hub::SoUpdate,
+    encoder: Option<crate::hub::Encoder>,
+) -> crate::hub::Delivery {
+    let encoded = encoder.map_or_else(bytes::Bytes::new, |e| e.encode_update(&update));
+    crate::hub::Delivery::SharedObject(crate::hub::SoDelivery {
+        update: alloc::sync::Arc::new(update),
+        encoded,
+    })
 }

@@ -11,8 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Hub, HubConfig, MediaKind, MediaRoute, Protocol, Request, SoChange,
-    SoOp,
+    ConnId, ConnectRequest, Hub, HubConfig, MediaKind, Protocol, Request, SoChange, SoOp,
 };
 
 struct Counting;
@@ -57,6 +56,7 @@ fn connect(hub: &mut Hub, now: Instant, id: u64) {
             params: tern_core::amf0::Value::Null,
             args: Vec::new(),
             address: None,
+            notices: Some(tern_core::rtmp::notices_encoder()),
         }),
     );
 }
@@ -92,10 +92,7 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
                 stream: 1,
                 name: "cam".into(),
                 start: -2.0,
-                route: MediaRoute {
-                    chunk_size: 4096,
-                    stream_id: 1,
-                },
+                encoder: tern_core::rtmp::media_encoder(4096, 1),
             },
         );
     }

@@ -12,7 +12,9 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use tern_core::Instant;
-use tern_core::hub::{Delivery, Request, SessionLimits, SoChange, SoNotice, SoOp, SoUpdate};
+use tern_core::hub::{
+    Delivery, Request, SessionLimits, SoChange, SoDelivery, SoNotice, SoOp, SoUpdate,
+};
 use tern_core::scope_path::ScopePath;
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core_fuzz::pieces;
@@ -94,7 +96,12 @@ fn answer(conn: &mut WsConnection, now: Instant) {
                     SoOp::Send { method, args } => vec![SoNotice::Message { method, args }],
                     SoOp::Release => continue,
                 };
-                Delivery::SharedObject(Arc::new(SoUpdate::new(name, persistent, version, notices)))
+                let update = SoUpdate::new(name, persistent, version, notices);
+                let encoded = tern_core::ws::fanout::notices_encoder().encode_update(&update);
+                Delivery::SharedObject(SoDelivery {
+                    update: Arc::new(update),
+                    encoded,
+                })
             }
             _ => continue,
         };

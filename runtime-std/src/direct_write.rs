@@ -281,6 +281,7 @@ mod tests {
                 params: Value::Null,
                 args: Vec::new(),
                 address: None,
+                notices: Some(tern_core::rtmp::notices_encoder()),
             };
             hub.handle(now, conn, Request::Connect(connect));
         }
@@ -302,11 +303,11 @@ mod tests {
         }
         hub.handle(later, WRITER, so(SoOp::Batch(vec![set])));
         while hub.poll_event().is_some() {}
-        let Some(Delivery::SharedObject(update)) = hub.outbox(SUBSCRIBER).and_then(|o| o.front())
+        let Some(Delivery::SharedObject(so)) = hub.outbox(SUBSCRIBER).and_then(|o| o.front())
         else {
             panic!("no change queued for the subscriber");
         };
-        let chunks = update.rtmp_chunks().clone();
+        let chunks = so.encoded.clone();
         assert!(!chunks.is_empty());
         (hub, chunks)
     }

@@ -34,7 +34,8 @@ impl Hub {
         self.mail
             .outboxes
             .entry(conn)
-            .or_insert_with(|| Box::new(Outbox::new(self.config.outbox)));
+            .or_insert_with(|| Box::new(Outbox::new(self.config.outbox)))
+            .set_notices_encoder(request.notices);
         match self.admit(conn, &request) {
             Ok(scope) => {
                 let session = self.app.session_limits(&request);

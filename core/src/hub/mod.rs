@@ -26,24 +26,23 @@
 mod admin;
 mod app;
 mod connections;
+mod fanout;
 mod objects;
 mod outbox;
 mod request;
 mod scopes;
 mod streams;
-#[cfg(test)]
-mod tests;
 
 pub use admin::ConnectionInfo;
 pub use app::{Application, Decision, DefaultApplication, SoAccess, TieredSessions};
+pub use fanout::{Encoder, EncodingStats, FanoutCodec};
 pub use outbox::{Outbox, OutboxLimits, OverflowReason, PushOutcome};
 pub use request::{
-    ConnId, ConnectRequest, Delivery, Level, MediaDelivery, MediaKind, MediaPriority, MediaRoute,
-    Protocol, RejectCode, Request, SessionLimits, SoChange, SoNotice, SoOp, SoUpdate, media_csid,
+    ConnId, ConnectRequest, Delivery, Level, MediaDelivery, MediaKind, MediaPriority, Protocol,
+    RejectCode, Request, SessionLimits, SoChange, SoDelivery, SoNotice, SoOp, SoUpdate,
 };
 
 use crate::Limits;
-use crate::chunk::{RawMessage, encode_standalone};
 use crate::message::DataMessage;
 use crate::scope_path::{NameError, ScopePath, split_query, validate_segment};
 use crate::shared_object::{SharedObject, SoLimits, status, status_update};
@@ -57,8 +56,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use core::net::IpAddr;
+use fanout::EncodingCache;
 
 /// Everything a hub can be configured with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,6 +262,10 @@ struct Mailroom {
     /// The time of the current operation (`handle`, `handle_timeout`,
     /// `close_all`); only for the outboxes' memory policy.
     now: Instant,
+    /// The current fan-out's encodings (a media message or an update).
+    encodings: EncodingCache,
+    /// Encodings built so far.
+    encoded: EncodingStats,
 }
 
 impl Mailroom {
@@ -287,6 +291,25 @@ impl Mailroom {
             _ => {}
         }
         Some(outcome)
+    }
+
+    /// Queues `update` for `conn`, in the encoding of `conn`'s notice
+    /// encoder (made now if no receiver of `update` with an equal encoder
+    /// was sent it yet).
+    fn deliver_update(&mut self, conn: ConnId, update: &Arc<SoUpdate>) -> Option<PushOutcome> {
+        let outbox = self.outboxes.get(&conn)?;
+        if outbox.closed().is_some() {
+            return None;
+        }
+        let encoded = match outbox.notices_encoder() {
+            Some(encoder) => self.encodings.update(encoder, update, &mut self.encoded),
+            None => Bytes::new(),
+        };
+        let delivery = Delivery::SharedObject(SoDelivery {
+            update: Arc::clone(update),
+            encoded,
+        });
+        self.deliver(conn, delivery)
     }
 
     /// Queues the final delivery even past the bounds.
@@ -320,8 +343,6 @@ pub struct Hub {
     streams: BTreeMap<(ScopePath, String), LiveStream>,
     mail: Mailroom,
     timers: BTreeSet<(Instant, Timer)>,
-    /// Per media message: one encoding per route (reused, never shrinks).
-    encodings: Vec<(MediaRoute, Bytes)>,
     counters: HubCounters,
 }
 
@@ -384,7 +405,6 @@ impl Hub {
             streams: BTreeMap::new(),
             mail: Mailroom::default(),
             timers: BTreeSet::new(),
-            encodings: Vec::new(),
             counters: HubCounters::default(),
         }
     }
@@ -446,8 +466,8 @@ impl Hub {
                         stream,
                         name,
                         start,
-                        route,
-                    } => self.play(now, conn, &scope, stream, &name, start, route),
+                        encoder,
+                    } => self.play(now, conn, &scope, stream, &name, start, encoder),
                     Request::CloseStream { stream } => self.close_stream(now, conn, stream),
                     Request::Media { .. } | Request::Connect(_) | Request::Disconnect => {}
                 }
@@ -523,6 +543,11 @@ impl Hub {
     /// Counters for metrics.
     pub fn counters(&self) -> HubCounters {
         self.counters
+    }
+
+    /// Fan-out encodings built so far, per codec.
+    pub fn encodings(&self) -> &EncodingStats {
+        &self.mail.encoded
     }
 
     /// Accepted connections by protocol.

@@ -26,10 +26,8 @@ impl Hub {
             .and_then(|s| self.scopes.get(s))
             .and_then(|s| s.objects.get(name))
             .map_or(0, SharedObject::version);
-        self.mail.deliver(
-            conn,
-            Delivery::SharedObject(status_update(name, persistent, version, code)),
-        );
+        let update = status_update(name, persistent, version, code);
+        self.mail.deliver_update(conn, &update);
         self.mail.events.push_back(HubEvent::Refused {
             conn,
             reason: format!("shared object {name:?}: {why}"),
@@ -161,7 +159,7 @@ impl Hub {
         {
             c.objects.push(name.to_owned());
         }
-        self.mail.deliver(conn, Delivery::SharedObject(update));
+        self.mail.deliver_update(conn, &update);
         self.refresh_scope(now, scope);
     }
 
@@ -288,8 +286,7 @@ impl Hub {
             return Err(HubError::Store(e));
         }
         if let Some(writer) = writer {
-            self.mail
-                .deliver(writer, Delivery::SharedObject(notices.writer));
+            self.mail.deliver_update(writer, &notices.writer);
         }
         self.broadcast(scope, name, &notices.others, writer);
         Ok(version)
@@ -325,8 +322,7 @@ impl Hub {
         };
         for &subscriber in so.subscribers() {
             if Some(subscriber) != skip {
-                self.mail
-                    .deliver(subscriber, Delivery::SharedObject(Arc::clone(update)));
+                self.mail.deliver_update(subscriber, update);
             }
         }
     }

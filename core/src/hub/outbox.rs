@@ -20,8 +20,9 @@
 //! `max_pending_notices` of them queued means the subscriber is gone for good,
 //! and it is disconnected.
 
+use super::fanout::Encoder;
 use super::request::{Delivery, MediaDelivery, MediaKind, MediaPriority};
-use crate::session::QueueUse;
+use crate::queue::QueueUse;
 use crate::time::Instant;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -105,6 +106,8 @@ pub struct Outbox {
     /// How often the queue is refilled (whether it keeps slots when it
     /// drains of notices).
     usage: QueueUse,
+    /// How the subscriber's shared-object notices are encoded.
+    notices_encoder: Option<Encoder>,
 }
 
 impl Outbox {
@@ -120,7 +123,19 @@ impl Outbox {
             dropped_total: 0,
             closed: None,
             usage: QueueUse::default(),
+            notices_encoder: None,
         }
+    }
+
+    /// How the subscriber's shared-object notices are encoded (`None`: the
+    /// connection renders them itself).
+    pub fn notices_encoder(&self) -> Option<Encoder> {
+        self.notices_encoder
+    }
+
+    /// Sets [`notices_encoder`](Self::notices_encoder) (at connect).
+    pub(super) fn set_notices_encoder(&mut self, encoder: Option<Encoder>) {
+        self.notices_encoder = encoder;
     }
 
     /// Number of queued deliveries.
@@ -176,7 +191,7 @@ impl Outbox {
     /// Queues `delivery` whatever the bounds (the final `Close`).
     pub fn force_push(&mut self, delivery: Delivery) {
         match &delivery {
-            Delivery::Media(m) => self.media_bytes += m.chunks.len(),
+            Delivery::Media(m) => self.media_bytes += m.encoded.len(),
             _ => self.notices += 1,
         }
         self.queue.push_back(delivery);
@@ -214,7 +229,7 @@ impl Outbox {
         }
         let mut dropped = 0;
         let mut cut_back = false;
-        let incoming = media.chunks.len();
+        let incoming = media.encoded.len();
         let over = |o: &Outbox| o.media_bytes + incoming > o.limits.max_media_bytes;
         if self.lag_with(media.timestamp) > self.limits.max_lag_ms {
             // Behind in time: everything timed goes, audio too, so the
@@ -273,7 +288,7 @@ impl Outbox {
         let delivery = self.queue.pop_front()?;
         let media = match &delivery {
             Delivery::Media(m) => {
-                self.media_bytes -= m.chunks.len();
+                self.media_bytes -= m.encoded.len();
                 true
             }
             _ => {
@@ -347,7 +362,7 @@ impl Outbox {
         self.queue.retain(|d| match d {
             Delivery::Media(m) if pred(m) => {
                 dropped += 1;
-                freed += m.chunks.len();
+                freed += m.encoded.len();
                 false
             }
             _ => true,
@@ -364,7 +379,7 @@ impl Outbox {
         );
         let Some(index) = position else { return false };
         if let Some(Delivery::Media(m)) = self.queue.remove(index) {
-            self.media_bytes -= m.chunks.len();
+            self.media_bytes -= m.encoded.len();
             self.dropped_total += 1;
         }
         true
@@ -387,7 +402,7 @@ mod tests {
             kind,
             priority,
             timestamp,
-            chunks: Bytes::from(alloc::vec![0u8; len]),
+            encoded: Bytes::from(alloc::vec![0u8; len]),
         }
     }
 
@@ -517,7 +532,7 @@ mod tests {
         while outbox.pop().is_some() {}
         let kept = outbox.queue.capacity();
         assert!(
-            kept > 0 && kept <= crate::session::KEEP_QUEUED,
+            kept > 0 && kept <= crate::queue::KEEP_QUEUED,
             "after a burst of media: {kept}"
         );
     }

@@ -2,11 +2,12 @@
 //!
 //! RTMP and WebSocket connections both turn their peer's bytes into
 //! [`Request`]s and turn [`Delivery`]s back into bytes, so the hub never knows
-//! which protocol a client speaks (except for media, which only RTMP clients
-//! play, and which the hub hands over already chunked — see [`MediaRoute`]).
+//! which protocol a client speaks. What is fanned out (media, shared-object
+//! notices) arrives already encoded by the subscriber's own
+//! [`Encoder`](super::Encoder), once per distinct encoder.
 
+use super::fanout::Encoder;
 use crate::amf0::Value;
-use crate::message::{SharedObjectMessage, SoEvent};
 use crate::scope_path::ScopePath;
 use crate::time::Duration;
 use alloc::string::String;
@@ -55,6 +56,9 @@ pub struct ConnectRequest {
     pub args: Vec<Value>,
     /// The client's address, for the per-address connection cap.
     pub address: Option<IpAddr>,
+    /// How shared-object notices are encoded for this connection
+    /// (`None`: it renders every notice itself, sharing nothing).
+    pub notices: Option<Encoder>,
 }
 
 impl ConnectRequest {
@@ -84,31 +88,6 @@ pub enum SoOp {
     Batch(Vec<SoChange>),
     /// Broadcast a call to every subscriber, the sender included.
     Send { method: String, args: Vec<Value> },
-}
-
-/// Where and how a player's media is chunked. Players with the same route
-/// share one encoding of each media message (encode once, send many).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MediaRoute {
-    /// The player connection's outgoing chunk size.
-    pub chunk_size: u32,
-    /// The player's message stream id.
-    pub stream_id: u32,
-}
-
-/// Chunk stream ids used for relayed media and shared-object notices.
-/// Connections must not use them for anything else: shared encodings start
-/// with a fmt-0 header and a connection's own header compression must never
-/// refer to them.
-pub mod media_csid {
-    /// Audio messages.
-    pub const AUDIO: u32 = 6;
-    /// Video messages.
-    pub const VIDEO: u32 = 7;
-    /// Data messages (metadata).
-    pub const DATA: u32 = 8;
-    /// Shared-object notices ([`SoUpdate::rtmp_chunks`](super::SoUpdate::rtmp_chunks)).
-    pub const SHARED_OBJECT: u32 = 9;
 }
 
 /// Kind of a media message.
@@ -148,8 +127,9 @@ pub enum Request {
         name: String,
         /// RTMP play `start`: -2 live or recorded, -1 live only, ≥0 recorded.
         start: f64,
-        /// How to chunk media for this player.
-        route: MediaRoute,
+        /// How media is encoded for this player: players with equal
+        /// encoders share each message's bytes.
+        encoder: Encoder,
     },
     /// Stop publishing or playing on message stream `stream`
     /// (closeStream, deleteStream, FCUnpublish).
@@ -191,14 +171,8 @@ pub enum SoNotice {
 }
 
 /// One batch of notices for one shared object, at one version. Shared
-/// between all receivers of the same notices.
-///
-/// It carries its RTMP encoding, made once when the update is made: the
-/// type-19 payload, and that payload as one chunk with a fmt-0 header on
-/// [`media_csid::SHARED_OBJECT`], which every RTMP subscriber whose chunk
-/// size fits it is sent as is; and the WebSocket text frames of the JSON
-/// protocol (server frames are unmasked, so every JSON subscriber gets the
-/// same bytes). A fan-out encodes and allocates nothing per subscriber.
+/// (behind an `Arc`) between all receivers of the same notices; each
+/// receives it with its encoder's encoding (see [`SoDelivery`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SoUpdate {
     /// Object name.
@@ -209,99 +183,29 @@ pub struct SoUpdate {
     pub version: u32,
     /// What happened, in order.
     pub notices: Vec<SoNotice>,
-    rtmp_payload: Bytes,
-    rtmp_chunks: Bytes,
-    ws_frames: Vec<Bytes>,
 }
 
 impl SoUpdate {
-    /// An update, with its RTMP encoding.
+    /// An update.
     pub fn new(name: String, persistent: bool, version: u32, notices: Vec<SoNotice>) -> Self {
-        let mut update = SoUpdate {
+        SoUpdate {
             name,
             persistent,
             version,
             notices,
-            rtmp_payload: Bytes::new(),
-            rtmp_chunks: Bytes::new(),
-            ws_frames: Vec::new(),
-        };
-        update.ws_frames = crate::ws::json::update_messages(&update)
-            .iter()
-            .map(|text| {
-                crate::ws::frame::encode_frame(crate::ws::frame::Opcode::Text, text.as_bytes())
-            })
-            .collect();
-        update.rtmp_payload = update.to_message().to_bytes();
-        let raw = crate::chunk::RawMessage {
-            csid: media_csid::SHARED_OBJECT,
-            timestamp: 0,
-            type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
-            stream_id: 0,
-            payload: update.rtmp_payload.clone(),
-        };
-        let len = update.rtmp_payload.len();
-        let mut out = bytes::BytesMut::with_capacity(len + 12);
-        // One chunk: the chunk size is the payload's length. A payload past
-        // the chunk layer's bounds gets no shared encoding (the connection
-        // then encodes it itself, and reports the error).
-        let one_chunk = u32::try_from(len).unwrap_or(u32::MAX).max(1);
-        if crate::chunk::encode_standalone(&raw, one_chunk, &mut out).is_ok() {
-            update.rtmp_chunks = out.freeze();
-        }
-        update
-    }
-
-    /// The RTMP shared-object message (AMF0, type 19) these notices make.
-    pub fn to_message(&self) -> SharedObjectMessage {
-        let events = self
-            .notices
-            .iter()
-            .map(|notice| match notice {
-                SoNotice::UseSuccess => SoEvent::UseSuccess,
-                SoNotice::Clear => SoEvent::Clear,
-                SoNotice::Change { key, value } => SoEvent::Change {
-                    key: key.clone(),
-                    value: value.clone(),
-                },
-                SoNotice::Success { key } => SoEvent::Success { key: key.clone() },
-                SoNotice::Remove { key } => SoEvent::Remove { key: key.clone() },
-                SoNotice::Message { method, args } => SoEvent::SendMessage {
-                    method: method.clone(),
-                    args: args.clone(),
-                },
-                SoNotice::Status { code, level } => SoEvent::Status {
-                    code: String::from(*code),
-                    level: String::from(*level),
-                },
-            })
-            .collect();
-        SharedObjectMessage {
-            name: self.name.clone(),
-            version: self.version,
-            persistent: self.persistent,
-            events,
         }
     }
+}
 
-    /// The encoded type-19 payload of [`to_message`](Self::to_message).
-    pub fn rtmp_payload(&self) -> &Bytes {
-        &self.rtmp_payload
-    }
-
-    /// The WebSocket text frames a JSON-protocol (`tern.v1`) subscriber is
-    /// sent for this update, in order.
-    pub fn ws_text_frames(&self) -> &[Bytes] {
-        &self.ws_frames
-    }
-
-    /// [`rtmp_payload`](Self::rtmp_payload) as one whole chunk on
-    /// [`media_csid::SHARED_OBJECT`] (fmt 0, timestamp 0, message stream 0),
-    /// for connections whose outbound chunk size is at least the payload's
-    /// length. Empty if the payload cannot be chunked.
-    pub fn rtmp_chunks(&self) -> &Bytes {
-        &self.rtmp_chunks
-    }
+/// A shared-object update as one subscriber receives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoDelivery {
+    /// The update, shared by all its receivers.
+    pub update: Arc<SoUpdate>,
+    /// The update encoded by the receiver's notice [`Encoder`], shared by
+    /// every receiver with an equal encoder; empty if the receiver has none
+    /// (it renders [`update`](Self::update) itself).
+    pub encoded: Bytes,
 }
 
 /// Status levels.
@@ -353,7 +257,7 @@ pub enum MediaPriority {
     SequenceHeader,
 }
 
-/// One relayed media message, already chunked for the player's route.
+/// One relayed media message, already encoded for the player.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MediaDelivery {
     /// Player's message stream id.
@@ -364,8 +268,9 @@ pub struct MediaDelivery {
     pub priority: MediaPriority,
     /// Timestamp (ms, publisher's clock).
     pub timestamp: u32,
-    /// Chunked RTMP bytes, shared with every player of the same route.
-    pub chunks: Bytes,
+    /// The message in the player's encoding, shared with every player
+    /// whose encoder is equal.
+    pub encoded: Bytes,
 }
 
 /// Why the hub rejected a connect.
@@ -401,7 +306,7 @@ pub enum Delivery {
         description: String,
     },
     /// Shared-object notices.
-    SharedObject(Arc<SoUpdate>),
+    SharedObject(SoDelivery),
     /// A NetStream status on message stream `stream`.
     Status {
         /// Message stream id.
@@ -428,9 +333,9 @@ impl Delivery {
     /// Approximate bytes this delivery holds, for queue bounds.
     pub fn weight(&self) -> usize {
         match self {
-            Delivery::Media(m) => m.chunks.len(),
-            Delivery::SharedObject(u) => {
-                64 + u.notices.len() * 32 // values are accounted at their source
+            Delivery::Media(m) => m.encoded.len(),
+            Delivery::SharedObject(so) => {
+                64 + so.update.notices.len() * 32 // values are accounted at their source
             }
             _ => 64,
         }

@@ -1,6 +1,7 @@
 //! Live streams: publish, play, unpublish, and media fan-out.
 
 use super::*;
+use fanout::encode_media;
 
 impl Hub {
     /// Refuses a publish or play: an error status to the client, a log event.
@@ -86,11 +87,7 @@ impl Hub {
         let live = self.stream_entry(key);
         live.publisher = Some(Publisher { conn, stream });
         live.reset_media();
-        let players: Vec<(ConnId, u32)> = live
-            .players
-            .iter()
-            .map(|p| (p.conn, p.route.stream_id))
-            .collect();
+        let players: Vec<(ConnId, u32)> = live.players.iter().map(|p| (p.conn, p.stream)).collect();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.publishing
                 .push((stream, (scope.clone(), name.to_owned())));
@@ -153,11 +150,7 @@ impl Hub {
         }
         live.publisher = None;
         live.reset_media();
-        let players: Vec<(ConnId, u32)> = live
-            .players
-            .iter()
-            .map(|p| (p.conn, p.route.stream_id))
-            .collect();
+        let players: Vec<(ConnId, u32)> = live.players.iter().map(|p| (p.conn, p.stream)).collect();
         for (player, player_stream) in players {
             self.mail.deliver(
                 player,
@@ -195,7 +188,7 @@ impl Hub {
         stream: u32,
         target: &str,
         start: f64,
-        route: MediaRoute,
+        encoder: Encoder,
     ) {
         let (name, query) = split_query(target);
         let not_found = |hub: &mut Hub, why: String| {
@@ -237,7 +230,8 @@ impl Hub {
         let live = self.stream_entry(key.clone());
         live.players.push(Player {
             conn,
-            route,
+            stream,
+            encoder,
             needs_headers: false,
         });
         self.mail.deliver(conn, Delivery::StreamBegin { stream });
@@ -255,7 +249,7 @@ impl Hub {
             "NetStream.Play.Start",
             format!("started playing {name}"),
         );
-        self.send_join_state(conn, &key, route);
+        self.send_join_state(conn, &key, stream, encoder);
     }
 
     /// What a late joiner needs: metadata, sequence headers, then the GOP.
@@ -263,14 +257,15 @@ impl Hub {
         &mut self,
         conn: ConnId,
         key: &(ScopePath, String),
-        route: MediaRoute,
+        stream: u32,
+        encoder: Encoder,
     ) {
         let Some(live) = self.streams.get_mut(key) else {
             return;
         };
         if live.publisher.is_none() {
             if let Some(outbox) = self.mail.outboxes.get_mut(&conn) {
-                outbox.await_keyframe(route.stream_id);
+                outbox.await_keyframe(stream);
             }
             return;
         }
@@ -278,7 +273,7 @@ impl Hub {
         if gop_len == 0
             && let Some(outbox) = self.mail.outboxes.get_mut(&conn)
         {
-            outbox.await_keyframe(route.stream_id);
+            outbox.await_keyframe(stream);
         }
         // Headers are stamped like the first frame the player gets (so
         // they are encoded for each joiner; they are small).
@@ -289,18 +284,21 @@ impl Hub {
         let head = [&live.metadata, &live.audio_header, &live.video_header];
         for message in head.into_iter().flatten() {
             let message = start.map_or_else(|| message.clone(), |ts| message.restamped(ts));
-            let chunks = encode_media(route, &message);
-            let delivery = media_delivery(route, message.stamp(), chunks);
+            let encoded = encode_media(encoder, &message, &mut self.mail.encoded);
+            let delivery = media_delivery(stream, message.stamp(), encoded);
             self.mail.deliver(conn, Delivery::Media(delivery));
         }
         for index in 0..gop_len {
             let Some(stamp) = live.gop_stamp(index) else {
                 break;
             };
-            let Some(chunks) = live.gop_chunks(index, route, |m| encode_media(route, m)) else {
+            let stats = &mut self.mail.encoded;
+            let Some(encoded) =
+                live.gop_encoded(index, encoder, |m| encode_media(encoder, m, stats))
+            else {
                 break;
             };
-            let delivery = media_delivery(route, stamp, chunks);
+            let delivery = media_delivery(stream, stamp, encoded);
             self.mail.deliver(conn, Delivery::Media(delivery));
         }
     }
@@ -383,38 +381,33 @@ impl Hub {
         if is_metadata {
             live.set_metadata(&message);
         }
-        self.encodings.clear();
+        let mail = &mut self.mail;
+        mail.encodings.start_media();
         let keyframe = kind == MediaKind::Video && message.priority == MediaPriority::Key;
         for index in 0..live.players.len() {
             let Some(player) = live.players.get(index).copied() else {
                 break;
             };
-            let route = player.route;
-            let chunks = match self.encodings.iter().find(|(r, _)| *r == route) {
-                Some((_, bytes)) => bytes.clone(),
-                None => {
-                    let bytes = encode_media(route, &message);
-                    self.encodings.push((route, bytes.clone()));
-                    bytes
-                }
-            };
+            let encoded = mail
+                .encodings
+                .media(player.encoder, &message, &mut mail.encoded);
             if player.needs_headers && keyframe {
                 for header in [&live.audio_header, &live.video_header]
                     .into_iter()
                     .flatten()
                 {
                     let header = header.restamped(message.timestamp);
-                    let delivery =
-                        media_delivery(route, header.stamp(), encode_media(route, &header));
-                    self.mail.deliver(player.conn, Delivery::Media(delivery));
+                    let bytes = encode_media(player.encoder, &header, &mut mail.encoded);
+                    let delivery = media_delivery(player.stream, header.stamp(), bytes);
+                    mail.deliver(player.conn, Delivery::Media(delivery));
                 }
                 if let Some(p) = live.players.get_mut(index) {
                     p.needs_headers = false;
                 }
             }
-            let outcome = self.mail.deliver(
+            let outcome = mail.deliver(
                 player.conn,
-                Delivery::Media(media_delivery(route, message.stamp(), chunks)),
+                Delivery::Media(media_delivery(player.stream, message.stamp(), encoded)),
             );
             if let Some(PushOutcome::Queued { cut_back: true, .. }) = outcome
                 && let Some(p) = live.players.get_mut(index)
@@ -422,13 +415,9 @@ impl Hub {
                 p.needs_headers = !keyframe;
             }
         }
-        // After relaying, so the GOP keeps the chunks just made (shared with
-        // the players' queues) rather than its own copy of the payload.
-        live.remember(
-            &message,
-            self.encodings.first().cloned(),
-            self.config.max_gop_bytes,
-        );
+        // After relaying, so the GOP keeps an encoding just made (shared
+        // with the players' queues) rather than its own copy of the payload.
+        live.remember(&message, mail.encodings.first(), self.config.max_gop_bytes);
     }
 }
 
@@ -449,44 +438,12 @@ pub(super) fn normalise_data(payload: Bytes, limits: &Limits) -> (Bytes, bool) {
     }
 }
 
-pub(super) fn csid_for(kind: MediaKind) -> u32 {
-    match kind {
-        MediaKind::Audio => media_csid::AUDIO,
-        MediaKind::Video => media_csid::VIDEO,
-        MediaKind::Data => media_csid::DATA,
-    }
-}
-
-pub(super) fn type_id_for(kind: MediaKind) -> u8 {
-    match kind {
-        MediaKind::Audio => 8,
-        MediaKind::Video => 9,
-        MediaKind::Data => 18,
-    }
-}
-
-/// Chunks one media message for one route (done once per route).
-pub(super) fn encode_media(route: MediaRoute, message: &CachedMessage) -> Bytes {
-    let raw = RawMessage {
-        csid: csid_for(message.kind),
-        timestamp: message.timestamp,
-        type_id: type_id_for(message.kind),
-        stream_id: route.stream_id,
-        payload: message.payload.clone(),
-    };
-    let mut out = BytesMut::with_capacity(message.payload.len() + 16 + message.payload.len() / 128);
-    // Media bodies are bounded by `Limits::max_message` (< 2^24), so this
-    // cannot fail; an empty buffer would only make players skip the message.
-    let _ = encode_standalone(&raw, route.chunk_size, &mut out);
-    out.freeze()
-}
-
-pub(super) fn media_delivery(route: MediaRoute, stamp: MediaStamp, chunks: Bytes) -> MediaDelivery {
+pub(super) fn media_delivery(stream: u32, stamp: MediaStamp, encoded: Bytes) -> MediaDelivery {
     MediaDelivery {
-        stream: route.stream_id,
+        stream,
         kind: stamp.kind,
         priority: stamp.priority,
         timestamp: stamp.timestamp,
-        chunks,
+        encoded,
     }
 }

@@ -19,6 +19,7 @@
 
 mod aggregate;
 mod client;
+pub mod fanout;
 mod server;
 mod wire;
 
@@ -26,6 +27,7 @@ mod wire;
 mod tests;
 
 pub use client::{ClientConfig, ClientConnection, ClientEvent};
+pub use fanout::{media_encoder, notices_encoder};
 pub use server::{ServerConfig, ServerConnection};
 
 use crate::chunk::ChunkError;
@@ -34,17 +36,32 @@ use crate::message::MessageError;
 use alloc::string::String;
 use core::fmt;
 
-/// Chunk stream ids tern's connections use for what they encode themselves.
-/// Relayed media uses [`crate::hub::media_csid`] (6, 7, 8), never these.
+/// Every chunk stream id tern's RTMP connections send on, in one table.
+///
+/// Chunk stream ids are per direction: a server and a client each choose
+/// their own, so a client's video on 9 and the server's shared-object
+/// notices on 9 never meet. The server's relayed media and notices are
+/// encoded once for many connections ([`fanout`](super::fanout)) with a
+/// self-contained fmt-0 header, so a connection's own header compression
+/// must never refer to their chunk streams: nothing else uses them.
 pub mod csid {
-    /// Protocol control and user control.
+    /// Protocol control and user control (both sides).
     pub const CONTROL: u32 = 2;
-    /// Connection-level commands and shared-object messages.
+    /// Connection-level commands and shared-object messages a connection
+    /// encodes itself (both sides).
     pub const COMMAND: u32 = 3;
-    /// Stream-level commands and statuses.
-    pub const STREAM: u32 = 5;
     /// A client's own audio.
     pub const CLIENT_AUDIO: u32 = 4;
+    /// Stream-level commands and statuses (both sides).
+    pub const STREAM: u32 = 5;
+    /// Relayed audio (server, shared encoding).
+    pub const RELAYED_AUDIO: u32 = 6;
+    /// Relayed video (server, shared encoding).
+    pub const RELAYED_VIDEO: u32 = 7;
+    /// Relayed data messages, e.g. metadata (server, shared encoding).
+    pub const RELAYED_DATA: u32 = 8;
+    /// Shared-object notices (server, shared encoding).
+    pub const SHARED_OBJECT: u32 = 9;
     /// A client's own video.
     pub const CLIENT_VIDEO: u32 = 9;
     /// A client's own data messages.

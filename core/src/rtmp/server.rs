@@ -1,19 +1,19 @@
 //! The server side of one RTMP connection.
 
+use super::fanout::{media_encoder, notice_fits, notice_payload, notices_encoder, so_message};
 use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
 use crate::handshake::{RANDOM_LEN, ServerHandshake};
-use crate::hub::{
-    ConnectRequest, Delivery, Level, MediaKind, MediaRoute, Protocol, Request, SoChange, SoOp,
-};
+use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Protocol, Request, SoChange, SoOp};
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
     StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
     on_fc_publish, on_fc_unpublish, on_status, result, status,
 };
-use crate::session::{SharedEncoding, release_queue};
+use crate::queue::release_queue;
+use crate::session::SharedEncoding;
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -268,7 +268,7 @@ impl ServerConnection {
         match delivery {
             Delivery::Media(media) => {
                 self.wire.mark_streaming();
-                self.wire.queue(media.chunks);
+                self.wire.queue(media.encoded);
             }
             Delivery::Accepted { .. } => {
                 let (tx, encoding) = self.connect.unwrap_or((1.0, 0.0));
@@ -286,18 +286,19 @@ impl ServerConnection {
                 let (tx, _) = self.connect.unwrap_or((1.0, 0.0));
                 self.send_command(0, connect_error(tx, code.code(), &description));
             }
-            Delivery::SharedObject(update) => {
-                let fits = update.rtmp_payload().len() <= self.wire.out_chunk_size() as usize;
-                if fits && !update.rtmp_chunks().is_empty() {
+            Delivery::SharedObject(so) => {
+                if notice_fits(&so.encoded, self.wire.out_chunk_size()) {
                     // The shared encoding: nothing encoded per subscriber.
-                    self.wire.queue(update.rtmp_chunks().clone());
+                    self.wire.queue(so.encoded);
                 } else {
+                    let payload = notice_payload(&so.encoded)
+                        .unwrap_or_else(|| so_message(&so.update).to_bytes());
                     self.wire.send_raw(&crate::chunk::RawMessage {
                         csid: csid::COMMAND,
                         timestamp: 0,
                         type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
                         stream_id: 0,
-                        payload: update.rtmp_payload().clone(),
+                        payload,
                     });
                 }
             }
@@ -447,6 +448,7 @@ impl ServerConnection {
                     params: params.object,
                     args: params.args,
                     address: self.peer,
+                    notices: Some(notices_encoder()),
                 }));
             }
             ClientCommand::CreateStream { transaction_id } => {
@@ -503,10 +505,7 @@ impl ServerConnection {
                         stream,
                         name,
                         start,
-                        route: MediaRoute {
-                            chunk_size: self.config.out_chunk_size,
-                            stream_id: stream,
-                        },
+                        encoder: media_encoder(self.config.out_chunk_size, stream),
                     });
                 }
             }

@@ -271,7 +271,7 @@ fn a_raw_client_rejects_bad_shared_object_framing() {
 fn the_shared_encoding_is_what_an_open_connection_sends() {
     use crate::hub::Delivery;
     use crate::session::SharedEncoding;
-    use crate::testing::so_change_delivery as update;
+    let update = |len| crate::testing::so_change_delivery(len, crate::rtmp::notices_encoder());
     let mut h = Harness::new(HubConfig::default());
     let c = h.connect("chat");
     h.drive();

@@ -5,7 +5,7 @@ use super::csid;
 use crate::Limits;
 use crate::chunk::{ChunkDecoder, ChunkEncoder, ChunkError, RawMessage};
 use crate::message::{Message, ProtocolControl};
-use crate::session::QueueUse;
+use crate::queue::QueueUse;
 use crate::time::Instant;
 use alloc::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
@@ -269,6 +269,6 @@ mod tests {
         }
         while wire.poll_transmit().is_some() {}
         let kept = wire.outq.capacity();
-        assert!(kept > 0 && kept <= crate::session::KEEP_QUEUED, "{kept}");
+        assert!(kept > 0 && kept <= crate::queue::KEEP_QUEUED, "{kept}");
     }
 }

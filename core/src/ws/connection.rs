@@ -2,14 +2,18 @@
 //! between protocol v1 (or chat mode, or echo) and the hub.
 
 use super::WsError;
+use super::fanout::notices_encoder;
 use super::frame::{self, Decoder, Incoming, Opcode, close_code};
 use super::handshake::{self, MAX_HEAD, Subprotocol};
 use super::json::{self, ClientOp, OpError};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::hub::{ConnectRequest, Delivery, Protocol, Request, SoChange, SoNotice, SoOp};
+use crate::hub::{
+    ConnectRequest, Delivery, Protocol, Request, SoChange, SoDelivery, SoNotice, SoOp,
+};
+use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
-use crate::session::{QueueUse, SharedEncoding, release_queue};
+use crate::session::SharedEncoding;
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -190,6 +194,8 @@ impl WsConnection {
                     params: Value::Null,
                     args: Vec::new(),
                     address: self.peer,
+                    // Chat mode renders its own lines: no shared encoding.
+                    notices: (mode == Mode::Json).then(notices_encoder),
                 }));
             }
             if mode == Mode::Chat {
@@ -486,12 +492,16 @@ impl WsConnection {
                 self.send_close(close_code::POLICY_VIOLATION, &description);
                 self.reason = Some(Box::new(WsError::Rejected { code, description }));
             }
-            Delivery::SharedObject(update) => match mode {
+            Delivery::SharedObject(SoDelivery { update, encoded }) => match mode {
                 Mode::Json => {
-                    // Made once per update, shared by every JSON subscriber.
-                    for frame in update.ws_text_frames() {
-                        self.queue(frame.clone());
-                    }
+                    // Made once per update by the hub, shared by every JSON
+                    // subscriber; made here only if the hub had no encoder.
+                    let frames = if encoded.is_empty() {
+                        notices_encoder().encode_update(&update)
+                    } else {
+                        encoded
+                    };
+                    self.queue(frames);
                 }
                 Mode::Chat if update.name == CHAT_SO => {
                     // Only changes: a chat client shows its own line itself

@@ -30,6 +30,7 @@
 //! The protocol is documented for clients in `docs/ws-protocol.md`.
 
 mod connection;
+pub mod fanout;
 pub mod frame;
 pub mod handshake;
 pub mod json;

@@ -156,6 +156,7 @@ fn upgrade_yields_connect() {
             params: Value::Null,
             args: vec![],
             address: None,
+            notices: Some(crate::ws::fanout::notices_encoder()),
         })]
     );
     // The hub resolves it exactly as an RTMP connect.app.
@@ -449,7 +450,7 @@ fn too_many_objects() {
 }
 
 /// Every JSON subscriber is sent the very same frame bytes for an update
-/// (made once when the update is made).
+/// (made once by the hub, which hands every subscriber the same encoding).
 #[test]
 fn json_subscribers_share_one_encoding_of_an_update() {
     let update = Arc::new(SoUpdate::new(
@@ -461,12 +462,17 @@ fn json_subscribers_share_one_encoding_of_an_update() {
             value: Value::string("v"),
         }],
     ));
+    let encoded = crate::ws::fanout::notices_encoder().encode_update(&update);
     let mut sent = Vec::new();
     for _ in 0..2 {
         let mut conn = open("/chat/room1");
         conn.handle_delivery(T0, accepted("chat/room1"));
         let _ = texts(&mut conn);
-        conn.handle_delivery(T0, Delivery::SharedObject(Arc::clone(&update)));
+        let delivery = crate::hub::SoDelivery {
+            update: Arc::clone(&update),
+            encoded: encoded.clone(),
+        };
+        conn.handle_delivery(T0, Delivery::SharedObject(delivery));
         sent.push(conn.poll_transmit().expect("a frame"));
         assert!(conn.poll_transmit().is_none(), "one frame");
     }
@@ -501,7 +507,8 @@ fn deliveries_become_json() {
             },
         ],
     );
-    conn.handle_delivery(T0, Delivery::SharedObject(Arc::new(update)));
+    let json = Some(crate::ws::fanout::notices_encoder());
+    conn.handle_delivery(T0, crate::testing::so_delivery(update, json));
     assert_eq!(
         texts(&mut conn),
         vec![json!({"op":"sync","so":"chat","version":3,"data":{"message":"hi"}})]
@@ -514,7 +521,7 @@ fn deliveries_become_json() {
             kind: MediaKind::Video,
             priority: MediaPriority::Key,
             timestamp: 0,
-            chunks: Bytes::from_static(b"xx"),
+            encoded: Bytes::from_static(b"xx"),
         }),
     );
     conn.handle_delivery(T0, Delivery::StreamBegin { stream: 1 });
@@ -583,7 +590,7 @@ fn chat_mode_both_directions() {
     let deliver = |conn: &mut WsConnection, notices| {
         conn.handle_delivery(
             T0,
-            Delivery::SharedObject(Arc::new(SoUpdate::new("chat".into(), false, 1, notices))),
+            crate::testing::so_delivery(SoUpdate::new("chat".into(), false, 1, notices), None),
         )
     };
     // The use answer and the own ack are not shown.
@@ -978,7 +985,7 @@ fn the_shared_encoding_is_what_a_json_connection_sends() {
     drain(&mut conn);
     let encoding = conn.shared_encoding();
     assert_eq!(encoding, SharedEncoding::WebSocketJson);
-    let update = crate::testing::so_change_delivery(100);
+    let update = crate::testing::so_change_delivery(100, crate::ws::fanout::notices_encoder());
     let shared = crate::testing::shared_bytes(encoding, &update);
     conn.handle_delivery(T0, update);
     assert_eq!(drain(&mut conn), shared);

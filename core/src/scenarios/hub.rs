@@ -1,14 +1,19 @@
 //! Whole-behaviour tests of the hub, driven through real RTMP client and
 //! server connections in virtual time (see `crate::testing`).
 
-use super::*;
 use crate::amf0::Value;
+use crate::hub::*;
 use crate::message::{SharedObjectMessage, SoEvent};
 use crate::rtmp::{ClientConfig, ClientEvent};
+use crate::scope_path::ScopePath;
 use crate::testing::Harness;
+use crate::time::{Duration, Instant};
+use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
+use bytes::Bytes;
 
 fn so_messages(events: Vec<ClientEvent>) -> Vec<SharedObjectMessage> {
     events

@@ -1,0 +1,209 @@
+//! RTMP's fan-out codec: how relayed media and shared-object notices are
+//! chunked once for every RTMP subscriber that can take the same bytes.
+//!
+//! - Media: a player's encoder key is its outgoing chunk size and message
+//!   stream id; every player with both equal is sent one encoding (fmt-0
+//!   header on [`csid::RELAYED_AUDIO`], [`RELAYED_VIDEO`](csid::RELAYED_VIDEO)
+//!   or [`RELAYED_DATA`](csid::RELAYED_DATA)).
+//! - Shared-object notices: one encoding for every RTMP subscriber, the
+//!   type-19 message as a single chunk on [`csid::SHARED_OBJECT`]. A
+//!   connection whose chunk size is smaller than the payload cannot send it
+//!   as is and chunks the payload itself ([`notice_payload`]).
+
+use super::csid;
+use crate::chunk::{RawMessage, encode_standalone, standalone_payload};
+use crate::hub::{Encoder, FanoutCodec, MediaKind, SoNotice, SoUpdate};
+use crate::message::{SharedObjectMessage, SoEvent, type_id};
+use crate::stream::CachedMessage;
+use alloc::string::String;
+use bytes::{Bytes, BytesMut};
+
+/// The RTMP codec (stateless).
+#[derive(Debug)]
+pub struct RtmpCodec;
+
+static RTMP: RtmpCodec = RtmpCodec;
+
+/// The key of the one notice encoding every RTMP subscriber shares.
+const NOTICES_KEY: u64 = 0;
+
+/// Bytes of the fmt-0 header a shared notice starts with: a one-byte basic
+/// header (chunk stream 9) and the 11-byte message header; timestamp 0
+/// needs no extended timestamp.
+const NOTICE_HEADER: usize = 12;
+
+/// The encoder of an RTMP player sent media with `chunk_size` on message
+/// stream `stream_id`.
+pub fn media_encoder(chunk_size: u32, stream_id: u32) -> Encoder {
+    Encoder::new(&RTMP, (u64::from(chunk_size) << 32) | u64::from(stream_id))
+}
+
+/// The encoder of an RTMP connection's shared-object notices.
+pub fn notices_encoder() -> Encoder {
+    Encoder::new(&RTMP, NOTICES_KEY)
+}
+
+fn media_key(key: u64) -> (u32, u32) {
+    ((key >> 32) as u32, key as u32)
+}
+
+fn media_csid(kind: MediaKind) -> u32 {
+    match kind {
+        MediaKind::Audio => csid::RELAYED_AUDIO,
+        MediaKind::Video => csid::RELAYED_VIDEO,
+        MediaKind::Data => csid::RELAYED_DATA,
+    }
+}
+
+fn media_type_id(kind: MediaKind) -> u8 {
+    match kind {
+        MediaKind::Audio => type_id::AUDIO,
+        MediaKind::Video => type_id::VIDEO,
+        MediaKind::Data => type_id::DATA_AMF0,
+    }
+}
+
+impl FanoutCodec for RtmpCodec {
+    fn name(&self) -> &'static str {
+        "rtmp"
+    }
+
+    fn encode_media(&self, key: u64, message: &CachedMessage) -> Bytes {
+        let (chunk_size, stream_id) = media_key(key);
+        let raw = RawMessage {
+            csid: media_csid(message.kind),
+            timestamp: message.timestamp,
+            type_id: media_type_id(message.kind),
+            stream_id,
+            payload: message.payload.clone(),
+        };
+        let len = message.payload.len();
+        let mut out = BytesMut::with_capacity(len + 16 + len / 128);
+        // Media bodies are bounded by `Limits::max_message` (< 2^24), so this
+        // cannot fail; an empty buffer would only make players skip the message.
+        let _ = encode_standalone(&raw, chunk_size, &mut out);
+        out.freeze()
+    }
+
+    fn media_body(&self, key: u64, encoded: &Bytes) -> Option<Bytes> {
+        standalone_payload(encoded, media_key(key).0)
+    }
+
+    fn encode_update(&self, _key: u64, update: &SoUpdate) -> Bytes {
+        let payload = so_message(update).to_bytes();
+        let raw = RawMessage {
+            csid: csid::SHARED_OBJECT,
+            timestamp: 0,
+            type_id: type_id::SHARED_OBJECT_AMF0,
+            stream_id: 0,
+            payload,
+        };
+        let len = raw.payload.len();
+        let mut out = BytesMut::with_capacity(len + NOTICE_HEADER);
+        // One chunk: the chunk size is the payload's length. A payload past
+        // the chunk layer's bounds gets no shared encoding (the connection
+        // then encodes it itself, and reports the error).
+        let one_chunk = u32::try_from(len).unwrap_or(u32::MAX).max(1);
+        match encode_standalone(&raw, one_chunk, &mut out) {
+            Ok(()) => out.freeze(),
+            Err(_) => Bytes::new(),
+        }
+    }
+}
+
+/// True if a connection with outbound chunk size `out_chunk_size` sends the
+/// shared notice encoding `encoded` as it is (its payload fits one chunk).
+pub fn notice_fits(encoded: &Bytes, out_chunk_size: u32) -> bool {
+    !encoded.is_empty() && encoded.len().saturating_sub(NOTICE_HEADER) <= out_chunk_size as usize
+}
+
+/// The type-19 payload of a shared notice encoding (no copy), for a
+/// connection that must chunk it itself; `None` if `encoded` is empty.
+pub fn notice_payload(encoded: &Bytes) -> Option<Bytes> {
+    standalone_payload(encoded, u32::MAX)
+}
+
+/// The RTMP shared-object message (AMF0, type 19) an update makes.
+pub fn so_message(update: &SoUpdate) -> SharedObjectMessage {
+    let events = update
+        .notices
+        .iter()
+        .map(|notice| match notice {
+            SoNotice::UseSuccess => SoEvent::UseSuccess,
+            SoNotice::Clear => SoEvent::Clear,
+            SoNotice::Change { key, value } => SoEvent::Change {
+                key: key.clone(),
+                value: value.clone(),
+            },
+            SoNotice::Success { key } => SoEvent::Success { key: key.clone() },
+            SoNotice::Remove { key } => SoEvent::Remove { key: key.clone() },
+            SoNotice::Message { method, args } => SoEvent::SendMessage {
+                method: method.clone(),
+                args: args.clone(),
+            },
+            SoNotice::Status { code, level } => SoEvent::Status {
+                code: String::from(*code),
+                level: String::from(*level),
+            },
+        })
+        .collect();
+    SharedObjectMessage {
+        name: update.name.clone(),
+        version: update.version,
+        persistent: update.persistent,
+        events,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::MediaPriority;
+
+    fn video(len: usize) -> CachedMessage {
+        CachedMessage {
+            kind: MediaKind::Video,
+            priority: MediaPriority::Key,
+            timestamp: 40,
+            payload: Bytes::from(alloc::vec![0x17u8; len]),
+        }
+    }
+
+    #[test]
+    fn media_bodies_read_back_from_one_or_many_chunks() {
+        for (chunk_size, len) in [(4096, 100), (128, 1000), (2, 5)] {
+            let encoder = media_encoder(chunk_size, 1);
+            let message = video(len);
+            let encoded = encoder.encode_media(&message);
+            assert_eq!(encoder.media_body(&encoded), Some(message.payload.clone()));
+        }
+    }
+
+    #[test]
+    fn players_differ_by_chunk_size_and_stream_only() {
+        assert_eq!(media_encoder(4096, 1), media_encoder(4096, 1));
+        assert_ne!(media_encoder(4096, 1), media_encoder(4096, 2));
+        assert_ne!(media_encoder(4096, 1), media_encoder(128, 1));
+    }
+
+    #[test]
+    fn a_notice_is_one_chunk_that_fits_or_a_payload_to_chunk() {
+        let update = SoUpdate::new(
+            "o".into(),
+            false,
+            1,
+            alloc::vec![SoNotice::Change {
+                key: "k".into(),
+                value: crate::amf0::Value::string("v".repeat(200)),
+            }],
+        );
+        let encoded = notices_encoder().encode_update(&update);
+        let payload = so_message(&update).to_bytes();
+        assert_eq!(encoded.len(), payload.len() + NOTICE_HEADER);
+        assert_eq!(notice_payload(&encoded), Some(payload.clone()));
+        assert!(notice_fits(&encoded, 4096));
+        assert!(notice_fits(&encoded, payload.len() as u32));
+        assert!(!notice_fits(&encoded, payload.len() as u32 - 1));
+        assert!(!notice_fits(&Bytes::new(), 4096));
+    }
+}
