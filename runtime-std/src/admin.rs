@@ -217,9 +217,8 @@ fn connections(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>)
         (_, []) => Err(method_not_allowed("GET, HEAD")),
         ("DELETE", [id]) => {
             let id = parse_conn_id(id)?;
-            let kicked = shared.with_hub(|hub| {
-                hub.kick(now, id, "closed by the server's admin".to_owned())
-            });
+            let kicked =
+                shared.with_hub(|hub| hub.kick(now, id, "closed by the server's admin".to_owned()));
             if kicked {
                 tracing::info!(conn = %id, "connection closed through the admin API");
                 Ok(json_response(200, &json!({ "closed": id.0 })))
@@ -228,7 +227,10 @@ fn connections(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>)
             }
         }
         (_, [_]) => Err(method_not_allowed("DELETE")),
-        _ => Err(error(404, "no such API: /api/connections/{id} has one segment")),
+        _ => Err(error(
+            404,
+            "no such API: /api/connections/{id} has one segment",
+        )),
     }
 }
 
@@ -622,7 +624,11 @@ mod tests {
         let r = call("PUT", "/api/so/live/room/board/k", "not json");
         assert_eq!(r.status, 400, "{}", text(&r));
 
-        let r = call("PUT", "/api/so/live/room/board/title%20one", r#"{"a":[1,"x"]}"#);
+        let r = call(
+            "PUT",
+            "/api/so/live/room/board/title%20one",
+            r#"{"a":[1,"x"]}"#,
+        );
         assert_eq!(r.status, 200, "{}", text(&r));
         let r = call("GET", "/api/so/live/room/board", "");
         assert_eq!(r.status, 200, "{}", text(&r));
@@ -631,12 +637,16 @@ mod tests {
         assert_eq!(got["persistent"], false);
         let r = call("DELETE", "/api/so/live/room/board/title%20one", "");
         assert_eq!(r.status, 200, "{}", text(&r));
-        let got: Json = serde_json::from_slice(&call("GET", "/api/so/live/room/board", "").body)
-            .unwrap();
+        let got: Json =
+            serde_json::from_slice(&call("GET", "/api/so/live/room/board", "").body).unwrap();
         assert_eq!(got["data"], json!({}));
         let r = call("PUT", "/api/so/live/room/board/k?persistent=true", "1");
         assert_eq!(r.status, 409, "persistence differs: {}", text(&r));
-        let r = call("POST", "/api/so/live/room/board/send", r#"{"method":"m","args":[1]}"#);
+        let r = call(
+            "POST",
+            "/api/so/live/room/board/send",
+            r#"{"method":"m","args":[1]}"#,
+        );
         assert_eq!(r.status, 200, "{}", text(&r));
         let r = call("POST", "/api/so/live/room/board/send", r#"{"args":[1]}"#);
         assert_eq!(r.status, 400, "{}", text(&r));

@@ -767,7 +767,14 @@ impl Config {
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             invalid(
-                &["tls", if self.tls.cert.is_some() { "key" } else { "cert" }],
+                &[
+                    "tls",
+                    if self.tls.cert.is_some() {
+                        "key"
+                    } else {
+                        "cert"
+                    },
+                ],
                 "tls.cert and tls.key go together".to_owned(),
             );
         }

@@ -509,7 +509,10 @@ async fn read_body<S: AsyncRead + Unpin>(
     }
     let length = match head.header("content-length") {
         None => 0,
-        Some(value) => match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+        Some(value) => match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
             Some(length) => length,
             None => {
                 return Err(BodyError::Answer(Response::text(
@@ -728,6 +731,93 @@ mod tests {
         let mut response = Vec::new();
         client.read_to_end(&mut response).await.unwrap();
         assert!(response.is_empty());
+    }
+
+    #[tokio::test]
+    async fn bodies_are_bounded_and_need_a_length() {
+        let head = |extra: &str| {
+            RequestHead::parse(format!("PUT /api/so/a/b/c/k HTTP/1.1\r\n{extra}\r\n").as_bytes())
+                .unwrap()
+                .unwrap()
+                .0
+        };
+        let status = |r: Result<Vec<u8>, BodyError>| match r {
+            Ok(body) => Ok(body),
+            Err(BodyError::Answer(response)) => Err(response.status),
+            Err(BodyError::Io(e)) => panic!("{e}"),
+        };
+        // Part of the body came with the head, the rest from the stream;
+        // bytes past the length are not taken.
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(b"lo world!").await.unwrap();
+        let got = read_body(
+            &mut server,
+            &head("Content-Length: 11\r\n"),
+            b"hel".to_vec(),
+        )
+        .await;
+        assert_eq!(status(got), Ok(b"hello world".to_vec()));
+        let got = read_body(&mut server, &head(""), Vec::new()).await;
+        assert_eq!(status(got), Ok(Vec::new()));
+        let chunked = head("Transfer-Encoding: chunked\r\n");
+        assert_eq!(
+            status(read_body(&mut server, &chunked, Vec::new()).await),
+            Err(411)
+        );
+        let big = head(&format!("Content-Length: {}\r\n", MAX_BODY_BYTES + 1));
+        assert_eq!(
+            status(read_body(&mut server, &big, Vec::new()).await),
+            Err(413)
+        );
+        let bad = head("Content-Length: -3\r\n");
+        assert_eq!(
+            status(read_body(&mut server, &bad, Vec::new()).await),
+            Err(400)
+        );
+        // The client leaves inside the body.
+        drop(client);
+        let short = head("Content-Length: 50\r\n");
+        assert_eq!(
+            status(read_body(&mut server, &short, b"x".to_vec()).await),
+            Err(400)
+        );
+    }
+
+    #[tokio::test]
+    async fn stats_need_the_token_when_one_is_set_and_admin_paths_need_the_admin_api() {
+        let access = Access {
+            admin: None,
+            stats: Some(crate::admin::Token::new("stats-token-0123456789".into())),
+        };
+        let ask = |request: &'static [u8]| {
+            let access = access.clone();
+            async move {
+                let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+                client.write_all(request).await.unwrap();
+                let site = Site {
+                    stats: &EmptyStats,
+                    access: &access,
+                    admin: None,
+                };
+                serve_request_on(&mut server, site).await.unwrap();
+                drop(server);
+                let mut response = String::new();
+                client.read_to_string(&mut response).await.unwrap();
+                response
+            }
+        };
+        let response = ask(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 401 "), "{response}");
+        assert!(response.contains("WWW-Authenticate: Bearer realm=\"tern\"\r\n"));
+        let response =
+            ask(b"GET /api/stats HTTP/1.1\r\nAuthorization: Bearer stats-token-0123456789\r\n\r\n")
+                .await;
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        let response = ask(b"GET /healthz HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        // No admin token configured: no admin API.
+        let response = ask(b"GET /api/connections HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -187,12 +187,11 @@ fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
         path: key_path.to_owned(),
         detail: e.to_string(),
     })?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
-        TlsError::NoKey {
+    let signer =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::NoKey {
             path: key_path.to_owned(),
             detail: e.to_string(),
-        }
-    })?;
+        })?;
     let certified = CertifiedKey::new(chain, signer);
     match certified.keys_match() {
         Ok(()) => Ok(certified),

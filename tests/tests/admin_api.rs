@@ -27,7 +27,13 @@ fn server(with_stats_token: bool) -> Server {
     })
 }
 
-fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> HttpResponse {
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> HttpResponse {
     let auth = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
@@ -65,7 +71,13 @@ fn tokens_guard_the_apis_and_bad_paths_get_clear_errors() {
     ] {
         let none = call(&server, "GET", path, None, "");
         assert_eq!(none.status, 401, "{path} without a token: {}", none.body);
-        let wrong = call(&server, "GET", path, Some("wrong-token-0123456789abcdef"), "");
+        let wrong = call(
+            &server,
+            "GET",
+            path,
+            Some("wrong-token-0123456789abcdef"),
+            "",
+        );
         assert_eq!(wrong.status, 401, "{path} with a wrong token");
         let almost = &ADMIN[..ADMIN.len() - 1];
         assert_eq!(call(&server, "GET", path, Some(almost), "").status, 401);
@@ -75,7 +87,10 @@ fn tokens_guard_the_apis_and_bad_paths_get_clear_errors() {
         }
     }
     let stats_for_admin = call(&server, "GET", "/api/connections", Some(STATS), "");
-    assert_eq!(stats_for_admin.status, 401, "the stats token is no admin token");
+    assert_eq!(
+        stats_for_admin.status, 401,
+        "the stats token is no admin token"
+    );
     let delete = call(&server, "DELETE", "/api/connections/1", None, "");
     assert_eq!(delete.status, 401);
     assert_eq!(server.http_get("/healthz").unwrap().status, 200);
@@ -97,9 +112,21 @@ fn tokens_guard_the_apis_and_bad_paths_get_clear_errors() {
             "{method} {path}: {message}"
         );
     }
-    let response = call(&server, "PUT", "/api/so/nope/room/board/k", Some(ADMIN), "1");
+    let response = call(
+        &server,
+        "PUT",
+        "/api/so/nope/room/board/k",
+        Some(ADMIN),
+        "1",
+    );
     assert_eq!(response.status, 404, "unknown app: {}", response.body);
-    let response = call(&server, "PUT", "/api/so/chat/room/board/k", Some(ADMIN), "{not json");
+    let response = call(
+        &server,
+        "PUT",
+        "/api/so/chat/room/board/k",
+        Some(ADMIN),
+        "{not json",
+    );
     assert_eq!(response.status, 400, "{}", response.body);
     // Nothing was written anywhere near the data directory's parent.
     assert!(!server.dir().join("tmp").exists());
@@ -125,9 +152,8 @@ fn no_admin_token_no_admin_api() {
     assert_eq!(server.http_get("/api/stats").unwrap().status, 200);
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(server: &Server, path: &str) -> Ws {
     let (ws, _) = tokio::time::timeout(
@@ -186,7 +212,12 @@ async fn kick_connections_and_drop_a_publisher() {
     assert_eq!(rtmp_entry["shared_objects"], json!(["board"]));
     assert_eq!(rtmp_entry["address"], "127.0.0.1");
 
-    let kicked = admin(&server, "DELETE", &format!("/api/connections/{}", rtmp_entry["id"]), "");
+    let kicked = admin(
+        &server,
+        "DELETE",
+        &format!("/api/connections/{}", rtmp_entry["id"]),
+        "",
+    );
     assert_eq!(kicked["closed"], rtmp_entry["id"]);
     // The RTMP client is told and the socket closes.
     let mut closed = false;
@@ -206,8 +237,17 @@ async fn kick_connections_and_drop_a_publisher() {
     );
     assert_eq!(again.status, 404, "{}", again.body);
 
-    admin(&server, "DELETE", &format!("/api/connections/c{}", ws_entry["id"]), "");
-    assert_eq!(ws_next(&mut ws, SECS(10)).await, None, "the kicked WebSocket stayed open");
+    admin(
+        &server,
+        "DELETE",
+        &format!("/api/connections/c{}", ws_entry["id"]),
+        "",
+    );
+    assert_eq!(
+        ws_next(&mut ws, SECS(10)).await,
+        None,
+        "the kicked WebSocket stayed open"
+    );
     let left = wait_for(SECS(5), || connections(&server).is_empty().then_some(()));
     assert!(left.is_some(), "still listed: {:?}", connections(&server));
 
@@ -239,7 +279,11 @@ async fn kick_connections_and_drop_a_publisher() {
     );
     let none = call(&server, "DELETE", "/api/streams/live/cam", Some(ADMIN), "");
     assert_eq!(none.status, 404, "{}", none.body);
-    assert!(server.log().contains("publisher dropped through the admin API"));
+    assert!(
+        server
+            .log()
+            .contains("publisher dropped through the admin API")
+    );
 }
 
 /// `PUT`, `DELETE` and `POST …/send` on `/api/so/chat/room1/board` reach an
@@ -254,7 +298,12 @@ async fn so_writes_reach_rtmp_and_websocket_subscribers() {
     let mut ws = ws_connect(&server, "chat/room1").await;
     ws_use(&mut ws, "board").await;
 
-    let put = admin(&server, "PUT", "/api/so/chat/room1/board/title", r#"{"text":"hello","n":3}"#);
+    let put = admin(
+        &server,
+        "PUT",
+        "/api/so/chat/room1/board/title",
+        r#"{"text":"hello","n":3}"#,
+    );
     assert_eq!(put["version"], v0 + 1);
     let deleted = admin(&server, "DELETE", "/api/so/chat/room1/board/title", "");
     assert_eq!(deleted["version"], v0 + 2);

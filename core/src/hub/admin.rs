@@ -112,7 +112,10 @@ mod tests {
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].id, pid);
         assert_eq!(listed[0].publishing, ["cam"]);
-        assert_eq!(listed[0].scope.map(ToString::to_string), Some("/live".into()));
+        assert_eq!(
+            listed[0].scope.map(ToString::to_string),
+            Some("/live".into())
+        );
         assert_eq!(listed[1].playing, ["cam"]);
         assert_eq!(listed[1].protocol, Protocol::Rtmp);
         let live = ScopePath::app("live").unwrap();
