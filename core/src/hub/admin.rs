@@ -61,7 +61,7 @@ impl Hub {
     /// unpublished, its objects released), the client last, with `reason`.
     /// False if the hub does not know it (or already closes it).
     pub fn kick(&mut self, now: Instant, conn: ConnId, reason: String) -> bool {
-        if !self.conns.get(&conn).is_some_and(|c| !c.closing) {
+        if self.conns.get(&conn).is_none_or(|c| c.closing) {
             return false;
         }
         self.close_conn(now, conn, reason);
