@@ -20,7 +20,7 @@ raise_fd_limit
 mkdir -p "$OUT"
 build
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" \
     -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2> /dev/null
 RTMPS_PORT=$(free_port)
 TERN_SERVER="rtmps_bind = \"127.0.0.1:$RTMPS_PORT\"" \

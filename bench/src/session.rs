@@ -231,7 +231,8 @@ impl Session {
         while session.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
             session.write_tls().await?;
             if session.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
-                session.read().await?;
+                session.socket.readable().await?;
+                session.try_read()?;
             }
         }
         session.flush().await?;
@@ -332,13 +333,9 @@ impl Session {
                     Err(e) => Err(SessionError::Io(e)),
                 }
             })?;
-            // Over TLS a read may complete no record yet: read on (during
-            // the TLS handshake, return to let the caller write).
+            // Over TLS a read may complete no record yet: read on.
             match got {
-                Some(n) if n > 0 || self.tls.as_ref().is_some_and(|t| t.is_handshaking()) => {
-                    return Ok(n);
-                }
-                Some(_) if self.tls.is_none() => return Ok(0),
+                Some(n) if n > 0 || self.tls.is_none() => return Ok(n),
                 _ => {}
             }
         }
