@@ -175,9 +175,7 @@ fn main() -> ExitCode {
                     .transpose()
                     .map_err(|e| e.to_string())?;
                 let tls = match (rtmps_address, tls_ca) {
-                    (Some(address), Some(ca)) => {
-                        Some(tern_bench::session::Tls::new(address, &ca)?)
-                    }
+                    (Some(address), Some(ca)) => Some(tern_bench::session::Tls::new(address, &ca)?),
                     _ => None,
                 };
                 load_media::run(&MediaOptions {
