@@ -20,8 +20,12 @@
 //! - `alloc_count` (feature `count-allocations`): the counting allocator
 //!   behind `/metrics`' heap counters.
 //!
+//! - [`access`]: `[apps.NAME]` access rules, the HTTP callback client,
+//!   `tern sign`.
+//!
 //! [`serve`] runs the server.
 
+pub mod access;
 pub mod admin;
 #[cfg(feature = "count-allocations")]
 pub mod alloc_count;
