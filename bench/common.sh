@@ -90,6 +90,9 @@ ${TERN_STREAMS:-}
 
 [logging]
 level = "warn"
+
+# TERN_TABLES adds whole tables at the end, e.g. a [tls] table.
+${TERN_TABLES:-}
 TOML
     taskset -c "$SERVER_CPU" "$TERN" serve --config "$dir/tern.toml" 2> "$dir/tern.log" &
     TERN_PID=$!

@@ -12,7 +12,7 @@ use crate::media::{self, FrameKind, Medium, Schedule, StreamSpec};
 use crate::metrics::{self, HeapCounters, MetricsUrl};
 use crate::procfs::Procs;
 use crate::record::{MediaStep, Record, Saturated};
-use crate::session::{Clock, RtmpUrl, Session, SessionError};
+use crate::session::{Clock, RtmpUrl, Session, SessionError, Tls};
 use bytes::BytesMut;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -55,6 +55,9 @@ pub struct MediaOptions {
     /// `/metrics` of a `count-allocations` build of tern: its heap
     /// counters are read at the start and the end of every window.
     pub metrics_url: Option<MetricsUrl>,
+    /// Players connect over TLS (RTMPS) with this; the publisher stays
+    /// on `url`. `None`: plain RTMP.
+    pub tls: Option<Tls>,
 }
 
 /// What the publisher thread tells the players' thread.
@@ -209,6 +212,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     }));
     let stop = Rc::new(Cell::new(false));
     let url = Rc::new(options.url.clone());
+    let tls = Rc::new(options.tls.clone());
     let name: Rc<str> = Rc::from(options.name.as_str());
     let connecting = Arc::new(Semaphore::new(options.connect_concurrency.max(1)));
     let mut records = Vec::new();
@@ -224,14 +228,16 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let id = spawned;
-            let (url, name, stats, stop) = (
+            let (url, name, stats, stop, tls) = (
                 Rc::clone(&url),
                 Rc::clone(&name),
                 Rc::clone(&stats),
                 Rc::clone(&stop),
+                Rc::clone(&tls),
             );
             tokio::task::spawn_local(async move {
-                let result = player(id, &url, &name, clock, &stats, permit, &stop).await;
+                let target = (&*url, tls.as_ref().as_ref());
+                let result = player(id, target, &name, clock, &stats, permit, &stop).await;
                 stats.borrow_mut().ended(id, result.err());
             });
             spawned += 1;
@@ -423,7 +429,7 @@ fn spread(values: &mut [u64]) -> [u64; 3] {
 /// One player: connect, create a stream, play, then count until stopped.
 async fn player(
     id: usize,
-    url: &RtmpUrl,
+    (url, tls): (&RtmpUrl, Option<&Tls>),
     name: &str,
     clock: Clock,
     stats: &RefCell<Stats>,
@@ -433,7 +439,10 @@ async fn player(
     // The permit bounds connection attempts in flight; it is given back
     // once the first frame arrives.
     let mut permit = Some(permit);
-    let mut session = Session::open(url, clock, id as u64 + 1).await?;
+    let mut session = match tls {
+        Some(tls) => Session::open_tls(url, tls, clock, id as u64 + 1).await?,
+        None => Session::open(url, clock, id as u64 + 1).await?,
+    };
     loop {
         let n = session.read().await?;
         let now = clock.now_us();

@@ -55,6 +55,13 @@ enum Mode {
         /// server's heap allocations in each window.
         #[arg(long)]
         metrics_url: Option<String>,
+        /// Players connect over TLS (RTMPS) to this `host:port` (the
+        /// publisher stays on --url); needs --tls-ca.
+        #[arg(long, requires = "tls_ca")]
+        rtmps_address: Option<String>,
+        /// PEM certificate the RTMPS players trust (valid for localhost).
+        #[arg(long, requires = "rtmps_address")]
+        tls_ca: Option<std::path::PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -191,6 +198,8 @@ fn main() -> ExitCode {
             window,
             stream_baseline,
             metrics_url,
+            rtmps_address,
+            tls_ca,
             common,
         } => RtmpUrl::parse(&url)
             .map_err(|e| e.to_string())
@@ -199,6 +208,10 @@ fn main() -> ExitCode {
                     .map(|u| MetricsUrl::parse(&u))
                     .transpose()
                     .map_err(|e| e.to_string())?;
+                let tls = match (rtmps_address, tls_ca) {
+                    (Some(address), Some(ca)) => Some(tern_bench::session::Tls::new(address, &ca)?),
+                    _ => None,
+                };
                 load_media::run(&MediaOptions {
                     url,
                     name,
@@ -212,6 +225,7 @@ fn main() -> ExitCode {
                     connect_concurrency: common.connect_concurrency,
                     connect_timeout: Duration::from_secs(60),
                     metrics_url,
+                    tls,
                 })
                 .map(|_| ())
             }),

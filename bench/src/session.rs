@@ -1,11 +1,13 @@
 //! One RTMP client connection of the load tool: the core's
 //! [`ClientConnection`] over a tokio socket, read into a buffer shared by
 //! every connection of the thread (so thousands of idle or slow players
-//! hold no read buffer of their own).
+//! hold no read buffer of their own). Optionally over TLS (RTMPS): rustls'
+//! connection is driven by hand on the same reads ([`Tls`]).
 
 use std::cell::RefCell;
 use std::fmt;
-use std::io;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::Instant as StdInstant;
 use tern_core::Instant;
 use tern_core::rtmp::handshake::RANDOM_LEN;
@@ -20,6 +22,42 @@ thread_local! {
     /// The read buffer every connection of this thread shares: a read
     /// never holds it across an `.await`.
     static READ: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+    /// Plaintext out of TLS records, shared the same way.
+    static PLAIN: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+/// How players reach an RTMPS port: its address and a client
+/// configuration that trusts the server's certificate.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// `host:port` of the RTMPS port.
+    pub address: String,
+    /// Trusts the certificate given with `--tls-ca`.
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+impl Tls {
+    /// A configuration trusting the PEM certificates in `ca_file`.
+    pub fn new(address: String, ca_file: &std::path::Path) -> Result<Tls, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca_file)
+            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("{}: {e}", ca_file.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Tls {
+            address,
+            config: Arc::new(config),
+        })
+    }
 }
 
 /// The load tool's clock: microseconds since it started. Every task and
@@ -112,6 +150,8 @@ pub struct Session {
     /// The protocol state.
     pub conn: ClientConnection,
     socket: TcpStream,
+    /// RTMPS: the TLS state between the socket and `conn`.
+    tls: Option<Box<rustls::ClientConnection>>,
     clock: Clock,
     /// See [`Session::set_sparse_input`].
     sparse_input: bool,
@@ -156,11 +196,96 @@ impl Session {
         let mut session = Session {
             conn,
             socket,
+            tls: None,
             clock,
             sparse_input: false,
         };
         session.flush().await?;
         Ok(session)
+    }
+
+    /// [`open`](Self::open) over TLS to `tls.address` (the certificate
+    /// must be valid for `localhost`): the TLS handshake first, then the
+    /// RTMP one inside it.
+    pub async fn open_tls(
+        url: &RtmpUrl,
+        tls: &Tls,
+        clock: Clock,
+        n: u64,
+    ) -> Result<Session, SessionError> {
+        let socket = TcpStream::connect(&tls.address).await?;
+        socket.set_nodelay(true)?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let client = rustls::ClientConnection::new(Arc::clone(&tls.config), name)
+            .map_err(io::Error::other)?;
+        let config = ClientConfig::new(url.app.clone(), url.tc_url.clone());
+        let conn = ClientConnection::new(config, clock.core_now(), &random(n));
+        let mut session = Session {
+            conn,
+            socket,
+            tls: Some(Box::new(client)),
+            clock,
+            sparse_input: false,
+        };
+        while session.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+            session.write_tls().await?;
+            if session.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+                session.socket.readable().await?;
+                session.try_read()?;
+            }
+        }
+        session.flush().await?;
+        Ok(session)
+    }
+
+    /// Sends what rustls has to send (records, alerts).
+    async fn write_tls(&mut self) -> Result<(), SessionError> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut out)?;
+        }
+        if !out.is_empty() {
+            self.socket.write_all(&out).await?;
+        }
+        Ok(())
+    }
+
+    /// Feeds `n` bytes read into `buf` to the connection (through TLS for
+    /// RTMPS). Returns the RTMP bytes it got: for TLS, 0 is possible (a
+    /// record not complete yet, or a handshake message).
+    fn feed(&mut self, data: &[u8]) -> Result<usize, SessionError> {
+        let Some(tls) = self.tls.as_mut() else {
+            self.conn.handle_input(self.clock.core_now(), data)?;
+            return Ok(data.len());
+        };
+        let mut rest = data;
+        let mut total = 0;
+        while !rest.is_empty() {
+            tls.read_tls(&mut rest)?;
+            tls.process_new_packets().map_err(io::Error::other)?;
+            let drained: Result<usize, SessionError> = PLAIN.with(|plain| {
+                let mut plain = plain.borrow_mut();
+                let mut got = 0;
+                loop {
+                    match tls.reader().read(&mut plain) {
+                        Ok(0) => return Err(SessionError::Closed),
+                        Ok(m) => {
+                            let input = plain.get(..m).unwrap_or_default();
+                            self.conn.handle_input(self.clock.core_now(), input)?;
+                            got += m;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
+                        Err(e) => return Err(SessionError::Io(e)),
+                    }
+                }
+            });
+            total += drained?;
+        }
+        Ok(total)
     }
 
     /// Says that input comes as small messages far apart (shared-object
@@ -176,6 +301,12 @@ impl Session {
 
     /// Writes everything the connection queued.
     pub async fn flush(&mut self) -> Result<(), SessionError> {
+        if let Some(tls) = self.tls.as_mut() {
+            while let Some(bytes) = self.conn.poll_transmit() {
+                tls.writer().write_all(&bytes)?;
+            }
+            return self.write_tls().await;
+        }
         while let Some(bytes) = self.conn.poll_transmit() {
             self.socket.write_all(&bytes).await?;
         }
@@ -183,8 +314,8 @@ impl Session {
     }
 
     /// Waits for input and feeds all of it that is there to the
-    /// connection; returns the bytes read. Events are left in
-    /// `conn.poll_event()`.
+    /// connection; returns the RTMP bytes read (over TLS: the plaintext).
+    /// Events are left in `conn.poll_event()`.
     pub async fn read(&mut self) -> Result<usize, SessionError> {
         loop {
             self.socket.readable().await?;
@@ -196,16 +327,16 @@ impl Session {
                         if self.sparse_input && n < buf.len() {
                             mark_drained(&self.socket);
                         }
-                        let data = buf.get(..n).unwrap_or_default();
-                        self.conn.handle_input(self.clock.core_now(), data)?;
-                        Ok(Some(n))
+                        self.feed(buf.get(..n).unwrap_or_default()).map(Some)
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                     Err(e) => Err(SessionError::Io(e)),
                 }
             })?;
-            if let Some(n) = got {
-                return Ok(n);
+            // Over TLS a read may complete no record yet: read on.
+            match got {
+                Some(n) if n > 0 || self.tls.is_none() => return Ok(n),
+                _ => {}
             }
         }
     }
@@ -220,9 +351,7 @@ impl Session {
                     if self.sparse_input && n < buf.len() {
                         mark_drained(&self.socket);
                     }
-                    let data = buf.get(..n).unwrap_or_default();
-                    self.conn.handle_input(self.clock.core_now(), data)?;
-                    Ok(n)
+                    self.feed(buf.get(..n).unwrap_or_default())
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
                 Err(e) => Err(SessionError::Io(e)),

@@ -381,7 +381,7 @@ mod tests {
             text,
             format!(
                 "{f}:2:18: server.out_chunk_size: 0 is out of range: must be between 1 and 2147483647\n\
-                 {f}:3:1: server.nope: unknown field `nope`, expected one of `rtmp_bind`, `http_bind`, `out_chunk_size`, `data_dir`, `write_timeout_secs`, `heap_trim_secs`\n",
+                 {f}:3:1: server.nope: unknown field `nope`, expected one of `rtmp_bind`, `http_bind`, `out_chunk_size`, `data_dir`, `write_timeout_secs`, `heap_trim_secs`, `rtmps_bind`, `https_bind`\n",
                 f = bad.display()
             )
         );

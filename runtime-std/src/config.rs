@@ -54,6 +54,11 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// Log output.
     pub logging: LoggingConfig,
+    /// The HTTP port's admin API and the protection of its statistics.
+    pub http: HttpConfig,
+    /// The certificate of the TLS ports (`server.rtmps_bind`,
+    /// `server.https_bind`).
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -71,6 +76,8 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             websocket: WebSocketConfig::default(),
             logging: LoggingConfig::default(),
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -94,6 +101,22 @@ pub struct ServerConfig {
     /// Every this many seconds freed heap pages go back to the OS (glibc
     /// `malloc_trim`); 0 never.
     pub heap_trim_secs: u64,
+    /// Where RTMPS (RTMP over TLS) clients connect; unset = no RTMPS.
+    /// Needs `[tls]`.
+    #[serde(
+        default,
+        deserialize_with = "opt_socket_addr",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rtmps_bind: Option<SocketAddr>,
+    /// Where HTTPS and WSS clients connect (everything the HTTP port serves,
+    /// over TLS); unset = none. Needs `[tls]`.
+    #[serde(
+        default,
+        deserialize_with = "opt_socket_addr",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub https_bind: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +128,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./tern-data"),
             write_timeout_secs: 10,
             heap_trim_secs: 10,
+            rtmps_bind: None,
+            https_bind: None,
         }
     }
 }
@@ -330,6 +355,67 @@ impl Default for LoggingConfig {
             level: "info".to_owned(),
         }
     }
+}
+
+/// `[http]`: who may use the HTTP port's APIs (docs/admin-api.md).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Bearer token of the admin API (`/api/connections`, `/api/streams`,
+    /// `/api/so`); unset = no admin API (404).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Bearer token that `/api/stats` and `/metrics` require; unset = open.
+    /// The admin token is accepted there too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_token: Option<String>,
+}
+
+/// Tokens stay out of logs and `Debug` output.
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |t: &Option<String>| if t.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("HttpConfig")
+            .field("admin_token", &set(&self.admin_token))
+            .field("stats_token", &set(&self.stats_token))
+            .finish()
+    }
+}
+
+/// Shortest token `[http]` accepts: a token is the only thing between the
+/// network and the admin API, so a guessable one is refused at start.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// `[tls]`: the certificate chain and key of the TLS ports, PEM files,
+/// read at start and again on SIGHUP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The certificate chain (leaf first), e.g. Let's Encrypt's
+    /// `fullchain.pem`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1 PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// A TLS handshake not finished within this many seconds is cut off
+    /// (as an RTMP handshake that stalls).
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
+/// Parses an optional `IP:PORT` (see [`socket_addr`]).
+fn opt_socket_addr<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(de).map(Some)
 }
 
 /// Parses `IP:PORT` with a message that says what is expected.
@@ -651,6 +737,12 @@ impl Config {
             1000,
         );
         range(
+            &["tls", "handshake_timeout_secs"],
+            self.tls.handshake_timeout_secs,
+            1,
+            3600,
+        );
+        range(
             &["websocket", "max_message_bytes"],
             self.websocket.max_message_bytes as u64,
             1,
@@ -673,6 +765,61 @@ impl Config {
                 &["server", "http_bind"],
                 format!("same address as server.rtmp_bind ({})", s.rtmp_bind),
             );
+        }
+        let tls_ports = [("rtmps_bind", s.rtmps_bind), ("https_bind", s.https_bind)];
+        for (key, bind) in tls_ports {
+            let Some(bind) = bind else { continue };
+            if self.tls.cert.is_none() || self.tls.key.is_none() {
+                invalid(
+                    &["server", key],
+                    "needs a certificate: set tls.cert and tls.key".to_owned(),
+                );
+            }
+            let others = [
+                ("rtmp_bind", Some(s.rtmp_bind)),
+                ("http_bind", Some(s.http_bind)),
+                ("rtmps_bind", s.rtmps_bind),
+                ("https_bind", s.https_bind),
+            ];
+            if bind.port() != 0
+                && let Some((other, _)) = others
+                    .iter()
+                    .find(|(other, addr)| *other != key && *addr == Some(bind))
+            {
+                invalid(
+                    &["server", key],
+                    format!("same address as server.{other} ({bind})"),
+                );
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            invalid(
+                &[
+                    "tls",
+                    if self.tls.cert.is_some() {
+                        "key"
+                    } else {
+                        "cert"
+                    },
+                ],
+                "tls.cert and tls.key go together".to_owned(),
+            );
+        }
+        for (key, token) in [
+            ("admin_token", &self.http.admin_token),
+            ("stats_token", &self.http.stats_token),
+        ] {
+            if let Some(token) = token
+                && (token.len() < MIN_TOKEN_LEN || token.chars().any(|c| !c.is_ascii_graphic()))
+            {
+                invalid(
+                    &["http", key],
+                    format!(
+                        "must be at least {MIN_TOKEN_LEN} printable ASCII characters without \
+                         spaces (e.g. the output of `openssl rand -hex 32`)"
+                    ),
+                );
+            }
         }
         if so.max_value_bytes > so.max_object_bytes {
             invalid(

@@ -2,9 +2,22 @@
 //! `/api/stats`, the page at `/`, and the hand-off of WebSocket upgrades.
 //!
 //! Deliberately small: one request per connection (every response says
-//! `Connection: close`), no request bodies, bounded heads. It runs over any
-//! [`Stream`](crate::net::Stream), so the simulator serves the same code on
-//! turmoil sockets.
+//! `Connection: close`), bounded heads, and bodies only for the admin API
+//! (`Content-Length`, at most [`MAX_BODY_BYTES`]). It runs over any
+//! [`Stream`](crate::net::Stream) — TCP, TLS, or the simulator's turmoil
+//! sockets — so every port serves the same code.
+//!
+//! # Why not hyper
+//!
+//! hyper 1.x was weighed for this port (docs/architecture.md, "The HTTP
+//! side") and not taken, for now: what lives long on this port (WebSocket,
+//! next HTTP-FLV) must be a core `ServerSession` driven by the runtime's
+//! connection loop, which owns the socket (vectored and merged writes,
+//! direct writes to its descriptor, the slow-client policy). hyper would
+//! own the socket and write the `101` itself, while the core's
+//! `WsConnection` answers the upgrade (the embedded runtime has no hyper).
+//! What remains for HTTP proper is short request/response exchanges,
+//! which this module covers.
 //!
 //! Layers, from the bottom:
 //! - [`RequestHead::parse`]: sans-IO parse of a buffered head (`httparse`).
@@ -18,6 +31,7 @@
 //! The accept loop that uses these, and hands upgrades to the WebSocket
 //! side, is `server::serve_http`.
 
+use crate::admin::Access;
 use crate::stats::{PROMETHEUS_CONTENT_TYPE, StatsSource};
 use std::fmt;
 use std::io;
@@ -31,8 +45,13 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most header lines accepted in one request.
 pub const MAX_HEADERS: usize = 64;
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send its request head (and then its
+/// body).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request body accepted (admin API writes: one shared-object
+/// value as JSON, or a message's arguments).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// The demo page at `/` (a chat room and a shared-object inspector over the
 /// WebSocket JSON protocol), embedded in the binary.
@@ -207,6 +226,9 @@ pub enum Route {
     Stats,
     /// `GET /`: the demo page.
     Static,
+    /// The admin API (`/api/connections…`, `/api/streams/…`, `/api/so/…`),
+    /// any method: see [`crate::admin`].
+    Admin,
     /// A WebSocket upgrade, any path: the connection goes to the WebSocket
     /// side, which resolves the scope from the target.
     Upgrade,
@@ -220,6 +242,9 @@ pub enum Route {
 pub fn route(head: &RequestHead) -> Route {
     if head.is_websocket_upgrade() {
         return Route::Upgrade;
+    }
+    if crate::admin::is_admin_path(head.path()) {
+        return Route::Admin;
     }
     let found = match head.path() {
         "/healthz" => Route::Health,
@@ -288,9 +313,14 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
@@ -322,6 +352,7 @@ pub fn respond(route: Route, stats: &dyn StatsSource) -> Response {
             body: INDEX_HTML.as_bytes().to_vec(),
         },
         Route::Upgrade => Response::text(501, "WebSocket is not available yet\n"),
+        Route::Admin => Response::text(404, "not found\n"),
         Route::MethodNotAllowed => Response {
             headers: vec![("Allow", "GET, HEAD".to_owned())],
             ..Response::text(405, "method not allowed\n")
@@ -346,11 +377,48 @@ pub enum Served {
     },
 }
 
+/// What a port serves besides its fixed pages: statistics, who may read
+/// them, and the admin API.
+#[derive(Clone, Copy)]
+pub struct Site<'a> {
+    /// Behind `/api/stats` and `/metrics`.
+    pub stats: &'a dyn StatsSource,
+    /// The tokens of `[http]`.
+    pub access: &'a Access,
+    /// The admin API, answered when `access` has an admin token and the
+    /// request carries it.
+    pub admin: Option<&'a crate::server::Shared>,
+}
+
+impl fmt::Debug for Site<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Site")
+            .field("access", self.access)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Reads one request from `stream` and answers it, unless it is a WebSocket
-/// upgrade. Errors are the stream's; bad requests are answered, not errors.
+/// upgrade: statistics open to all, no admin API. See [`serve_request_on`].
 pub async fn serve_request<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     stats: &dyn StatsSource,
+) -> io::Result<Served> {
+    let open = Access::open();
+    let site = Site {
+        stats,
+        access: &open,
+        admin: None,
+    };
+    serve_request_on(stream, site).await
+}
+
+/// Reads one request from `stream` and answers it for `site`, unless it is
+/// a WebSocket upgrade. Errors are the stream's; bad requests are
+/// answered, not errors.
+pub async fn serve_request_on<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    site: Site<'_>,
 ) -> io::Result<Served> {
     let read = tokio::time::timeout(HEAD_TIMEOUT, read_head(stream)).await;
     let (head, leftover) = match read {
@@ -377,9 +445,116 @@ pub async fn serve_request<S: AsyncRead + AsyncWrite + Unpin>(
     if route == Route::Upgrade {
         return Ok(Served::Upgrade { head, leftover });
     }
-    let response = respond(route, stats);
+    let response = match route {
+        Route::Admin => match (site.admin, &site.access.admin) {
+            (Some(shared), Some(_)) => {
+                // The body is read (bounded) before the token is looked at,
+                // so that a refused client still gets its answer rather
+                // than a reset for unread bytes.
+                let body = match read_body(stream, &head, leftover).await {
+                    Ok(body) => body,
+                    Err(BodyError::Answer(response)) => {
+                        send(stream, &response, true).await?;
+                        return Ok(Served::Done);
+                    }
+                    Err(BodyError::Io(e)) => return Err(e),
+                };
+                if site.access.is_admin(&head) {
+                    let request = crate::admin::AdminRequest {
+                        method: &head.method,
+                        path: head.path(),
+                        query: head.query(),
+                        body: &body,
+                    };
+                    crate::admin::handle(shared, &request)
+                } else {
+                    debug!("admin API request without the admin token");
+                    crate::admin::unauthorized()
+                }
+            }
+            // No admin token configured: there is no admin API.
+            _ => respond(Route::NotFound, site.stats),
+        },
+        Route::Stats | Route::Metrics if !site.access.may_read_stats(&head) => {
+            crate::admin::unauthorized()
+        }
+        route => respond(route, site.stats),
+    };
     send(stream, &response, head.method != "HEAD").await?;
     Ok(Served::Done)
+}
+
+/// Why [`read_body`] returned no body.
+enum BodyError {
+    /// The request is answered with this (411, 413, 400, 408).
+    Answer(Response),
+    /// The stream failed.
+    Io(io::Error),
+}
+
+/// Reads the body `head` announces with `Content-Length` (none: empty),
+/// starting with the bytes read past the head; bounded by
+/// [`MAX_BODY_BYTES`] and [`HEAD_TIMEOUT`]. Chunked bodies are refused
+/// with 411 (every client the admin API is meant for sends a length).
+async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    head: &RequestHead,
+    mut body: Vec<u8>,
+) -> Result<Vec<u8>, BodyError> {
+    if head.header("transfer-encoding").is_some() {
+        return Err(BodyError::Answer(Response::text(
+            411,
+            "send the body with Content-Length (chunked bodies are not accepted)\n",
+        )));
+    }
+    let length = match head.header("content-length") {
+        None => 0,
+        Some(value) => match std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            Some(length) => length,
+            None => {
+                return Err(BodyError::Answer(Response::text(
+                    400,
+                    "invalid Content-Length\n",
+                )));
+            }
+        },
+    };
+    if length > MAX_BODY_BYTES {
+        return Err(BodyError::Answer(Response::text(
+            413,
+            format!("body of {length} bytes; at most {MAX_BODY_BYTES} accepted\n"),
+        )));
+    }
+    if body.len() > length {
+        body.truncate(length);
+    }
+    let missing = length - body.len();
+    if missing > 0 {
+        let start = body.len();
+        body.resize(length, 0);
+        let read = tokio::time::timeout(
+            HEAD_TIMEOUT,
+            stream.read_exact(body.get_mut(start..).unwrap_or_default()),
+        )
+        .await;
+        match read {
+            Err(_elapsed) => {
+                return Err(BodyError::Answer(Response::text(408, "request timeout\n")));
+            }
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(BodyError::Answer(Response::text(
+                    400,
+                    "connection closed inside the body\n",
+                )));
+            }
+            Ok(Err(e)) => return Err(BodyError::Io(e)),
+            Ok(Ok(_)) => {}
+        }
+    }
+    Ok(body)
 }
 
 async fn send<S: AsyncWrite + Unpin>(
@@ -556,6 +731,93 @@ mod tests {
         let mut response = Vec::new();
         client.read_to_end(&mut response).await.unwrap();
         assert!(response.is_empty());
+    }
+
+    #[tokio::test]
+    async fn bodies_are_bounded_and_need_a_length() {
+        let head = |extra: &str| {
+            RequestHead::parse(format!("PUT /api/so/a/b/c/k HTTP/1.1\r\n{extra}\r\n").as_bytes())
+                .unwrap()
+                .unwrap()
+                .0
+        };
+        let status = |r: Result<Vec<u8>, BodyError>| match r {
+            Ok(body) => Ok(body),
+            Err(BodyError::Answer(response)) => Err(response.status),
+            Err(BodyError::Io(e)) => panic!("{e}"),
+        };
+        // Part of the body came with the head, the rest from the stream;
+        // bytes past the length are not taken.
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(b"lo world!").await.unwrap();
+        let got = read_body(
+            &mut server,
+            &head("Content-Length: 11\r\n"),
+            b"hel".to_vec(),
+        )
+        .await;
+        assert_eq!(status(got), Ok(b"hello world".to_vec()));
+        let got = read_body(&mut server, &head(""), Vec::new()).await;
+        assert_eq!(status(got), Ok(Vec::new()));
+        let chunked = head("Transfer-Encoding: chunked\r\n");
+        assert_eq!(
+            status(read_body(&mut server, &chunked, Vec::new()).await),
+            Err(411)
+        );
+        let big = head(&format!("Content-Length: {}\r\n", MAX_BODY_BYTES + 1));
+        assert_eq!(
+            status(read_body(&mut server, &big, Vec::new()).await),
+            Err(413)
+        );
+        let bad = head("Content-Length: -3\r\n");
+        assert_eq!(
+            status(read_body(&mut server, &bad, Vec::new()).await),
+            Err(400)
+        );
+        // The client leaves inside the body.
+        drop(client);
+        let short = head("Content-Length: 50\r\n");
+        assert_eq!(
+            status(read_body(&mut server, &short, b"x".to_vec()).await),
+            Err(400)
+        );
+    }
+
+    #[tokio::test]
+    async fn stats_need_the_token_when_one_is_set_and_admin_paths_need_the_admin_api() {
+        let access = Access {
+            admin: None,
+            stats: Some(crate::admin::Token::new("stats-token-0123456789".into())),
+        };
+        let ask = |request: &'static [u8]| {
+            let access = access.clone();
+            async move {
+                let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+                client.write_all(request).await.unwrap();
+                let site = Site {
+                    stats: &EmptyStats,
+                    access: &access,
+                    admin: None,
+                };
+                serve_request_on(&mut server, site).await.unwrap();
+                drop(server);
+                let mut response = String::new();
+                client.read_to_string(&mut response).await.unwrap();
+                response
+            }
+        };
+        let response = ask(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 401 "), "{response}");
+        assert!(response.contains("WWW-Authenticate: Bearer realm=\"tern\"\r\n"));
+        let response =
+            ask(b"GET /api/stats HTTP/1.1\r\nAuthorization: Bearer stats-token-0123456789\r\n\r\n")
+                .await;
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        let response = ask(b"GET /healthz HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        // No admin token configured: no admin API.
+        let response = ask(b"GET /api/connections HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,8 @@
 //!
 //! - [`server`]: the hub shared by every connection task, the RTMP accept
 //!   loop and connection tasks, graceful shutdown.
+//! - [`tls`]: RTMPS and HTTPS/WSS (rustls), certificate reload on SIGHUP.
+//! - [`admin`]: the admin API on the HTTP port (`[http] admin_token`).
 //! - [`tools`]: the `tern so` and `tern trace` commands.
 //! - `alloc_count` (feature `count-allocations`): the counting allocator
 //!   behind `/metrics`' heap counters.
@@ -25,6 +27,7 @@
 //! [`serve`] runs the server.
 
 pub mod access;
+pub mod admin;
 #[cfg(feature = "count-allocations")]
 pub mod alloc_count;
 pub mod cli;
@@ -39,6 +42,7 @@ pub mod logging;
 pub mod net;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod tools;
 mod wakeup;
 
@@ -69,6 +73,8 @@ pub enum ServeError {
     Signals(io::Error),
     /// The persistent shared objects could not be listed.
     Store(StoreError),
+    /// The TLS certificate or key could not be loaded.
+    Tls(tls::TlsError),
     /// A listener failed while serving.
     Io(io::Error),
 }
@@ -88,6 +94,7 @@ impl fmt::Display for ServeError {
             }
             ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServeError::Store(e) => e.fmt(f),
+            ServeError::Tls(e) => write!(f, "TLS: {e}"),
             ServeError::Io(e) => write!(f, "server failed: {e}"),
         }
     }
@@ -115,9 +122,32 @@ pub async fn serve_until(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     config.validate().map_err(ServeError::Config)?;
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(_), Some(_)) => Some(tls::TlsSetup::load(&config.tls).map_err(ServeError::Tls)?),
+        _ => None,
+    };
     let rtmp = bind("RTMP", config.server.rtmp_bind).await?;
     let http = bind("HTTP", config.server.http_bind).await?;
-    serve_on(config, rtmp, http, shutdown).await
+    let mut secure = TlsPorts {
+        setup: tls,
+        rtmps: None,
+        https: None,
+    };
+    if let Some(addr) = config.server.rtmps_bind {
+        secure.rtmps = Some(bind("RTMPS", addr).await?);
+    }
+    if let Some(addr) = config.server.https_bind {
+        secure.https = Some(bind("HTTPS", addr).await?);
+    }
+    serve_all(config, rtmp, http, secure, shutdown).await
+}
+
+/// The TLS side of [`serve_until`]: the certificates (if `[tls]` is set)
+/// and the TLS listeners (if their binds are). The simulator has none.
+struct TlsPorts {
+    setup: Option<tls::TlsSetup>,
+    rtmps: Option<tokio::net::TcpListener>,
+    https: Option<tokio::net::TcpListener>,
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
@@ -132,6 +162,21 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     config: Config,
     rtmp: R,
     http: H,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let no_tls = TlsPorts {
+        setup: None,
+        rtmps: None,
+        https: None,
+    };
+    serve_all(config, rtmp, http, no_tls, shutdown).await
+}
+
+async fn serve_all<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    secure: TlsPorts,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let shared = server::Shared::new(&config);
@@ -160,12 +205,47 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
         http,
         stop_rx.clone(),
     ));
+    let mut tls_tasks = Vec::new();
+    if let Some(setup) = &secure.setup {
+        if let Some(listener) = secure.rtmps {
+            tls_tasks.push(tokio::spawn(tls::serve_rtmps(
+                Arc::clone(&shared),
+                listener,
+                setup.rtmps.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        if let Some(listener) = secure.https {
+            tls_tasks.push(tokio::spawn(tls::serve_https(
+                Arc::clone(&shared),
+                listener,
+                setup.https.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        // Only a server with certificates handles SIGHUP: elsewhere (the
+        // simulator, embedders' runtimes) the signal stays the host's.
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(ServeError::Signals)?;
+        tls_tasks.push(tokio::spawn({
+            let certs = Arc::clone(&setup.certs);
+            let stop = stop_rx.clone();
+            async move {
+                tls::reload_on_sighup(certs, hangup, stop).await;
+                Ok(())
+            }
+        }));
+    }
     shutdown.await;
     let _ = stop_tx.send(true);
     server::close_all(&shared, "server shutting down");
     let (rtmp_result, http_result, _, _) =
         tokio::join!(rtmp_task, http_task, timers, direct_writes);
-    for result in [rtmp_result, http_result] {
+    let mut results = vec![rtmp_result, http_result];
+    for task in tls_tasks {
+        results.push(task.await);
+    }
+    for result in results {
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(ServeError::Io(e)),

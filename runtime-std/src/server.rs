@@ -174,6 +174,8 @@ pub struct Shared {
     hooks: HookRunner,
     /// Connects per address per second, server-wide.
     connect_rate: Mutex<ConnectRate>,
+    /// Who may use the HTTP port's APIs (`[http]` tokens).
+    pub(crate) http_access: crate::admin::Access,
 }
 
 impl std::fmt::Debug for Shared {
@@ -259,6 +261,7 @@ impl Shared {
                 },
                 MAX_RATE_ADDRESSES,
             )),
+            http_access: crate::admin::Access::from_config(&config.http),
         })
     }
 
@@ -468,7 +471,7 @@ pub fn close_all(shared: &Shared, reason: &str) {
 /// Accepts connections until `shutdown` flips, each served by `serve` on
 /// its own task; then gives open connections [`SHUTDOWN_GRACE`] to receive
 /// the goodbye that [`close_all`] queued, and drops the rest.
-async fn accept_loop<L, F, Fut>(
+pub(crate) async fn accept_loop<L, F, Fut>(
     what: &'static str,
     mut listener: L,
     mut shutdown: watch::Receiver<bool>,
@@ -521,35 +524,45 @@ pub async fn serve_rtmp<L: Listener>(
 ) -> io::Result<()> {
     accept_loop("RTMP", listener, shutdown, |stream, peer| {
         let fd = L::descriptor(&stream);
-        let (id, hub_peer) = shared.register();
-        let span = tracing::info_span!("rtmp", conn = %id, %peer);
-        let shared = Arc::clone(&shared);
-        async move {
-            debug!("accepted");
-            // Built in a block and boxed: a local that lives across the
-            // await below would stay in the task (the 1536-byte random
-            // block), and an async fn keeps a by-value argument twice.
-            let conn = Box::new({
-                let random = shared.handshake_random(id);
-                ServerConnection::new(shared.rtmp.clone(), shared.now(), &random, Some(peer.ip()))
-            });
-            let stream = Attached::new(&hub_peer, stream, fd);
-            let mut access = Box::new(ConnAccess::new(
-                &shared,
-                id,
-                Some(peer.ip()),
-                Arc::clone(&hub_peer),
-            ));
-            let ended =
-                run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &[]).await;
-            // The `*_done` callbacks of what it still published or played.
-            access.finish(&shared);
-            shared.unregister(id);
-            shared.closed(&ended);
-        }
-        .instrument(span)
+        serve_rtmp_connection(Arc::clone(&shared), stream, fd, peer)
     })
     .await
+}
+
+/// Serves one RTMP connection (plain, or RTMPS after its TLS handshake)
+/// until it ends. `fd` is the socket's descriptor when the server may
+/// write to it directly (`direct_write`); `None` for TLS streams.
+pub(crate) fn serve_rtmp_connection<S: crate::net::Stream>(
+    shared: Arc<Shared>,
+    stream: S,
+    fd: Option<RawFd>,
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (id, hub_peer) = shared.register();
+    let span = tracing::info_span!("rtmp", conn = %id, %peer);
+    async move {
+        debug!("accepted");
+        // Built in a block and boxed: a local that lives across the
+        // await below would stay in the task (the 1536-byte random
+        // block), and an async fn keeps a by-value argument twice.
+        let conn = Box::new({
+            let random = shared.handshake_random(id);
+            ServerConnection::new(shared.rtmp.clone(), shared.now(), &random, Some(peer.ip()))
+        });
+        let stream = Attached::new(&hub_peer, stream, fd);
+        let mut access = Box::new(ConnAccess::new(
+            &shared,
+            id,
+            Some(peer.ip()),
+            Arc::clone(&hub_peer),
+        ));
+        let ended = run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &[]).await;
+        // The `*_done` callbacks of what it still published or played.
+        access.finish(&shared);
+        shared.unregister(id);
+        shared.closed(&ended);
+    }
+    .instrument(span)
 }
 
 /// Accepts HTTP connections until `shutdown` flips: plain requests are
@@ -570,13 +583,20 @@ pub async fn serve_http<L: Listener>(
     .await
 }
 
-async fn serve_http_connection<S: crate::net::Stream>(
+/// Serves one connection of the HTTP port (plain, or HTTPS after its TLS
+/// handshake): one request, or a WebSocket upgrade served until it ends.
+pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
     shared: Arc<Shared>,
     mut stream: S,
     fd: Option<RawFd>,
     peer: SocketAddr,
 ) {
-    match http::serve_request(&mut stream, shared.as_ref()).await {
+    let site = http::Site {
+        stats: shared.as_ref(),
+        access: &shared.http_access,
+        admin: Some(shared.as_ref()),
+    };
+    match http::serve_request_on(&mut stream, site).await {
         Ok(Served::Done) => {}
         Ok(Served::Upgrade { head, leftover }) => {
             let (id, hub_peer) = shared.register();

@@ -44,6 +44,8 @@ try {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // The TLS test serves the page and wss:// with a certificate it made.
+      '--ignore-certificate-errors',
     ],
   });
   const page = context.pages()[0] ?? await context.newPage();

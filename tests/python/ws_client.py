@@ -29,6 +29,7 @@ unexpected close; 2 on bad arguments.
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -44,8 +45,11 @@ async def run(args):
     ops = json.loads(args.ops)
     chat = args.subprotocol == "chat"
     subprotocols = [args.subprotocol] if args.subprotocol else None
+    # wss://: trust exactly the test's certificate (--cafile).
+    tls = ssl.create_default_context(cafile=args.cafile) if args.cafile else None
     async with connect(
         args.url,
+        ssl=tls,
         subprotocols=subprotocols,
         compression=None,
         ping_interval=None,
@@ -129,6 +133,7 @@ def main():
     parser.add_argument("--until-method", help="exit 0 after a message op with this method")
     parser.add_argument("--until-text", help="chat mode: exit 0 after this text")
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--cafile", help="wss://: PEM file of the certificate to trust")
     args = parser.parse_args()
     try:
         status = asyncio.run(asyncio.wait_for(run(args), args.timeout))

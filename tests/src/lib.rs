@@ -7,7 +7,8 @@
 //!   directory; SIGTERM, `kill -9` and restart.
 //! - [`Proc`]: any client process, always under `timeout`, with its output
 //!   in files and waits with deadlines, so no test can hang.
-//! - [`http_get`]: a tiny HTTP/1.1 GET over `std::net::TcpStream`.
+//! - [`http_get`]: a tiny HTTP/1.1 GET over `std::net::TcpStream`;
+//!   [`http::request`] for any method, headers and a body.
 //! - [`require_tool`], [`test_flv`], [`Probe`]: external tools, the test
 //!   media and ffprobe's view of a capture.
 //! - [`rtmp::RtmpClient`]: the core RTMP client over tokio, for
@@ -18,6 +19,7 @@
 //!
 //! See docs/testing.md for what each test shows.
 
+pub mod http;
 pub mod rtmp;
 pub mod webhook;
 pub mod wire;

@@ -23,6 +23,7 @@
 //! 4. Call [`Hub::handle_timeout`]`(now)` when [`Hub::poll_timeout`] is
 //!    reached (re-read it after every call of 1 or 4), then drain 2 again.
 
+mod admin;
 mod app;
 mod connections;
 mod fanout;
@@ -35,6 +36,7 @@ pub mod store;
 pub mod stream;
 mod streams;
 
+pub use admin::ConnectionInfo;
 pub use app::{Application, Decision, DefaultApplication, SoAccess, TieredSessions};
 pub use fanout::{Encoder, EncodingStats, FanoutCodec};
 pub use outbox::{Outbox, OutboxLimits, OverflowReason, PushOutcome};
