@@ -3,6 +3,7 @@
 //! [`crate::testing`]. They live apart from the modules they exercise, so
 //! the hub's own files import no protocol.
 
+mod admin;
 mod fanout;
 mod hub;
 mod session;
