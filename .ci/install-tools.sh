@@ -30,9 +30,53 @@ else
   python3 -m pip install -q websockets
 fi
 
+# py3amf: the independent AMF3 codec of tests/tests/amf3_py3amf.rs (driven
+# through tests/python/amf3_interop.py).
+if python3 -c 'import pyamf.amf3' >/dev/null 2>&1; then
+  echo "tools: python py3amf present"
+else
+  echo "tools: installing python py3amf"
+  python3 -m pip install -q py3amf==0.9.1
+fi
+
 if [ -f "$root/tests/browser/node_modules/playwright-core/package.json" ]; then
   echo "tools: playwright-core present"
 else
   echo "tools: npm ci in tests/browser"
   (cd "$root/tests/browser" && npm ci --no-audit --no-fund)
+fi
+
+# The TAP test (runtime-embedded-host/tests/tap_namespace.rs) needs root,
+# `ip` from iproute2 and /dev/net/tun; under TERN_REQUIRE_TOOLS=1 it fails
+# without them. Install iproute2 when `ip` is missing, and make the TUN
+# device node (major 10, minor 200) when the kernel has TUN but /dev lacks
+# the node, as in some minimal containers.
+if command -v ip >/dev/null 2>&1; then
+  echo "tools: iproute2 present"
+else
+  echo "tools: installing iproute2"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q iproute2
+fi
+if [ -e /dev/net/tun ]; then
+  echo "tools: /dev/net/tun present"
+else
+  echo "tools: creating /dev/net/tun"
+  # Not fatal here: without it the TAP test fails (TERN_REQUIRE_TOOLS=1)
+  # and says why, while the other tests still run.
+  { mkdir -p /dev/net && mknod -m 666 /dev/net/tun c 10 200; } \
+    || echo "tools: WARNING: cannot create /dev/net/tun; the TAP test will fail"
+fi
+
+# The Autobahn testsuite (tests/autobahn/run.sh) needs Python 2.7, which
+# neither Debian 12 nor PyPI provides: CI relies on the machine image's
+# pyenv 2.7.18 (the script pip-installs the suite itself). Say so here, so a
+# machine without it is visible before the tests (run.sh fails under
+# TERN_REQUIRE_TOOLS=1).
+py2="${PYENV_ROOT:-$HOME/.pyenv}/versions/2.7.18/bin/python"
+if [ -x "$py2" ] || [ -n "${TERN_PYTHON2:-}" ] || command -v python2.7 >/dev/null 2>&1; then
+  echo "tools: Python 2.7 for Autobahn present"
+else
+  echo "tools: WARNING: no Python 2.7 for Autobahn (pyenv 2.7.18 missing); tests/autobahn/run.sh will fail"
 fi

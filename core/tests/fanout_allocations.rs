@@ -3,6 +3,10 @@
 //! shared; nothing is allocated or copied per subscriber), and so does a
 //! stream of shared-object changes to 1 or 100 subscribers.
 //!
+//! Every subscriber's deliveries are counted too (into counters allocated
+//! before the measurement), so a fan-out that skipped subscribers cannot
+//! pass for an allocation-free one.
+//!
 //! A counting global allocator counts allocations made on the current thread
 //! only, so other tests running in parallel threads do not disturb it.
 
@@ -10,7 +14,9 @@ use bytes::Bytes;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
-use tern_core::hub::{ConnId, ConnectRequest, Hub, HubConfig, MediaKind, Request, SoChange, SoOp};
+use tern_core::hub::{
+    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Request, SoChange, SoOp,
+};
 
 struct Counting;
 
@@ -59,16 +65,53 @@ fn connect(hub: &mut Hub, now: Instant, id: u64) {
     );
 }
 
-fn drain(hub: &mut Hub, players: u64) {
+/// Drains every event and every outbox of connections `1..=players + 1`,
+/// adding each connection's media and shared-object deliveries to
+/// `received[id]` (indexed by connection id; allocated by the caller).
+fn drain(hub: &mut Hub, players: u64, received: &mut [Received]) {
     while hub.poll_event().is_some() {}
     for id in 1..=players + 1 {
-        while hub.poll_delivery(ConnId(id)).is_some() {}
+        while let Some(delivery) = hub.poll_delivery(ConnId(id)) {
+            let Some(counts) = usize::try_from(id).ok().and_then(|i| received.get_mut(i)) else {
+                continue;
+            };
+            match delivery {
+                Delivery::Media(_) => counts.media += 1,
+                Delivery::SharedObject(_) => counts.so += 1,
+                _ => {}
+            }
+        }
     }
 }
 
+/// Deliveries one connection received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Received {
+    media: u64,
+    so: u64,
+}
+
+/// Asserts that each of connections `1..=subscribers` received `media`
+/// media and `so` shared-object deliveries.
+fn assert_everyone_received(received: &[Received], subscribers: u64, want: Received) {
+    let short: Vec<(usize, Received)> = (1..=subscribers)
+        .filter_map(|id| usize::try_from(id).ok())
+        .map(|id| (id, received[id]))
+        .filter(|(_, got)| *got != want)
+        .collect();
+    assert!(
+        short.is_empty(),
+        "{} of {subscribers} subscribers did not receive exactly {want:?}; the first: {:?}",
+        short.len(),
+        &short[..short.len().min(5)]
+    );
+}
+
 /// Allocations for relaying `messages` video messages to `players` players,
-/// after a warm-up that lets every queue reach its steady capacity.
+/// after a warm-up that lets every queue reach its steady capacity. Asserts
+/// that every player received every message, the warm-up's and these.
 fn relay_allocations(players: u64, messages: u32) -> u64 {
+    let mut received = vec![Received::default(); players as usize + 2];
     let now = Instant::from_millis(1);
     let mut hub = Hub::new(HubConfig::default());
     let publisher = players + 1;
@@ -96,7 +139,7 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
     }
     let keyframe = Bytes::from([0x17u8, 1, 0, 0, 0].repeat(2000));
     let inter = Bytes::from([0x27u8, 1, 0, 0, 0].repeat(400));
-    let send = |hub: &mut Hub, n: u32| {
+    let mut send = |hub: &mut Hub, n: u32| {
         let payload = if n.is_multiple_of(50) {
             keyframe.clone()
         } else {
@@ -112,7 +155,7 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
                 payload,
             },
         );
-        drain(hub, players);
+        drain(hub, players, &mut received);
     };
     // Warm-up: two GOPs, so the GOP cache and every queue have grown.
     for n in 0..100 {
@@ -122,7 +165,13 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
     for n in 100..100 + messages {
         send(&mut hub, n);
     }
-    allocations() - before
+    let allocated = allocations() - before;
+    let want = Received {
+        media: u64::from(100 + messages),
+        so: 0,
+    };
+    assert_everyone_received(&received, players, want);
+    allocated
 }
 
 #[test]
@@ -140,8 +189,10 @@ fn allocations_per_relayed_message_do_not_depend_on_subscriber_count() {
 
 /// Allocations for `changes` shared-object changes (one every 100 ms) from
 /// one writer to `subscribers` subscribers, each draining its outbox after
-/// every change, after a warm-up of busy changes.
+/// every change, after a warm-up of busy changes. Asserts that every
+/// subscriber received every change.
 fn change_allocations(subscribers: u64, changes: u64) -> u64 {
+    let mut received = vec![Received::default(); subscribers as usize + 2];
     let mut hub = Hub::new(HubConfig::default());
     let writer = subscribers + 1;
     let so = |op| Request::SharedObject {
@@ -154,8 +205,10 @@ fn change_allocations(subscribers: u64, changes: u64) -> u64 {
         connect(&mut hub, start, id);
         hub.handle(start, ConnId(id), so(SoOp::Use));
     }
-    drain(&mut hub, subscribers);
-    let set = |hub: &mut Hub, n: u64| {
+    drain(&mut hub, subscribers, &mut received);
+    // The counts start after each subscriber's sync.
+    received.fill(Received::default());
+    let mut set = |hub: &mut Hub, n: u64| {
         let now = Instant::from_millis(1 + 100 * n);
         hub.handle(
             now,
@@ -165,7 +218,7 @@ fn change_allocations(subscribers: u64, changes: u64) -> u64 {
                 value: tern_core::amf0::Value::Number(n as f64),
             }])),
         );
-        drain(hub, subscribers);
+        drain(hub, subscribers, &mut received);
     };
     for n in 1..=20 {
         set(&mut hub, n);
@@ -174,7 +227,13 @@ fn change_allocations(subscribers: u64, changes: u64) -> u64 {
     for n in 21..21 + changes {
         set(&mut hub, n);
     }
-    allocations() - before
+    let allocated = allocations() - before;
+    let want = Received {
+        media: 0,
+        so: 20 + changes,
+    };
+    assert_everyone_received(&received, subscribers, want);
+    allocated
 }
 
 #[test]

@@ -190,13 +190,63 @@ mod tests {
         );
     }
 
+    /// Answers `/healthz` and the RTMP handshake while running, then stops
+    /// when the shutdown future resolves and releases its ports.
     #[tokio::test]
     async fn serves_until_shutdown() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::{TcpListener, TcpStream};
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
-        config.server.http_bind = "127.0.0.1:0".parse().unwrap();
-        config.server.rtmp_bind = "127.0.0.1:0".parse().unwrap();
         config.server.data_dir = dir.path().to_owned();
-        serve_until(config, async {}).await.unwrap();
+        let rtmp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (rtmp_addr, http_addr) = (rtmp.local_addr().unwrap(), http.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on(config, rtmp, http, async {
+            let _ = stopped.await;
+        }));
+
+        let within = std::time::Duration::from_secs(10);
+        let healthz = async {
+            let mut client = TcpStream::connect(http_addr).await.unwrap();
+            client
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut response = Vec::new();
+            client.read_to_end(&mut response).await.unwrap();
+            String::from_utf8_lossy(&response).into_owned()
+        };
+        let response = tokio::time::timeout(within, healthz)
+            .await
+            .expect("no answer to /healthz within 10 s");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+        // C0 + C1: the server answers S0 (version 3) and a 1536-byte S1.
+        let handshake = async {
+            let mut client = TcpStream::connect(rtmp_addr).await.unwrap();
+            let mut c0c1 = vec![0u8; 1537];
+            c0c1[0] = 3;
+            client.write_all(&c0c1).await.unwrap();
+            let mut s0s1 = vec![0u8; 1537];
+            client.read_exact(&mut s0s1).await.unwrap();
+            s0s1
+        };
+        let s0s1 = tokio::time::timeout(within, handshake)
+            .await
+            .expect("no S0+S1 within 10 s");
+        assert_eq!(s0s1[0], 3, "S0 version");
+        assert!(!server.is_finished(), "stopped before the shutdown signal");
+
+        stop.send(()).unwrap();
+        let result = tokio::time::timeout(within, server)
+            .await
+            .expect("server did not stop within 10 s of the shutdown signal");
+        result.unwrap().unwrap();
+        assert!(
+            TcpStream::connect(http_addr).await.is_err(),
+            "HTTP port still accepting after shutdown"
+        );
     }
 }

@@ -92,26 +92,28 @@ pub enum FaultPlan {
     },
 }
 
-/// A bug in the server that the simulator found and that is reported but
-/// not fixed yet: a scenario may tolerate its symptoms so that sweeps keep
-/// checking everything else. Tolerated violations are still listed in the
-/// report ([`Report::tolerated`]). Remove the tolerance once the bug is
-/// fixed; the `#[ignore]`d tests in `tests/regressions.rs` show each one.
+/// A bug in the server that the simulator found. While such a bug is open,
+/// a scenario may tolerate its symptoms ([`Scenario::tolerate`]) so that
+/// sweeps keep checking everything else; tolerated violations are still
+/// listed in the report ([`Report::tolerated`]). Both bugs below are fixed:
+/// no scenario tolerates them, and `tests/regressions.rs` runs the
+/// scenarios that showed them, untolerated. The variants stay as the names
+/// of their symptoms, should either come back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Known {
-    /// core hub: cached sequence headers (and metadata) are delivered to
-    /// late joiners, and re-sent after a cut-back, with the timestamps they
-    /// were published with. Players see timestamps go backwards, and the
-    /// outbox measures the stream's whole age as lag: a player joining a
-    /// stream older than `max_lag_ms` is cut back on every push and
-    /// disconnected as "too slow" before it read a byte.
+    /// Fixed. core hub: cached sequence headers (and metadata) were
+    /// delivered to late joiners, and re-sent after a cut-back, with the
+    /// timestamps they were published with. Players saw timestamps go
+    /// backwards, and the outbox measured the stream's whole age as lag: a
+    /// player joining a stream older than `max_lag_ms` was cut back on
+    /// every push and disconnected as "too slow" before it read a byte.
     /// Symptoms: `HeaderTimestampBackwards`, `UnfairDisconnect`, and
     /// `NotRecovered` of the players it keeps disconnecting.
     StaleHeaderTimestamps,
-    /// runtime-std `server::run_rtmp` awaits `write_all` with no timeout:
-    /// a peer that vanished (or never reads) pins its connection task
-    /// forever — ping timeouts and the hub's close cannot reach it — so the
-    /// socket, the task and the hub's connection entry leak.
+    /// Fixed. runtime-std `server::run_rtmp` awaited `write_all` with no
+    /// timeout: a peer that vanished (or never reads) pinned its connection
+    /// task forever — ping timeouts and the hub's close could not reach it
+    /// — so the socket, the task and the hub's connection entry leaked.
     /// Symptoms: `LeakedConnection`, ghost subscribers (`SoView`), and
     /// `NotIdle` when a connection leaked (its scope, stream and objects
     /// stay in use).

@@ -30,9 +30,8 @@ fn late_joiner_is_not_cut_as_slow() {
     late_joiner().run(1).assert_ok();
 }
 
-/// Seed 5 of the mixed sweep with the server's lag bound as configured
-/// (no workaround), where players that rejoin after a fault are cut as too
-/// slow at join (`UnfairDisconnect`).
+/// Seed 5 of the mixed sweep, where players that rejoined after a fault
+/// were cut as too slow at join (`UnfairDisconnect`).
 #[test]
 fn mixed_seed_5_rejoining_players_are_not_cut() {
     Scenario::mixed("mixed", 20, 3)
@@ -75,9 +74,8 @@ fn vanished_player_is_dropped() {
     vanished_player().run(1).assert_ok();
 }
 
-/// Seed 3 of the mixed sweep (with the sweep's lag workaround), where two
-/// partitioned players leave ghost subscribers and a room that never goes
-/// idle.
+/// Seed 3 of the mixed sweep, where two partitioned players left ghost
+/// subscribers and a room that never went idle.
 #[test]
 fn mixed_seed_3_partitioned_players_are_dropped() {
     Scenario::mixed("mixed", 20, 3)

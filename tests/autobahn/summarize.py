@@ -4,8 +4,9 @@
 Reads REPORTS/index.json (agent -> case id -> {behavior, behaviorClose, ...}),
 prints a table of counts by behavior per section, lists every case whose
 behavior is not accepted (with its report's expected/actual text), writes the
-table as Markdown to --markdown, and exits 1 unless every case of the
-required sections (1-7, 9, 10) is OK, NON-STRICT or INFORMATIONAL.
+table as Markdown to --markdown, and exits 1 unless every required section
+(1-7, 9, 10) has results and each of their cases is OK, NON-STRICT or
+INFORMATIONAL.
 """
 
 import argparse
@@ -95,6 +96,12 @@ def main():
         with open(args.markdown, "w") as f:
             f.write("\n".join(md) + "\n")
 
+    # A run that silently left a required section out (a wrong spec, a
+    # client that stopped early) must not pass for having nothing to judge.
+    missing = sorted(REQUIRED_SECTIONS - set(sections))
+    if missing:
+        print("autobahn: no results for section(s) %s" % ", ".join(map(str, missing)))
+        return 1
     if bad:
         print("autobahn: %d case(s) in sections 1-7, 9, 10 not OK/NON-STRICT/INFORMATIONAL" % len(bad))
         return 1
