@@ -196,6 +196,10 @@ pub struct ClientSpec {
     pub start: Option<Duration>,
     /// RTMP or WebSocket (chat only).
     pub transport: Transport,
+    /// A connection it counts as lost is left open (never read, written or
+    /// closed) instead of closed, as by a device whose network changed: the
+    /// server gets no FIN and must find out by itself.
+    pub abandon_lost: bool,
 }
 
 impl ClientSpec {
@@ -211,6 +215,7 @@ impl ClientSpec {
             read_rate: None,
             start: None,
             transport: Transport::Rtmp,
+            abandon_lost: false,
         }
     }
 
@@ -255,6 +260,13 @@ impl ClientSpec {
     /// Scripted operations.
     pub fn script(mut self, steps: Vec<(Duration, Op)>) -> ClientSpec {
         self.ops = Ops::Script(steps);
+        self
+    }
+
+    /// Leaves lost connections open instead of closing them (see
+    /// [`abandon_lost`](Self::abandon_lost)).
+    pub fn abandon_lost(mut self) -> ClientSpec {
+        self.abandon_lost = true;
         self
     }
 
@@ -353,6 +365,12 @@ pub struct Observations {
     /// For every [`Op::Stamp`] broadcast received: simulated ms from its
     /// sending to its arrival (one clock: turmoil's).
     pub stamp_latencies_ms: Vec<u64>,
+    /// `NetStream.Play.PublishNotify` statuses a player got before the
+    /// check (not those of everyone leaving).
+    pub publish_notifies: u64,
+    /// `NetStream.Play.UnpublishNotify` statuses a player got before the
+    /// check.
+    pub unpublish_notifies: u64,
     /// The view at the check.
     pub snapshot: Option<Snapshot>,
     /// Every event in words, if the scenario keeps a log.
@@ -472,6 +490,11 @@ pub(crate) struct Client {
     frame: u32,
     paused_until: Duration,
     shared: Rc<RefCell<ClientShared>>,
+    /// Lost connections kept open (see [`ClientSpec::abandon_lost`]).
+    abandoned: Vec<(
+        turmoil::net::tcp::OwnedReadHalf,
+        turmoil::net::tcp::OwnedWriteHalf,
+    )>,
 }
 
 impl Client {
@@ -504,6 +527,7 @@ impl Client {
             frame: 0,
             paused_until: Duration::ZERO,
             shared,
+            abandoned: Vec::new(),
         }
     }
 
@@ -661,6 +685,21 @@ impl Client {
 
     async fn session(&mut self, stream: turmoil::net::TcpStream) -> End {
         let (mut rd, mut wr) = stream.into_split();
+        let end = self.session_on(&mut rd, &mut wr).await;
+        if self.spec.abandon_lost && matches!(end, End::Lost(_)) {
+            // A device on a new network cannot close its old connection:
+            // keep it open and silent, so only the server's own timeouts
+            // (or a takeover) end it.
+            self.abandoned.push((rd, wr));
+        }
+        end
+    }
+
+    async fn session_on(
+        &mut self,
+        rd: &mut turmoil::net::tcp::OwnedReadHalf,
+        wr: &mut turmoil::net::tcp::OwnedWriteHalf,
+    ) -> End {
         let now = sim_now();
         let mut random = [0u8; RANDOM_LEN];
         for b in &mut random {
@@ -1008,9 +1047,19 @@ impl Client {
                 s.play_started = Some(sim_now());
                 self.player.restart();
             }
-            "NetStream.Play.Reset"
-            | "NetStream.Play.PublishNotify"
-            | "NetStream.Play.UnpublishNotify" => self.player.restart(),
+            "NetStream.Play.Reset" => self.player.restart(),
+            "NetStream.Play.PublishNotify" => {
+                if sim_now() < self.timeline.check_at {
+                    self.shared.borrow_mut().obs.publish_notifies += 1;
+                }
+                self.player.restart();
+            }
+            "NetStream.Play.UnpublishNotify" => {
+                if sim_now() < self.timeline.check_at {
+                    self.shared.borrow_mut().obs.unpublish_notifies += 1;
+                }
+                self.player.restart();
+            }
             "NetStream.Play.StreamNotFound" => {
                 self.violate(ViolationKind::SoRefused, "play refused: StreamNotFound");
             }

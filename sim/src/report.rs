@@ -93,6 +93,12 @@ pub struct Totals {
     pub stamps_delivered: u64,
     /// Longest time an `Op::Stamp` broadcast took to reach a receiver, ms.
     pub max_stamp_latency_ms: u64,
+    /// `NetStream.Play.PublishNotify` statuses players got before the
+    /// check (a publisher started, or took a live name over).
+    pub publish_notifies: u64,
+    /// `NetStream.Play.UnpublishNotify` statuses players got before the
+    /// check (a publisher left or was dropped; not sent on a takeover).
+    pub unpublish_notifies: u64,
 }
 
 /// The outcome of one run.

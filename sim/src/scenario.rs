@@ -546,6 +546,8 @@ impl Scenario {
             totals.stamps_delivered += obs.stamp_latencies_ms.len() as u64;
             let slowest = obs.stamp_latencies_ms.iter().copied().max();
             totals.max_stamp_latency_ms = totals.max_stamp_latency_ms.max(slowest.unwrap_or(0));
+            totals.publish_notifies += obs.publish_notifies;
+            totals.unpublish_notifies += obs.unpublish_notifies;
         }
         if let Some(Ok(stats)) = &log.at_check {
             totals.server_dropped = stats.media_dropped;

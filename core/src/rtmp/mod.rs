@@ -11,6 +11,8 @@
 
 mod aggregate;
 mod client;
+#[cfg(test)]
+mod client_vectors;
 pub mod fanout;
 pub mod handshake;
 mod server;

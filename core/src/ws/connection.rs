@@ -10,10 +10,10 @@ use super::json::{self, ClientOp, OpError};
 use crate::Limits;
 use crate::amf0::Value;
 use crate::hub::{ConnectRequest, Delivery, Request, SoChange, SoDelivery, SoNotice, SoOp};
+use crate::message::Tolerated;
 use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
-use crate::session::CloseReason;
-use crate::session::SharedEncoding;
+use crate::session::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -106,6 +106,8 @@ pub struct WsConnection {
     /// Why the connection closes, once it does (boxed: rare, and the
     /// connection is embedded in each runtime task).
     close: Option<Box<CloseReason<WsError>>>,
+    /// Lenient readings for the runtime's debug log.
+    tolerated: ToleratedLog,
 }
 
 impl WsConnection {
@@ -126,6 +128,7 @@ impl WsConnection {
             last_ping: None,
             done: false,
             close: None,
+            tolerated: ToleratedLog::default(),
         }
     }
 
@@ -262,8 +265,19 @@ impl WsConnection {
                 }
             }
             Mode::Json => match json::parse_client_op(&text, &self.config.limits) {
-                Ok(op) => self.on_op(op),
-                Err(e) => self.send_op_error(&e),
+                Ok((op, tolerated)) => {
+                    self.tolerated.extend(tolerated);
+                    self.on_op(op);
+                }
+                Err(e) => {
+                    // Answered, and the session goes on; an unknown op is
+                    // also worth a debug line (a newer client, a typo).
+                    if let OpError::UnknownOp(name) = &e {
+                        let reading = "unknown op, answered with an error message";
+                        self.tolerated.push(Tolerated::new(name, reading));
+                    }
+                    self.send_op_error(&e);
+                }
             },
         }
     }
@@ -372,6 +386,12 @@ impl WsConnection {
         let payload = frame::close_payload(code, reason);
         self.queue(frame::encode_frame(Opcode::Close, &payload));
         self.done = true;
+    }
+
+    /// The next lenient reading taken (see "Lenient reading" in
+    /// docs/architecture.md): drain after `handle_input` and log it.
+    pub fn poll_tolerated(&mut self) -> Option<Tolerated> {
+        self.tolerated.pop()
     }
 
     /// The next request for the hub. Drained queues are freed (an idle
