@@ -92,6 +92,9 @@ struct Stats {
     players: Vec<PlayerStat>,
     /// Lag of every frame in the window's first and second half.
     lag: [Hist; 2],
+    /// Added latency of every frame in the window: the publisher's send
+    /// time to the player's receipt.
+    added: Hist,
     half: usize,
     playing: usize,
     failed: usize,
@@ -99,11 +102,18 @@ struct Stats {
 }
 
 impl Stats {
-    fn on_frame(&mut self, id: usize, medium: Medium, due_us: u64, seq: u32, now_us: u64) {
+    fn on_frame(&mut self, id: usize, stamp: media::Stamp, now_us: u64) {
+        let media::Stamp {
+            medium,
+            due_us,
+            seq,
+            ..
+        } = stamp;
         let lag = now_us.saturating_sub(due_us);
         let half = self.half;
         if let Some(h) = self.lag.get_mut(half) {
             h.record(lag);
+            self.added.record(now_us.saturating_sub(stamp.sent_us));
         }
         let Some(p) = self.players.get_mut(id) else {
             return;
@@ -152,6 +162,7 @@ impl Stats {
             p.max_lag_us = 0;
         }
         self.lag.iter_mut().for_each(Hist::clear);
+        self.added.clear();
         self.half = 0;
     }
 }
@@ -205,6 +216,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     let stats = Rc::new(RefCell::new(Stats {
         players: Vec::new(),
         lag: [Hist::new(), Hist::new()],
+        added: Hist::new(),
         half: 0,
         playing: 0,
         failed: 0,
@@ -289,7 +301,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             serde_json::to_string(&Record::Media(step.clone())).map_err(|e| e.to_string())?
         );
         eprintln!(
-            "{} {} kbit/s {:>5} players: playing {} failed {}, {:.1} MB/s, lag p50 {:.1} p99 {:.1} growth {:.1} ms, lost {}, server {:.0}% (wants {:.0}%) tool {:.0}% (wants {:.0}%), {:.2} CPU-s/GB, RSS/player {:.0} B{}{}{}",
+            "{} {} kbit/s {:>5} players: playing {} failed {}, {:.1} MB/s, lag p50 {:.1} p99 {:.1} growth {:.1} ms, added p50 {:.1} p99 {:.1} p99.9 {:.1} ms, lost {}, server {:.0}% (wants {:.0}%) tool {:.0}% (wants {:.0}%), {:.2} CPU-s/GB, RSS/player {:.0} B{}{}{}",
             step.server,
             step.bitrate_kbps,
             step.players,
@@ -299,6 +311,9 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             step.lag_p50_ms,
             step.lag_p99_ms,
             step.lag_growth_ms,
+            step.added_p50_ms,
+            step.added_p99_ms,
+            step.added_p999_ms,
             step.lost_frames,
             step.server_cpu * 100.0,
             step.server_demand * 100.0,
@@ -365,6 +380,9 @@ fn measure(
         lag_p99_ms: ms(lag.quantile(0.99)),
         lag_max_ms: ms(lag.max()),
         lag_growth_ms: (s.lag[1].mean() - s.lag[0].mean()) / 1000.0,
+        added_p50_ms: ms(s.added.quantile(0.5)),
+        added_p99_ms: ms(s.added.quantile(0.99)),
+        added_p999_ms: ms(s.added.quantile(0.999)),
         publisher_late_ms: ms(publisher.late_max_us.load(Ordering::Relaxed)),
         player_bytes: spread(&mut bytes),
         player_max_lag_ms: spread(&mut max_lag).map(ms),
@@ -454,8 +472,8 @@ async fn player(
             while let Some(event) = session.conn.poll_event() {
                 match event {
                     ClientEvent::Media { payload, .. } => {
-                        if let Some((medium, due, seq)) = media::read_stamp(&payload) {
-                            st.on_frame(id, medium, due, seq, now);
+                        if let Some(stamp) = media::read_stamp(&payload) {
+                            st.on_frame(id, stamp, now);
                             permit = None;
                         }
                     }
@@ -572,7 +590,7 @@ async fn publish(
             FrameKind::Audio => MediaKind::Audio,
             FrameKind::Key | FrameKind::Inter => MediaKind::Video,
         };
-        let body = media::frame_body(&frame, due, &mut buf);
+        let body = media::frame_body(&frame, due, clock.now_us(), &mut buf);
         session
             .conn
             .send_media(stream, kind, frame.timestamp, body)?;

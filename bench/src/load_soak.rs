@@ -256,7 +256,7 @@ async fn publish(
             FrameKind::Audio => MediaKind::Audio,
             FrameKind::Key | FrameKind::Inter => MediaKind::Video,
         };
-        let body = media::frame_body(&frame, due, &mut buf);
+        let body = media::frame_body(&frame, due, clock.now_us(), &mut buf);
         session
             .conn
             .send_media(stream, kind, frame.timestamp, body)?;

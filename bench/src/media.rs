@@ -24,8 +24,9 @@ pub const SAMPLE_RATE: u64 = 44_100;
 const VIDEO_HEADER: usize = 5;
 /// Bytes before the stamp in an audio body: format byte, AAC packet type.
 const AUDIO_HEADER: usize = 2;
-/// Stamp: due time (u64 µs) and sequence number (u32), big-endian.
-pub const STAMP_LEN: usize = 12;
+/// Stamp: due time (u64 µs), sequence number (u32) and send time (u64 µs),
+/// big-endian.
+pub const STAMP_LEN: usize = 20;
 
 /// What a stream looks like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,7 +179,7 @@ impl Iterator for Schedule {
 
 /// Builds the body of `frame`, stamped with `stamp_us`, in `buf` (whose
 /// allocation is reused once the previous bodies are gone).
-pub fn frame_body(frame: &Frame, stamp_us: u64, buf: &mut BytesMut) -> Bytes {
+pub fn frame_body(frame: &Frame, stamp_us: u64, sent_us: u64, buf: &mut BytesMut) -> Bytes {
     buf.reserve(frame.size);
     match frame.kind {
         FrameKind::Key => buf.put_slice(&[0x17, 0x01, 0, 0, 0]),
@@ -187,6 +188,7 @@ pub fn frame_body(frame: &Frame, stamp_us: u64, buf: &mut BytesMut) -> Bytes {
     }
     buf.put_u64(stamp_us);
     buf.put_u32(frame.seq);
+    buf.put_u64(sent_us);
     let filler = frame.size.saturating_sub(buf.len());
     buf.put_bytes(0x5A, filler);
     buf.split().freeze()
@@ -201,22 +203,36 @@ pub enum Medium {
     Audio,
 }
 
-/// Reads the stamp of a frame body built by [`frame_body`]: (medium, due
-/// µs, sequence number). `None` for sequence headers, metadata and anything
-/// else.
-pub fn read_stamp(body: &[u8]) -> Option<(Medium, u64, u32)> {
+/// The stamp of a frame body built by [`frame_body`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// Audio or video.
+    pub medium: Medium,
+    /// When the publisher's schedule had it due, µs on the load tool's clock.
+    pub due_us: u64,
+    /// Sequence number, per medium.
+    pub seq: u32,
+    /// When the publisher handed it to its connection, µs on the same clock.
+    pub sent_us: u64,
+}
+
+/// Reads the stamp of a frame body built by [`frame_body`]. `None` for
+/// sequence headers, metadata and anything else.
+pub fn read_stamp(body: &[u8]) -> Option<Stamp> {
     let (medium, at) = match body {
         [0x17 | 0x27, 0x01, ..] => (Medium::Video, VIDEO_HEADER),
         [0xAF, 0x01, ..] => (Medium::Audio, AUDIO_HEADER),
         _ => return None,
     };
     let stamp: &[u8; STAMP_LEN] = body.get(at..)?.first_chunk()?;
-    let (due, seq) = stamp.split_at(8);
-    Some((
+    let (due, rest) = stamp.split_at(8);
+    let (seq, sent) = rest.split_at(4);
+    Some(Stamp {
         medium,
-        u64::from_be_bytes(due.try_into().ok()?),
-        u32::from_be_bytes(seq.try_into().ok()?),
-    ))
+        due_us: u64::from_be_bytes(due.try_into().ok()?),
+        seq: u32::from_be_bytes(seq.try_into().ok()?),
+        sent_us: u64::from_be_bytes(sent.try_into().ok()?),
+    })
 }
 
 /// The AVC sequence header (AVCDecoderConfigurationRecord of a 720p High
@@ -309,12 +325,17 @@ mod tests {
     fn stamps_round_trip() {
         let mut buf = BytesMut::new();
         for frame in Schedule::new(StreamSpec::new(600_000)).take(100) {
-            let body = frame_body(&frame, 123_456_789 + frame.due_us, &mut buf);
+            let sent = 123_456_999 + frame.due_us;
+            let body = frame_body(&frame, 123_456_789 + frame.due_us, sent, &mut buf);
             assert_eq!(body.len(), frame.size);
-            let (medium, due, seq) = read_stamp(&body).unwrap();
-            assert_eq!(medium == Medium::Audio, frame.kind == FrameKind::Audio);
-            assert_eq!(due, 123_456_789 + frame.due_us);
-            assert_eq!(seq, frame.seq);
+            let stamp = read_stamp(&body).unwrap();
+            assert_eq!(
+                stamp.medium == Medium::Audio,
+                frame.kind == FrameKind::Audio
+            );
+            assert_eq!(stamp.due_us, 123_456_789 + frame.due_us);
+            assert_eq!(stamp.seq, frame.seq);
+            assert_eq!(stamp.sent_us, sent);
         }
         assert_eq!(read_stamp(&avc_sequence_header()), None);
         assert_eq!(read_stamp(&aac_sequence_header()), None);

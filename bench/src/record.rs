@@ -59,6 +59,18 @@ pub struct MediaStep {
     pub lag_max_ms: f64,
     /// Mean lag in the second half of the window minus the first half (ms).
     pub lag_growth_ms: f64,
+    /// Added latency (ms): from the publisher handing a frame to its
+    /// connection to a player receiving it, both on the load tool's clock;
+    /// median over all frames of the window (0 in records made before it
+    /// was measured).
+    #[serde(default)]
+    pub added_p50_ms: f64,
+    /// 99th percentile.
+    #[serde(default)]
+    pub added_p99_ms: f64,
+    /// 99.9th percentile.
+    #[serde(default)]
+    pub added_p999_ms: f64,
     /// Most the publisher fell behind its own schedule in the window (ms).
     pub publisher_late_ms: f64,
     /// Per-player spread of bytes received in the window: min, median, max.
@@ -260,6 +272,9 @@ mod tests {
             lag_p99_ms: 5.0,
             lag_max_ms: 9.0,
             lag_growth_ms: 0.5,
+            added_p50_ms: 0.5,
+            added_p99_ms: 4.0,
+            added_p999_ms: 8.0,
             publisher_late_ms: 0.1,
             player_bytes: [1, 2, 3],
             player_max_lag_ms: [1.0, 2.0, 3.0],

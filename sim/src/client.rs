@@ -46,6 +46,9 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(300);
 /// server may still hold the previous connection's stream).
 pub const PUBLISH_RETRY: Duration = Duration::from_millis(500);
 
+/// How an [`Op::Stamp`] broadcast's text starts (the send time follows).
+const STAMP: &str = "stamp:";
+
 /// What a client does besides shared objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -129,6 +132,13 @@ pub enum Op {
         object: String,
         /// Argument.
         text: String,
+    },
+    /// Broadcasts `chat("stamp:<ms>")` to the subscribers of `object`,
+    /// `<ms>` being the simulated time it is sent; receivers record how
+    /// long it took ([`Observations::stamp_latencies_ms`]).
+    Stamp {
+        /// Object name.
+        object: String,
     },
     /// Subscribes to `object` (again).
     Use {
@@ -352,6 +362,9 @@ pub struct Observations {
     pub dropped: u64,
     /// Longest gap.
     pub max_gap: u64,
+    /// For every [`Op::Stamp`] broadcast received: simulated ms from its
+    /// sending to its arrival (one clock: turmoil's).
+    pub stamp_latencies_ms: Vec<u64>,
     /// `NetStream.Play.PublishNotify` statuses a player got before the
     /// check (not those of everyone leaving).
     pub publish_notifies: u64,
@@ -864,6 +877,13 @@ impl Client {
                     wire.so_send(&r.name, r.persistent, "chat", args);
                 }
             }
+            Op::Stamp { object } => {
+                let r = self.replicas.iter_mut().find(|r| r.name == object)?;
+                if r.state != SubState::Released {
+                    let args = vec![Value::string(format!("{STAMP}{}", ms(now)))];
+                    wire.so_send(&r.name, r.persistent, "chat", args);
+                }
+            }
             Op::Use { object } => {
                 let i = self.index(&object)?;
                 self.set_wanted(&object, true);
@@ -1051,6 +1071,20 @@ impl Client {
         let Some(r) = self.replicas.iter_mut().find(|r| r.name == msg.name) else {
             return;
         };
+        for event in &msg.events {
+            if let SoEvent::SendMessage { args, .. } = event
+                && let Some(text) = args.first().and_then(Value::as_str)
+                && let Some(sent) = text.strip_prefix(STAMP)
+                && let Ok(sent) = sent.parse::<u64>()
+            {
+                let latency = ms(sim_now()).saturating_sub(sent);
+                self.shared
+                    .borrow_mut()
+                    .obs
+                    .stamp_latencies_ms
+                    .push(latency);
+            }
+        }
         if let Err(v) = r.on_message(msg) {
             let kind = match v {
                 SoViolation::Version { .. } => ViolationKind::SoVersion,

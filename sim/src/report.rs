@@ -89,6 +89,10 @@ pub struct Totals {
     pub lag_disconnects: u64,
     /// Connections lost and re-established by clients.
     pub reconnects: u64,
+    /// `Op::Stamp` broadcasts received (by every receiver).
+    pub stamps_delivered: u64,
+    /// Longest time an `Op::Stamp` broadcast took to reach a receiver, ms.
+    pub max_stamp_latency_ms: u64,
     /// `NetStream.Play.PublishNotify` statuses players got before the
     /// check (a publisher started, or took a live name over).
     pub publish_notifies: u64,
@@ -122,6 +126,9 @@ pub struct Report {
     /// Per client, every event in words (empty unless the scenario keeps
     /// logs: [`Scenario::log_events`](crate::Scenario::log_events)).
     pub logs: Vec<Vec<String>>,
+    /// Per client, how long each `Op::Stamp` broadcast it received took
+    /// (simulated ms), in order of arrival.
+    pub stamp_latencies_ms: Vec<Vec<u64>>,
 }
 
 impl Report {

@@ -157,6 +157,7 @@ pub struct Scenario {
     timeline: Timeline,
     tick: Duration,
     max_latency: Duration,
+    tcp_capacity: Option<usize>,
     tolerate: Vec<Known>,
     log_events: bool,
 }
@@ -180,6 +181,7 @@ impl Scenario {
             },
             tick: Duration::from_millis(10),
             max_latency: Duration::from_millis(20),
+            tcp_capacity: None,
             tolerate: Vec::new(),
             log_events: false,
         }
@@ -264,6 +266,16 @@ impl Scenario {
     /// 1 ms and `max` (default 20 ms).
     pub fn max_latency(mut self, max: Duration) -> Scenario {
         self.max_latency = max;
+        self
+    }
+
+    /// Segments (writes) a simulated TCP connection holds unread before the
+    /// sender's writes block (turmoil's `tcp_capacity`, default 64): the
+    /// socket buffer below the server's queues, which nothing can
+    /// overtake. A small one models a server socket with a small send
+    /// buffer (or `TCP_NOTSENT_LOWAT`).
+    pub fn tcp_capacity(mut self, segments: usize) -> Scenario {
+        self.tcp_capacity = Some(segments);
         self
     }
 
@@ -401,13 +413,17 @@ impl Scenario {
         crate::panics::take();
         let dir = store_dir();
         let timeline = self.timeline;
-        let mut sim = turmoil::Builder::new()
+        let mut builder = turmoil::Builder::new();
+        builder
             .rng_seed(seed)
             .simulation_duration(timeline.idle_check_at + Duration::from_secs(10))
             .tick_duration(self.tick)
             .min_message_latency(Duration::from_millis(1))
-            .max_message_latency(Duration::from_millis(1))
-            .build();
+            .max_message_latency(Duration::from_millis(1));
+        if let Some(segments) = self.tcp_capacity {
+            builder.tcp_capacity(segments);
+        }
+        let mut sim = builder.build();
         sim.host(
             SERVER,
             server::host(self.tuning.clone(), dir.path().to_owned()),
@@ -527,6 +543,9 @@ impl Scenario {
             totals.frames_dropped += obs.dropped;
             totals.max_gap = totals.max_gap.max(obs.max_gap);
             totals.reconnects += obs.lost;
+            totals.stamps_delivered += obs.stamp_latencies_ms.len() as u64;
+            let slowest = obs.stamp_latencies_ms.iter().copied().max();
+            totals.max_stamp_latency_ms = totals.max_stamp_latency_ms.max(slowest.unwrap_or(0));
             totals.publish_notifies += obs.publish_notifies;
             totals.unpublish_notifies += obs.unpublish_notifies;
         }
@@ -548,6 +567,10 @@ impl Scenario {
             tolerated,
             totals,
             repro: self.repro(seed),
+            stamp_latencies_ms: observations
+                .iter()
+                .map(|o| o.stamp_latencies_ms.clone())
+                .collect(),
             logs: observations.into_iter().map(|o| o.log).collect(),
         }
     }

@@ -19,6 +19,26 @@
 //! since every subscriber must get every change exactly once; more than
 //! `max_pending_notices` of them queued means the subscriber is gone for good,
 //! and it is disconnected.
+//!
+//! # Order: notices ahead of media
+//! The outbox keeps two lanes and [`pop`](Outbox::pop) empties the first
+//! before it touches the second:
+//! - the *notice lane*: shared-object notices, connect results, and
+//!   stream-bound deliveries ([`Delivery::Status`], `StreamBegin`,
+//!   `StreamEof`) whose message stream has nothing queued in the media lane;
+//! - the *media lane*: media, the stream-bound deliveries that must stay
+//!   behind media of their own message stream (a `NetStream.Play.Stop` or
+//!   `StreamEOF` sent ahead of its stream's last frames would end playback
+//!   early in clients such as ffmpeg), and the final [`Delivery::Close`],
+//!   which stays last.
+//!
+//! So a chat line never waits behind seconds of queued video, while each
+//! lane keeps its own order: media (and everything bound to one message
+//! stream) in the order pushed, notices in the order pushed. Only the
+//! relative order of the two lanes changes. Bounds and the drop policy are
+//! the same as with one queue: the media policy looks only at the media
+//! lane, and every non-media delivery, in either lane, counts towards
+//! `max_pending_notices`.
 
 use super::fanout::Encoder;
 use super::request::{Delivery, MediaDelivery, MediaKind, MediaPriority};
@@ -87,9 +107,12 @@ impl fmt::Display for OverflowReason {
     }
 }
 
-/// The queue itself.
+/// The queue itself: two lanes (see [the module docs](self)).
 #[derive(Debug)]
 pub struct Outbox {
+    /// Deliveries that overtake queued media.
+    urgent: VecDeque<Delivery>,
+    /// Media, and what must stay behind it.
     queue: VecDeque<Delivery>,
     limits: OutboxLimits,
     media_bytes: usize,
@@ -114,6 +137,7 @@ impl Outbox {
     /// An empty outbox.
     pub fn new(limits: OutboxLimits) -> Self {
         Outbox {
+            urgent: VecDeque::new(),
             queue: VecDeque::new(),
             limits,
             media_bytes: 0,
@@ -140,12 +164,12 @@ impl Outbox {
 
     /// Number of queued deliveries.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.urgent.len() + self.queue.len()
     }
 
     /// True if nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.urgent.is_empty() && self.queue.is_empty()
     }
 
     /// Bytes of queued media.
@@ -188,7 +212,8 @@ impl Outbox {
         }
     }
 
-    /// Queues `delivery` whatever the bounds (the final `Close`).
+    /// Queues `delivery` whatever the bounds (the final `Close`, which
+    /// goes behind everything queued).
     pub fn force_push(&mut self, delivery: Delivery) {
         match &delivery {
             Delivery::Media(m) => self.media_bytes += m.encoded.len(),
@@ -197,7 +222,8 @@ impl Outbox {
         self.queue.push_back(delivery);
     }
 
-    /// Queues a non-media delivery; never dropped.
+    /// Queues a non-media delivery ahead of queued media (see [the module
+    /// docs](self) for what stays behind); never dropped.
     pub fn push(&mut self, delivery: Delivery) -> PushOutcome {
         if let Delivery::Media(media) = delivery {
             return self.push_media(media);
@@ -208,11 +234,28 @@ impl Outbox {
             });
         }
         self.notices += 1;
-        self.queue.push_back(delivery);
+        let behind_media = match &delivery {
+            Delivery::Close { .. } => true,
+            _ => stream_of(&delivery).is_some_and(|s| self.media_lane_holds(s)),
+        };
+        if behind_media {
+            self.queue.push_back(delivery);
+        } else {
+            self.urgent.push_back(delivery);
+        }
         PushOutcome::Queued {
             dropped: 0,
             cut_back: false,
         }
+    }
+
+    /// True if the media lane holds anything of message stream `stream`
+    /// (a stream-bound delivery pushed now must queue behind it).
+    fn media_lane_holds(&self, stream: u32) -> bool {
+        self.queue.iter().any(|d| match d {
+            Delivery::Media(m) => m.stream == stream,
+            other => stream_of(other) == Some(stream),
+        })
     }
 
     /// Queues a media message under the drop policy.
@@ -275,16 +318,27 @@ impl Outbox {
 
     /// The next delivery [`pop`](Self::pop) would take.
     pub fn front(&self) -> Option<&Delivery> {
-        self.queue.front()
+        self.urgent.front().or_else(|| self.queue.front())
     }
 
-    /// Takes the next delivery to send.
+    /// Takes the next delivery to send: the notice lane first, then the
+    /// media lane (see [the module docs](self)).
     ///
-    /// A queue that drains gives its memory back: all of it after a notice
+    /// A lane that drains gives its memory back: all of it after a notice
     /// (an idle connection holds no queue), down to a few slots after media
     /// (a player's join burst does not stay allocated) or when notices
     /// arrive often (a shared-object subscriber); see `queue::QueueUse`.
     pub fn pop(&mut self) -> Option<Delivery> {
+        if let Some(delivery) = self.urgent.pop_front() {
+            self.notices -= 1;
+            if self.urgent.is_empty() {
+                self.usage.release(&mut self.urgent, false);
+                if self.queue.is_empty() {
+                    self.cutbacks = 0;
+                }
+            }
+            return Some(delivery);
+        }
         let delivery = self.queue.pop_front()?;
         let media = match &delivery {
             Delivery::Media(m) => {
@@ -383,6 +437,17 @@ impl Outbox {
             self.dropped_total += 1;
         }
         true
+    }
+}
+
+/// The message stream a stream-bound delivery belongs to.
+fn stream_of(delivery: &Delivery) -> Option<u32> {
+    match delivery {
+        Delivery::Status { stream, .. }
+        | Delivery::StreamBegin { stream }
+        | Delivery::StreamEof { stream } => Some(*stream),
+        Delivery::Media(m) => Some(m.stream),
+        _ => None,
     }
 }
 
@@ -522,6 +587,7 @@ mod tests {
         outbox.push(Delivery::StreamBegin { stream: 1 });
         while outbox.pop().is_some() {}
         assert_eq!(outbox.queue.capacity(), 0, "after notices: freed");
+        assert_eq!(outbox.urgent.capacity(), 0, "after notices: freed");
 
         use MediaKind::Video;
         use MediaPriority::*;
@@ -534,6 +600,146 @@ mod tests {
         assert!(
             kept > 0 && kept <= crate::queue::KEEP_QUEUED,
             "after a burst of media: {kept}"
+        );
+    }
+
+    fn so_notice(name: &str) -> Delivery {
+        use crate::hub::request::SoUpdate;
+        Delivery::SharedObject(crate::hub::request::SoDelivery {
+            update: alloc::sync::Arc::new(SoUpdate::new(name.into(), false, 1, Vec::new())),
+            encoded: Bytes::new(),
+        })
+    }
+
+    fn label(delivery: &Delivery) -> String {
+        match delivery {
+            Delivery::Media(m) => alloc::format!("media{}@{}", m.stream, m.timestamp),
+            Delivery::SharedObject(so) => alloc::format!("so:{}", so.update.name),
+            Delivery::Status { stream, code, .. } => alloc::format!("status{stream}:{code}"),
+            Delivery::StreamBegin { stream } => alloc::format!("begin{stream}"),
+            Delivery::StreamEof { stream } => alloc::format!("eof{stream}"),
+            Delivery::Close { .. } => "close".into(),
+            other => alloc::format!("{other:?}"),
+        }
+    }
+
+    fn drain(outbox: &mut Outbox) -> Vec<String> {
+        core::iter::from_fn(|| outbox.pop())
+            .map(|d| label(&d))
+            .collect()
+    }
+
+    fn status(stream: u32, code: &'static str) -> Delivery {
+        Delivery::Status {
+            stream,
+            level: crate::hub::request::Level::Status,
+            code,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn notices_overtake_queued_media_and_each_lane_keeps_its_order() {
+        use MediaKind::Video;
+        use MediaPriority::*;
+        let mut outbox = Outbox::new(OutboxLimits::default());
+        outbox.push_media(media(Video, Key, 0, 100));
+        outbox.push(so_notice("a"));
+        outbox.push_media(media(Video, Inter, 40, 100));
+        outbox.push(so_notice("b"));
+        outbox.push_media(media(Video, Inter, 80, 100));
+        assert_eq!(outbox.notices(), 2);
+        assert_eq!(outbox.front().map(label).as_deref(), Some("so:a"));
+        assert_eq!(
+            drain(&mut outbox),
+            ["so:a", "so:b", "media1@0", "media1@40", "media1@80"]
+        );
+        assert_eq!((outbox.notices(), outbox.media_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn stream_bound_deliveries_stay_behind_their_own_streams_media() {
+        use MediaKind::Video;
+        use MediaPriority::*;
+        let mut outbox = Outbox::new(OutboxLimits::default());
+        outbox.push_media(media(Video, Key, 0, 100));
+        outbox.push_media(media(Video, Inter, 40, 100));
+        // Stream 1's end waits for its last frames; stream 2 has nothing
+        // queued, so its start overtakes; a notice overtakes too.
+        outbox.push(status(1, "NetStream.Play.Stop"));
+        outbox.push(Delivery::StreamEof { stream: 1 });
+        outbox.push(status(2, "NetStream.Play.Start"));
+        outbox.push(so_notice("chat"));
+        outbox.force_push(Delivery::Close {
+            reason: "bye".into(),
+        });
+        assert_eq!(
+            drain(&mut outbox),
+            [
+                "status2:NetStream.Play.Start",
+                "so:chat",
+                "media1@0",
+                "media1@40",
+                "status1:NetStream.Play.Stop",
+                "eof1",
+                "close",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stream_bound_delivery_never_overtakes_an_earlier_one_of_its_stream() {
+        use MediaKind::Video;
+        use MediaPriority::*;
+        let mut outbox = Outbox::new(OutboxLimits::default());
+        outbox.push_media(media(Video, Key, 0, 100));
+        outbox.push(status(1, "NetStream.Play.UnpublishNotify"));
+        // The frame ahead of the status leaves; the status is still queued.
+        assert_eq!(outbox.pop().map(|d| label(&d)).as_deref(), Some("media1@0"));
+        outbox.push(Delivery::StreamEof { stream: 1 });
+        assert_eq!(
+            drain(&mut outbox),
+            ["status1:NetStream.Play.UnpublishNotify", "eof1"]
+        );
+    }
+
+    #[test]
+    fn notices_ahead_of_media_change_neither_the_drop_policy_nor_the_bound() {
+        use MediaKind::Video;
+        use MediaPriority::*;
+        let mut outbox = Outbox::new(limits());
+        outbox.push_media(media(Video, Key, 0, 4_000));
+        for name in ["a", "b", "c"] {
+            outbox.push(so_notice(name));
+        }
+        outbox.push_media(media(Video, DisposableInter, 40, 3_000));
+        outbox.push_media(media(Video, Inter, 80, 2_000));
+        let outcome = outbox.push_media(media(Video, Inter, 120, 2_000));
+        assert_eq!(
+            outcome,
+            PushOutcome::Queued {
+                dropped: 1,
+                cut_back: false
+            }
+        );
+        assert_eq!(outbox.media_bytes(), 8_000);
+        outbox.push(status(1, "NetStream.Play.Stop"));
+        assert_eq!(
+            outbox.push(so_notice("d")),
+            PushOutcome::Overflow(OverflowReason::Notices { max: 4 }),
+            "a status queued behind media counts towards the notice bound"
+        );
+        assert_eq!(
+            drain(&mut outbox),
+            [
+                "so:a",
+                "so:b",
+                "so:c",
+                "media1@0",
+                "media1@80",
+                "media1@120",
+                "status1:NetStream.Play.Stop"
+            ]
         );
     }
 

@@ -772,6 +772,84 @@ fn ready_fires_when_the_outbox_fills_and_again_for_the_first_notice() {
     assert_eq!(so_messages(events).len(), 2);
 }
 
+/// Chat during video: a shared-object change overtakes the media queued
+/// for a player that is behind (see `hub::outbox`, "notices ahead of
+/// media"); the media still arrives whole and in order after it.
+#[test]
+fn a_shared_object_change_overtakes_two_megabytes_of_queued_media() {
+    let (mut h, p, stream) = publishing(HubConfig::default(), "cam");
+    let v = play(&mut h, "cam");
+    for i in [p, v] {
+        h.peers[i].client.so_use("chat", false).unwrap();
+    }
+    h.drive();
+    h.take(p);
+    h.take(v);
+    let player = h.peers[v].id;
+    h.peers[v].reading = false;
+
+    // 40 frames of 50 kB, 1.6 s of a 10 Mbit/s stream: 2 MB queued, within
+    // the default bounds (2 MiB, 5 s), so nothing is dropped.
+    let frame = |n: u32| {
+        let head: [u8; 5] = [if n == 0 { 0x17 } else { 0x27 }, 1, 0, 0, n as u8];
+        Bytes::from(
+            head.into_iter()
+                .chain(core::iter::repeat_n(n as u8, 50_000 - 5))
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let sent: Vec<Bytes> = (0..40).map(frame).collect();
+    for (n, body) in sent.iter().enumerate() {
+        send(
+            &mut h,
+            p,
+            stream,
+            MediaKind::Video,
+            n as u32 * 40,
+            body.clone(),
+        );
+    }
+    let outbox = h.hub.outbox(player).unwrap();
+    assert!(
+        outbox.media_bytes() >= 2_000_000,
+        "{}",
+        outbox.media_bytes()
+    );
+    assert_eq!(outbox.dropped_total(), 0);
+
+    h.peers[p]
+        .client
+        .so_set("chat", false, vec![("line".into(), text("hello"))])
+        .unwrap();
+    h.drive();
+    let outbox = h.hub.outbox(player).unwrap();
+    assert!(
+        matches!(outbox.front(), Some(Delivery::SharedObject(_))),
+        "the change is next, ahead of {} queued media bytes",
+        outbox.media_bytes()
+    );
+
+    h.peers[v].reading = true;
+    h.drive();
+    let events = h.take(v);
+    let first_so = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::SharedObject(_)))
+        .expect("the change arrives");
+    let first_media = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::Media { .. }))
+        .expect("the media arrives");
+    assert!(
+        first_so < first_media,
+        "change at {first_so}, first frame at {first_media}"
+    );
+    assert_eq!(videos(&events), sent, "every frame, in order, after it");
+    let so = so_messages(events);
+    assert_eq!(so.len(), 1);
+    assert_eq!(so[0].events, vec![change("line", "hello")]);
+}
+
 #[test]
 fn late_joiner_starts_with_metadata_headers_and_a_keyframe() {
     let (mut h, p, s) = publishing(HubConfig::default(), "cam");
