@@ -26,6 +26,7 @@ extern crate alloc;
 
 pub mod amf0;
 pub mod chunk;
+pub mod flv;
 pub mod handshake;
 pub mod hub;
 pub mod limits;

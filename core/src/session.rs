@@ -1,10 +1,12 @@
 //! What a runtime needs of a server-side connection, whatever its protocol.
 //!
-//! RTMP's [`ServerConnection`](crate::rtmp::ServerConnection) and
-//! WebSocket's [`WsConnection`](crate::ws::WsConnection) follow one call
+//! RTMP's [`ServerConnection`](crate::rtmp::ServerConnection),
+//! WebSocket's [`WsConnection`](crate::ws::WsConnection) and FLV's
+//! [`FlvConnection`](crate::flv::FlvConnection) follow one call
 //! order (see [`crate::rtmp`]), so a runtime writes its connection loop once,
 //! generic over this trait.
 
+use crate::flv::{FlvConnection, FlvError};
 use crate::hub::{Delivery, Request};
 use crate::rtmp::{RtmpError, ServerConnection};
 use crate::time::Instant;
@@ -136,4 +138,8 @@ delegate_session!(ServerConnection, RtmpError, |reason| reason.is_none());
 delegate_session!(WsConnection, WsError, |reason| matches!(
     reason,
     None | Some(WsError::PeerClosed { .. } | WsError::ServerClosed { .. })
+));
+delegate_session!(FlvConnection, FlvError, |reason| matches!(
+    reason,
+    None | Some(FlvError::Ended | FlvError::PeerClosed | FlvError::ServerClosed { .. })
 ));

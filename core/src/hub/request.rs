@@ -40,6 +40,8 @@ pub enum Protocol {
     Rtmp,
     /// WebSocket with tern's JSON protocol (or Red5 chat mode).
     WebSocket,
+    /// A live FLV player, over HTTP or WebSocket.
+    Flv,
 }
 
 /// What a client asks for when it joins a scope.

@@ -4,4 +4,5 @@
 //! the hub's own files import no protocol.
 
 mod fanout;
+mod flv;
 mod hub;
