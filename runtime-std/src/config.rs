@@ -53,6 +53,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// WebSocket-specific settings.
     pub websocket: WebSocketConfig,
+    /// HTTP playback settings (HTTP-FLV and WS-FLV).
+    pub http: HttpConfig,
     /// Log output.
     pub logging: LoggingConfig,
 }
@@ -71,6 +73,7 @@ impl Default for Config {
             streams: StreamsConfig::default(),
             sessions: SessionsConfig::default(),
             websocket: WebSocketConfig::default(),
+            http: HttpConfig::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -284,6 +287,23 @@ impl Default for WebSocketConfig {
             ping_interval_secs: 30,
             idle_timeout_secs: None,
             max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Origins whose pages may read HTTP-FLV streams
+    /// (`Access-Control-Allow-Origin`); `"*"` allows every origin.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            cors_origins: vec!["*".to_owned()],
         }
     }
 }

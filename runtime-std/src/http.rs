@@ -210,6 +210,9 @@ pub enum Route {
     /// A WebSocket upgrade, any path: the connection goes to the WebSocket
     /// side, which resolves the scope from the target.
     Upgrade,
+    /// `GET|HEAD /{app}/{room…}/{stream}.flv`, or a WebSocket upgrade of
+    /// such a path: a live FLV player (`websocket` tells which).
+    Flv { websocket: bool },
     /// A known path with a method other than GET/HEAD.
     MethodNotAllowed,
     /// Anything else.
@@ -218,6 +221,12 @@ pub enum Route {
 
 /// Routes a request.
 pub fn route(head: &RequestHead) -> Route {
+    if tern_core::flv::FlvTarget::matches(head.path()) {
+        // The FLV connection answers methods other than GET/HEAD itself.
+        return Route::Flv {
+            websocket: head.is_websocket_upgrade(),
+        };
+    }
     if head.is_websocket_upgrade() {
         return Route::Upgrade;
     }
@@ -321,7 +330,9 @@ pub fn respond(route: Route, stats: &dyn StatsSource) -> Response {
             headers: Vec::new(),
             body: INDEX_HTML.as_bytes().to_vec(),
         },
-        Route::Upgrade => Response::text(501, "WebSocket is not available yet\n"),
+        Route::Upgrade | Route::Flv { .. } => {
+            Response::text(501, "not served by the request handler\n")
+        }
         Route::MethodNotAllowed => Response {
             headers: vec![("Allow", "GET, HEAD".to_owned())],
             ..Response::text(405, "method not allowed\n")
@@ -343,6 +354,16 @@ pub enum Served {
         head: RequestHead,
         /// Bytes the client sent after the head (already WebSocket frames).
         leftover: Vec<u8>,
+    },
+    /// An FLV player (HTTP or WebSocket): nothing was written; the caller
+    /// gives the stream, this head and the bytes past it to the FLV side.
+    Flv {
+        /// The request.
+        head: RequestHead,
+        /// Bytes the client sent after the head.
+        leftover: Vec<u8>,
+        /// It is a WebSocket upgrade (WS-FLV).
+        websocket: bool,
     },
 }
 
@@ -374,8 +395,16 @@ pub async fn serve_request<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let route = route(&head);
     debug!(method = %head.method, target = %head.target, ?route, "request");
-    if route == Route::Upgrade {
-        return Ok(Served::Upgrade { head, leftover });
+    match route {
+        Route::Upgrade => return Ok(Served::Upgrade { head, leftover }),
+        Route::Flv { websocket } => {
+            return Ok(Served::Flv {
+                head,
+                leftover,
+                websocket,
+            });
+        }
+        _ => {}
     }
     let response = respond(route, stats);
     send(stream, &response, head.method != "HEAD").await?;

@@ -59,6 +59,7 @@ use tern_core::hub::{
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::session::ServerSession;
 use tern_core::shared_object::SoLimits;
+use tern_core::flv::{FlvConfig, FlvConnection, Framing};
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -147,6 +148,7 @@ pub struct Shared {
     bytes_out: AtomicU64,
     rtmp: ServerConfig,
     ws: WsConfig,
+    flv: FlvConfig,
     /// A write that makes no progress for this long means the client
     /// stopped reading for good (or vanished): the connection is dropped.
     /// Its outbox has long since been dropping media; a live player never
@@ -201,6 +203,10 @@ impl Shared {
             limits: rtmp.limits.clone(),
             ..WsConfig::default()
         };
+        let flv = FlvConfig {
+            cors_origins: config.http.cors_origins.clone(),
+            ..FlvConfig::default()
+        };
         Arc::new(Shared {
             hub: Mutex::new(HubCell {
                 hub,
@@ -214,6 +220,7 @@ impl Shared {
             bytes_out: AtomicU64::new(0),
             rtmp,
             ws,
+            flv,
             write_stall: std::time::Duration::from_secs(match config.server.write_timeout_secs {
                 0 => 10,
                 secs => secs,
@@ -361,6 +368,7 @@ impl StatsSource for Shared {
             connections: ConnectionCounts {
                 rtmp: hub.connection_count(Protocol::Rtmp) as u64,
                 websocket: hub.connection_count(Protocol::WebSocket) as u64,
+                flv: hub.connection_count(Protocol::Flv) as u64,
             },
             scopes: hub
                 .scopes()
@@ -515,6 +523,35 @@ async fn serve_http_connection<S: crate::net::Stream>(
                 initial.extend_from_slice(&leftover);
                 let conn = Box::new(WsConnection::new(
                     shared.ws.clone(),
+                    shared.now(),
+                    Some(peer.ip()),
+                ));
+                let stream = Attached::new(&hub_peer, stream, fd);
+                let reason = run_connection(&shared, stream, id, &hub_peer, conn, &initial).await;
+                shared.unregister(id);
+                info!("closed: {reason}");
+            }
+            .instrument(span)
+            .await;
+        }
+        Ok(Served::Flv {
+            head,
+            leftover,
+            websocket,
+        }) => {
+            let (id, hub_peer) = shared.register();
+            let span = tracing::info_span!("flv", conn = %id, target = %head.target);
+            async {
+                let mut initial = head_bytes(&head);
+                initial.extend_from_slice(&leftover);
+                let framing = if websocket {
+                    Framing::WebSocket
+                } else {
+                    Framing::HttpChunked
+                };
+                let conn = Box::new(FlvConnection::new(
+                    shared.flv.clone(),
+                    framing,
                     shared.now(),
                     Some(peer.ip()),
                 ));

@@ -17,6 +17,8 @@ pub struct ConnectionCounts {
     pub rtmp: u64,
     /// WebSocket connections (after the upgrade).
     pub websocket: u64,
+    /// FLV players (HTTP-FLV and WS-FLV), once their play was asked for.
+    pub flv: u64,
 }
 
 /// One live scope.
@@ -140,6 +142,7 @@ impl StatsSnapshot {
             &[
                 ("{protocol=\"rtmp\"}", self.connections.rtmp),
                 ("{protocol=\"websocket\"}", self.connections.websocket),
+                ("{protocol=\"flv\"}", self.connections.flv),
             ],
         );
         metric(
@@ -247,6 +250,7 @@ mod tests {
             connections: ConnectionCounts {
                 rtmp: 3,
                 websocket: 2,
+                flv: 4,
             },
             scopes: vec![
                 ScopeStats {
@@ -294,6 +298,7 @@ mod tests {
             "# TYPE tern_connections gauge",
             "tern_connections{protocol=\"rtmp\"} 3",
             "tern_connections{protocol=\"websocket\"} 2",
+            "tern_connections{protocol=\"flv\"} 4",
             "# TYPE tern_scopes gauge",
             "tern_scopes 2",
             "tern_shared_objects{persistent=\"true\"} 0",
@@ -359,6 +364,7 @@ mod tests {
     fn json_shape() {
         let json: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         assert_eq!(json["connections"]["rtmp"], 3);
+        assert_eq!(json["connections"]["flv"], 4);
         assert_eq!(json["scopes"][1]["path"], "/chat/room1");
         assert_eq!(json["scopes"][1]["connections"], 5);
         assert_eq!(json["streams"][0]["publishing"], true);
