@@ -52,6 +52,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
+use tern_core::flv::{FlvConfig, FlvConnection, Framing};
 use tern_core::hub::{
     ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
     TieredSessions,
@@ -59,7 +60,6 @@ use tern_core::hub::{
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::session::ServerSession;
 use tern_core::shared_object::SoLimits;
-use tern_core::flv::{FlvConfig, FlvConnection, Framing};
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
