@@ -113,11 +113,60 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[apps.<name>]`: one configured application. Empty for now; per-app
-/// settings (hooks, access rules) will live here.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppConfig {}
+/// `[apps.<name>]`: one configured application (recording; hooks and
+/// access rules will live here too).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppConfig {
+    /// What of each live stream of the app is written to FLV files
+    /// (nginx-rtmp's `record`).
+    pub record: RecordMode,
+    /// Directory recordings go to (under it: `<app>/<room…>/`); unset =
+    /// `<data_dir>/recordings`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_path: Option<PathBuf>,
+    /// Appended to the stream name, strftime-style (`%Y %m %d %H %M %S
+    /// %s %%`, UTC).
+    pub record_suffix: String,
+    /// A file this large (bytes) ends at the next keyframe, and a new one
+    /// starts; 0 = no limit.
+    pub record_max_size: u64,
+    /// A file with this many video frames ends at the next keyframe; 0 =
+    /// no limit.
+    pub record_max_frames: u64,
+    /// A file this old (seconds) ends at the next keyframe; 0 = never.
+    pub record_interval_secs: u64,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            record: RecordMode::Off,
+            record_path: None,
+            record_suffix: "-%Y%m%d-%H%M%S.flv".to_owned(),
+            record_max_size: 0,
+            record_max_frames: 0,
+            record_interval_secs: 0,
+        }
+    }
+}
+
+/// `record = "…"`: which messages of a stream are recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Audio, video and metadata.
+    All,
+    /// Video (and metadata) only.
+    Video,
+    /// Audio (and metadata) only.
+    Audio,
+    /// Video keyframes (with the video sequence header and metadata) only.
+    Keyframes,
+}
 
 /// `[scopes]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,6 +30,7 @@ mod heap_trim;
 pub mod http;
 pub mod logging;
 pub mod net;
+pub mod record;
 pub mod server;
 pub mod stats;
 pub mod tools;
@@ -143,6 +144,7 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
         Arc::clone(&shared),
         stop_rx.clone(),
     ));
+    let recordings = tokio::spawn(server::run_recordings(Arc::clone(&shared), stop_rx.clone()));
     let rtmp_task = tokio::spawn(server::serve_rtmp(
         Arc::clone(&shared),
         rtmp,
@@ -156,8 +158,8 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     shutdown.await;
     let _ = stop_tx.send(true);
     server::close_all(&shared, "server shutting down");
-    let (rtmp_result, http_result, _, _) =
-        tokio::join!(rtmp_task, http_task, timers, direct_writes);
+    let (rtmp_result, http_result, _, _, _) =
+        tokio::join!(rtmp_task, http_task, timers, direct_writes, recordings);
     for result in [rtmp_result, http_result] {
         match result {
             Ok(Ok(())) => {}

@@ -77,6 +77,10 @@ pub struct StatsSnapshot {
     pub media_dropped: u64,
     /// Subscribers disconnected for staying too far behind, since start.
     pub lag_disconnects: u64,
+    /// Recorded files completed (`on_record_done`).
+    pub recordings_done: u64,
+    /// Recordings stopped by an error (a disk that fails or does not keep up).
+    pub recordings_failed: u64,
 }
 
 /// Anything that can report the server's state (the hub, a test fixture).
@@ -215,6 +219,15 @@ impl StatsSnapshot {
             "Subscribers disconnected for falling too far behind.",
             &[("", self.lag_disconnects)],
         );
+        metric(
+            "tern_recordings_total",
+            "counter",
+            "Recorded files completed, and recordings stopped by an error.",
+            &[
+                ("{result=\"done\"}", self.recordings_done),
+                ("{result=\"failed\"}", self.recordings_failed),
+            ],
+        );
         #[cfg(feature = "count-allocations")]
         {
             let heap = crate::alloc_count::totals();
@@ -287,6 +300,8 @@ mod tests {
             bytes_out: 5000,
             media_dropped: 9,
             lag_disconnects: 1,
+            recordings_done: 3,
+            recordings_failed: 1,
         }
     }
 
@@ -312,6 +327,8 @@ mod tests {
             "tern_bytes_out_total 5000",
             "tern_media_dropped_total 9",
             "tern_lag_disconnects_total 1",
+            "tern_recordings_total{result=\"done\"} 3",
+            "tern_recordings_total{result=\"failed\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

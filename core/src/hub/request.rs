@@ -42,6 +42,8 @@ pub enum Protocol {
     WebSocket,
     /// A live FLV player, over HTTP or WebSocket.
     Flv,
+    /// A server-side subscriber with no socket (a stream recorder).
+    Internal,
 }
 
 /// What a client asks for when it joins a scope.

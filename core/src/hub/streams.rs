@@ -119,6 +119,10 @@ impl Hub {
                 format!("{name} is now published"),
             );
         }
+        self.mail.events.push_back(HubEvent::Published {
+            scope: scope.clone(),
+            name: name.to_owned(),
+        });
         let _ = now;
     }
 
