@@ -291,7 +291,11 @@ fn write_tag(
     on_file_done: &dyn Fn(&Path),
 ) -> Result<(), String> {
     let (view, _) = FlvTagView::parse(&tag.encoded).map_err(|e| format!("bad tag: {e}"))?;
-    let keyframe = tag.kind == MediaKind::Video && tag.priority == MediaPriority::Key;
+    // AVC's end-of-sequence tag is classed a keyframe (frame type 1) but
+    // holds no picture: a file must not start with it.
+    let end_of_sequence = matches!(view.body, [first, 2, ..] if first & 0x0F == 7);
+    let keyframe =
+        tag.kind == MediaKind::Video && tag.priority == MediaPriority::Key && !end_of_sequence;
     match (tag.kind, tag.priority) {
         (MediaKind::Data, _) => heads.metadata = Some(tag.encoded.clone()),
         (MediaKind::Audio, MediaPriority::SequenceHeader) => {
