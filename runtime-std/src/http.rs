@@ -38,6 +38,13 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// WebSocket JSON protocol), embedded in the binary.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");
 
+/// mpegts.js 1.8.2's minified build, for the demo page's Live section
+/// (Apache-2.0; `static/vendor/mpegts/` holds its licence).
+pub const MPEGTS_JS: &[u8] = include_bytes!("../static/vendor/mpegts/mpegts.js");
+
+/// mpegts.js's licence, served next to it.
+pub const MPEGTS_LICENSE: &str = include_str!("../static/vendor/mpegts/LICENSE");
+
 /// A parsed request line and headers, owned (it outlives the read buffer,
 /// for example when handed to the WebSocket side).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +214,10 @@ pub enum Route {
     Stats,
     /// `GET /`: the demo page.
     Static,
+    /// `GET /vendor/mpegts.js`: the player library the demo page uses.
+    MpegtsJs,
+    /// `GET /vendor/mpegts.LICENSE`: its licence.
+    MpegtsLicense,
     /// A WebSocket upgrade, any path: the connection goes to the WebSocket
     /// side, which resolves the scope from the target.
     Upgrade,
@@ -235,6 +246,8 @@ pub fn route(head: &RequestHead) -> Route {
         "/metrics" => Route::Metrics,
         "/api/stats" => Route::Stats,
         "/" | "/index.html" => Route::Static,
+        "/vendor/mpegts.js" => Route::MpegtsJs,
+        "/vendor/mpegts.LICENSE" => Route::MpegtsLicense,
         _ => return Route::NotFound,
     };
     if matches!(head.method.as_str(), "GET" | "HEAD") {
@@ -330,6 +343,13 @@ pub fn respond(route: Route, stats: &dyn StatsSource) -> Response {
             headers: Vec::new(),
             body: INDEX_HTML.as_bytes().to_vec(),
         },
+        Route::MpegtsJs => Response {
+            status: 200,
+            content_type: "text/javascript; charset=utf-8",
+            headers: Vec::new(),
+            body: MPEGTS_JS.to_vec(),
+        },
+        Route::MpegtsLicense => Response::text(200, MPEGTS_LICENSE),
         Route::Upgrade | Route::Flv { .. } => {
             Response::text(501, "not served by the request handler\n")
         }
@@ -508,6 +528,24 @@ mod tests {
             route(&head("POST / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")),
             Route::MethodNotAllowed
         );
+        assert_eq!(
+            route(&head("GET /live/room/cam.flv?t=1 HTTP/1.1\r\n\r\n")),
+            Route::Flv { websocket: false }
+        );
+        assert_eq!(
+            route(&head(
+                "GET /live/cam.flv HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+            )),
+            Route::Flv { websocket: true }
+        );
+        assert_eq!(
+            route(&head("GET /vendor/mpegts.js HTTP/1.1\r\n\r\n")),
+            Route::MpegtsJs
+        );
+        let js = respond(Route::MpegtsJs, &EmptyStats);
+        assert!(js.body.starts_with(b"/*! For license information"));
+        let licence = respond(Route::MpegtsLicense, &EmptyStats);
+        assert!(String::from_utf8_lossy(&licence.body).contains("Apache License"));
     }
 
     #[tokio::test]
