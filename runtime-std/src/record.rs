@@ -81,9 +81,9 @@ impl RecordSettings {
     }
 }
 
-/// The files of one stream's recording go to `<dir>/<app>/<room…>/<name>`
-/// + suffix; every part is a validated scope segment (no traversal).
-/// `None` if the stream name is not a valid segment.
+/// Where the files of one stream's recording go: `<dir>/<app>/<room…>/<name>`,
+/// to which each file adds its suffix. Every part is a validated scope
+/// segment (no traversal); `None` if the stream name is not one.
 pub fn stream_base(dir: &Path, scope: &ScopePath, name: &str) -> Option<PathBuf> {
     validate_segment(name).ok()?;
     let mut path = dir.to_path_buf();
