@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request, SoChange, SoOp,
+    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request,
 };
 
 struct Counting;
@@ -155,11 +155,7 @@ fn relay_allocations(each: u64, messages: u32) -> u64 {
         short.is_empty(),
         "players short of {want} messages: {short:?}"
     );
-    assert_eq!(
-        hub.encodings().of("flv") > 0,
-        true,
-        "FLV encodings were built"
-    );
+    assert!(hub.encodings().of("flv") > 0, "FLV encodings were built");
     allocated
 }
 
