@@ -30,6 +30,15 @@ else
   python3 -m pip install -q websockets
 fi
 
+# py3amf: the independent AMF3 codec of tests/tests/amf3_py3amf.rs (driven
+# through tests/python/amf3_interop.py).
+if python3 -c 'import pyamf.amf3' >/dev/null 2>&1; then
+  echo "tools: python py3amf present"
+else
+  echo "tools: installing python py3amf"
+  python3 -m pip install -q py3amf==0.9.1
+fi
+
 if [ -f "$root/tests/browser/node_modules/playwright-core/package.json" ]; then
   echo "tools: playwright-core present"
 else

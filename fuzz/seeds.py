@@ -179,6 +179,16 @@ def message_payloads():
     return out
 
 
+def amf3_so(value):
+    """A type-16 payload (encoding byte 0) using SO `so` and setting `k`
+    to, and sending `m` with, the AMF3 `value` after an AVM+ switch."""
+    change = struct.pack(">H", 1) + b"k" + b"\x11" + value
+    send = b"\x02" + struct.pack(">H", 1) + b"m" + b"\x11" + value
+    events = b"".join(bytes([t]) + struct.pack(">I", len(e)) + e
+                      for t, e in [(1, b""), (3, change), (6, send)])
+    return b"\x00" + struct.pack(">H", 2) + b"so" + struct.pack(">III", 0, 2, 0) + events
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -200,6 +210,15 @@ def main():
             write("so_message", f"v{i}_{j}", bytes([a, b]) + v)
     for i, (t, p) in enumerate(message_payloads()):
         write("message_decode", f"v{i}", bytes([t, 0xFF, 0xFF]) + p)
+    # AMF3: the published vectors of core/src/amf3/testdata, alone and as
+    # the AVM+ values of a type-16 shared-object message.
+    td = os.path.join(HERE, "..", "core", "src", "amf3", "testdata")
+    for name in sorted(n for n in os.listdir(td) if n.endswith(".bin")):
+        with open(os.path.join(td, name), "rb") as f:
+            v = f.read()
+        for j, (a, b) in enumerate(lim[:3]):
+            write("amf3_decode", f"{name[:-4]}_{j}", bytes([a, b]) + v)
+            write("amf3_so_message", f"{name[:-4]}_{j}", bytes([a, b]) + amf3_so(v))
     # handshake: a plain C0+C1+C2, a C0 of HTTP, corrupted real handshakes.
     c1 = bytes(8) + bytes(range(256)) * 6
     write("handshake", "plain", bytes([0x43, 0x00, 3]) + c1[:1536] + c1[:1536])

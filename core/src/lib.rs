@@ -25,6 +25,7 @@
 extern crate alloc;
 
 pub mod amf0;
+pub mod amf3;
 pub mod chunk;
 pub mod flv;
 pub mod handshake;

@@ -7,7 +7,10 @@
 //! store, and tests use [`MemoryStore`].
 //!
 //! [`StoredObject::to_bytes`]/[`StoredObject::from_bytes`] give stores a
-//! self-describing encoding (AMF0), so a store only moves bytes.
+//! self-describing encoding (AMF0), so a store only moves bytes. Values are
+//! in the shared model, so AMF3-only values (byte arrays, vectors, typed
+//! objects, dictionaries, …) are stored as AMF0's AVM+ switch followed by
+//! their AMF3 encoding, and come back byte for byte.
 
 use crate::Limits;
 use crate::amf0::{self, Value};
@@ -58,10 +61,17 @@ impl StoredObject {
             [Value::String(magic), Value::Number(version), array] if magic == MAGIC => {
                 let properties = array.properties().ok_or(StoreError::Corrupt)?;
                 let version = whole_u32(*version).ok_or(StoreError::Corrupt)?;
-                Ok(StoredObject {
-                    version,
-                    data: properties.iter().cloned().collect(),
-                })
+                let mut data: BTreeMap<String, Value> = properties.iter().cloned().collect();
+                // Objects stored before AMF3 was decoded hold AVM+ values
+                // that have AMF0 twins: put them in the shared model (one
+                // that does not decode stays as it was stored).
+                for value in data.values_mut() {
+                    let mut shared = value.clone();
+                    if crate::amf3::unwrap_avmplus(&mut shared, limits).is_ok() {
+                        *value = shared;
+                    }
+                }
+                Ok(StoredObject { version, data })
             }
             _ => Err(StoreError::Corrupt),
         }
@@ -147,5 +157,50 @@ impl Store for MemoryStore {
 
     fn list(&mut self) -> Result<Vec<(ScopePath, String)>, StoreError> {
         Ok(self.objects.keys().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amf3;
+    use bytes::Bytes;
+
+    /// AMF3-only values (an AVM+ value, also nested in an object) and the
+    /// AMF0 twins of AMF3 values come back from the stored bytes as they
+    /// were.
+    #[test]
+    fn amf3_values_are_stored_losslessly() {
+        let amf3_value = |v: &amf3::Value| {
+            let mut out = Vec::new();
+            amf3::encode(v, &mut out);
+            Value::Avmplus(Bytes::from(out))
+        };
+        let bytes = amf3_value(&amf3::Value::ByteArray(alloc::vec![0, 255, 7]));
+        let vector = amf3_value(&amf3::Value::VectorInt(amf3::Vector {
+            fixed: true,
+            items: alloc::vec![-1, 2],
+        }));
+        let mut data = BTreeMap::new();
+        data.insert(String::from("bytes"), bytes.clone());
+        data.insert(String::from("nested"), Value::object([("v", vector)]));
+        data.insert(
+            String::from("date"),
+            Value::Date {
+                millis: 1.5e12,
+                time_zone: 0,
+            },
+        );
+        let stored = StoredObject { version: 7, data };
+        let back = StoredObject::from_bytes(&stored.to_bytes(), &Limits::default());
+        assert_eq!(back, Ok(stored.clone()));
+        // An AVM+ string stored by an older tern loads as a string.
+        let mut old = stored.clone();
+        old.data
+            .insert(String::from("s"), amf3_value(&amf3::Value::string("hello")));
+        let mut fixed = stored;
+        fixed.data.insert(String::from("s"), Value::string("hello"));
+        let back = StoredObject::from_bytes(&old.to_bytes(), &Limits::default());
+        assert_eq!(back, Ok(fixed));
     }
 }

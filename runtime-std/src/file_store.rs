@@ -262,6 +262,41 @@ mod tests {
         );
     }
 
+    /// AMF3-only values (a ByteArray and a Vector.<int> as the AVM+ values
+    /// of the shared model, one nested in an object) survive a restart
+    /// byte for byte.
+    #[test]
+    fn amf3_values_round_trip_through_the_files() {
+        use tern_core::amf3;
+        let avmplus = |v: &amf3::Value| {
+            let mut out = Vec::new();
+            amf3::encode(v, &mut out);
+            Value::Avmplus(out.into())
+        };
+        let mut data = BTreeMap::new();
+        data.insert(
+            "bytes".to_owned(),
+            avmplus(&amf3::Value::ByteArray(vec![0, 1, 255])),
+        );
+        data.insert(
+            "nested".to_owned(),
+            Value::object([(
+                "v",
+                avmplus(&amf3::Value::VectorInt(amf3::Vector {
+                    fixed: false,
+                    items: vec![-3, 4],
+                })),
+            )]),
+        );
+        let saved = StoredObject { version: 3, data };
+        let dir = tempfile::tempdir().unwrap();
+        FileStore::new(dir.path())
+            .save(&scope("chat/r"), "amf3", &saved)
+            .unwrap();
+        let mut again = FileStore::new(dir.path());
+        assert_eq!(again.load(&scope("chat/r"), "amf3").unwrap(), Some(saved));
+    }
+
     #[test]
     fn corrupt_file_is_reported_not_panicked() {
         let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,17 @@ impl RtmpClient {
     /// Connects to `addr` with `connect.app` = `app` (e.g. `chat/room1`) and
     /// waits up to 10 s for the connect to succeed; panics otherwise.
     pub async fn connect(name: &str, addr: SocketAddr, app: &str) -> RtmpClient {
+        RtmpClient::connect_with(name, addr, app, |_| {}).await
+    }
+
+    /// [`connect`](Self::connect) with the client's configuration changed
+    /// by `configure` first (e.g. `amf3`, `raw_shared_objects`).
+    pub async fn connect_with(
+        name: &str,
+        addr: SocketAddr,
+        app: &str,
+        configure: impl FnOnce(&mut ClientConfig),
+    ) -> RtmpClient {
         let socket = TcpStream::connect(addr)
             .await
             .unwrap_or_else(|e| panic!("{name}: cannot connect to {addr}: {e}"));
@@ -37,7 +48,8 @@ impl RtmpClient {
         for (i, b) in random.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(31).wrapping_add(7);
         }
-        let config = ClientConfig::new(app, format!("rtmp://{addr}/{app}"));
+        let mut config = ClientConfig::new(app, format!("rtmp://{addr}/{app}"));
+        configure(&mut config);
         let conn = ClientConnection::new(config, tern_core::Instant::ZERO, &random);
         let mut client = RtmpClient {
             name: name.to_owned(),

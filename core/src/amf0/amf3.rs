@@ -1,9 +1,10 @@
 //! A bounded AMF3 *skipper*: finds where the one AMF3 value after an AMF0
 //! AVM+ switch (0x11) ends, without building it.
 //!
-//! tern carries AMF3 opaquely ([`Value::Avmplus`](super::Value::Avmplus)),
-//! but AMF0 has no length prefix for it, so the value must be walked to be
-//! delimited. Nothing is interpreted or validated beyond what delimiting
+//! The AMF0 decoder keeps the value as bytes
+//! ([`Value::Avmplus`](super::Value::Avmplus); [`crate::amf3`] decodes
+//! them), but AMF0 has no length prefix for it, so the value must be walked
+//! to be delimited. Nothing is interpreted or validated beyond what delimiting
 //! needs (string bytes are not checked for UTF-8; reference indices are not
 //! resolved), with one exception: objects that use a *traits reference* need
 //! the referenced traits' member count, so a traits table is kept.
@@ -38,12 +39,14 @@ pub(crate) fn skip_value(
 }
 
 /// What the skipper must remember about a traits definition to skip a later
-/// object that refers to it. Externalizable traits are rejected when
-/// defined, so they never enter the table.
+/// object that refers to it. Externalizable traits enter the table only
+/// for the classes whose body is one value
+/// ([`crate::amf3::EXTERNALIZABLE_ONE_VALUE`]); others are rejected.
 #[derive(Clone, Copy, Debug)]
 struct Traits {
     sealed: u32,
     dynamic: bool,
+    externalizable: bool,
 }
 
 struct Skipper<'r, 'a> {
@@ -158,13 +161,35 @@ impl Skipper<'_, '_> {
             let index = header >> 2;
             let slot = usize::try_from(index).ok().and_then(|i| self.traits.get(i));
             *slot.ok_or(Amf3Error::BadTraitsReference(index))?
-        } else {
-            if header & 0b100 != 0 {
+        } else if header & 0b100 != 0 {
+            // Only an inline class name can be checked: the skipper keeps
+            // no string table (Flash writes a class name inline the first
+            // time it is used).
+            let h = self.u29()?;
+            let known = if is_inline(h) {
+                let len = self.items(h >> 1, 1)?;
+                let name = self.r.bytes(len)?;
+                crate::amf3::EXTERNALIZABLE_ONE_VALUE
+                    .iter()
+                    .any(|k| k.as_bytes() == name)
+            } else {
+                false
+            };
+            if !known {
                 return Err(Amf3Error::Externalizable.into());
             }
             let traits = Traits {
+                sealed: 0,
+                dynamic: false,
+                externalizable: true,
+            };
+            self.traits.push(traits);
+            traits
+        } else {
+            let traits = Traits {
                 sealed: header >> 4,
                 dynamic: header & 0b1000 != 0,
+                externalizable: false,
             };
             self.inline_bytes()?; // class name
             for _ in 0..self.items(traits.sealed, 1)? {
@@ -174,6 +199,9 @@ impl Skipper<'_, '_> {
             self.traits.push(traits);
             traits
         };
+        if traits.externalizable {
+            return self.value(inner);
+        }
         for _ in 0..self.items(traits.sealed, 1)? {
             self.value(inner)?;
         }
@@ -302,6 +330,24 @@ mod tests {
         ok(&[0x11, 0x03, 0x00, 0x06, 0x03, b'k', 0x04, 0x01]);
         // Object reference.
         ok(&[0x0A, 0x00]);
+    }
+
+    #[test]
+    fn known_externalizable_classes_are_one_value() {
+        // ArrayCollection of ["a"], then a second one by traits reference.
+        let mut ac = alloc::vec![0x09, 0x05, 0x01, 0x0A, 0x07, 0x43];
+        ac.extend_from_slice(b"flex.messaging.io.ArrayCollection");
+        ac.extend_from_slice(&[0x09, 0x03, 0x01, 0x06, 0x03, b'a']);
+        ac.extend_from_slice(&[0x0A, 0x01, 0x09, 0x01, 0x01]);
+        ok(&ac);
+        // The class name as a string reference cannot be checked.
+        assert_eq!(
+            skip(
+                &[0x09, 0x05, 0x01, 0x06, 0x03, b'x', 0x0A, 0x07, 0x00, 0x01],
+                &Limits::default()
+            ),
+            Err(Amf3Error::Externalizable.into())
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! | 0x0E   | recordset (reserved)                         | [`Amf0Error::ReservedMarker`] |
 //! | 0x0F   | u32 len + UTF-8                              | `XmlDocument`             |
 //! | 0x10   | u16 class name + pairs, `00 00 09`           | `TypedObject`             |
-//! | 0x11   | one AMF3 value                               | `Avmplus` (its bytes, opaque) |
+//! | 0x11   | one AMF3 value                               | `Avmplus` (its bytes; see [`crate::amf3`]) |
 //! | ≥ 0x12 |                                              | [`Amf0Error::UnknownMarker`] |
 //!
 //! # Decisions
@@ -47,8 +47,11 @@
 //!   Every length or count is checked against the remaining input (and the
 //!   value budget) before anything is allocated for it.
 //! - **AVM+ (0x11)**: the following AMF3 value is walked by a bounded
-//!   skipper only to find where it ends (see `amf3.rs`); externalizable
-//!   AMF3 objects are refused because their length cannot be known.
+//!   skipper only to find where it ends (see `amf3.rs`) and kept as its
+//!   bytes; [`crate::amf3`] decodes them, and maps them onto this model
+//!   ([`crate::amf3::unwrap_avmplus`]), where AMF3-only values stay
+//!   `Avmplus`. Externalizable AMF3 objects are refused because their
+//!   length cannot be known.
 //! - **References** (0x07) are kept as indices, not resolved or checked.
 //! - **Errors**: [`decode`] advances its input only on success.
 //! - **Encoding** is infallible. A `String` longer than 65535 bytes is

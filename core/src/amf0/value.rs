@@ -48,7 +48,8 @@ pub enum Value {
         properties: Properties,
     },
     /// 0x11: switch to AMF3. The bytes of the one AMF3 value that follows the
-    /// marker, carried opaquely (not interpreted, re-encoded verbatim).
+    /// marker, re-encoded verbatim. In tern's shared value model it holds
+    /// the values AMF0 has no twin for (see [`crate::amf3::to_amf0`]).
     Avmplus(Bytes),
 }
 

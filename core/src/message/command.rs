@@ -28,6 +28,20 @@ pub struct Command {
 }
 
 impl Command {
+    /// Replaces every AVM+ value in the command object and arguments by its
+    /// shared-model form ([`crate::amf3::unwrap_avmplus`]).
+    pub(crate) fn unwrap_avmplus(&mut self, limits: &Limits) -> Result<(), MessageError> {
+        let amf3 = |error| MessageError::Amf3 {
+            what: "command argument",
+            error,
+        };
+        crate::amf3::unwrap_avmplus(&mut self.command_object, limits).map_err(amf3)?;
+        for arg in &mut self.args {
+            crate::amf3::unwrap_avmplus(arg, limits).map_err(amf3)?;
+        }
+        Ok(())
+    }
+
     /// A command with a `Null` command object.
     pub fn new(name: impl Into<String>, transaction_id: f64, args: Vec<Value>) -> Self {
         Command {

@@ -9,9 +9,14 @@
 //! audio/video payloads, which otherwise stay opaque [`Bytes`].
 //!
 //! AMF3-typed messages (15, 16, 17) are accepted when their leading encoding
-//! byte is 0 and the rest is AMF0 (what Flash sends with objectEncoding 3).
-//! They decode to the same variants as their AMF0 twins, so re-encoding
-//! produces the AMF0 types 18, 19 and 20.
+//! byte is 0 and the rest is AMF0 (what Flash sends with objectEncoding 3:
+//! its AMF3 values follow AVM+ switches, 0x11). They decode to the same
+//! variants as their AMF0 twins, so re-encoding produces the AMF0 types 18,
+//! 19 and 20. Shared-object values and arguments (types 16 and 19) and
+//! command arguments (type 17) come out in the shared value model: every
+//! AVM+ value is decoded with [`crate::amf3`] and replaced by its AMF0 form
+//! where AMF0 has one ([`crate::amf3::unwrap_avmplus`]); type 16 for an
+//! AMF3 peer is written with [`SharedObjectMessage::encode_amf3`].
 
 mod command;
 mod control;
@@ -102,6 +107,14 @@ pub enum MessageError {
         /// The leading byte found.
         byte: u8,
     },
+    /// An AMF3 value (after an AVM+ switch) failed to decode inside `what`.
+    Amf3 {
+        /// Where the value was (SO value, SO message argument, command
+        /// argument).
+        what: &'static str,
+        /// The AMF3 error.
+        error: crate::amf3::DecodeError,
+    },
     /// AMF0 decoding failed inside `what`.
     Amf0 {
         /// Where the AMF0 value was (command, data message, SO value…).
@@ -180,6 +193,7 @@ impl fmt::Display for MessageError {
                 "message type {type_id} starts with encoding byte {byte:#04x}, expected 0x00"
             ),
             MessageError::Amf0 { what, error } => write!(f, "{what}: {error}"),
+            MessageError::Amf3 { what, error } => write!(f, "{what}: {error}"),
             MessageError::MissingField { command, field } => {
                 write!(f, "{command}: required field {field} is missing")
             }
@@ -276,7 +290,9 @@ impl Message {
             type_id::VIDEO => Message::Video(raw.payload.clone()),
             type_id::COMMAND_AMF0 => Message::Command(Command::decode(p, limits)?),
             type_id::COMMAND_AMF3 => {
-                Message::Command(Command::decode(strip_amf3(raw.type_id, p)?, limits)?)
+                let mut command = Command::decode(strip_amf3(raw.type_id, p)?, limits)?;
+                command.unwrap_avmplus(limits)?;
+                Message::Command(command)
             }
             type_id::DATA_AMF0 => Message::Data(DataMessage::decode(p, limits)?),
             type_id::DATA_AMF3 => {

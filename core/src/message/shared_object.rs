@@ -4,12 +4,21 @@
 //! Layout: u16 name length + UTF-8 name, u32 version, u32 flags, u32
 //! reserved; then events `u8 type, u32 length, payload`. Keys, status codes
 //! and levels are u16-length-prefixed UTF-8 without an AMF0 marker; values
-//! and message arguments are AMF0.
+//! and message arguments are AMF0, where an AMF3 client writes each as an
+//! AVM+ switch (0x11) and one AMF3 value (Flash, and Red5 to AMF3 clients).
+//!
+//! Decoding puts values and arguments in the shared value model: each AVM+
+//! value is decoded as AMF3 and replaced by its AMF0 form where AMF0 has
+//! one ([`crate::amf3::unwrap_avmplus`]; AMF3-only values stay AVM+).
+//! [`SharedObjectMessage::encode`] writes them as AMF0 (type 19);
+//! [`SharedObjectMessage::encode_amf3`] writes the type-16 payload with
+//! every value and argument as one AVM+ value.
 
 use super::MessageError;
 use super::wire::{Reader, put_short_string};
 use crate::Limits;
 use crate::amf0::{self, Value};
+use crate::amf3;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -151,11 +160,15 @@ impl SoEvent {
             3 | 4 => {
                 let key = r.short_string("shared object key")?;
                 let mut rest = r.remaining();
-                let value =
+                let mut value =
                     amf0::decode(&mut rest, limits).map_err(|error| MessageError::Amf0 {
                         what: "shared object value",
                         error,
                     })?;
+                amf3::unwrap_avmplus(&mut value, limits).map_err(|error| MessageError::Amf3 {
+                    what: "shared object value",
+                    error,
+                })?;
                 r = Reader::new(rest);
                 if event_type == 3 {
                     SoEvent::RequestChange { key, value }
@@ -189,10 +202,17 @@ impl SoEvent {
                         });
                     }
                 };
-                let args = amf0::decode_all(rest, limits).map_err(|error| MessageError::Amf0 {
-                    what: "shared object send message arguments",
-                    error,
-                })?;
+                let mut args =
+                    amf0::decode_all(rest, limits).map_err(|error| MessageError::Amf0 {
+                        what: "shared object send message arguments",
+                        error,
+                    })?;
+                for arg in &mut args {
+                    amf3::unwrap_avmplus(arg, limits).map_err(|error| MessageError::Amf3 {
+                        what: "shared object send message argument",
+                        error,
+                    })?;
+                }
                 r = Reader::new(&[]);
                 SoEvent::SendMessage { method, args }
             }
@@ -281,6 +301,42 @@ impl SharedObjectMessage {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&body);
         }
+    }
+
+    /// Appends the type-16 payload to `out`: the encoding byte 0, then the
+    /// type-19 layout with every value and message argument written as one
+    /// AVM+ value ([`crate::amf3::wrap_avmplus`]), as Flash and Red5 write
+    /// them for AMF3 peers. (`limits` bound the decoding of AVM+ values
+    /// nested in AMF0 ones.)
+    pub fn encode_amf3(&self, limits: &Limits, out: &mut Vec<u8>) {
+        let wrap = |v: &Value| amf3::wrap_avmplus(v, limits);
+        let events = self
+            .events
+            .iter()
+            .map(|ev| match ev {
+                SoEvent::RequestChange { key, value } => SoEvent::RequestChange {
+                    key: key.clone(),
+                    value: wrap(value),
+                },
+                SoEvent::Change { key, value } => SoEvent::Change {
+                    key: key.clone(),
+                    value: wrap(value),
+                },
+                SoEvent::SendMessage { method, args } => SoEvent::SendMessage {
+                    method: method.clone(),
+                    args: args.iter().map(wrap).collect(),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        out.push(0);
+        SharedObjectMessage {
+            name: self.name.clone(),
+            version: self.version,
+            persistent: self.persistent,
+            events,
+        }
+        .encode(out);
     }
 
     /// The type-19 payload as a shareable buffer.

@@ -1112,3 +1112,114 @@ mod amf {
         ));
     }
 }
+
+/// What Flash sends with objectEncoding 3: a type-16 set whose value is
+/// an AVM+ AMF3 value, a send whose argument is one, and a type-17 call
+/// whose argument is one. All come out in the shared model, and the
+/// type-16 encoding puts the AVM+ values back.
+mod amf3_values {
+    use super::*;
+    use crate::amf3;
+
+    fn avmplus(v: &amf3::Value) -> Value {
+        let mut out = Vec::new();
+        amf3::encode(v, &mut out);
+        Value::Avmplus(Bytes::from(out))
+    }
+
+    #[test]
+    fn type_16_values_decode_into_the_shared_model() {
+        let point = amf3::Value::Object(amf3::Object {
+            class_name: String::from("P"),
+            sealed: vec![(String::from("x"), amf3::Value::Integer(1))],
+            dynamic: None,
+        });
+        let sent = SharedObjectMessage {
+            name: String::from("so"),
+            version: 0,
+            persistent: false,
+            events: vec![
+                SoEvent::RequestChange {
+                    key: String::from("n"),
+                    value: avmplus(&amf3::Value::Integer(42)),
+                },
+                SoEvent::RequestChange {
+                    key: String::from("p"),
+                    value: avmplus(&point),
+                },
+                SoEvent::SendMessage {
+                    method: String::from("m"),
+                    args: vec![avmplus(&amf3::Value::string("hi"))],
+                },
+            ],
+        };
+        let mut payload = vec![0u8];
+        sent.encode(&mut payload);
+        let Message::SharedObject(got) =
+            Message::decode(&raw(16, payload), &Limits::default()).unwrap()
+        else {
+            panic!("not a shared-object message")
+        };
+        assert_eq!(
+            got.events,
+            vec![
+                SoEvent::RequestChange {
+                    key: String::from("n"),
+                    value: Value::Number(42.0),
+                },
+                // A typed object has no AMF0 twin: it stays AMF3.
+                SoEvent::RequestChange {
+                    key: String::from("p"),
+                    value: avmplus(&point),
+                },
+                SoEvent::SendMessage {
+                    method: String::from("m"),
+                    args: vec![Value::string("hi")],
+                },
+            ]
+        );
+        // Back out as type 16: every value AVM+ again (42 as an integer).
+        let mut out = Vec::new();
+        got.encode_amf3(&Limits::default(), &mut out);
+        let mut expected = vec![0u8];
+        sent.encode(&mut expected);
+        assert_eq!(out, expected);
+        // An AVM+ value that does not decode as AMF3 is an error.
+        let bad = SharedObjectMessage {
+            events: vec![SoEvent::RequestChange {
+                key: String::from("s"),
+                value: Value::Avmplus(Bytes::from_static(&[0x06, 0x03, 0xFF])),
+            }],
+            ..sent
+        };
+        let mut payload = vec![0u8];
+        bad.encode(&mut payload);
+        assert_eq!(
+            Message::decode(&raw(16, payload), &Limits::default()),
+            Err(MessageError::Amf3 {
+                what: "shared object value",
+                error: amf3::DecodeError::InvalidUtf8
+            })
+        );
+    }
+
+    #[test]
+    fn type_17_arguments_decode_into_the_shared_model() {
+        let call = Command::new(
+            "sum",
+            3.0,
+            vec![
+                avmplus(&amf3::Value::Integer(2)),
+                avmplus(&amf3::Value::Double(0.5)),
+            ],
+        );
+        let mut payload = vec![0u8];
+        payload.extend_from_slice(&call.to_bytes());
+        let Message::Command(got) = Message::decode(&raw(17, payload), &Limits::default()).unwrap()
+        else {
+            panic!("not a command")
+        };
+        assert_eq!(got.args, vec![Value::Number(2.0), Value::Number(0.5)]);
+        assert_eq!(got.name, "sum");
+    }
+}

@@ -42,6 +42,11 @@ pub struct ClientConfig {
     /// here; the event bodies when the application reads them. Off (the
     /// default): [`ClientEvent::SharedObject`].
     pub raw_shared_objects: bool,
+    /// Speak AMF3 as an ActionScript 3 / AIR client does: `connect` with
+    /// objectEncoding 3, and shared-object messages sent as type 16 with
+    /// every value and argument as one AVM+ (AMF3) value
+    /// ([`SharedObjectMessage::encode_amf3`]). Off (the default): AMF0.
+    pub amf3: bool,
 }
 
 impl ClientConfig {
@@ -56,6 +61,7 @@ impl ClientConfig {
             window_ack_size: 2_500_000,
             limits: Limits::default(),
             raw_shared_objects: false,
+            amf3: false,
         }
     }
 }
@@ -247,7 +253,10 @@ impl ClientConnection {
             ("audioCodecs", Value::Number(4071.0)),
             ("videoCodecs", Value::Number(252.0)),
             ("videoFunction", Value::Number(1.0)),
-            ("objectEncoding", Value::Number(0.0)),
+            (
+                "objectEncoding",
+                Value::Number(if self.config.amf3 { 3.0 } else { 0.0 }),
+            ),
         ]);
         let mut connect = Command::new("connect", 1.0, Vec::new());
         connect.command_object = object;
@@ -280,7 +289,7 @@ impl ClientConnection {
             return Err(e.clone());
         }
         if self.connected {
-            self.wire.send(chunk_stream, stream, timestamp, &message);
+            self.send_now(chunk_stream, stream, timestamp, &message);
         } else if self.queued.len() >= MAX_QUEUED {
             return Err(RtmpError::QueueFull { max: MAX_QUEUED });
         } else {
@@ -288,6 +297,25 @@ impl ClientConnection {
                 .push_back((chunk_stream, stream, timestamp, message));
         }
         Ok(())
+    }
+
+    /// Sends one message: a shared-object message as type 16 when speaking
+    /// AMF3, everything else as [`Message::encode`] writes it.
+    fn send_now(&mut self, chunk_stream: u32, stream: u32, timestamp: u32, message: &Message) {
+        match message {
+            Message::SharedObject(so) if self.config.amf3 => {
+                let mut payload = Vec::new();
+                so.encode_amf3(&self.config.limits, &mut payload);
+                self.wire.send_raw(&crate::chunk::RawMessage {
+                    csid: chunk_stream,
+                    timestamp,
+                    type_id: crate::message::type_id::SHARED_OBJECT_AMF3,
+                    stream_id: stream,
+                    payload: Bytes::from(payload),
+                });
+            }
+            _ => self.wire.send(chunk_stream, stream, timestamp, message),
+        }
     }
 
     fn command(&mut self, stream: u32, command: Command) -> Result<(), RtmpError> {
@@ -513,7 +541,7 @@ impl ClientConnection {
                     self.wire.set_out_chunk_size(self.config.out_chunk_size);
                 }
                 while let Some((chunk_stream, stream, ts, message)) = self.queued.pop_front() {
-                    self.wire.send(chunk_stream, stream, ts, &message);
+                    self.send_now(chunk_stream, stream, ts, &message);
                 }
             }
             ServerReply::Error {

@@ -5,10 +5,13 @@
 //!   stream id; every player with both equal is sent one encoding (fmt-0
 //!   header on [`csid::RELAYED_AUDIO`], [`RELAYED_VIDEO`](csid::RELAYED_VIDEO)
 //!   or [`RELAYED_DATA`](csid::RELAYED_DATA)).
-//! - Shared-object notices: one encoding for every RTMP subscriber, the
-//!   type-19 message as a single chunk on [`csid::SHARED_OBJECT`]. A
-//!   connection whose chunk size is smaller than the payload cannot send it
-//!   as is and chunks the payload itself ([`notice_payload`]).
+//! - Shared-object notices: one encoding for every AMF0 RTMP subscriber,
+//!   the type-19 message as a single chunk on [`csid::SHARED_OBJECT`], and
+//!   one for every AMF3 subscriber (connect with objectEncoding 3), the
+//!   type-16 message with every value as an AVM+ value
+//!   ([`SharedObjectMessage::encode_amf3`]). A connection whose chunk size
+//!   is smaller than the payload cannot send it as is and chunks the
+//!   payload itself ([`notice_payload`]).
 
 use super::csid;
 use crate::chunk::{RawMessage, encode_standalone, standalone_payload};
@@ -24,8 +27,11 @@ pub struct RtmpCodec;
 
 static RTMP: RtmpCodec = RtmpCodec;
 
-/// The key of the one notice encoding every RTMP subscriber shares.
+/// The key of the one notice encoding every AMF0 RTMP subscriber shares.
 const NOTICES_KEY: u64 = 0;
+
+/// The key of the one notice encoding every AMF3 RTMP subscriber shares.
+const NOTICES_AMF3_KEY: u64 = 1;
 
 /// Bytes of the fmt-0 header a shared notice starts with: a one-byte basic
 /// header (chunk stream 9) and the 11-byte message header; timestamp 0
@@ -38,9 +44,15 @@ pub fn media_encoder(chunk_size: u32, stream_id: u32) -> Encoder {
     Encoder::new(&RTMP, (u64::from(chunk_size) << 32) | u64::from(stream_id))
 }
 
-/// The encoder of an RTMP connection's shared-object notices.
+/// The encoder of an AMF0 RTMP connection's shared-object notices.
 pub fn notices_encoder() -> Encoder {
     Encoder::new(&RTMP, NOTICES_KEY)
+}
+
+/// The encoder of an AMF3 RTMP connection's shared-object notices (type
+/// 16).
+pub fn notices_encoder_amf3() -> Encoder {
+    Encoder::new(&RTMP, NOTICES_AMF3_KEY)
 }
 
 fn media_key(key: u64) -> (u32, u32) {
@@ -89,12 +101,16 @@ impl FanoutCodec for RtmpCodec {
         standalone_payload(encoded, media_key(key).0)
     }
 
-    fn encode_update(&self, _key: u64, update: &SoUpdate) -> Bytes {
-        let payload = so_message(update).to_bytes();
+    fn encode_update(&self, key: u64, update: &SoUpdate) -> Bytes {
+        let (type_id, payload) = if key == NOTICES_AMF3_KEY {
+            (type_id::SHARED_OBJECT_AMF3, so_message_amf3(update))
+        } else {
+            (type_id::SHARED_OBJECT_AMF0, so_message(update).to_bytes())
+        };
         let raw = RawMessage {
             csid: csid::SHARED_OBJECT,
             timestamp: 0,
-            type_id: type_id::SHARED_OBJECT_AMF0,
+            type_id,
             stream_id: 0,
             payload,
         };
@@ -121,6 +137,15 @@ pub fn notice_fits(encoded: &Bytes, out_chunk_size: u32) -> bool {
 /// connection that must chunk it itself; `None` if `encoded` is empty.
 pub fn notice_payload(encoded: &Bytes) -> Option<Bytes> {
     standalone_payload(encoded, u32::MAX)
+}
+
+/// The type-16 payload an update makes for AMF3 connections (values are
+/// in the shared model, already bounded when they came in, so the AVM+
+/// values nested in them are read with the default limits).
+pub fn so_message_amf3(update: &SoUpdate) -> Bytes {
+    let mut out = alloc::vec::Vec::new();
+    so_message(update).encode_amf3(&crate::Limits::default(), &mut out);
+    Bytes::from(out)
 }
 
 /// The RTMP shared-object message (AMF0, type 19) an update makes.
@@ -205,5 +230,32 @@ mod tests {
         assert!(notice_fits(&encoded, payload.len() as u32));
         assert!(!notice_fits(&encoded, payload.len() as u32 - 1));
         assert!(!notice_fits(&Bytes::new(), 4096));
+    }
+
+    /// AMF3 connections share their own notice encoding: type 16, encoding
+    /// byte 0, every value as one AVM+ value (an integer-valued number as
+    /// an AMF3 integer).
+    #[test]
+    fn amf3_notices_are_type_16_with_avmplus_values() {
+        assert_ne!(notices_encoder(), notices_encoder_amf3());
+        assert_eq!(notices_encoder_amf3(), notices_encoder_amf3());
+        let update = SoUpdate::new(
+            "o".into(),
+            false,
+            1,
+            alloc::vec![SoNotice::Change {
+                key: "k".into(),
+                value: crate::amf0::Value::Number(5.0),
+            }],
+        );
+        let encoded = notices_encoder_amf3().encode_update(&update);
+        // fmt 0 on chunk stream 9; the type id is the header's 8th byte.
+        assert_eq!(encoded.first(), Some(&csid::SHARED_OBJECT.to_le_bytes()[0]));
+        assert_eq!(encoded.get(7), Some(&type_id::SHARED_OBJECT_AMF3));
+        let payload = notice_payload(&encoded).unwrap();
+        assert_eq!(payload, so_message_amf3(&update));
+        assert_eq!(payload.first(), Some(&0), "the encoding byte");
+        // The change event's value: AVM+ then AMF3 integer 5.
+        assert!(payload.ends_with(&[0x00, 0x01, b'k', 0x11, 0x04, 0x05]));
     }
 }

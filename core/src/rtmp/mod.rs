@@ -27,7 +27,7 @@ mod wire;
 mod tests;
 
 pub use client::{ClientConfig, ClientConnection, ClientEvent};
-pub use fanout::{media_encoder, notices_encoder};
+pub use fanout::{media_encoder, notices_encoder, notices_encoder_amf3};
 pub use server::{ServerConfig, ServerConnection};
 
 use crate::chunk::ChunkError;

@@ -1,6 +1,9 @@
 //! The server side of one RTMP connection.
 
-use super::fanout::{media_encoder, notice_fits, notice_payload, notices_encoder, so_message};
+use super::fanout::{
+    media_encoder, notice_fits, notice_payload, notices_encoder, notices_encoder_amf3, so_message,
+    so_message_amf3,
+};
 use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
@@ -291,12 +294,20 @@ impl ServerConnection {
                     // The shared encoding: nothing encoded per subscriber.
                     self.wire.queue(so.encoded);
                 } else {
-                    let payload = notice_payload(&so.encoded)
-                        .unwrap_or_else(|| so_message(&so.update).to_bytes());
+                    // AMF3 connections were given the type-16 encoding.
+                    let (type_id, payload) = if self.speaks_amf3() {
+                        let payload = notice_payload(&so.encoded)
+                            .unwrap_or_else(|| so_message_amf3(&so.update));
+                        (crate::message::type_id::SHARED_OBJECT_AMF3, payload)
+                    } else {
+                        let payload = notice_payload(&so.encoded)
+                            .unwrap_or_else(|| so_message(&so.update).to_bytes());
+                        (crate::message::type_id::SHARED_OBJECT_AMF0, payload)
+                    };
                     self.wire.send_raw(&crate::chunk::RawMessage {
                         csid: csid::COMMAND,
                         timestamp: 0,
-                        type_id: crate::message::type_id::SHARED_OBJECT_AMF0,
+                        type_id,
                         stream_id: 0,
                         payload,
                     });
@@ -397,6 +408,11 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// Whether `connect` asked for (and was answered with) objectEncoding 3.
+    fn speaks_amf3(&self) -> bool {
+        matches!(self.connect, Some((_, encoding)) if encoding == 3.0)
+    }
+
     fn require_connect(&self, what: &str) -> Result<(), RtmpError> {
         match self.connect {
             Some(_) => Ok(()),
@@ -434,7 +450,15 @@ impl ServerConnection {
                     self.send_command(0, error(transaction_id, status::CALL_FAILED, why));
                     return Ok(());
                 }
-                self.connect = Some((transaction_id, params.object_encoding));
+                // The encoding tern speaks: AMF3 (shared-object messages as
+                // type 16, values as AVM+) when the client asked for it,
+                // AMF0 for anything else; the reply says which.
+                let encoding = if params.object_encoding == 3.0 {
+                    3.0
+                } else {
+                    0.0
+                };
+                self.connect = Some((transaction_id, encoding));
                 let mut target = params.app.clone();
                 if !target.contains('?')
                     && let Some(query) = params.tc_url.as_deref().and_then(|u| u.split_once('?'))
@@ -448,7 +472,13 @@ impl ServerConnection {
                     params: params.object,
                     args: params.args,
                     address: self.peer,
-                    notices: Some(notices_encoder()),
+                    // An AMF3 connection gets its notices as type 16: one
+                    // more encoding, shared by every AMF3 subscriber.
+                    notices: Some(if encoding == 3.0 {
+                        notices_encoder_amf3()
+                    } else {
+                        notices_encoder()
+                    }),
                 }));
             }
             ClientCommand::CreateStream { transaction_id } => {

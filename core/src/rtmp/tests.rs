@@ -300,3 +300,79 @@ fn the_shared_encoding_is_what_an_open_connection_sends() {
     );
     assert_eq!(server.shared_encoding(), SharedEncoding::None);
 }
+
+/// An AMF3 client (objectEncoding 3) is answered with objectEncoding 3 and
+/// exchanges values with an AMF0 client through the shared model: its AVM+
+/// integer arrives as an AMF0 number, the AMF0 client's object arrives
+/// back to it unchanged (through its type-16 notice encoding).
+#[test]
+fn an_amf3_client_is_answered_in_amf3() {
+    use crate::session::SharedEncoding;
+    let mut h = Harness::new(HubConfig::default());
+    let mut config = ClientConfig::new("chat", "rtmp://localhost/chat");
+    config.amf3 = true;
+    let flash = h.connect_with(config);
+    let plain = h.connect("chat");
+    h.drive();
+    let info = h.take(flash).into_iter().find_map(|e| match e {
+        ClientEvent::Connected { info } => Some(info),
+        _ => None,
+    });
+    assert_eq!(
+        info.as_ref().and_then(|i| i.get("objectEncoding")),
+        Some(&Value::Number(3.0))
+    );
+    for i in [flash, plain] {
+        assert!(matches!(
+            h.peers[i].server.shared_encoding(),
+            SharedEncoding::Rtmp { .. }
+        ));
+    }
+    for i in [flash, plain] {
+        h.peers[i].client.so_use("s", false).unwrap();
+        h.drive();
+        h.take(i);
+    }
+    let mut int = Vec::new();
+    crate::amf3::encode(&crate::amf3::Value::Integer(42), &mut int);
+    h.peers[flash]
+        .client
+        .so_set(
+            "s",
+            false,
+            vec![("n".into(), Value::Avmplus(Bytes::from(int)))],
+        )
+        .unwrap();
+    h.drive();
+    let changes = |events: Vec<ClientEvent>| -> Vec<SoEvent> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::SharedObject(m) => Some(m.events),
+                _ => None,
+            })
+            .flatten()
+            .filter(|e| matches!(e, SoEvent::Change { .. }))
+            .collect()
+    };
+    assert_eq!(
+        changes(h.take(plain)),
+        vec![SoEvent::Change {
+            key: "n".into(),
+            value: Value::Number(42.0)
+        }]
+    );
+    let object = Value::object([("k", Value::string("v"))]);
+    h.peers[plain]
+        .client
+        .so_set("s", false, vec![("o".into(), object.clone())])
+        .unwrap();
+    h.drive();
+    assert_eq!(
+        changes(h.take(flash)),
+        vec![SoEvent::Change {
+            key: "o".into(),
+            value: object
+        }]
+    );
+}

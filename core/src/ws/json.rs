@@ -35,8 +35,10 @@ fn number(n: f64) -> Json {
 /// AMF0 → JSON. Number ↔ number (NaN/±∞ → null), boolean, string and long
 /// string → string, object / ECMA array / typed object → object (class name
 /// dropped; a repeated key keeps its last value), strict array → array,
-/// null / undefined → null, date → `{"$date": ms}`, XML → string. Values
-/// with no JSON meaning (reference, unsupported, AVM+) → null.
+/// null / undefined → null, date → `{"$date": ms}`, XML → string; an AVM+
+/// value (an AMF3-only value) as [`crate::amf3::to_json`] maps it (byte
+/// array → `{"$bytes": base64}`, vector → array, …). Values with no JSON
+/// meaning (reference, unsupported) → null.
 pub fn amf_to_json(value: &Value) -> Json {
     match value {
         Value::Number(n) => number(*n),
@@ -55,11 +57,10 @@ pub fn amf_to_json(value: &Value) -> Json {
             m.insert("$date".to_owned(), number(*millis));
             Json::Object(m)
         }
-        Value::Null
-        | Value::Undefined
-        | Value::Reference(_)
-        | Value::Unsupported
-        | Value::Avmplus(_) => Json::Null,
+        // Bytes the connection's decoder accepted (or the store wrote):
+        // the default bounds are not reached again here.
+        Value::Avmplus(b) => crate::amf3::avmplus_to_json(b, &Limits::default()),
+        Value::Null | Value::Undefined | Value::Reference(_) | Value::Unsupported => Json::Null,
     }
 }
 
@@ -75,7 +76,8 @@ pub fn amf_string(s: &str) -> Value {
 /// JSON → AMF0, the inverse of [`amf_to_json`] on what JSON can say:
 /// number → number, boolean, string → string (long string past 65535
 /// bytes), array → strict array, null → null, `{"$date": ms}` (exactly that
-/// one key, a number or null) → date with time zone 0, any other object →
+/// one key, a number or null) → date with time zone 0, `{"$bytes": base64}`
+/// (exactly that one key) → byte array (AVM+), any other object →
 /// anonymous object (keys in JSON-object order, which is sorted).
 pub fn json_to_amf(value: &Json) -> Value {
     match value {
@@ -93,6 +95,9 @@ pub fn json_to_amf(value: &Json) -> Value {
                     millis: date.as_f64().unwrap_or(f64::NAN),
                     time_zone: 0,
                 };
+            }
+            if let Some(bytes) = crate::amf3::bytes_from_json(map) {
+                return bytes;
             }
             Value::Object(
                 map.iter()
