@@ -55,6 +55,10 @@ enum Mode {
         /// server's heap allocations in each window.
         #[arg(long)]
         metrics_url: Option<String>,
+        /// Players play HTTP-FLV from tern's HTTP port (host:port, e.g.
+        /// 127.0.0.1:8081), `GET /{app}/{name}.flv`, instead of RTMP.
+        #[arg(long)]
+        flv_http: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
             window,
             stream_baseline,
             metrics_url,
+            flv_http,
             common,
         } => RtmpUrl::parse(&url)
             .map_err(|e| e.to_string())
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
                     connect_concurrency: common.connect_concurrency,
                     connect_timeout: Duration::from_secs(60),
                     metrics_url,
+                    flv_http,
                 })
                 .map(|_| ())
             }),
