@@ -23,6 +23,21 @@ else
   apt-get install -y -q "${missing[@]}"
 fi
 
+# Interop matrix (tests/tests/interop.rs, docs/interop.md): the players
+# mpv and VLC, headless, without their desktop recommends. GStreamer's
+# rtmpsink/rtmpsrc (librtmp) come with gstreamer1.0-plugins-bad above.
+interop=()
+command -v mpv >/dev/null 2>&1 || interop+=(mpv)
+command -v cvlc >/dev/null 2>&1 || interop+=(vlc-bin vlc-plugin-base)
+if [ ${#interop[@]} -eq 0 ]; then
+  echo "tools: interop players present"
+else
+  echo "tools: installing ${interop[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${interop[@]}"
+fi
+
 if python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "tools: python websockets present"
 else
@@ -79,4 +94,16 @@ if [ -x "$py2" ] || [ -n "${TERN_PYTHON2:-}" ] || command -v python2.7 >/dev/nul
   echo "tools: Python 2.7 for Autobahn present"
 else
   echo "tools: WARNING: no Python 2.7 for Autobahn (pyenv 2.7.18 missing); tests/autobahn/run.sh will fail"
+fi
+
+# nginx-rtmp, for the "same webhook, two servers" test of HTTP callbacks
+# (tests/tests/webhooks.rs); the benchmarks install it too
+# (bench/install-peers.sh).
+if [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] && command -v nginx >/dev/null 2>&1; then
+  echo "tools: nginx-rtmp present"
+else
+  echo "tools: installing nginx libnginx-mod-rtmp"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q nginx libnginx-mod-rtmp
 fi

@@ -24,6 +24,7 @@
 
 extern crate alloc;
 
+pub mod access;
 pub mod amf0;
 pub mod amf3;
 pub mod chunk;

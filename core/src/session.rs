@@ -8,9 +8,12 @@
 
 use crate::flv::{FlvConnection, FlvError};
 use crate::hub::{Delivery, Request};
+use crate::message::Tolerated;
 use crate::rtmp::{RtmpError, ServerConnection};
 use crate::time::Instant;
 use crate::ws::{WsConnection, WsError};
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use bytes::Bytes;
 use core::fmt;
 
@@ -43,6 +46,61 @@ pub trait ServerSession {
     /// What this connection would make of a shared-object notice if it
     /// were handed one now; see [`SharedEncoding`].
     fn shared_encoding(&self) -> SharedEncoding;
+    /// The next lenient reading the connection took (a well-framed
+    /// request of an unexpected shape it answered anyway); drain after
+    /// `handle_input` and log at debug level.
+    fn poll_tolerated(&mut self) -> Option<Tolerated>;
+}
+
+/// Lenient readings waiting for the runtime's log: at most
+/// [`ToleratedLog::MAX`]; more in one go only count (a client repeating
+/// the same odd command does not grow memory). Boxed and only while it
+/// holds notes: a connection that never needs a lenient reading (nearly
+/// all) carries one pointer.
+#[derive(Debug, Default)]
+pub(crate) struct ToleratedLog(Option<Box<Pending>>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    queue: VecDeque<Tolerated>,
+    dropped: u32,
+}
+
+impl ToleratedLog {
+    /// Notes kept until drained.
+    pub(crate) const MAX: usize = 8;
+
+    pub(crate) fn push(&mut self, note: Tolerated) {
+        let pending = self.0.get_or_insert_with(Box::default);
+        if pending.queue.len() < Self::MAX {
+            pending.queue.push_back(note);
+        } else {
+            pending.dropped = pending.dropped.saturating_add(1);
+        }
+    }
+
+    pub(crate) fn extend(&mut self, notes: impl IntoIterator<Item = Tolerated>) {
+        for note in notes {
+            self.push(note);
+        }
+    }
+
+    /// The next note; after the last one, a summary of those not kept.
+    /// Drained, it frees its memory.
+    pub(crate) fn pop(&mut self) -> Option<Tolerated> {
+        let pending = self.0.as_mut()?;
+        if let Some(note) = pending.queue.pop_front() {
+            return Some(note);
+        }
+        let dropped = pending.dropped;
+        self.0 = None;
+        (dropped > 0).then(|| {
+            Tolerated::new(
+                "(more)",
+                alloc::format!("{dropped} further lenient readings not listed"),
+            )
+        })
+    }
 }
 
 /// How a connection turns shared-object notices into bytes, when that does
@@ -129,6 +187,9 @@ macro_rules! delegate_session {
             fn shared_encoding(&self) -> SharedEncoding {
                 <$ty>::shared_encoding(self)
             }
+            fn poll_tolerated(&mut self) -> Option<Tolerated> {
+                <$ty>::poll_tolerated(self)
+            }
         }
     };
 }
@@ -143,3 +204,24 @@ delegate_session!(FlvConnection, FlvError, |reason| matches!(
     reason,
     None | Some(FlvError::Ended | FlvError::PeerClosed | FlvError::ServerClosed { .. })
 ));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerated_notes_are_bounded_and_summarised() {
+        let mut log = ToleratedLog::default();
+        for i in 0..20 {
+            log.push(Tolerated::new("x", alloc::format!("{i}")));
+        }
+        let notes: alloc::vec::Vec<Tolerated> = core::iter::from_fn(|| log.pop()).collect();
+        assert_eq!(notes.len(), ToleratedLog::MAX + 1);
+        assert_eq!(notes[0].reading, "0");
+        assert_eq!(
+            notes[ToleratedLog::MAX].reading,
+            "12 further lenient readings not listed"
+        );
+        assert_eq!(log.pop(), None);
+    }
+}

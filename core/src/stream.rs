@@ -7,6 +7,7 @@
 
 use crate::hub::{ConnId, Encoder, MediaKind, MediaPriority};
 use crate::message::media::{AudioTag, VideoFrameType, VideoTag};
+use crate::time::Instant;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
@@ -164,7 +165,20 @@ pub struct LiveStream {
     gop: Vec<GopEntry>,
     /// Payload bytes in `gop` (what `max_gop_bytes` bounds).
     gop_bytes: usize,
+    /// When the publisher last sent a media message (or started), for
+    /// `publisher_idle_timeout`.
+    pub last_media: Option<Instant>,
+    /// Added to the publisher's timestamps before relaying (non-zero after
+    /// a takeover, so players see time go on rather than jump back).
+    ts_offset: u32,
+    /// After a takeover: the relayed timestamp the new publisher's first
+    /// message gets (its offset is set from that message).
+    rebase_to: Option<u32>,
 }
+
+/// Gap between the last relayed message of a replaced publisher and the
+/// first one of its successor (about one frame at 10 fps).
+pub const TAKEOVER_GAP_MS: u32 = 100;
 
 impl LiveStream {
     /// True if nobody publishes or plays.
@@ -219,6 +233,26 @@ impl LiveStream {
         self.gop.clear();
         self.gop_bytes = 0;
         self.last_timestamp = None;
+        self.ts_offset = 0;
+        self.rebase_to = None;
+    }
+
+    /// Forgets the last publish like [`reset_media`](Self::reset_media), but
+    /// for players that stay: the next publisher's timestamps are shifted
+    /// to continue [`TAKEOVER_GAP_MS`] after the last relayed one.
+    pub fn reset_for_takeover(&mut self) {
+        let continue_at = self.last_timestamp.map(|t| t.wrapping_add(TAKEOVER_GAP_MS));
+        self.reset_media();
+        self.rebase_to = continue_at;
+    }
+
+    /// The relayed timestamp of a message the publisher stamped
+    /// `timestamp` (the publisher's own unless a takeover shifted it).
+    pub fn relay_timestamp(&mut self, timestamp: u32) -> u32 {
+        if let Some(base) = self.rebase_to.take() {
+            self.ts_offset = base.wrapping_sub(timestamp);
+        }
+        timestamp.wrapping_add(self.ts_offset)
     }
 
     /// Remembers what late joiners need from `message`, after it was

@@ -114,6 +114,8 @@ fn small_hub(limits: &Limits) -> HubConfig {
             max_pending_notices: 64,
         },
         max_gop_bytes: 0,
+        publisher_idle_timeout: tern_core::Duration::from_secs(10),
+        publish_conflict: tern_core::hub::PublishConflict::Replace,
         limits: limits.clone(),
     }
 }

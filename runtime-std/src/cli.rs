@@ -44,6 +44,45 @@ pub enum Command {
     So(SoCommand),
     /// Decode a captured RTMP byte stream and print its messages.
     Trace(TraceArgs),
+    /// Print a signed URL for an app with a `secret` (docs/security.md).
+    Sign(SignArgs),
+}
+
+/// `tern sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// `rtmp://host/app[/room…]/stream` or `ws://host:port/app[/room…]`.
+    pub url: String,
+    /// The app's secret.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        conflicts_with = "secret_file",
+        required_unless_present = "secret_file"
+    )]
+    pub secret: Option<String>,
+    /// A file holding the app's secret (as `secret_file` in the config).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Seconds the URL stays valid.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub expires_in: u64,
+}
+
+impl SignArgs {
+    /// The signed URL, or why not.
+    pub fn run(&self, now: u64) -> Result<String, String> {
+        let app = crate::access::AppConfig {
+            secret: self.secret.clone(),
+            secret_file: self.secret_file.clone(),
+            ..crate::access::AppConfig::default()
+        };
+        let secret = app
+            .load_secret()?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| "the secret is empty".to_owned())?;
+        crate::access::sign::sign_url(&self.url, &secret, now, self.expires_in)
+    }
 }
 
 /// `tern serve`.

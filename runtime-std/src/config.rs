@@ -113,43 +113,9 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[apps.<name>]`: one configured application (recording; hooks and
-/// access rules will live here too).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AppConfig {
-    /// What of each live stream of the app is written to FLV files
-    /// (nginx-rtmp's `record`).
-    pub record: RecordMode,
-    /// Directory recordings go to (under it: `<app>/<room…>/`); unset =
-    /// `<data_dir>/recordings`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record_path: Option<PathBuf>,
-    /// Appended to the stream name, strftime-style (`%Y %m %d %H %M %S
-    /// %s %%`, UTC).
-    pub record_suffix: String,
-    /// A file this large (bytes) ends at the next keyframe, and a new one
-    /// starts; 0 = no limit.
-    pub record_max_size: u64,
-    /// A file with this many video frames ends at the next keyframe; 0 =
-    /// no limit.
-    pub record_max_frames: u64,
-    /// A file this old (seconds) ends at the next keyframe; 0 = never.
-    pub record_interval_secs: u64,
-}
-
-impl Default for AppConfig {
-    fn default() -> Self {
-        AppConfig {
-            record: RecordMode::Off,
-            record_path: None,
-            record_suffix: "-%Y%m%d-%H%M%S.flv".to_owned(),
-            record_max_size: 0,
-            record_max_frames: 0,
-            record_interval_secs: 0,
-        }
-    }
-}
+/// `[apps.<name>]`: access rules, signed URLs and callbacks (see
+/// [`crate::access`]).
+pub use crate::access::AppConfig;
 
 /// `record = "…"`: which messages of a stream are recorded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +148,9 @@ pub struct ScopesConfig {
     pub max_connections_per_scope: usize,
     /// Most connections from one client IP address.
     pub max_connections_per_address: usize,
+    /// Connects (RTMP connect, WebSocket upgrade) per client IP address per
+    /// second, with a burst of as many; 0: no limit.
+    pub max_connects_per_address_per_sec: u32,
 }
 
 impl Default for ScopesConfig {
@@ -192,6 +161,7 @@ impl Default for ScopesConfig {
             max_rooms_per_app: 10_000,
             max_connections_per_scope: 10_000,
             max_connections_per_address: 1_000,
+            max_connects_per_address_per_sec: 0,
         }
     }
 }
@@ -215,6 +185,11 @@ pub struct SharedObjectsConfig {
     pub max_value_bytes: usize,
     /// Largest shared object (all keys and encoded values), in bytes.
     pub max_object_bytes: usize,
+    /// Shared-object operations (changes, sends, uses) per connection per
+    /// second; 0: no limit.
+    pub max_ops_per_sec: u32,
+    /// Operations a connection may make at once after a quiet spell.
+    pub max_ops_burst: u32,
 }
 
 impl Default for SharedObjectsConfig {
@@ -224,6 +199,8 @@ impl Default for SharedObjectsConfig {
             max_keys: 1024,
             max_value_bytes: 64 * 1024,
             max_object_bytes: 1024 * 1024,
+            max_ops_per_sec: 100,
+            max_ops_burst: 500,
         }
     }
 }
@@ -246,6 +223,23 @@ pub struct StreamsConfig {
     /// (0 = write every message as it comes). Notices, statuses and replies
     /// never wait. See docs/config.md for the trade-off.
     pub merge_write_ms: u64,
+    /// Drop a publisher that sent no media for this long (0 = never).
+    pub publisher_idle_timeout_secs: u64,
+    /// What a publish of a name that is already live does.
+    pub publish_conflict: PublishConflictConfig,
+}
+
+/// `[streams] publish_conflict`: `"replace"` (the new publisher takes the
+/// name over, once it passed every access check) or `"reject"` (it gets
+/// `NetStream.Publish.BadName` while the old one publishes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishConflictConfig {
+    /// The new publisher takes over.
+    #[default]
+    Replace,
+    /// The new publisher is refused.
+    Reject,
 }
 
 impl Default for StreamsConfig {
@@ -256,6 +250,8 @@ impl Default for StreamsConfig {
             subscriber_queue_bytes: 4 * 1024 * 1024,
             max_lag_ms: 5_000,
             merge_write_ms: 100,
+            publisher_idle_timeout_secs: 10,
+            publish_conflict: PublishConflictConfig::Replace,
         }
     }
 }
@@ -756,6 +752,24 @@ impl Config {
                 at_key: true,
                 kind: ConfigErrorKind::NoApps,
             });
+        }
+        if so.max_ops_per_sec > 0 && so.max_ops_burst == 0 {
+            out.push(Problem {
+                key: vec!["shared_objects".to_owned(), "max_ops_burst".to_owned()],
+                at_key: false,
+                kind: ConfigErrorKind::Invalid(
+                    "must be at least 1 when max_ops_per_sec is set".to_owned(),
+                ),
+            });
+        }
+        for (name, app) in &self.apps {
+            for (key, message) in app.problems() {
+                out.push(Problem {
+                    key: vec!["apps".to_owned(), name.clone(), key.to_owned()],
+                    at_key: false,
+                    kind: ConfigErrorKind::Invalid(message),
+                });
+            }
         }
         for name in self.apps.keys() {
             if let Err(reason) = validate_segment(name) {

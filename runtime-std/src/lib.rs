@@ -18,8 +18,12 @@
 //! - `alloc_count` (feature `count-allocations`): the counting allocator
 //!   behind `/metrics`' heap counters.
 //!
+//! - [`access`]: `[apps.NAME]` access rules, the HTTP callback client,
+//!   `tern sign`.
+//!
 //! [`serve`] runs the server.
 
+pub mod access;
 #[cfg(feature = "count-allocations")]
 pub mod alloc_count;
 pub mod cli;

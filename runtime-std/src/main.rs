@@ -31,6 +31,16 @@ fn main() -> ExitCode {
         }
         Some(Command::So(command)) => so(command),
         Some(Command::Trace(args)) => trace(&args),
+        Some(Command::Sign(args)) => match args.run(tern_runtime_std::access::unix_now()) {
+            Ok(url) => {
+                println!("{url}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tern sign: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

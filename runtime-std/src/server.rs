@@ -36,6 +36,8 @@
 //! Windows end on a small grid (`Shared::merge_deadline`), so the players
 //! due at about the same time are written on one wake-up of the thread.
 
+use crate::access::conn::ConnAccess;
+use crate::access::hooks::HookRunner;
 use crate::config::Config;
 use crate::direct_write::{Attached, Peer};
 use crate::file_store::FileStore;
@@ -53,11 +55,12 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
+use tern_core::access::{AccessPolicy, ConnectRate, RateLimit};
 use tern_core::flv::{FlvConfig, FlvConnection, Framing};
 use tern_core::hub::Delivery;
 use tern_core::hub::{
-    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, Request,
-    TieredSessions,
+    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, PublishConflict,
+    Request, TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::scope_path::ScopePath;
@@ -91,6 +94,9 @@ const HUB_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 const GIVE_UP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long connections get to say goodbye at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// Client addresses the connect rate remembers at once (about 100 bytes
+/// each): see `ConnectRate`.
+const MAX_RATE_ADDRESSES: usize = 65_536;
 
 /// The hub and the connections it delivers to.
 struct HubCell {
@@ -180,6 +186,12 @@ pub struct Shared {
     recordings_done: AtomicU64,
     /// Recordings that stopped on an error (disk, queue).
     recordings_failed: AtomicU64,
+    /// What each connection's gate checks (`[apps.NAME]`, rate limits).
+    access: Arc<AccessPolicy>,
+    /// Makes the HTTP callbacks the gates ask for.
+    hooks: HookRunner,
+    /// Connects per address per second, server-wide.
+    connect_rate: Mutex<ConnectRate>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -263,6 +275,15 @@ impl Shared {
             recordings: Wakeup::default(),
             recordings_done: AtomicU64::new(0),
             recordings_failed: AtomicU64::new(0),
+            access: Arc::new(crate::access::policy(config)),
+            hooks: HookRunner::new(&config.apps),
+            connect_rate: Mutex::new(ConnectRate::new(
+                RateLimit {
+                    per_sec: config.scopes.max_connects_per_address_per_sec,
+                    burst: config.scopes.max_connects_per_address_per_sec,
+                },
+                MAX_RATE_ADDRESSES,
+            )),
         })
     }
 
@@ -283,6 +304,25 @@ impl Shared {
         }
         let past = end.saturating_duration_since(self.start).as_nanos() % grid;
         end - std::time::Duration::from_nanos(u64::try_from(past).unwrap_or(0))
+    }
+
+    /// The access policy every connection's gate checks.
+    pub(crate) fn access_policy(&self) -> &Arc<AccessPolicy> {
+        &self.access
+    }
+
+    /// The HTTP client for callbacks.
+    pub(crate) fn hook_runner(&self) -> &HookRunner {
+        &self.hooks
+    }
+
+    /// Counts a connect from `address`; false if it is over
+    /// `scopes.max_connects_per_address_per_sec`.
+    pub(crate) fn connect_allowed(&self, now: Instant, address: std::net::IpAddr) -> bool {
+        self.connect_rate
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(now, address)
     }
 
     /// Monotonic milliseconds since the server started (tokio's clock, so a
@@ -389,6 +429,12 @@ pub fn hub_config(config: &Config, limits: &Limits) -> HubConfig {
             config.streams.max_gop_bytes
         } else {
             0
+        },
+        // 0 means never, which the hub spells as a zero duration.
+        publisher_idle_timeout: secs(config.streams.publisher_idle_timeout_secs),
+        publish_conflict: match config.streams.publish_conflict {
+            crate::config::PublishConflictConfig::Replace => PublishConflict::Replace,
+            crate::config::PublishConflictConfig::Reject => PublishConflict::Reject,
         },
         limits: limits.clone(),
         ..HubConfig::default()
@@ -518,7 +564,16 @@ pub async fn serve_rtmp<L: Listener>(
                 ServerConnection::new(shared.rtmp.clone(), shared.now(), &random, Some(peer.ip()))
             });
             let stream = Attached::new(&hub_peer, stream, fd);
-            let reason = run_connection(&shared, stream, id, &hub_peer, conn, &[]).await;
+            let mut access = Box::new(ConnAccess::new(
+                &shared,
+                id,
+                Some(peer.ip()),
+                Arc::clone(&hub_peer),
+            ));
+            let reason =
+                run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &[]).await;
+            // The `*_done` callbacks of what it still published or played.
+            access.finish(&shared);
             shared.unregister(id);
             info!("closed: {reason}");
         }
@@ -557,6 +612,19 @@ async fn serve_http_connection<S: crate::net::Stream>(
             let (id, hub_peer) = shared.register();
             let span = tracing::info_span!("ws", conn = %id, target = %head.target);
             async {
+                let mut access = Box::new(ConnAccess::new(
+                    &shared,
+                    id,
+                    Some(peer.ip()),
+                    Arc::clone(&hub_peer),
+                ));
+                if let Err(reason) =
+                    admit_upgrade(&shared, &mut access, &mut stream, &head, peer).await
+                {
+                    shared.unregister(id);
+                    info!("upgrade refused: {reason}");
+                    return;
+                }
                 let mut initial = head_bytes(&head);
                 initial.extend_from_slice(&leftover);
                 let conn = Box::new(WsConnection::new(
@@ -565,7 +633,10 @@ async fn serve_http_connection<S: crate::net::Stream>(
                     Some(peer.ip()),
                 ));
                 let stream = Attached::new(&hub_peer, stream, fd);
-                let reason = run_connection(&shared, stream, id, &hub_peer, conn, &initial).await;
+                let reason =
+                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &initial)
+                        .await;
+                access.finish(&shared);
                 shared.unregister(id);
                 info!("closed: {reason}");
             }
@@ -580,6 +651,14 @@ async fn serve_http_connection<S: crate::net::Stream>(
             let (id, hub_peer) = shared.register();
             let span = tracing::info_span!("flv", conn = %id, target = %head.target);
             async {
+                // The player's connect and play pass the app's access rules
+                // and callbacks like an RTMP player's (protocol `Flv`).
+                let mut access = Box::new(ConnAccess::new(
+                    &shared,
+                    id,
+                    Some(peer.ip()),
+                    Arc::clone(&hub_peer),
+                ));
                 let mut initial = head_bytes(&head);
                 initial.extend_from_slice(&leftover);
                 let framing = if websocket {
@@ -594,7 +673,10 @@ async fn serve_http_connection<S: crate::net::Stream>(
                     Some(peer.ip()),
                 ));
                 let stream = Attached::new(&hub_peer, stream, fd);
-                let reason = run_connection(&shared, stream, id, &hub_peer, conn, &initial).await;
+                let reason =
+                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &initial)
+                        .await;
+                access.finish(&shared);
                 shared.unregister(id);
                 info!("closed: {reason}");
             }
@@ -603,6 +685,52 @@ async fn serve_http_connection<S: crate::net::Stream>(
         }
         Err(e) => debug!("connection failed: {e}"),
     }
+}
+
+/// Decides a WebSocket connect before the upgrade is answered (address
+/// rules, signed URL, `on_connect`); a refused client gets HTTP 403 with
+/// the reason. The echo endpoint is not an application: it is not checked.
+async fn admit_upgrade<S: crate::net::Stream>(
+    shared: &Shared,
+    access: &mut ConnAccess,
+    stream: &mut S,
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> Result<(), String> {
+    let target = head.target.trim_start_matches('/');
+    let path = target.split('?').next().unwrap_or_default();
+    if shared
+        .ws
+        .echo_path
+        .as_deref()
+        .is_some_and(|echo| echo.trim_start_matches('/') == path)
+    {
+        return Ok(());
+    }
+    let connect = Request::Connect(tern_core::hub::ConnectRequest {
+        protocol: Protocol::WebSocket,
+        target: target.to_owned(),
+        params: tern_core::amf0::Value::Null,
+        args: Vec::new(),
+        address: Some(peer.ip()),
+        // Only decided here; the upgraded connection makes its own connect.
+        notices: None,
+    });
+    let Err(reason) = access.admit_upgrade(shared, connect).await else {
+        return Ok(());
+    };
+    let body = format!("{reason}\n");
+    let response = format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(shared.write_stall, async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    Err(reason)
 }
 
 /// The request head as bytes again, for the WebSocket connection, which
@@ -852,7 +980,8 @@ pub async fn run_direct_writes(shared: Arc<Shared>, mut shutdown: watch::Receive
     }
 }
 
-/// Serves one connection (RTMP or WebSocket); returns why it ended.
+/// Serves one connection (RTMP or WebSocket) through its gate (`access`);
+/// returns why it ended. The caller then calls [`ConnAccess::finish`].
 ///
 /// The task owns the socket whole: it reads, or it writes, never both at
 /// once, so no split (and no lock between halves) is needed. While it waits
@@ -865,6 +994,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     id: ConnId,
     peer: &Peer,
     mut conn: Box<C>,
+    access: &mut ConnAccess,
     initial: &[u8],
 ) -> String {
     let stream = &mut io.stream;
@@ -875,7 +1005,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     // connection with a protocol error.
     let mut input: Result<(), String> = match initial {
         [] => Ok(()),
-        data => feed(shared, id, &mut *conn, shared.now(), data),
+        data => feed(shared, &mut *conn, access, shared.now(), data),
     };
     // When everything queued was last written (the start of a merge window).
     let mut last_write = tokio::time::Instant::now();
@@ -889,6 +1019,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         // the hub for us but not written goes out first.
         peer.resume(&mut batch);
         let now = shared.now();
+        // Callback replies (a pending publish decided, on_update refused).
+        access.take_replies(shared, &mut *conn, now);
         if let Err(e) = std::mem::replace(&mut input, Ok(())) {
             // Flush what is queued (an error reply, a close frame), then
             // close; bounded like every other write.
@@ -958,14 +1090,16 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         if pulled {
             continue;
         }
-        let deadline = conn
-            .poll_timeout()
-            // A deadline too far to represent ("never") is no deadline.
-            .and_then(|t| {
-                shared
-                    .start
-                    .checked_add(std::time::Duration::from_millis(t.as_millis()))
-            });
+        let deadline = match (conn.poll_timeout(), access.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        // A deadline too far to represent ("never") is no deadline.
+        .and_then(|t| {
+            shared
+                .start
+                .checked_add(std::time::Duration::from_millis(t.as_millis()))
+        });
         let wake_at = match (deadline, held_until) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -980,7 +1114,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
             // Fixed branch order keeps runs reproducible in the simulator.
             biased;
             read = std::future::poll_fn(|cx| {
-                poll_read_and_feed(cx, shared, id, peer, &mut batch, stream, &mut *conn)
+                poll_read_and_feed(cx, shared, peer, &mut batch, stream, &mut *conn, access)
             }) => {
                 let n = match read {
                     Ok((0, _)) => return "closed by the client".to_owned(),
@@ -998,7 +1132,17 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 armed = None;
                 timer.as_mut().reset(far_future());
                 if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
-                    conn.handle_timeout(shared.now());
+                    let now = shared.now();
+                    if conn.poll_timeout().is_some_and(|t| t <= now) {
+                        conn.handle_timeout(now);
+                    }
+                    if access.poll_timeout().is_some_and(|t| t <= now) {
+                        // The gate may hand the connection a close and
+                        // take deliveries from the hub: busy first, as
+                        // for input, so nobody else writes meanwhile.
+                        peer.resume(&mut batch);
+                        access.handle_timeout(shared, &mut *conn, now);
+                    }
                 }
             }
         }
@@ -1006,23 +1150,21 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
 }
 
 /// Feeds `data` to the connection and hands what it asks of the hub
-/// straight to the hub (no per-connection request buffer).
+/// through its gate straight to the hub (no per-connection request
+/// buffer; see [`ConnAccess::pump`]).
 fn feed<C: ServerSession>(
     shared: &Shared,
-    id: ConnId,
     conn: &mut C,
+    access: &mut ConnAccess,
     now: Instant,
     data: &[u8],
 ) -> Result<(), String> {
     let result = conn.handle_input(now, data).map_err(|e| e.to_string());
-    if let Some(request) = conn.poll_event() {
-        shared.with_hub(|hub| {
-            hub.handle(now, id, request);
-            while let Some(request) = conn.poll_event() {
-                hub.handle(now, id, request);
-            }
-        });
+    // Well-framed requests of an unexpected shape that were read leniently.
+    while let Some(note) = conn.poll_tolerated() {
+        debug!("{note}");
     }
+    access.pump(shared, conn, now);
     result
 }
 
@@ -1037,11 +1179,11 @@ fn feed<C: ServerSession>(
 fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
     cx: &mut std::task::Context<'_>,
     shared: &Shared,
-    id: ConnId,
     peer: &Peer,
     batch: &mut Vec<bytes::Bytes>,
     stream: &mut S,
     conn: &mut C,
+    access: &mut ConnAccess,
 ) -> Poll<io::Result<(usize, Result<(), String>)>> {
     let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
     let mut buf = tokio::io::ReadBuf::uninit(&mut storage);
@@ -1055,7 +1197,10 @@ fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
         return Poll::Ready(Ok((0, Ok(()))));
     }
     peer.resume(batch);
-    Poll::Ready(Ok((data.len(), feed(shared, id, conn, shared.now(), data))))
+    Poll::Ready(Ok((
+        data.len(),
+        feed(shared, conn, access, shared.now(), data),
+    )))
 }
 
 /// An instant no timer reaches (about 30 years on).
@@ -1272,7 +1417,8 @@ mod tests {
             None,
         ));
         let io = Attached::new(&peer, stream, None);
-        let task = run_connection(&shared, io, id, &peer, conn, &[]);
+        let mut access = Box::new(ConnAccess::new(&shared, id, None, Arc::clone(&peer)));
+        let task = run_connection(&shared, io, id, &peer, conn, &mut access, &[]);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 704, "run_connection's future is {size} bytes");
         drop(task);

@@ -186,6 +186,10 @@ pub struct ClientSpec {
     pub start: Option<Duration>,
     /// RTMP or WebSocket (chat only).
     pub transport: Transport,
+    /// A connection it counts as lost is left open (never read, written or
+    /// closed) instead of closed, as by a device whose network changed: the
+    /// server gets no FIN and must find out by itself.
+    pub abandon_lost: bool,
 }
 
 impl ClientSpec {
@@ -201,6 +205,7 @@ impl ClientSpec {
             read_rate: None,
             start: None,
             transport: Transport::Rtmp,
+            abandon_lost: false,
         }
     }
 
@@ -245,6 +250,13 @@ impl ClientSpec {
     /// Scripted operations.
     pub fn script(mut self, steps: Vec<(Duration, Op)>) -> ClientSpec {
         self.ops = Ops::Script(steps);
+        self
+    }
+
+    /// Leaves lost connections open instead of closing them (see
+    /// [`abandon_lost`](Self::abandon_lost)).
+    pub fn abandon_lost(mut self) -> ClientSpec {
+        self.abandon_lost = true;
         self
     }
 
@@ -340,6 +352,12 @@ pub struct Observations {
     pub dropped: u64,
     /// Longest gap.
     pub max_gap: u64,
+    /// `NetStream.Play.PublishNotify` statuses a player got before the
+    /// check (not those of everyone leaving).
+    pub publish_notifies: u64,
+    /// `NetStream.Play.UnpublishNotify` statuses a player got before the
+    /// check.
+    pub unpublish_notifies: u64,
     /// The view at the check.
     pub snapshot: Option<Snapshot>,
     /// Every event in words, if the scenario keeps a log.
@@ -459,6 +477,11 @@ pub(crate) struct Client {
     frame: u32,
     paused_until: Duration,
     shared: Rc<RefCell<ClientShared>>,
+    /// Lost connections kept open (see [`ClientSpec::abandon_lost`]).
+    abandoned: Vec<(
+        turmoil::net::tcp::OwnedReadHalf,
+        turmoil::net::tcp::OwnedWriteHalf,
+    )>,
 }
 
 impl Client {
@@ -491,6 +514,7 @@ impl Client {
             frame: 0,
             paused_until: Duration::ZERO,
             shared,
+            abandoned: Vec::new(),
         }
     }
 
@@ -648,6 +672,21 @@ impl Client {
 
     async fn session(&mut self, stream: turmoil::net::TcpStream) -> End {
         let (mut rd, mut wr) = stream.into_split();
+        let end = self.session_on(&mut rd, &mut wr).await;
+        if self.spec.abandon_lost && matches!(end, End::Lost(_)) {
+            // A device on a new network cannot close its old connection:
+            // keep it open and silent, so only the server's own timeouts
+            // (or a takeover) end it.
+            self.abandoned.push((rd, wr));
+        }
+        end
+    }
+
+    async fn session_on(
+        &mut self,
+        rd: &mut turmoil::net::tcp::OwnedReadHalf,
+        wr: &mut turmoil::net::tcp::OwnedWriteHalf,
+    ) -> End {
         let now = sim_now();
         let mut random = [0u8; RANDOM_LEN];
         for b in &mut random {
@@ -988,9 +1027,19 @@ impl Client {
                 s.play_started = Some(sim_now());
                 self.player.restart();
             }
-            "NetStream.Play.Reset"
-            | "NetStream.Play.PublishNotify"
-            | "NetStream.Play.UnpublishNotify" => self.player.restart(),
+            "NetStream.Play.Reset" => self.player.restart(),
+            "NetStream.Play.PublishNotify" => {
+                if sim_now() < self.timeline.check_at {
+                    self.shared.borrow_mut().obs.publish_notifies += 1;
+                }
+                self.player.restart();
+            }
+            "NetStream.Play.UnpublishNotify" => {
+                if sim_now() < self.timeline.check_at {
+                    self.shared.borrow_mut().obs.unpublish_notifies += 1;
+                }
+                self.player.restart();
+            }
             "NetStream.Play.StreamNotFound" => {
                 self.violate(ViolationKind::SoRefused, "play refused: StreamNotFound");
             }

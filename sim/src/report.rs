@@ -89,6 +89,12 @@ pub struct Totals {
     pub lag_disconnects: u64,
     /// Connections lost and re-established by clients.
     pub reconnects: u64,
+    /// `NetStream.Play.PublishNotify` statuses players got before the
+    /// check (a publisher started, or took a live name over).
+    pub publish_notifies: u64,
+    /// `NetStream.Play.UnpublishNotify` statuses players got before the
+    /// check (a publisher left or was dropped; not sent on a takeover).
+    pub unpublish_notifies: u64,
 }
 
 /// The outcome of one run.

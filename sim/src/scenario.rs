@@ -527,6 +527,8 @@ impl Scenario {
             totals.frames_dropped += obs.dropped;
             totals.max_gap = totals.max_gap.max(obs.max_gap);
             totals.reconnects += obs.lost;
+            totals.publish_notifies += obs.publish_notifies;
+            totals.unpublish_notifies += obs.unpublish_notifies;
         }
         if let Some(Ok(stats)) = &log.at_check {
             totals.server_dropped = stats.media_dropped;

@@ -23,6 +23,10 @@ pub struct ServerTuning {
     pub gop_cache: bool,
     /// `streams.merge_write_ms`.
     pub merge_write_ms: u64,
+    /// `streams.publisher_idle_timeout_secs`.
+    pub publisher_idle_timeout_secs: u64,
+    /// `streams.publish_conflict`.
+    pub publish_conflict: tern_runtime_std::config::PublishConflictConfig,
 }
 
 impl Default for ServerTuning {
@@ -36,6 +40,9 @@ impl Default for ServerTuning {
             max_lag_ms: 1_500,
             gop_cache: true,
             merge_write_ms: tern_runtime_std::config::StreamsConfig::default().merge_write_ms,
+            publisher_idle_timeout_secs: tern_runtime_std::config::StreamsConfig::default()
+                .publisher_idle_timeout_secs,
+            publish_conflict: tern_runtime_std::config::PublishConflictConfig::Replace,
         }
     }
 }
@@ -63,6 +70,8 @@ impl ServerTuning {
         config.streams.max_lag_ms = self.max_lag_ms;
         config.streams.gop_cache = self.gop_cache;
         config.streams.merge_write_ms = self.merge_write_ms;
+        config.streams.publisher_idle_timeout_secs = self.publisher_idle_timeout_secs;
+        config.streams.publish_conflict = self.publish_conflict;
         config
     }
 }

@@ -14,10 +14,12 @@
 //!   shared-object tests that mix RTMP and WebSocket clients.
 //! - [`wire::RecordingProxy`]: what a client sent on the wire, rendered
 //!   by `tern trace`.
+//! - [`webhook::Webhook`]: a webhook receiver for the HTTP callback tests.
 //!
 //! See docs/testing.md for what each test shows.
 
 pub mod rtmp;
+pub mod webhook;
 pub mod wire;
 
 use serde_json::Value as Json;

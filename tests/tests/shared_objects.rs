@@ -207,7 +207,14 @@ fn persistent_values_survive_kill_9() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_subscriber_that_reads_late_gets_every_change_once_in_order() {
     const CHANGES: usize = 2500;
-    let server = Server::start(ServerOptions::default());
+    // The writer sends as fast as it can, far above the default
+    // shared-object rate limit (100/s, burst 500): this test is about
+    // delivery order, so the limit is off (tests/tests/so_rate_limit.rs
+    // tests the limit).
+    let server = Server::start(ServerOptions {
+        config: Some("[shared_objects]\nmax_ops_per_sec = 0\n".to_owned()),
+        ..ServerOptions::default()
+    });
     let addr = server.rtmp_addr();
     let mut subscriber = RtmpClient::connect("subscriber", addr, "chat/order").await;
     let mut writer = RtmpClient::connect("writer", addr, "chat/order").await;

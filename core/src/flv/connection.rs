@@ -484,6 +484,12 @@ impl FlvConnection {
         self.reason.as_deref()
     }
 
+    /// Lenient readings to log: none (an FLV player's only input is its
+    /// request head, which is either served or refused).
+    pub fn poll_tolerated(&mut self) -> Option<crate::message::Tolerated> {
+        None
+    }
+
     /// FLV players take no shared-object notices.
     pub fn shared_encoding(&self) -> SharedEncoding {
         SharedEncoding::None

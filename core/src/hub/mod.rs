@@ -81,8 +81,33 @@ pub struct HubConfig {
     pub outbox: OutboxLimits,
     /// Bytes of the group of pictures cached for late joiners (0: off).
     pub max_gop_bytes: usize,
+    /// A publisher that sent no media for this long is dropped (its
+    /// connection closed, its players told `UnpublishNotify`). Zero: never.
+    pub publisher_idle_timeout: Duration,
+    /// What a publish of a name that is already live does.
+    pub publish_conflict: PublishConflict,
     /// Parser bounds (for data messages the hub inspects).
     pub limits: Limits,
+}
+
+/// What a publish of a live name does (`[streams] publish_conflict`).
+///
+/// Either way the new publish must first pass every check a publish
+/// passes (name, scope limits, the application's `on_publish`, which is
+/// where access rules live); only then is the conflict decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PublishConflict {
+    /// The new publisher takes over: the old one is told
+    /// `NetStream.Unpublish.Success` ("taken over") and its connection is
+    /// closed; players stay and continue with the new publisher's sequence
+    /// headers and first keyframe, timestamps going on where the old
+    /// publisher stopped. What an encoder reconnecting after a dead link
+    /// needs (the old connection may take a minute to time out).
+    #[default]
+    Replace,
+    /// The new publisher is refused with `NetStream.Publish.BadName` while
+    /// the old one publishes (until it leaves or is dropped as idle).
+    Reject,
 }
 
 impl Default for HubConfig {
@@ -98,6 +123,8 @@ impl Default for HubConfig {
             shared_objects: SoLimits::default(),
             outbox: OutboxLimits::default(),
             max_gop_bytes: 8 * 1024 * 1024,
+            publisher_idle_timeout: Duration::from_secs(10),
+            publish_conflict: PublishConflict::Replace,
             limits: Limits::default(),
         }
     }
@@ -213,6 +240,8 @@ enum Timer {
     Conn(ConnId),
     Scope(ScopePath),
     Object(ScopePath, String),
+    /// Check the stream's publisher for `publisher_idle_timeout`.
+    Publisher(ScopePath, String),
 }
 
 #[derive(Debug)]
@@ -442,7 +471,7 @@ impl Hub {
                     // The hot path: no scope clone (media needs no scope
                     // checks beyond the publish that accepted the stream).
                     state.last_activity = now;
-                    self.media(conn, stream, kind, timestamp, payload);
+                    self.media(now, conn, stream, kind, timestamp, payload);
                     self.settle_overflows(now);
                     return;
                 }
@@ -517,7 +546,8 @@ impl Hub {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// Expires idle connections, rooms and shared objects due by `now`.
+    /// Expires idle connections, rooms, shared objects and idle publishers
+    /// due by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.mail.now = now;
         while let Some((at, _)) = self.timers.first() {
@@ -531,6 +561,7 @@ impl Hub {
                 Timer::Conn(conn) => self.check_conn_deadline(now, conn),
                 Timer::Scope(path) => self.check_scope_expiry(now, &path),
                 Timer::Object(path, name) => self.check_object_expiry(now, &path, &name),
+                Timer::Publisher(path, name) => self.check_publisher_idle(now, path, name),
             }
         }
         self.settle_overflows(now);

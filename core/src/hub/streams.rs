@@ -63,11 +63,16 @@ impl Hub {
             return refuse(self, why.to_owned());
         }
         let key = (scope.clone(), name.to_owned());
-        if self
-            .streams
-            .get(&key)
-            .is_some_and(|s| s.publisher.is_some())
-        {
+        let current = self.streams.get(&key).and_then(|s| s.publisher);
+        // A conflict is decided only after every other check passed.
+        let replace = match current {
+            None => false,
+            Some(old) if old.conn == conn => {
+                return refuse(self, format!("{name} is already being published"));
+            }
+            Some(_) => self.config.publish_conflict == PublishConflict::Replace,
+        };
+        if current.is_some() && !replace {
             return refuse(self, format!("{name} is already being published"));
         }
         if self
@@ -84,9 +89,24 @@ impl Hub {
         if let Decision::Reject(why) = self.app.on_publish(conn, scope, name, query) {
             return refuse(self, why);
         }
+        if let Some(old) = current {
+            self.take_over(now, &key, old);
+        }
+        let timeout = self.config.publisher_idle_timeout;
+        if timeout != Duration::ZERO {
+            self.timers.insert((
+                now + timeout,
+                Timer::Publisher(key.0.clone(), key.1.clone()),
+            ));
+        }
         let live = self.stream_entry(key);
+        if replace {
+            live.reset_for_takeover();
+        } else {
+            live.reset_media();
+        }
         live.publisher = Some(Publisher { conn, stream });
-        live.reset_media();
+        live.last_media = Some(now);
         let players: Vec<(ConnId, u32)> = live.players.iter().map(|p| (p.conn, p.stream)).collect();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.publishing
@@ -119,11 +139,74 @@ impl Hub {
                 format!("{name} is now published"),
             );
         }
-        self.mail.events.push_back(HubEvent::Published {
-            scope: scope.clone(),
-            name: name.to_owned(),
-        });
-        let _ = now;
+        // A takeover keeps the stream's players (a recorder among them).
+        if !replace {
+            self.mail.events.push_back(HubEvent::Published {
+                scope: scope.clone(),
+                name: name.to_owned(),
+            });
+        }
+    }
+
+    /// Ends `old`'s publish of `key` for a new publisher (see
+    /// [`PublishConflict::Replace`]): its players are not told (they stay
+    /// for the new publisher); the old publisher is told and closed.
+    fn take_over(&mut self, now: Instant, key: &(ScopePath, String), old: Publisher) {
+        let name = &key.1;
+        if let Some(c) = self.conns.get_mut(&old.conn) {
+            c.publishing
+                .retain(|(s, k)| !(*s == old.stream && k == key));
+        }
+        if let Some(live) = self.streams.get_mut(key) {
+            live.publisher = None;
+        }
+        self.status(
+            old.conn,
+            old.stream,
+            Level::Status,
+            "NetStream.Unpublish.Success",
+            format!("{name} was taken over by a new publisher"),
+        );
+        self.close_conn(
+            now,
+            old.conn,
+            format!("replaced by a new publisher of {name}"),
+        );
+    }
+
+    /// Drops the publisher of `scope`/`name` if it sent no media for
+    /// `publisher_idle_timeout` (else checks again when it would be due).
+    pub(super) fn check_publisher_idle(&mut self, now: Instant, scope: ScopePath, name: String) {
+        let timeout = self.config.publisher_idle_timeout;
+        if timeout == Duration::ZERO {
+            return;
+        }
+        let key = (scope, name);
+        let Some(live) = self.streams.get(&key) else {
+            return;
+        };
+        let Some(publisher) = live.publisher else {
+            return;
+        };
+        let due = live.last_media.unwrap_or(now) + timeout;
+        if due > now {
+            self.timers.insert((due, Timer::Publisher(key.0, key.1)));
+            return;
+        }
+        let secs = timeout.as_millis() / 1000;
+        let name = key.1;
+        self.status(
+            publisher.conn,
+            publisher.stream,
+            Level::Error,
+            "NetStream.Publish.Idle",
+            format!("no media for {secs}s: publishing of {name} stopped"),
+        );
+        self.close_conn(
+            now,
+            publisher.conn,
+            format!("publisher of {name} sent no media for {secs}s"),
+        );
     }
 
     /// The stream entry for `key`, created (and counted in its scope) if new.
@@ -379,6 +462,7 @@ impl Hub {
 
     pub(super) fn media(
         &mut self,
+        now: Instant,
         conn: ConnId,
         stream: u32,
         kind: MediaKind,
@@ -388,12 +472,6 @@ impl Hub {
         let (payload, is_metadata) = match kind {
             MediaKind::Data => normalise_data(payload, &self.config.limits),
             _ => (payload, false),
-        };
-        let message = CachedMessage {
-            kind,
-            priority: classify(kind, &payload),
-            timestamp,
-            payload,
         };
         // The key is borrowed from the publisher's own record (disjoint
         // fields of `self`): no key is built per relayed message.
@@ -405,6 +483,13 @@ impl Hub {
         };
         let Some(live) = self.streams.get_mut(key) else {
             return;
+        };
+        live.last_media = Some(now);
+        let message = CachedMessage {
+            kind,
+            priority: classify(kind, &payload),
+            timestamp: live.relay_timestamp(timestamp),
+            payload,
         };
         if is_metadata {
             live.set_metadata(&message);

@@ -166,6 +166,18 @@ impl PublishKind {
     }
 }
 
+/// Which message stream a `deleteStream` means, as the client said it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamRef {
+    /// A message stream id (the documented form: ffmpeg, librtmp, Flash).
+    Id(u32),
+    /// A stream name (GStreamer's `rtmp2sink` sends the published name).
+    Name(String),
+    /// Nothing usable (absent, null, or a number that is not an id): the
+    /// stream of the message, or the connection's only stream.
+    Unspecified,
+}
+
 /// A client's command, typed. Unknown names become [`ClientCommand::Call`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientCommand {
@@ -181,10 +193,10 @@ pub enum ClientCommand {
         /// Transaction id to answer with the new stream id.
         transaction_id: f64,
     },
-    /// `deleteStream(stream_id)`.
+    /// `deleteStream(stream id)` (or, leniently, a stream name).
     DeleteStream {
-        /// Message stream id to delete.
-        stream_id: u32,
+        /// The message stream to delete.
+        target: StreamRef,
     },
     /// `closeStream` (stops publishing/playing on the message's stream).
     CloseStream,
@@ -245,7 +257,7 @@ pub enum ClientCommand {
     Play2 {
         /// Transaction id.
         transaction_id: f64,
-        /// The parameters object.
+        /// The parameters object (`Null` when absent).
         params: Value,
     },
     /// `pause(pause, millis)`.
@@ -284,13 +296,68 @@ pub enum ClientCommand {
     },
 }
 
-/// Reads command arguments by position, naming the command in errors.
+/// Longest command name a [`Tolerated`] note repeats (longer ones are cut
+/// on a character boundary).
+pub const MAX_NOTED_NAME: usize = 64;
+
+/// One lenient reading: a well-framed command whose arguments did not have
+/// the documented shape, and what the server made of it (see "Lenient
+/// reading" in docs/architecture.md). Runtimes log these at debug level;
+/// the session goes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tolerated {
+    /// The command as the client named it (at most [`MAX_NOTED_NAME`] bytes).
+    pub command: String,
+    /// What did not match, and how it was read.
+    pub reading: String,
+}
+
+impl Tolerated {
+    /// A note about `command` (cut to [`MAX_NOTED_NAME`] bytes).
+    pub fn new(command: &str, reading: impl Into<String>) -> Self {
+        let mut end = command.len().min(MAX_NOTED_NAME);
+        while !command.is_char_boundary(end) {
+            end -= 1;
+        }
+        Tolerated {
+            command: String::from(command.get(..end).unwrap_or_default()),
+            reading: reading.into(),
+        }
+    }
+}
+
+impl core::fmt::Display for Tolerated {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "lenient reading of {:?}: {}", self.command, self.reading)
+    }
+}
+
+/// What [`ClientCommand::from_command`] made of a command: the typed
+/// command and the lenient readings it took (empty for a command of the
+/// documented shape).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// The typed command.
+    pub command: ClientCommand,
+    /// Every argument that was read leniently, in argument order.
+    pub tolerated: Vec<Tolerated>,
+}
+
+/// Reads command arguments by position, leniently: a value of another type
+/// is converted when the conversion is obvious (a number for a boolean, a
+/// whole number for a name) and otherwise replaced by the argument's
+/// default; each such reading is noted.
 struct Args<'a> {
     command: &'static str,
     args: &'a [Value],
+    notes: Vec<Tolerated>,
 }
 
 impl<'a> Args<'a> {
+    fn note(&mut self, reading: String) {
+        self.notes.push(Tolerated::new(self.command, reading));
+    }
+
     /// The value at `i`, treating `Null`/`Undefined` as absent (Flash sends
     /// `undefined` for omitted optional parameters).
     fn opt(&self, i: usize) -> Option<&'a Value> {
@@ -300,38 +367,79 @@ impl<'a> Args<'a> {
         }
     }
 
-    fn string(&self, i: usize, field: &'static str) -> Result<String, MessageError> {
+    /// A stream name: a string; a whole number reads as its decimal text;
+    /// anything else (or nothing) as `""`, which the hub refuses with the
+    /// command's usual status (`BadName`, `StreamNotFound`).
+    fn name(&mut self, i: usize) -> String {
         match self.opt(i) {
-            Some(v) => v
-                .as_str()
-                .map(String::from)
-                .ok_or_else(|| wrong(self.command, field, "string")),
-            None => Err(missing(self.command, field)),
+            Some(v) => match v.as_str() {
+                Some(s) => String::from(s),
+                None => match v.as_f64().and_then(whole_number) {
+                    Some(n) => {
+                        let text = alloc::format!("{n}");
+                        self.note(alloc::format!(
+                            "stream name is a number, read as \"{text}\""
+                        ));
+                        text
+                    }
+                    None => {
+                        let ty = type_name(v);
+                        self.note(alloc::format!("stream name is {ty}, read as \"\""));
+                        String::new()
+                    }
+                },
+            },
+            None => {
+                self.note(String::from("stream name is missing, read as \"\""));
+                String::new()
+            }
         }
     }
 
-    fn number(&self, i: usize, field: &'static str) -> Result<f64, MessageError> {
-        match self.opt(i) {
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| wrong(self.command, field, "number")),
-            None => Err(missing(self.command, field)),
+    /// A number, `default` when absent; a numeric string reads as its
+    /// number, anything else as `default`.
+    fn number_or(&mut self, i: usize, field: &str, default: f64) -> f64 {
+        let Some(v) = self.opt(i) else {
+            return default;
+        };
+        if let Some(n) = v.as_f64() {
+            return n;
         }
+        if let Some(n) = v.as_str().and_then(|s| s.trim().parse::<f64>().ok()) {
+            self.note(alloc::format!("{field} is a string, read as {n}"));
+            return n;
+        }
+        let ty = type_name(v);
+        self.note(alloc::format!("{field} is {ty}, read as {default}"));
+        default
     }
 
-    fn number_or(&self, i: usize, field: &'static str, default: f64) -> Result<f64, MessageError> {
-        match self.opt(i) {
-            Some(_) => self.number(i, field),
-            None => Ok(default),
-        }
+    /// A boolean, `default` when absent; a number reads as `!= 0`, the
+    /// strings `"true"`/`"false"` as themselves, anything else as `default`.
+    fn bool_or(&mut self, i: usize, field: &str, default: bool) -> bool {
+        let Some(v) = self.opt(i) else {
+            return default;
+        };
+        let read = match v {
+            Value::Boolean(b) => return *b,
+            Value::Number(n) => Some(*n != 0.0),
+            other => match other.as_str() {
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                _ => None,
+            },
+        };
+        let ty = type_name(v);
+        let b = read.unwrap_or(default);
+        self.note(alloc::format!("{field} is {ty}, read as {b}"));
+        b
     }
 
-    fn boolean(&self, i: usize, field: &'static str) -> Result<bool, MessageError> {
-        match self.opt(i) {
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| wrong(self.command, field, "boolean")),
-            None => Err(missing(self.command, field)),
+    /// Notes arguments past the `known` ones (they are ignored).
+    fn extra(&mut self, known: usize) {
+        let extra = self.args.len().saturating_sub(known);
+        if extra > 0 {
+            self.note(alloc::format!("{extra} extra argument(s) ignored"));
         }
     }
 
@@ -344,6 +452,30 @@ impl<'a> Args<'a> {
     }
 }
 
+/// The AMF0 type of a value, for notes ("a boolean", "an object").
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Number(_) => "a number",
+        Value::Boolean(_) => "a boolean",
+        Value::String(_) | Value::LongString(_) => "a string",
+        Value::Null => "null",
+        Value::Undefined => "undefined",
+        Value::StrictArray(_) => "an array",
+        Value::Date { .. } => "a date",
+        Value::XmlDocument(_) => "an XML document",
+        _ => "an object",
+    }
+}
+
+/// `n` as an integer if it is a whole number that fits an `i64`.
+fn whole_number(n: f64) -> Option<i64> {
+    // `as` saturates (NaN becomes 0); the round trip keeps only values that
+    // were already whole numbers in range.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let v = n as i64;
+    (v as f64 == n && n.abs() < 9.0e15).then_some(v)
+}
+
 /// An optional string property of the connect object: absent, `null`,
 /// `undefined` or a non-string all read as `None` (Flash sends
 /// `pageUrl: undefined` outside a browser).
@@ -351,11 +483,22 @@ fn opt_string_prop(obj: &Value, key: &str) -> Option<String> {
     obj.get(key).and_then(Value::as_str).map(String::from)
 }
 
+/// The app part of a `tcUrl` (`rtmp://host[:port]/app/room?q` →
+/// `app/room?q`), for a connect whose object has no usable `app`.
+fn app_from_tc_url(tc_url: &str) -> Option<&str> {
+    let rest = tc_url.split_once("://").map_or(tc_url, |(_, r)| r);
+    let (_, path) = rest.split_once('/')?;
+    (!path.is_empty()).then_some(path)
+}
+
 impl ClientCommand {
-    /// Types a client's command. Required arguments that are missing or of
-    /// the wrong type are errors naming the command and field; optional
-    /// ones take their documented defaults.
-    pub fn from_command(cmd: Command) -> Result<ClientCommand, MessageError> {
+    /// Types a client's command, leniently (see [`Reading`]): this never
+    /// fails. Arguments of another type than documented are converted when
+    /// the conversion is obvious, else take their documented defaults;
+    /// missing names read as `""` (the hub then refuses the stream with the
+    /// usual status); extra arguments are ignored. Each such reading is
+    /// listed in [`Reading::tolerated`].
+    pub fn from_command(cmd: Command) -> Reading {
         let tx = cmd.transaction_id;
         let name = cmd.name.as_str();
         let command: &'static str = match name {
@@ -375,30 +518,46 @@ impl ClientCommand {
             "receiveVideo" => "receiveVideo",
             "getStreamLength" => "getStreamLength",
             _ => {
-                return Ok(ClientCommand::Call {
-                    name: cmd.name,
-                    transaction_id: tx,
-                    command_object: cmd.command_object,
-                    args: cmd.args,
-                });
+                return Reading {
+                    command: ClientCommand::Call {
+                        name: cmd.name,
+                        transaction_id: tx,
+                        command_object: cmd.command_object,
+                        args: cmd.args,
+                    },
+                    tolerated: Vec::new(),
+                };
             }
         };
-        let a = Args {
+        let mut a = Args {
             command,
             args: &cmd.args,
+            notes: Vec::new(),
         };
         let typed = match command {
             "connect" => {
                 let obj = &cmd.command_object;
                 if obj.properties().is_none() {
-                    return Err(wrong("connect", "command object", "object"));
+                    let ty = type_name(obj);
+                    a.note(alloc::format!(
+                        "command object is {ty}, read as an empty object"
+                    ));
                 }
-                let app = match obj.get("app") {
-                    Some(v) => v
-                        .as_str()
-                        .map(String::from)
-                        .ok_or_else(|| wrong("connect", "app", "string"))?,
-                    None => return Err(missing("connect", "app")),
+                let tc_url = opt_string_prop(obj, "tcUrl");
+                let app = match obj.get("app").map(|v| v.as_str()) {
+                    Some(Some(app)) => String::from(app),
+                    found => {
+                        let what = if found.is_some() {
+                            "app is not a string"
+                        } else {
+                            "app is missing"
+                        };
+                        // The app the client meant is the path of its URL;
+                        // with no URL either, "" (the hub answers InvalidApp).
+                        let app = tc_url.as_deref().and_then(app_from_tc_url).unwrap_or("");
+                        a.note(alloc::format!("{what}, read as {app:?} (from tcUrl)"));
+                        String::from(app)
+                    }
                 };
                 let object_encoding = obj
                     .get("objectEncoding")
@@ -406,7 +565,7 @@ impl ClientCommand {
                     .unwrap_or(0.0);
                 let params = ConnectParams {
                     app,
-                    tc_url: opt_string_prop(obj, "tcUrl"),
+                    tc_url,
                     flash_ver: opt_string_prop(obj, "flashVer"),
                     swf_url: opt_string_prop(obj, "swfUrl"),
                     page_url: opt_string_prop(obj, "pageUrl"),
@@ -419,51 +578,95 @@ impl ClientCommand {
                     params,
                 }
             }
-            "createStream" => ClientCommand::CreateStream { transaction_id: tx },
+            "createStream" => {
+                a.extra(0);
+                ClientCommand::CreateStream { transaction_id: tx }
+            }
             "deleteStream" => {
-                let n = a.number(0, "stream id")?;
-                let stream_id = f64_to_u32(n).ok_or_else(|| {
-                    wrong(
-                        "deleteStream",
-                        "stream id",
-                        "non-negative integer below 2^32",
-                    )
-                })?;
-                ClientCommand::DeleteStream { stream_id }
+                let target = match a.opt(0) {
+                    Some(Value::Number(n)) => match f64_to_u32(*n) {
+                        Some(id) => StreamRef::Id(id),
+                        None => {
+                            a.note(alloc::format!(
+                                "stream id {n} is not an id, read as the message's stream"
+                            ));
+                            StreamRef::Unspecified
+                        }
+                    },
+                    Some(v) => match v.as_str() {
+                        Some(s) => {
+                            a.note(alloc::format!(
+                                "stream id is a string, read as the stream named {s:?}"
+                            ));
+                            StreamRef::Name(String::from(s))
+                        }
+                        None => {
+                            let ty = type_name(v);
+                            a.note(alloc::format!(
+                                "stream id is {ty}, read as the message's stream"
+                            ));
+                            StreamRef::Unspecified
+                        }
+                    },
+                    None => {
+                        a.note(String::from(
+                            "stream id is missing, read as the message's stream",
+                        ));
+                        StreamRef::Unspecified
+                    }
+                };
+                a.extra(1);
+                ClientCommand::DeleteStream { target }
             }
             "closeStream" => ClientCommand::CloseStream,
-            "releaseStream" => ClientCommand::ReleaseStream {
-                transaction_id: tx,
-                name: a.string(0, "stream name")?,
-            },
-            "FCPublish" => ClientCommand::FcPublish {
-                transaction_id: tx,
-                name: a.string(0, "stream name")?,
-            },
-            "FCUnpublish" => ClientCommand::FcUnpublish {
-                transaction_id: tx,
-                name: a.string(0, "stream name")?,
-            },
+            "releaseStream" => {
+                let name = a.name(0);
+                a.extra(1);
+                ClientCommand::ReleaseStream {
+                    transaction_id: tx,
+                    name,
+                }
+            }
+            "FCPublish" => {
+                let name = a.name(0);
+                a.extra(1);
+                ClientCommand::FcPublish {
+                    transaction_id: tx,
+                    name,
+                }
+            }
+            "FCUnpublish" => {
+                let name = a.name(0);
+                a.extra(1);
+                ClientCommand::FcUnpublish {
+                    transaction_id: tx,
+                    name,
+                }
+            }
             "publish" => {
                 if a.is_stop() {
                     ClientCommand::StopPublish { transaction_id: tx }
                 } else {
-                    let name = a.string(0, "stream name")?;
+                    let name = a.name(0);
                     let kind = match a.opt(1) {
                         None => PublishKind::Live,
                         Some(v) => match v.as_str() {
                             Some("live") => PublishKind::Live,
                             Some("record") => PublishKind::Record,
                             Some("append") => PublishKind::Append,
+                            // FMS's name for append that fills gaps.
+                            Some("appendWithGap") => PublishKind::Append,
                             _ => {
-                                return Err(wrong(
-                                    "publish",
-                                    "publishing type",
-                                    "\"live\", \"record\" or \"append\"",
+                                let ty = type_name(v);
+                                a.note(alloc::format!(
+                                    "publishing type is {ty} other than live/record/append, \
+                                     read as \"live\""
                                 ));
+                                PublishKind::Live
                             }
                         },
                     };
+                    a.extra(2);
                     ClientCommand::Publish {
                         transaction_id: tx,
                         name,
@@ -475,16 +678,12 @@ impl ClientCommand {
                 if a.is_stop() {
                     ClientCommand::StopPlay { transaction_id: tx }
                 } else {
-                    let name = a.string(0, "stream name")?;
-                    let start = a.number_or(1, "start", -2.0)?;
-                    let duration = a.number_or(2, "duration", -1.0)?;
+                    let name = a.name(0);
+                    let start = a.number_or(1, "start", -2.0);
+                    let duration = a.number_or(2, "duration", -1.0);
                     // Old FMS clients send reset as a number (0 = false).
-                    let reset = match a.opt(3) {
-                        None => true,
-                        Some(Value::Boolean(b)) => *b,
-                        Some(Value::Number(n)) => *n != 0.0,
-                        Some(_) => return Err(wrong("play", "reset", "boolean")),
-                    };
+                    let reset = a.bool_or(3, "reset", true);
+                    a.extra(4);
                     ClientCommand::Play {
                         transaction_id: tx,
                         name,
@@ -494,28 +693,60 @@ impl ClientCommand {
                     }
                 }
             }
-            "play2" => ClientCommand::Play2 {
-                transaction_id: tx,
-                params: a
-                    .opt(0)
-                    .cloned()
-                    .ok_or_else(|| missing("play2", "parameters"))?,
-            },
-            "pause" => ClientCommand::Pause {
-                pause: a.boolean(0, "pause flag")?,
-                millis: a.number_or(1, "time", 0.0)?,
-            },
-            "seek" => ClientCommand::Seek {
-                millis: a.number(0, "time")?,
-            },
-            "receiveAudio" => ClientCommand::ReceiveAudio(a.boolean(0, "flag")?),
-            "receiveVideo" => ClientCommand::ReceiveVideo(a.boolean(0, "flag")?),
-            _ => ClientCommand::GetStreamLength {
-                transaction_id: tx,
-                name: a.string(0, "stream name")?,
-            },
+            "play2" => {
+                let params = a.opt(0).cloned().unwrap_or(Value::Null);
+                if params == Value::Null {
+                    a.note(String::from("parameters are missing, read as null"));
+                }
+                a.extra(1);
+                ClientCommand::Play2 {
+                    transaction_id: tx,
+                    params,
+                }
+            }
+            "pause" => {
+                if a.opt(0).is_none() {
+                    // Red5's pauseRaw and old players send no flag.
+                    a.note(String::from("pause flag is missing, read as true"));
+                }
+                let pause = a.bool_or(0, "pause flag", true);
+                let millis = a.number_or(1, "time", 0.0);
+                a.extra(2);
+                ClientCommand::Pause { pause, millis }
+            }
+            "seek" => {
+                if a.opt(0).is_none() {
+                    a.note(String::from("time is missing, read as 0"));
+                }
+                let millis = a.number_or(0, "time", 0.0);
+                a.extra(1);
+                ClientCommand::Seek { millis }
+            }
+            "receiveAudio" | "receiveVideo" => {
+                if a.opt(0).is_none() {
+                    a.note(String::from("flag is missing, read as true"));
+                }
+                let flag = a.bool_or(0, "flag", true);
+                a.extra(1);
+                if command == "receiveAudio" {
+                    ClientCommand::ReceiveAudio(flag)
+                } else {
+                    ClientCommand::ReceiveVideo(flag)
+                }
+            }
+            _ => {
+                let name = a.name(0);
+                a.extra(1);
+                ClientCommand::GetStreamLength {
+                    transaction_id: tx,
+                    name,
+                }
+            }
         };
-        Ok(typed)
+        Reading {
+            command: typed,
+            tolerated: a.notes,
+        }
     }
 }
 

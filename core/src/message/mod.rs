@@ -27,9 +27,10 @@ mod user_control;
 mod wire;
 
 pub use command::{
-    ClientCommand, Command, ConnectParams, FMS_VERSION, PublishKind, ServerReply, StatusLevel,
-    connect_error, connect_result, create_stream_result, error, on_bw_done, on_fc_publish,
-    on_fc_unpublish, on_status, result, split_stream_name, status,
+    ClientCommand, Command, ConnectParams, FMS_VERSION, MAX_NOTED_NAME, PublishKind, Reading,
+    ServerReply, StatusLevel, StreamRef, Tolerated, connect_error, connect_result,
+    create_stream_result, error, on_bw_done, on_fc_publish, on_fc_unpublish, on_status, result,
+    split_stream_name, status,
 };
 pub use control::{BandwidthLimit, ProtocolControl};
 pub use data::{DataMessage, ON_METADATA, SET_DATA_FRAME};

@@ -19,6 +19,8 @@
 
 mod aggregate;
 mod client;
+#[cfg(test)]
+mod client_vectors;
 pub mod fanout;
 mod server;
 mod wire;

@@ -11,12 +11,13 @@ use crate::amf0::Value;
 use crate::handshake::{RANDOM_LEN, ServerHandshake};
 use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Protocol, Request, SoChange, SoOp};
 use crate::message::{
-    BandwidthLimit, ClientCommand, Command, Message, ProtocolControl, SharedObjectMessage, SoEvent,
-    StatusLevel, UserControl, connect_error, connect_result, create_stream_result, error,
-    on_fc_publish, on_fc_unpublish, on_status, result, status,
+    BandwidthLimit, ClientCommand, Command, Message, MessageError, ProtocolControl, Reading,
+    SharedObjectMessage, SoEvent, StatusLevel, StreamRef, Tolerated, UserControl, connect_error,
+    connect_result, create_stream_result, error, on_fc_publish, on_fc_unpublish, on_status, result,
+    split_stream_name, status, type_id,
 };
 use crate::queue::release_queue;
-use crate::session::SharedEncoding;
+use crate::session::{SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -94,7 +95,7 @@ pub struct ServerConnection {
     /// Transaction id and object encoding of the client's connect.
     connect: Option<(f64, f64)>,
     /// Message streams created, in order.
-    streams: Vec<u32>,
+    streams: Vec<OwnStream>,
     next_stream: u32,
     started: Instant,
     last_input: Instant,
@@ -104,6 +105,16 @@ pub struct ServerConnection {
     close_requested: bool,
     /// Media went into `events` since it last drained: keep its buffer.
     media_in: bool,
+    /// Lenient readings for the runtime's debug log.
+    tolerated: ToleratedLog,
+}
+
+/// A message stream the client created, and the name it last published or
+/// played on it (so a `deleteStream` by name finds it).
+#[derive(Debug)]
+struct OwnStream {
+    id: u32,
+    name: Option<String>,
 }
 
 impl ServerConnection {
@@ -132,6 +143,7 @@ impl ServerConnection {
             closing: None,
             close_requested: false,
             media_in: false,
+            tolerated: ToleratedLog::default(),
             config,
         }
     }
@@ -190,6 +202,12 @@ impl ServerConnection {
             self.media_in = false;
         }
         Some(event)
+    }
+
+    /// The next lenient reading taken (see "Lenient reading" in
+    /// docs/architecture.md): drain after `handle_input` and log it.
+    pub fn poll_tolerated(&mut self) -> Option<Tolerated> {
+        self.tolerated.pop()
     }
 
     /// The next bytes for the socket.
@@ -369,7 +387,27 @@ impl ServerConnection {
 
     fn on_message(&mut self, now: Instant, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
         let _ = now;
-        let message = Message::decode(&raw, &self.config.limits)?;
+        let message = match Message::decode(&raw, &self.config.limits) {
+            Ok(message) => message,
+            // A command whose AMF0 walked fine but that has no string name
+            // or no numeric transaction id: well framed, just not a call we
+            // can read. Ignored (nothing to answer), noted; the session goes on.
+            Err(
+                e @ (MessageError::WrongType {
+                    command: "command message",
+                    ..
+                }
+                | MessageError::MissingField {
+                    command: "command message",
+                    ..
+                }),
+            ) if matches!(raw.type_id, type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3) => {
+                let reading = format!("{e}; ignored");
+                self.tolerated.push(Tolerated::new("(unnamed)", reading));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         match message {
             Message::Control(ProtocolControl::WindowAckSize(window)) => {
                 self.wire.set_peer_window(window);
@@ -420,8 +458,45 @@ impl ServerConnection {
         }
     }
 
+    fn has_stream(&self, id: u32) -> bool {
+        self.streams.iter().any(|s| s.id == id)
+    }
+
+    fn name_stream(&mut self, id: u32, name: &str) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.id == id) {
+            s.name = Some(String::from(split_stream_name(name).0));
+        }
+    }
+
+    /// The stream a `deleteStream` means (see [`StreamRef`]): the id given;
+    /// else the stream that published or played that name; else the
+    /// message's own stream; else the connection's only stream.
+    fn resolve_stream(&self, target: &StreamRef, message_stream: u32) -> Option<u32> {
+        if let StreamRef::Id(id) = target {
+            return Some(*id);
+        }
+        if let StreamRef::Name(name) = target {
+            let name = split_stream_name(name).0;
+            let named = self
+                .streams
+                .iter()
+                .rev()
+                .find(|s| s.name.as_deref() == Some(name));
+            if let Some(s) = named {
+                return Some(s.id);
+            }
+        }
+        if message_stream != 0 && self.has_stream(message_stream) {
+            return Some(message_stream);
+        }
+        match self.streams.as_slice() {
+            [only] => Some(only.id),
+            _ => None,
+        }
+    }
+
     fn media(&mut self, stream: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
-        if stream != 0 && self.streams.contains(&stream) {
+        if stream != 0 && self.has_stream(stream) {
             self.media_in = true;
             self.events.push_back(Request::Media {
                 stream,
@@ -440,7 +515,9 @@ impl ServerConnection {
         if self.connect.is_none() && command.name != "connect" {
             return Err(RtmpError::CommandBeforeConnect(command.name));
         }
-        match ClientCommand::from_command(command)? {
+        let Reading { command, tolerated } = ClientCommand::from_command(command);
+        self.tolerated.extend(tolerated);
+        match command {
             ClientCommand::Connect {
                 transaction_id,
                 params,
@@ -488,15 +565,24 @@ impl ServerConnection {
                 } else {
                     let id = self.next_stream;
                     self.next_stream = self.next_stream.wrapping_add(1).max(1);
-                    self.streams.push(id);
+                    self.streams.push(OwnStream { id, name: None });
                     self.send_command(0, create_stream_result(transaction_id, id));
                 }
             }
-            ClientCommand::DeleteStream { stream_id } => {
-                self.streams.retain(|s| *s != stream_id);
-                self.events
-                    .push_back(Request::CloseStream { stream: stream_id });
-            }
+            ClientCommand::DeleteStream { target } => match self.resolve_stream(&target, stream) {
+                Some(id) => {
+                    if target != StreamRef::Id(id) {
+                        let reading = format!("{target:?} resolved to stream {id}");
+                        self.tolerated.push(Tolerated::new("deleteStream", reading));
+                    }
+                    self.streams.retain(|s| s.id != id);
+                    self.events.push_back(Request::CloseStream { stream: id });
+                }
+                None => {
+                    let reading = format!("{target:?} matches no stream; ignored");
+                    self.tolerated.push(Tolerated::new("deleteStream", reading));
+                }
+            },
             ClientCommand::CloseStream
             | ClientCommand::StopPublish { .. }
             | ClientCommand::StopPlay { .. } => {
@@ -514,15 +600,16 @@ impl ServerConnection {
                 self.send_command(0, on_fc_unpublish(status::UNPUBLISH_SUCCESS, &description));
             }
             ClientCommand::Publish { name, .. } => {
-                if stream == 0 || !self.streams.contains(&stream) {
+                if stream == 0 || !self.has_stream(stream) {
                     let why = "publish on a stream that was not created";
                     self.status(stream, StatusLevel::Error, status::PUBLISH_BAD_NAME, why);
                 } else {
+                    self.name_stream(stream, &name);
                     self.events.push_back(Request::Publish { stream, name });
                 }
             }
             ClientCommand::Play { name, start, .. } => {
-                if stream == 0 || !self.streams.contains(&stream) {
+                if stream == 0 || !self.has_stream(stream) {
                     let why = "play on a stream that was not created";
                     self.status(
                         stream,
@@ -531,6 +618,7 @@ impl ServerConnection {
                         why,
                     );
                 } else {
+                    self.name_stream(stream, &name);
                     self.events.push_back(Request::Play {
                         stream,
                         name,
@@ -565,10 +653,16 @@ impl ServerConnection {
                 transaction_id,
                 ..
             } => {
-                if transaction_id != 0.0 {
+                // An unknown name: answered (when an answer is expected) and
+                // noted; the session goes on.
+                let reading = if transaction_id != 0.0 {
                     let why = format!("Method not found ({name})");
                     self.send_command(0, error(transaction_id, status::CALL_FAILED, &why));
-                }
+                    "unknown command, answered _error NetConnection.Call.Failed"
+                } else {
+                    "unknown command without a transaction, ignored"
+                };
+                self.tolerated.push(Tolerated::new(&name, reading));
             }
         }
         Ok(())

@@ -872,8 +872,12 @@ fn players_that_come_first_get_publish_notify_and_unpublish_notify() {
 }
 
 #[test]
-fn a_second_publisher_gets_bad_name() {
-    let (mut h, _, _) = publishing(HubConfig::default(), "cam");
+fn a_second_publisher_gets_bad_name_when_conflicts_are_rejected() {
+    let config = HubConfig {
+        publish_conflict: PublishConflict::Reject,
+        ..HubConfig::default()
+    };
+    let (mut h, _, _) = publishing(config, "cam");
     let q = h.connect("live");
     let s = h.create_stream(q);
     h.peers[q].client.publish(s, "cam").unwrap();
@@ -1169,4 +1173,206 @@ fn stored_objects_are_loaded_at_start() {
     );
     let (version, data) = hub.shared_object_data(&room, "scores").unwrap();
     assert_eq!((version, data.len()), (7, 1));
+}
+
+// ----- stale publishers and takeovers -----
+
+fn status_codes(events: &[ClientEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Status { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Video messages a player got: (timestamp, body).
+fn timed_videos(events: &[ClientEvent]) -> Vec<(u32, Bytes)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media {
+                kind: MediaKind::Video,
+                timestamp,
+                payload,
+                ..
+            } => Some((*timestamp, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closing_reasons(h: &Harness) -> Vec<String> {
+    h.hub_events
+        .iter()
+        .filter_map(|e| match e {
+            HubEvent::Closing { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn publish_as_new_client(h: &mut Harness, name: &str) -> (usize, u32) {
+    let q = h.connect("live");
+    let s = h.create_stream(q);
+    h.peers[q].client.publish(s, name).unwrap();
+    h.drive();
+    (q, s)
+}
+
+#[test]
+fn a_publisher_without_media_is_dropped_after_the_idle_timeout() {
+    let (mut h, p, s) = publishing(HubConfig::default(), "cam");
+    let v = play(&mut h, "cam");
+    send(&mut h, p, s, MediaKind::Video, 0, avc_header());
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(1));
+    h.take(v);
+    // Media keeps it alive past the 10 s default.
+    for ts in 1..=3u8 {
+        h.advance(Duration::from_secs(6));
+        send(
+            &mut h,
+            p,
+            s,
+            MediaKind::Video,
+            u32::from(ts) * 6000,
+            inter(ts),
+        );
+    }
+    assert!(h.hub.streams().any(|s| s.name == "cam" && s.publishing));
+    assert!(closing_reasons(&h).is_empty());
+    // 9.9 s of silence: still there; past 10 s: dropped.
+    h.advance(Duration::from_millis(9_900));
+    assert!(h.hub.streams().any(|s| s.name == "cam" && s.publishing));
+    h.advance(Duration::from_millis(200));
+    assert!(!h.hub.streams().any(|s| s.name == "cam" && s.publishing));
+    assert_eq!(
+        closing_reasons(&h),
+        ["publisher of cam sent no media for 10s"]
+    );
+    let publisher = status_codes(&h.take(p));
+    assert_eq!(
+        publisher,
+        ["NetStream.Publish.Idle", "NetConnection.Connect.Closed"]
+    );
+    assert_eq!(status_codes(&h.take(v)), ["NetStream.Play.UnpublishNotify"]);
+}
+
+#[test]
+fn a_zero_idle_timeout_never_drops_a_publisher() {
+    let config = HubConfig {
+        publisher_idle_timeout: Duration::ZERO,
+        ..HubConfig::default()
+    };
+    let (mut h, p, s) = publishing(config, "cam");
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(1));
+    // Longer than the default idle timeout; the client answers pings.
+    h.advance(Duration::from_secs(25));
+    assert!(h.hub.streams().any(|s| s.name == "cam" && s.publishing));
+    assert!(closing_reasons(&h).is_empty());
+    assert_eq!(h.hub.poll_timeout().map(|t| t > h.now), Some(true));
+}
+
+/// The default conflict rule: the new publisher takes over at once; the
+/// old one is told and closed; the player stays, gets no UnpublishNotify,
+/// and continues with the new sequence header and first keyframe, with
+/// timestamps going on from where the old publisher stopped.
+#[test]
+fn a_new_publisher_replaces_the_old_and_players_continue() {
+    let (mut h, p, s) = publishing(HubConfig::default(), "cam");
+    let v = play(&mut h, "cam");
+    send(&mut h, p, s, MediaKind::Video, 0, avc_header());
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(1));
+    send(&mut h, p, s, MediaKind::Video, 40, inter(2));
+    send(&mut h, p, s, MediaKind::Video, 80, inter(3));
+    let before = timed_videos(&h.take(v));
+    assert_eq!(before.last().map(|(ts, _)| *ts), Some(80));
+
+    let (q, qs) = publish_as_new_client(&mut h, "cam");
+    assert_eq!(status_codes(&h.take(q)), ["NetStream.Publish.Start"]);
+    assert_eq!(
+        status_codes(&h.take(p)),
+        [
+            "NetStream.Unpublish.Success",
+            "NetConnection.Connect.Closed"
+        ]
+    );
+    assert_eq!(closing_reasons(&h), ["replaced by a new publisher of cam"]);
+    assert_eq!(
+        status_codes(&h.take(v)),
+        ["NetStream.Play.PublishNotify"],
+        "no UnpublishNotify: the player stays"
+    );
+    // The old publisher's media no longer counts.
+    send(&mut h, p, s, MediaKind::Video, 120, inter(4));
+    // The new one: its own header, an inter frame (skipped: the player
+    // waits for a keyframe), a keyframe.
+    let new_header = Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 1, 0x4d, 0, 0x1e]);
+    send(&mut h, q, qs, MediaKind::Video, 0, new_header.clone());
+    send(&mut h, q, qs, MediaKind::Video, 0, inter(9));
+    send(&mut h, q, qs, MediaKind::Video, 40, keyframe(10));
+    send(&mut h, q, qs, MediaKind::Video, 80, inter(11));
+    let after = timed_videos(&h.take(v));
+    let bodies: Vec<Bytes> = after.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(bodies, vec![new_header.clone(), keyframe(10), inter(11)]);
+    let stamps: Vec<u32> = after.iter().map(|(t, _)| *t).collect();
+    assert_eq!(stamps, [180, 220, 260], "continues 100 ms after 80");
+
+    // A late joiner gets the new publisher's header and GOP.
+    let w = play(&mut h, "cam");
+    let joined = timed_videos(&h.take(w));
+    let bodies: Vec<Bytes> = joined.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(bodies, vec![new_header, keyframe(10), inter(11)]);
+}
+
+/// Replacing is decided after the access checks: a publisher the
+/// application refuses does not take a live name over.
+#[test]
+fn a_refused_publisher_does_not_replace_the_live_one() {
+    let hub = Hub::with_parts(
+        HubConfig::default(),
+        Box::new(Picky),
+        Box::new(crate::store::MemoryStore::new()),
+    );
+    let mut h = Harness::with_hub(hub);
+    let (p, _) = publish_as_new_client(&mut h, "cam?token=secret");
+    assert_eq!(status_codes(&h.take(p)), ["NetStream.Publish.Start"]);
+    let (q, _) = publish_as_new_client(&mut h, "cam");
+    assert_eq!(status_codes(&h.take(q)), ["NetStream.Publish.BadName"]);
+    assert!(h.take(p).is_empty(), "the live publisher is untouched");
+    let (r, _) = publish_as_new_client(&mut h, "cam?token=secret");
+    assert_eq!(status_codes(&h.take(r)), ["NetStream.Publish.Start"]);
+    assert_eq!(
+        status_codes(&h.take(p)),
+        [
+            "NetStream.Unpublish.Success",
+            "NetConnection.Connect.Closed"
+        ]
+    );
+}
+
+/// With `Reject`, a reconnecting encoder is refused while its stale
+/// connection holds the name, and accepted once the idle timeout dropped
+/// it.
+#[test]
+fn rejected_conflicts_clear_when_the_stale_publisher_is_dropped() {
+    let config = HubConfig {
+        publish_conflict: PublishConflict::Reject,
+        publisher_idle_timeout: Duration::from_secs(5),
+        ..HubConfig::default()
+    };
+    let (mut h, p, s) = publishing(config, "cam");
+    send(&mut h, p, s, MediaKind::Video, 0, keyframe(1));
+    h.advance(Duration::from_secs(2));
+    let (q, qs) = publish_as_new_client(&mut h, "cam");
+    assert_eq!(status_codes(&h.take(q)), ["NetStream.Publish.BadName"]);
+    h.advance(Duration::from_millis(3_100));
+    assert_eq!(
+        closing_reasons(&h),
+        ["publisher of cam sent no media for 5s"]
+    );
+    h.peers[q].client.publish(qs, "cam").unwrap();
+    h.drive();
+    assert_eq!(status_codes(&h.take(q)), ["NetStream.Publish.Start"]);
 }

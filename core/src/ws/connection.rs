@@ -11,9 +11,10 @@ use crate::amf0::Value;
 use crate::hub::{
     ConnectRequest, Delivery, Protocol, Request, SoChange, SoDelivery, SoNotice, SoOp,
 };
+use crate::message::Tolerated;
 use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
-use crate::session::SharedEncoding;
+use crate::session::{SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -117,6 +118,8 @@ pub struct WsConnection {
     reason: Option<Box<WsError>>,
     /// The failure `handle_input` keeps returning.
     fatal: Option<Box<WsError>>,
+    /// Lenient readings for the runtime's debug log.
+    tolerated: ToleratedLog,
 }
 
 impl WsConnection {
@@ -138,6 +141,7 @@ impl WsConnection {
             done: false,
             reason: None,
             fatal: None,
+            tolerated: ToleratedLog::default(),
         }
     }
 
@@ -275,8 +279,19 @@ impl WsConnection {
                 }
             }
             Mode::Json => match json::parse_client_op(&text, &self.config.limits) {
-                Ok(op) => self.on_op(op),
-                Err(e) => self.send_op_error(&e),
+                Ok((op, tolerated)) => {
+                    self.tolerated.extend(tolerated);
+                    self.on_op(op);
+                }
+                Err(e) => {
+                    // Answered, and the session goes on; an unknown op is
+                    // also worth a debug line (a newer client, a typo).
+                    if let OpError::UnknownOp(name) = &e {
+                        let reading = "unknown op, answered with an error message";
+                        self.tolerated.push(Tolerated::new(name, reading));
+                    }
+                    self.send_op_error(&e);
+                }
             },
         }
     }
@@ -379,6 +394,12 @@ impl WsConnection {
         let payload = frame::close_payload(code, reason);
         self.queue(frame::encode_frame(Opcode::Close, &payload));
         self.done = true;
+    }
+
+    /// The next lenient reading taken (see "Lenient reading" in
+    /// docs/architecture.md): drain after `handle_input` and log it.
+    pub fn poll_tolerated(&mut self) -> Option<Tolerated> {
+        self.tolerated.pop()
     }
 
     /// The next request for the hub. Drained queues are freed (an idle

@@ -8,6 +8,7 @@
 use crate::Limits;
 use crate::amf0::Value;
 use crate::hub::{SoNotice, SoUpdate};
+use crate::message::Tolerated;
 use crate::scope_path::ScopePath;
 use alloc::borrow::ToOwned;
 use alloc::string::{String, ToString};
@@ -217,21 +218,53 @@ fn complexity(value: &Json) -> (usize, usize) {
     }
 }
 
+/// A required name field: a non-empty string of at most `max` bytes; a
+/// whole number reads as its decimal text (noted).
 fn string_field(
     obj: &Map<String, Json>,
+    op: &str,
     name: &'static str,
     max: usize,
+    notes: &mut Vec<Tolerated>,
 ) -> Result<String, OpError> {
     match obj.get(name) {
         None => Err(OpError::MissingField(name)),
         Some(Json::String(s)) if !s.is_empty() && s.len() <= max => Ok(s.clone()),
+        Some(Json::Number(n)) if n.is_i64() || n.is_u64() => {
+            let text = n.to_string();
+            notes.push(Tolerated::new(
+                op,
+                alloc::format!("{name:?} is a number, read as \"{text}\""),
+            ));
+            Ok(text)
+        }
         Some(_) => Err(OpError::BadField(name)),
+    }
+}
+
+/// Fields each op knows; others are ignored (and noted).
+fn known_fields(op: &str) -> &'static [&'static str] {
+    match op {
+        "use" => &["op", "so", "persistent"],
+        "set" => &["op", "so", "key", "value"],
+        "delete" => &["op", "so", "key"],
+        "send" => &["op", "so", "method", "args"],
+        _ => &["op", "so"],
     }
 }
 
 /// Parses one client text message. `limits` bounds the depth and value
 /// count of carried values (so every RTMP peer can decode them).
-pub fn parse_client_op(text: &[u8], limits: &Limits) -> Result<ClientOp, OpError> {
+///
+/// Lenient (see "Lenient reading" in docs/architecture.md): optional
+/// fields of another type are read the obvious way or take their default,
+/// unknown fields are ignored, and each such reading is returned beside
+/// the op. Invalid JSON, a missing required field or an unknown op is an
+/// [`OpError`] (answered with an `error` message; the session goes on).
+pub fn parse_client_op(
+    text: &[u8],
+    limits: &Limits,
+) -> Result<(ClientOp, Vec<Tolerated>), OpError> {
     let json: Json = serde_json::from_slice(text).map_err(|_| OpError::InvalidJson)?;
     let Json::Object(obj) = json else {
         return Err(OpError::NotAnObject);
@@ -251,20 +284,32 @@ pub fn parse_client_op(text: &[u8], limits: &Limits) -> Result<ClientOp, OpError
             Ok(())
         }
     };
+    let mut notes = Vec::new();
     // Keys and names travel as AMF0 short strings (u16 length) to RTMP peers.
-    let so = || string_field(&obj, "so", AMF_SHORT_STRING);
-    let key = || string_field(&obj, "key", AMF_SHORT_STRING);
-    Ok(match op {
+    let so = |notes: &mut Vec<Tolerated>| string_field(&obj, op, "so", AMF_SHORT_STRING, notes);
+    let key = |notes: &mut Vec<Tolerated>| string_field(&obj, op, "key", AMF_SHORT_STRING, notes);
+    let parsed = match op {
         "use" => ClientOp::Use {
-            so: so()?,
+            so: so(&mut notes)?,
             persistent: match obj.get("persistent") {
                 None | Some(Json::Null) => false,
                 Some(Json::Bool(b)) => *b,
-                Some(_) => return Err(OpError::BadField("persistent")),
+                Some(other) => {
+                    let read = match other {
+                        Json::Number(n) => n.as_f64().is_some_and(|n| n != 0.0),
+                        Json::String(s) => s == "true",
+                        _ => false,
+                    };
+                    notes.push(Tolerated::new(
+                        op,
+                        alloc::format!("\"persistent\" is not a boolean, read as {read}"),
+                    ));
+                    read
+                }
             },
         },
         "set" => {
-            let (so, key) = (so()?, key()?);
+            let (so, key) = (so(&mut notes)?, key(&mut notes)?);
             let value = obj.get("value").ok_or(OpError::MissingField("value"))?;
             check(&[value])?;
             ClientOp::Set {
@@ -274,25 +319,44 @@ pub fn parse_client_op(text: &[u8], limits: &Limits) -> Result<ClientOp, OpError
             }
         }
         "delete" => ClientOp::Delete {
-            so: so()?,
-            key: key()?,
+            so: so(&mut notes)?,
+            key: key(&mut notes)?,
         },
         "send" => {
-            let so = so()?;
-            let method = string_field(&obj, "method", AMF_SHORT_STRING)?;
+            let so = so(&mut notes)?;
+            let method = string_field(&obj, op, "method", AMF_SHORT_STRING, &mut notes)?;
             let args = match obj.get("args") {
                 None | Some(Json::Null) => Vec::new(),
                 Some(Json::Array(items)) => {
                     check(&items.iter().collect::<Vec<_>>())?;
                     items.iter().map(json_to_amf).collect()
                 }
-                Some(_) => return Err(OpError::BadField("args")),
+                // One value where a list was expected: a list of one.
+                Some(single) => {
+                    check(&[single])?;
+                    notes.push(Tolerated::new(
+                        op,
+                        "\"args\" is not an array, read as a list of one value",
+                    ));
+                    alloc::vec![json_to_amf(single)]
+                }
             };
             ClientOp::Send { so, method, args }
         }
-        "release" => ClientOp::Release { so: so()? },
+        "release" => ClientOp::Release {
+            so: so(&mut notes)?,
+        },
         other => return Err(OpError::UnknownOp(other.to_owned())),
-    })
+    };
+    let known = known_fields(op);
+    let extra = obj.keys().filter(|k| !known.contains(&k.as_str())).count();
+    if extra > 0 {
+        notes.push(Tolerated::new(
+            op,
+            alloc::format!("{extra} unknown field(s) ignored"),
+        ));
+    }
+    Ok((parsed, notes))
 }
 
 /// Renders a JSON object with its members in the order given (`op` first,
@@ -338,6 +402,7 @@ fn status_message(code: &str) -> &'static str {
         status::NO_READ_ACCESS => "read refused",
         status::BAD_PERSISTENCE => "persistence flag differs from the object's",
         status::OBJECT_CREATION_FAILED => "shared object could not be created",
+        crate::access::RATE_LIMITED => "too many shared-object operations: slow down",
         _ => "shared object error",
     }
 }
@@ -421,8 +486,79 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    /// Parses an op of the documented shape (no lenient reading taken).
     fn op(text: &str) -> Result<ClientOp, OpError> {
-        parse_client_op(text.as_bytes(), &Limits::default())
+        parse_client_op(text.as_bytes(), &Limits::default()).map(|(op, notes)| {
+            assert_eq!(notes, alloc::vec![], "{text} needed a lenient reading");
+            op
+        })
+    }
+
+    /// Parses an op of an unexpected shape: a lenient reading containing
+    /// `note` was taken.
+    fn lenient_op(text: &str, note: &str) -> ClientOp {
+        let (op, notes) = parse_client_op(text.as_bytes(), &Limits::default())
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(
+            notes.iter().any(|n| n.reading.contains(note)),
+            "{text}: no reading containing {note:?} in {notes:?}"
+        );
+        op
+    }
+
+    #[test]
+    fn lenient_persistent_flag() {
+        for (text, want) in [
+            (r#"{"op":"use","so":"a","persistent":"yes"}"#, false),
+            (r#"{"op":"use","so":"a","persistent":"true"}"#, true),
+            (r#"{"op":"use","so":"a","persistent":1}"#, true),
+            (r#"{"op":"use","so":"a","persistent":0}"#, false),
+        ] {
+            assert_eq!(
+                lenient_op(text, "not a boolean"),
+                ClientOp::Use {
+                    so: "a".into(),
+                    persistent: want
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn lenient_numeric_names() {
+        assert_eq!(
+            lenient_op(r#"{"op":"delete","so":"a","key":7}"#, "read as \"7\""),
+            ClientOp::Delete {
+                so: "a".into(),
+                key: "7".into()
+            }
+        );
+    }
+
+    #[test]
+    fn lenient_single_args_value() {
+        assert_eq!(
+            lenient_op(
+                r#"{"op":"send","so":"a","method":"m","args":3}"#,
+                "list of one"
+            ),
+            ClientOp::Send {
+                so: "a".into(),
+                method: "m".into(),
+                args: alloc::vec![Value::Number(3.0)]
+            }
+        );
+    }
+
+    #[test]
+    fn lenient_unknown_fields() {
+        assert_eq!(
+            lenient_op(
+                r#"{"op":"release","so":"a","id":12,"v":1}"#,
+                "2 unknown field(s) ignored"
+            ),
+            ClientOp::Release { so: "a".into() }
+        );
     }
 
     #[test]
@@ -577,12 +713,8 @@ mod tests {
             ("{}", OpError::UnknownOp(String::new())),
             (r#"{"op":"dance"}"#, OpError::UnknownOp("dance".into())),
             (r#"{"op":"use"}"#, OpError::MissingField("so")),
-            (r#"{"op":"use","so":1}"#, OpError::BadField("so")),
+            (r#"{"op":"use","so":true}"#, OpError::BadField("so")),
             (r#"{"op":"use","so":""}"#, OpError::BadField("so")),
-            (
-                r#"{"op":"use","so":"a","persistent":"yes"}"#,
-                OpError::BadField("persistent"),
-            ),
             (
                 r#"{"op":"set","so":"a","key":"k"}"#,
                 OpError::MissingField("value"),
@@ -594,8 +726,8 @@ mod tests {
             (r#"{"op":"delete","so":"a"}"#, OpError::MissingField("key")),
             (r#"{"op":"send","so":"a"}"#, OpError::MissingField("method")),
             (
-                r#"{"op":"send","so":"a","method":"m","args":3}"#,
-                OpError::BadField("args"),
+                r#"{"op":"send","so":"a","method":7.5}"#,
+                OpError::BadField("method"),
             ),
         ];
         for (text, want) in cases {
