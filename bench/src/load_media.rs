@@ -568,10 +568,8 @@ async fn flv_player(
             let _ = flv.split_to(tern_core::flv::tag::FILE_HEADER_LEN);
             header_skipped = true;
         }
-        while header_skipped {
-            let Ok((view, used)) = tern_core::flv::tag::FlvTagView::parse(&flv) else {
-                break;
-            };
+        while header_skipped && let Ok((view, used)) = tern_core::flv::tag::FlvTagView::parse(&flv)
+        {
             if let Some((medium, due, seq)) = media::read_stamp(view.body) {
                 st.on_frame(id, medium, due, seq, now);
                 permit = None;

@@ -772,7 +772,9 @@ impl Gate {
         let text = |f: fn(&Session) -> &str| s.map_or(String::new(), |s| f(s).to_owned());
         let protocol = match s.map(|s| s.protocol) {
             Some(Protocol::WebSocket) => "websocket",
-            _ => "rtmp",
+            Some(Protocol::Flv) => "flv",
+            Some(Protocol::Internal) => "internal",
+            Some(Protocol::Rtmp) | None => "rtmp",
         };
         alloc::vec![
             ("call".to_owned(), call.to_owned()),
