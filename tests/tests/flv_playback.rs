@@ -165,11 +165,30 @@ fn a_slow_http_flv_reader_does_not_hold_back_fast_ones() {
         config: Some("[streams]\nmax_lag_ms = 1500\n".to_owned()),
         ..ServerOptions::default()
     });
-    let publisher = ffmpeg_publish(
+    // The test stream looped, so it cannot end before the slow reader has
+    // fallen behind (the captures below end well before the first loop).
+    let flv = tern_tests::test_flv().to_string_lossy().into_owned();
+    let url = server.rtmp_url("live/cam");
+    let publisher = tern_tests::Proc::spawn(
         server.dir(),
         "publisher",
-        &server.rtmp_url("live/cam"),
-        SECS(30),
+        SECS(40),
+        "ffmpeg",
+        [
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            &flv,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            &url,
+        ],
     );
     wait_publishing(&server, "/live", "cam");
     let addr = server.http_addr();
