@@ -107,3 +107,20 @@ else
   apt-get update -q
   apt-get install -y -q nginx libnginx-mod-rtmp
 fi
+
+# Issue 23: gnuplot draws bench/soak.sh's plot; cargo-fuzz runs the fuzz
+# regression (fuzz/ci.sh, with the nightly toolchain the machine has).
+if command -v gnuplot >/dev/null 2>&1; then
+  echo "tools: gnuplot present"
+else
+  echo "tools: installing gnuplot-nox"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q gnuplot-nox
+fi
+if command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "tools: cargo-fuzz present"
+else
+  echo "tools: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi

@@ -77,13 +77,14 @@ ${TERN_SERVER:-}
 [scopes]
 max_connections_per_address = 100000
 max_connections_per_scope = 100000
+${TERN_SCOPES:-}
 
 # Writers of RATE=0 runs send as fast as their acks allow, above the
 # per-connection shared-object rate limit; the benchmarks measure delivery.
 [shared_objects]
 max_ops_per_sec = 0
 
-# TERN_SERVER adds lines to [server], TERN_STREAMS to [streams], e.g. TERN_STREAMS="merge_write_ms = 0".
+# TERN_SERVER adds lines to [server], TERN_SCOPES to [scopes], TERN_STREAMS to [streams], e.g. TERN_STREAMS="merge_write_ms = 0".
 [streams]
 ${TERN_STREAMS:-}
 

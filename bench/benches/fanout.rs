@@ -9,14 +9,14 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::hint::black_box;
 use tern_core::Instant;
 use tern_core::amf0::Value;
-use tern_core::hub::{ConnId, ConnectRequest, Hub, HubConfig, MediaKind, Protocol, Request};
+use tern_core::hub::{ConnId, ConnectRequest, Hub, HubConfig, MediaKind, Request};
 
 fn connect(hub: &mut Hub, now: Instant, id: u64) {
     hub.handle(
         now,
         ConnId(id),
         Request::Connect(ConnectRequest {
-            protocol: Protocol::Rtmp,
+            protocol: tern_core::rtmp::PROTOCOL,
             target: "live".into(),
             params: Value::Null,
             args: Vec::new(),

@@ -9,7 +9,9 @@
 //!   lag behind the publisher, in steps of player counts;
 //! - [`load_so`]: K writers and N subscribers of one shared object, or of a
 //!   Redis pub/sub channel ([`resp`]), for delivery latency and throughput;
-//! - [`load_idle`]: N idle connections, for memory per connection.
+//! - [`load_idle`]: N idle connections, for memory per connection;
+//! - [`load_soak`]: players, publishers and shared-object clients coming
+//!   and going for a long time (`bench/soak.sh`), checking every change.
 //!
 //! Server CPU and memory come from `/proc` ([`procfs`]), a counting build's
 //! heap allocations from its `/metrics` ([`metrics`]); every measurement
@@ -20,6 +22,7 @@ pub mod hist;
 pub mod load_idle;
 pub mod load_media;
 pub mod load_so;
+pub mod load_soak;
 pub mod media;
 pub mod metrics;
 pub mod procfs;

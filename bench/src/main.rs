@@ -124,6 +124,40 @@ enum Mode {
         #[command(flatten)]
         common: Common,
     },
+    /// Churn for a long time (bench/soak.sh): players joining and leaving,
+    /// publishers stopping and restarting, shared-object clients (RTMP and
+    /// WebSocket) writing and reconnecting in rooms that come and go.
+    /// Prints one JSON line of counts; exits 1 if a shared-object change
+    /// was lost or duplicated.
+    Soak {
+        /// tern's RTMP address, host:port.
+        #[arg(long)]
+        rtmp: String,
+        /// tern's HTTP/WebSocket address, host:port.
+        #[arg(long)]
+        ws: String,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 3600)]
+        duration: u64,
+        /// Players at once.
+        #[arg(long, default_value_t = 500)]
+        players: usize,
+        /// Publishers (one room each).
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        /// Shared-object clients at once (half RTMP, half WebSocket).
+        #[arg(long, default_value_t = 200)]
+        so_clients: usize,
+        /// Rooms of the shared-object clients.
+        #[arg(long, default_value_t = 20)]
+        so_rooms: usize,
+        /// Seconds after which the shared-object rooms get new names.
+        #[arg(long, default_value_t = 60)]
+        room_generation: u64,
+        /// Bitrate of each stream in kbit/s.
+        #[arg(long, default_value_t = 300)]
+        bitrate: u64,
+    },
     /// Prints the comparison tables of JSON record files (or stdin).
     Report {
         /// Files of JSON lines; none: standard input.
@@ -267,6 +301,38 @@ fn main() -> ExitCode {
                 })
                 .map(|_| ())
             }),
+        Mode::Soak {
+            rtmp,
+            ws,
+            duration,
+            players,
+            publishers,
+            so_clients,
+            so_rooms,
+            room_generation,
+            bitrate,
+        } => tern_bench::load_soak::run(&tern_bench::load_soak::SoakOptions {
+            rtmp,
+            ws,
+            duration: Duration::from_secs(duration),
+            players,
+            publishers: publishers.max(1),
+            so_clients,
+            so_rooms,
+            room_generation: Duration::from_secs(room_generation),
+            bitrate: bitrate * 1000,
+        })
+        .and_then(|report| {
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| e.to_string())?
+            );
+            if report.skipped + report.repeated > 0 {
+                Err("shared-object changes were lost or duplicated".to_owned())
+            } else {
+                Ok(())
+            }
+        }),
         Mode::Report { files } => {
             let text = if files.is_empty() {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())

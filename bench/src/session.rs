@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::time::Instant as StdInstant;
 use tern_core::Instant;
-use tern_core::handshake::RANDOM_LEN;
+use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{ClientConfig, ClientConnection, RtmpError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

@@ -19,6 +19,7 @@ pub const MAX_SEGMENT_LEN: usize = 64;
 
 /// Why a scope or object name was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NameError {
     /// No app segment at all.
     Empty,
@@ -49,6 +50,8 @@ impl fmt::Display for NameError {
         }
     }
 }
+
+impl core::error::Error for NameError {}
 
 /// Checks one segment (also used for shared-object and stream names).
 pub fn validate_segment(segment: &str) -> Result<(), NameError> {

@@ -17,8 +17,8 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use tern_core::Instant;
-use tern_core::handshake::RANDOM_LEN;
 use tern_core::hub::{ConnId, Hub, HubConfig, Request};
+use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{
     ClientConfig, ClientConnection, ClientEvent, ServerConfig, ServerConnection,
 };

@@ -15,7 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request, SoChange, SoOp,
+    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Request, SoChange, SoOp,
 };
 
 struct Counting;
@@ -55,7 +55,7 @@ fn connect(hub: &mut Hub, now: Instant, id: u64) {
         now,
         ConnId(id),
         Request::Connect(ConnectRequest {
-            protocol: Protocol::Rtmp,
+            protocol: tern_core::rtmp::PROTOCOL,
             target: "live".into(),
             params: tern_core::amf0::Value::Null,
             args: Vec::new(),

@@ -71,7 +71,7 @@ fn relay_allocations(each: u64, messages: u32) -> u64 {
     let now = Instant::from_millis(1);
     let mut hub = Hub::new(HubConfig::default());
     let publisher = players + 1;
-    connect(&mut hub, now, publisher, Protocol::Rtmp);
+    connect(&mut hub, now, publisher, tern_core::rtmp::PROTOCOL);
     hub.handle(
         now,
         ConnId(publisher),
@@ -86,7 +86,11 @@ fn relay_allocations(each: u64, messages: u32) -> u64 {
             &mut hub,
             now,
             id,
-            if flv { Protocol::Flv } else { Protocol::Rtmp },
+            if flv {
+                tern_core::flv::PROTOCOL
+            } else {
+                tern_core::rtmp::PROTOCOL
+            },
         );
         let encoder = if flv {
             tern_core::flv::fanout::media_encoder(tern_core::flv::Framing::HttpChunked)

@@ -18,7 +18,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tern_core::handshake::{
+use tern_core::rtmp::handshake::{
     ClientHandshake, HandshakeKind, PACKET_LEN, RANDOM_LEN, ServerHandshake,
 };
 use tern_core_fuzz::{filler, pieces};
@@ -27,13 +27,13 @@ const HANDSHAKE_LEN: usize = 1 + 2 * PACKET_LEN;
 
 /// What both handshake sides look like from outside.
 trait Side {
-    fn input(&mut self, b: &[u8]) -> Result<usize, tern_core::handshake::HandshakeError>;
+    fn input(&mut self, b: &[u8]) -> Result<usize, tern_core::rtmp::handshake::HandshakeError>;
     fn transmit(&mut self) -> Vec<bytes::Bytes>;
     fn complete(&self) -> bool;
 }
 
 impl Side for ServerHandshake {
-    fn input(&mut self, b: &[u8]) -> Result<usize, tern_core::handshake::HandshakeError> {
+    fn input(&mut self, b: &[u8]) -> Result<usize, tern_core::rtmp::handshake::HandshakeError> {
         self.handle_input(b)
     }
     fn transmit(&mut self) -> Vec<bytes::Bytes> {
@@ -45,7 +45,7 @@ impl Side for ServerHandshake {
 }
 
 impl Side for ClientHandshake {
-    fn input(&mut self, b: &[u8]) -> Result<usize, tern_core::handshake::HandshakeError> {
+    fn input(&mut self, b: &[u8]) -> Result<usize, tern_core::rtmp::handshake::HandshakeError> {
         self.handle_input(b)
     }
     fn transmit(&mut self) -> Vec<bytes::Bytes> {

@@ -74,3 +74,5 @@ pub fn filler<const N: usize>(seed: u8) -> [u8; N] {
     }
     out
 }
+
+pub mod hub_world;

@@ -21,9 +21,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use tern_core::amf0::Value;
-use tern_core::handshake::RANDOM_LEN;
-use tern_core::hub::Protocol;
 use tern_core::message::SoEvent;
+use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tern_runtime_embedded::{Config, DEFAULT_RX_BUFFER, DEFAULT_TX_BUFFER, Server, now};
 use tern_runtime_embedded_host::ws_frames;
@@ -254,7 +253,8 @@ async fn run_scenario(server: &'static Tern, stack: Stack<'static>) -> Result<St
     w.close().await?;
     let gone = with_timeout(STEP, async {
         while server.with_hub(|hub| {
-            hub.connection_count(Protocol::Rtmp) + hub.connection_count(Protocol::WebSocket)
+            hub.connection_count(tern_core::rtmp::PROTOCOL)
+                + hub.connection_count(tern_core::ws::PROTOCOL)
         }) > 0
         {
             Timer::after_millis(10).await;

@@ -5,9 +5,9 @@ use alloc::string::String;
 use alloc::vec;
 use embassy_time::Duration;
 use tern_core::Limits;
+use tern_core::hub::shared_object::SoLimits;
 use tern_core::hub::{HubConfig, OutboxLimits};
 use tern_core::rtmp::ServerConfig;
-use tern_core::shared_object::SoLimits;
 use tern_core::ws::WsConfig;
 
 /// Suggested size of one connection's TCP receive buffer (its TCP window).

@@ -2,12 +2,11 @@
 //! (`crate::slot`), on [`Config::rtmp_port`](crate::Config::rtmp_port).
 
 use crate::clock::now;
-use crate::server::{Ended, Server};
-use crate::slot::Session;
+use crate::server::Server;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 
-use tern_core::rtmp::{RtmpError, ServerConnection};
+use tern_core::rtmp::ServerConnection;
 
 impl<const N: usize, M: RawMutex> Server<N, M> {
     /// Serves RTMP connections on `slot`, one after another, forever.
@@ -44,18 +43,5 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
             },
         )
         .await
-    }
-}
-
-impl Session for ServerConnection {
-    fn classify(error: &RtmpError) -> Ended {
-        ended_by(error)
-    }
-}
-
-fn ended_by(error: &RtmpError) -> Ended {
-    match error {
-        RtmpError::Unresponsive { .. } | RtmpError::HandshakeTimeout { .. } => Ended::Timeout,
-        _ => Ended::Protocol,
     }
 }

@@ -24,8 +24,8 @@ use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, RawMutex};
 use embassy_sync::signal::Signal;
 use tern_core::Instant;
-use tern_core::handshake::RANDOM_LEN;
 use tern_core::hub::{ConnId, Hub, HubEvent, Request};
+use tern_core::rtmp::handshake::RANDOM_LEN;
 
 /// What the server counted since it started (no logging in `no_std`:
 /// firmware reads these to see why connections ended).

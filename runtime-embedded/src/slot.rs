@@ -23,7 +23,7 @@ use embassy_net::tcp::{State, TcpSocket};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{Duration, Timer, with_timeout};
 use tern_core::hub::ConnId;
-use tern_core::session::ServerSession;
+use tern_core::session::{CloseKind, CloseReason, Failure, ServerSession};
 
 /// Pause after a failed accept before listening again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -32,12 +32,22 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// documented call order, plus how a finished connection ended (for
 /// [`Counters`](crate::Counters)).
 pub(crate) trait Session: ServerSession {
-    /// How a connection that failed with `error` ended, for the counters.
-    fn classify(error: &Self::Error) -> Ended;
-
     /// How the connection ended, once it is closing.
     fn ended(&self) -> Ended {
-        self.close_reason().map_or(Ended::ByServer, Self::classify)
+        self.close_reason().map_or(Ended::ByServer, ended_by)
+    }
+}
+
+impl<C: ServerSession> Session for C {}
+
+/// The counter a close reason goes to.
+pub(crate) fn ended_by<E: Failure>(reason: &CloseReason<E>) -> Ended {
+    match reason.kind() {
+        CloseKind::Peer => Ended::ByClient,
+        // A refused connect is counted in `rejected_connects` as well.
+        CloseKind::Server | CloseKind::Rejected => Ended::ByServer,
+        CloseKind::Timeout => Ended::Timeout,
+        CloseKind::Protocol => Ended::Protocol,
     }
 }
 
@@ -110,7 +120,7 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
             let deadline = conn.poll_timeout();
             let outcome = select3(
                 socket.read_with(|data| {
-                    let input = conn.handle_input(now(), data).map_err(|e| C::classify(&e));
+                    let input = conn.handle_input(now(), data).map_err(|_| conn.ended());
                     (data.len(), input)
                 }),
                 wake.wait(),

@@ -3,12 +3,11 @@
 //! on [`Config::ws_port`](crate::Config::ws_port).
 
 use crate::clock::now;
-use crate::server::{Ended, Server};
-use crate::slot::Session;
+use crate::server::Server;
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 
-use tern_core::ws::{WsConnection, WsError};
+use tern_core::ws::WsConnection;
 
 impl<const N: usize, M: RawMutex> Server<N, M> {
     /// Serves WebSocket connections on `slot`, one after another, forever.
@@ -41,44 +40,37 @@ impl<const N: usize, M: RawMutex> Server<N, M> {
     }
 }
 
-impl Session for WsConnection {
-    fn classify(error: &WsError) -> Ended {
-        ended_by(error)
-    }
-}
-
-fn ended_by(error: &WsError) -> Ended {
-    match error {
-        WsError::PeerClosed { .. } => Ended::ByClient,
-        // A refused connect is counted in `rejected_connects` as well.
-        WsError::ServerClosed { .. } | WsError::Rejected { .. } => Ended::ByServer,
-        WsError::HandshakeTimeout { .. } | WsError::Idle { .. } => Ended::Timeout,
-        WsError::Handshake(_) | WsError::Protocol(_) | WsError::Closed => Ended::Protocol,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Ended;
+    use crate::slot::ended_by;
     use tern_core::Instant;
     use tern_core::hub::Request;
-    use tern_core::ws::HandshakeError;
+    use tern_core::session::CloseReason;
+    use tern_core::ws::{HandshakeError, WsError};
 
     #[test]
     fn clean_closes_are_not_protocol_errors() {
+        let ended = |r: CloseReason<WsError>| ended_by(&r);
         assert_eq!(
-            ended_by(&WsError::PeerClosed { code: Some(1000) }),
+            ended(CloseReason::Peer { code: Some(1000) }),
             Ended::ByClient
         );
         assert_eq!(
-            ended_by(&WsError::ServerClosed {
+            ended(CloseReason::Server {
                 reason: "shutdown".into()
             }),
             Ended::ByServer
         );
-        assert_eq!(ended_by(&WsError::Idle { silent_ms: 1 }), Ended::Timeout);
         assert_eq!(
-            ended_by(&WsError::Handshake(HandshakeError::HeadTooLarge)),
+            ended(CloseReason::Failed(WsError::Idle { silent_ms: 1 })),
+            Ended::Timeout
+        );
+        assert_eq!(
+            ended(CloseReason::Failed(WsError::Handshake(
+                HandshakeError::HeadTooLarge
+            ))),
             Ended::Protocol
         );
     }

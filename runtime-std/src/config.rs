@@ -27,9 +27,8 @@ use tern_core::scope_path::{NameError, validate_segment};
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
-/// Largest RTMP chunk size the protocol can express (Set Chunk Size is a
-/// 31-bit number).
-pub const MAX_CHUNK_SIZE: u32 = 0x7FFF_FFFF;
+/// Largest RTMP chunk size the protocol can express (core's bound).
+pub use tern_core::chunk::MAX_CHUNK_SIZE;
 
 /// Deepest room nesting a configuration may allow.
 pub const MAX_SCOPE_DEPTH: usize = 32;

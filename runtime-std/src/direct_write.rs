@@ -260,14 +260,17 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use tern_core::amf0::Value;
-    use tern_core::hub::{ConnectRequest, Delivery, HubConfig, Protocol, Request, SoChange, SoOp};
+    use tern_core::hub::{ConnectRequest, Delivery, HubConfig, Request, SoChange, SoOp};
     use tern_core::{Duration, Instant};
 
     const WRITER: ConnId = ConnId(1);
     const SUBSCRIBER: ConnId = ConnId(2);
-    const RTMP: SharedEncoding = SharedEncoding::Rtmp {
-        out_chunk_size: 4096,
-    };
+    /// An open RTMP connection with chunk size 4096.
+    fn rtmp() -> SharedEncoding {
+        SharedEncoding::Shared {
+            max_len: tern_core::rtmp::fanout::shared_notice_max_len(4096),
+        }
+    }
 
     /// A hub where SUBSCRIBER uses object "o" and WRITER just set a key:
     /// SUBSCRIBER's outbox holds that change.
@@ -276,7 +279,7 @@ mod tests {
         let now = Instant::from_millis(0);
         for conn in [WRITER, SUBSCRIBER] {
             let connect = ConnectRequest {
-                protocol: Protocol::Rtmp,
+                protocol: tern_core::rtmp::PROTOCOL,
                 target: "chat".into(),
                 params: Value::Null,
                 args: Vec::new(),
@@ -348,7 +351,7 @@ mod tests {
         let (mut hub, chunks) = hub_with_a_change();
         let (ours, mut theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = parked(&peer, &ours, RTMP);
+        let _attached = parked(&peer, &ours, rtmp());
         let offer = peer.offer(&mut hub, SUBSCRIBER);
         assert_eq!(
             offer,
@@ -375,7 +378,7 @@ mod tests {
         let (mut hub, _) = hub_with_a_change();
         let (ours, _theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = parked(&peer, &ours, RTMP);
+        let _attached = parked(&peer, &ours, rtmp());
         peer.resume(&mut Vec::new());
         let offer = peer.offer(&mut hub, SUBSCRIBER);
         assert_eq!(
@@ -396,7 +399,14 @@ mod tests {
         let peer = Peer::default();
         // The payload does not fit one chunk of this size: the connection
         // chunks it itself.
-        let _attached = parked(&peer, &ours, SharedEncoding::Rtmp { out_chunk_size: 8 });
+        let chunk_of_8 = tern_core::rtmp::fanout::shared_notice_max_len(8);
+        let _attached = parked(
+            &peer,
+            &ours,
+            SharedEncoding::Shared {
+                max_len: chunk_of_8,
+            },
+        );
         let offer = peer.offer(&mut hub, SUBSCRIBER);
         assert!(offer.wake && !offer.schedule);
         assert_eq!(hub.outbox(SUBSCRIBER).map(|o| o.len()), Some(1));
@@ -407,7 +417,7 @@ mod tests {
         let (mut hub, chunks) = hub_with_a_change();
         let (ours, mut theirs) = socket_pair();
         let peer = Peer::default();
-        let _attached = parked(&peer, &ours, RTMP);
+        let _attached = parked(&peer, &ours, rtmp());
         assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         // The task woke (a read) between the offer and the flush.
         let mut batch = Vec::new();
@@ -432,7 +442,7 @@ mod tests {
             }
         }
         let peer = Peer::default();
-        let _attached = parked(&peer, &ours, RTMP);
+        let _attached = parked(&peer, &ours, rtmp());
         assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         let flushed = peer.flush();
         assert!(flushed.wake, "the task must write the rest");
@@ -450,7 +460,7 @@ mod tests {
         let (ours, _theirs) = socket_pair();
         let peer = Peer::default();
         {
-            let _attached = parked(&peer, &ours, RTMP);
+            let _attached = parked(&peer, &ours, rtmp());
             assert!(peer.offer(&mut hub, SUBSCRIBER).schedule);
         }
         // Dropped between the offer and the flush: the queue goes too.

@@ -17,8 +17,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use tern_core::Limits;
+use tern_core::hub::store::{Store, StoreError, StoredObject};
 use tern_core::scope_path::{ScopePath, validate_segment};
-use tern_core::store::{Store, StoreError, StoredObject};
 use tracing::{debug, warn};
 
 /// Extension of a stored shared object.

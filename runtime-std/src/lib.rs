@@ -11,6 +11,7 @@
 //! - [`stats`]: the snapshot behind `/metrics` and `/api/stats`.
 //! - [`file_store`]: persistent shared objects as atomically replaced files.
 //! - [`logging`]: `tracing` output and the SIGINT/SIGTERM shutdown signal.
+//! - [`fd_limit`]: the descriptor limit raised at start.
 //!
 //! - [`server`]: the hub shared by every connection task, the RTMP accept
 //!   loop and connection tasks, graceful shutdown.
@@ -29,6 +30,8 @@ pub mod alloc_count;
 pub mod cli;
 pub mod config;
 mod direct_write;
+pub mod ended;
+pub mod fd_limit;
 pub mod file_store;
 mod heap_trim;
 pub mod http;
@@ -46,7 +49,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tern_core::store::StoreError;
+use tern_core::hub::store::StoreError;
 use tracing::info;
 
 /// Why the server could not run.

@@ -144,6 +144,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "tern starting");
+    tern_runtime_std::fd_limit::raise_and_report(&config);
     match runtime.block_on(tern_runtime_std::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -25,6 +25,9 @@ use tern_core::hub::{MediaDelivery, MediaKind, MediaPriority};
 use tern_core::scope_path::{ScopePath, validate_segment};
 use tracing::{error, info, warn};
 
+/// The name recorders' hub connections are counted and hooked under.
+pub const PROTOCOL: tern_core::hub::Protocol = tern_core::hub::Protocol::new("internal");
+
 /// Messages the writer may have waiting (about 8 s of a 25 fps stream with
 /// audio); more means the disk does not keep up.
 pub const QUEUE: usize = 512;

@@ -40,6 +40,7 @@ use crate::access::conn::ConnAccess;
 use crate::access::hooks::HookRunner;
 use crate::config::Config;
 use crate::direct_write::{Attached, Peer};
+use crate::ended::{CloseCounts, Ended, WriteEnd};
 use crate::file_store::FileStore;
 use crate::http::{self, RequestHead, Served};
 use crate::net::Listener;
@@ -58,14 +59,14 @@ use std::task::Poll;
 use tern_core::access::{AccessPolicy, ConnectRate, RateLimit};
 use tern_core::flv::{FlvConfig, FlvConnection, Framing};
 use tern_core::hub::Delivery;
+use tern_core::hub::shared_object::SoLimits;
 use tern_core::hub::{
-    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, Protocol, PublishConflict,
-    Request, TieredSessions,
+    ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, PublishConflict, Request,
+    TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
 use tern_core::scope_path::ScopePath;
-use tern_core::session::ServerSession;
-use tern_core::shared_object::SoLimits;
+use tern_core::session::{CloseReason, Failure, ServerSession};
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -186,6 +187,8 @@ pub struct Shared {
     recordings_done: AtomicU64,
     /// Recordings that stopped on an error (disk, queue).
     recordings_failed: AtomicU64,
+    /// Connections closed, by reason.
+    closes: CloseCounts,
     /// What each connection's gate checks (`[apps.NAME]`, rate limits).
     access: Arc<AccessPolicy>,
     /// Makes the HTTP callbacks the gates ask for.
@@ -201,6 +204,17 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Logs and counts how a connection's task ended (a warning for a
+    /// protocol failure or timeout, else an info line).
+    fn closed<E: Failure + std::fmt::Display>(&self, ended: &Ended<E>) {
+        self.closes.record(ended);
+        if ended.is_failure() {
+            warn!("closed: {ended}");
+        } else {
+            info!("closed: {ended}");
+        }
+    }
+
     /// A server state for `config`, loading nothing yet (objects load on use).
     pub fn new(config: &Config) -> Arc<Shared> {
         let limits = Limits::default();
@@ -260,6 +274,7 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            closes: CloseCounts::default(),
             rtmp,
             ws,
             flv,
@@ -378,8 +393,8 @@ impl Shared {
 
     /// Handshake bytes: not secret (RTMP's handshake is no cryptography),
     /// just varied per connection, and reproducible from the seed.
-    fn handshake_random(&self, id: ConnId) -> [u8; tern_core::handshake::RANDOM_LEN] {
-        let mut block = [0u8; tern_core::handshake::RANDOM_LEN];
+    fn handshake_random(&self, id: ConnId) -> [u8; tern_core::rtmp::handshake::RANDOM_LEN] {
+        let mut block = [0u8; tern_core::rtmp::handshake::RANDOM_LEN];
         let mut x = (self.seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
         for b in &mut block {
             x ^= x << 13;
@@ -448,9 +463,9 @@ impl StatsSource for Shared {
         let counters = hub.counters();
         StatsSnapshot {
             connections: ConnectionCounts {
-                rtmp: hub.connection_count(Protocol::Rtmp) as u64,
-                websocket: hub.connection_count(Protocol::WebSocket) as u64,
-                flv: hub.connection_count(Protocol::Flv) as u64,
+                rtmp: hub.connection_count(tern_core::rtmp::PROTOCOL) as u64,
+                websocket: hub.connection_count(tern_core::ws::PROTOCOL) as u64,
+                flv: hub.connection_count(tern_core::flv::PROTOCOL) as u64,
             },
             scopes: hub
                 .scopes()
@@ -484,6 +499,7 @@ impl StatsSource for Shared {
             lag_disconnects: counters.overflow_disconnects,
             recordings_done: self.recordings_done.load(Ordering::Relaxed),
             recordings_failed: self.recordings_failed.load(Ordering::Relaxed),
+            closes: self.closes.snapshot(),
         }
     }
 }
@@ -570,12 +586,12 @@ pub async fn serve_rtmp<L: Listener>(
                 Some(peer.ip()),
                 Arc::clone(&hub_peer),
             ));
-            let reason =
+            let ended =
                 run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &[]).await;
             // The `*_done` callbacks of what it still published or played.
             access.finish(&shared);
             shared.unregister(id);
-            info!("closed: {reason}");
+            shared.closed(&ended);
         }
         .instrument(span)
     })
@@ -633,12 +649,12 @@ async fn serve_http_connection<S: crate::net::Stream>(
                     Some(peer.ip()),
                 ));
                 let stream = Attached::new(&hub_peer, stream, fd);
-                let reason =
+                let ended =
                     run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &initial)
                         .await;
                 access.finish(&shared);
                 shared.unregister(id);
-                info!("closed: {reason}");
+                shared.closed(&ended);
             }
             .instrument(span)
             .await;
@@ -708,7 +724,7 @@ async fn admit_upgrade<S: crate::net::Stream>(
         return Ok(());
     }
     let connect = Request::Connect(tern_core::hub::ConnectRequest {
-        protocol: Protocol::WebSocket,
+        protocol: tern_core::ws::PROTOCOL,
         target: target.to_owned(),
         params: tern_core::amf0::Value::Null,
         args: Vec::new(),
@@ -817,7 +833,7 @@ async fn record_stream(
             now,
             id,
             Request::Connect(tern_core::hub::ConnectRequest {
-                protocol: Protocol::Internal,
+                protocol: record::PROTOCOL,
                 target: scope.as_str().trim_start_matches('/').to_owned(),
                 params: tern_core::amf0::Value::Null,
                 args: Vec::new(),
@@ -980,8 +996,9 @@ pub async fn run_direct_writes(shared: Arc<Shared>, mut shutdown: watch::Receive
     }
 }
 
-/// Serves one connection (RTMP or WebSocket) through its gate (`access`);
-/// returns why it ended. The caller then calls [`ConnAccess::finish`].
+/// Serves one connection (RTMP or WebSocket) through its gate (`access`),
+/// driving it as [`ServerSession`] documents; returns why it ended. The
+/// caller then calls [`ConnAccess::finish`].
 ///
 /// The task owns the socket whole: it reads, or it writes, never both at
 /// once, so no split (and no lock between halves) is needed. While it waits
@@ -996,15 +1013,15 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
     mut conn: Box<C>,
     access: &mut ConnAccess,
     initial: &[u8],
-) -> String {
+) -> Ended<C::Error> {
     let stream = &mut io.stream;
     let wakeup = &peer.wakeup;
     let mut batch: Vec<bytes::Bytes> = Vec::new();
     // What the HTTP side read past the upgrade request is fed first; the
     // read branch below feeds each read itself. Either may end the
-    // connection with a protocol error.
-    let mut input: Result<(), String> = match initial {
-        [] => Ok(()),
+    // connection with a protocol error (then in its close reason).
+    let mut failed = match initial {
+        [] => false,
         data => feed(shared, &mut *conn, access, shared.now(), data),
     };
     // When everything queued was last written (the start of a merge window).
@@ -1021,14 +1038,13 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         let now = shared.now();
         // Callback replies (a pending publish decided, on_update refused).
         access.take_replies(shared, &mut *conn, now);
-        if let Err(e) = std::mem::replace(&mut input, Ok(())) {
+        if std::mem::take(&mut failed) {
             // Flush what is queued (an error reply, a close frame), then
             // close; bounded like every other write.
             batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
             let _ = write_all_bounded(shared, id, wakeup, stream, &batch).await;
             let _ = stream.shutdown().await;
-            warn!("protocol error: {e}");
-            return format!("protocol error: {e}");
+            return closed(&*conn);
         }
         // Take deliveries while our own buffer is small — unless only media
         // waits and it may still be merged with what comes next.
@@ -1064,8 +1080,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         batch.extend(std::iter::from_fn(|| conn.poll_transmit()));
         if !batch.is_empty() {
             let bytes: usize = batch.iter().map(bytes::Bytes::len).sum();
-            if let Err(reason) = write_all_bounded(shared, id, wakeup, stream, &batch).await {
-                return reason;
+            if let Err(end) = write_all_bounded(shared, id, wakeup, stream, &batch).await {
+                return Ended::Write(end);
             }
             batch.clear();
             if batch.capacity() > KEEP_BATCH {
@@ -1078,14 +1094,7 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
         }
         if conn.is_closing() {
             let _ = stream.shutdown().await;
-            return match conn.close_reason() {
-                Some(e) if !conn.closed_cleanly() => {
-                    warn!("{e}");
-                    e.to_string()
-                }
-                Some(e) => e.to_string(),
-                None => "closed by the server".to_owned(),
-            };
+            return closed(&*conn);
         }
         if pulled {
             continue;
@@ -1117,12 +1126,12 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                 poll_read_and_feed(cx, shared, peer, &mut batch, stream, &mut *conn, access)
             }) => {
                 let n = match read {
-                    Ok((0, _)) => return "closed by the client".to_owned(),
-                    Ok((n, fed)) => {
-                        input = fed;
+                    Ok((0, _)) => return Ended::ByClient,
+                    Ok((n, fed_failed)) => {
+                        failed = fed_failed;
                         n
                     }
-                    Err(e) => return format!("read failed: {e}"),
+                    Err(e) => return Ended::ReadFailed(e),
                 };
                 shared.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             }
@@ -1135,6 +1144,8 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
                     let now = shared.now();
                     if conn.poll_timeout().is_some_and(|t| t <= now) {
                         conn.handle_timeout(now);
+                        // What the timeout asked of the hub goes now.
+                        access.pump(shared, &mut *conn, now);
                     }
                     if access.poll_timeout().is_some_and(|t| t <= now) {
                         // The gate may hand the connection a close and
@@ -1151,21 +1162,31 @@ async fn run_connection<S: crate::net::Stream, C: ServerSession>(
 
 /// Feeds `data` to the connection and hands what it asks of the hub
 /// through its gate straight to the hub (no per-connection request
-/// buffer; see [`ConnAccess::pump`]).
+/// buffer; see [`ConnAccess::pump`]). Returns true if the input failed the
+/// connection (the failure is its close reason).
 fn feed<C: ServerSession>(
     shared: &Shared,
     conn: &mut C,
     access: &mut ConnAccess,
     now: Instant,
     data: &[u8],
-) -> Result<(), String> {
-    let result = conn.handle_input(now, data).map_err(|e| e.to_string());
+) -> bool {
+    let failed = conn.handle_input(now, data).is_err();
     // Well-framed requests of an unexpected shape that were read leniently.
     while let Some(note) = conn.poll_tolerated() {
         debug!("{note}");
     }
     access.pump(shared, conn, now);
-    result
+    failed
+}
+
+/// How a closing connection ended.
+fn closed<C: ServerSession>(conn: &C) -> Ended<C::Error> {
+    // A connection that closes always has a reason; a hub close is the
+    // only one that could arrive without one.
+    Ended::Closed(conn.close_reason().cloned().unwrap_or(CloseReason::Server {
+        reason: "closed by the server".to_owned(),
+    }))
 }
 
 /// Reads what the socket has (up to [`READ_CHUNK`] bytes) into a buffer
@@ -1184,7 +1205,7 @@ fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
     stream: &mut S,
     conn: &mut C,
     access: &mut ConnAccess,
-) -> Poll<io::Result<(usize, Result<(), String>)>> {
+) -> Poll<io::Result<(usize, bool)>> {
     let mut storage = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
     let mut buf = tokio::io::ReadBuf::uninit(&mut storage);
     match std::pin::Pin::new(stream).poll_read(cx, &mut buf) {
@@ -1194,7 +1215,7 @@ fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
     }
     let data = buf.filled();
     if data.is_empty() {
-        return Poll::Ready(Ok((0, Ok(()))));
+        return Poll::Ready(Ok((0, false)));
     }
     peer.resume(batch);
     Poll::Ready(Ok((
@@ -1222,7 +1243,7 @@ async fn write_all_bounded<S: crate::net::Stream>(
     wakeup: &Wakeup,
     stream: &mut S,
     batch: &[bytes::Bytes],
-) -> Result<(), String> {
+) -> Result<(), WriteEnd> {
     let mut progress = BatchProgress::default();
     let first =
         std::future::poll_fn(|cx| Poll::Ready(progress.poll_write(cx, &mut *stream, batch))).await;
@@ -1232,7 +1253,7 @@ async fn write_all_bounded<S: crate::net::Stream>(
             return Box::pin(write_blocked(shared, id, wakeup, stream, batch, progress)).await;
         }
     };
-    written.map_err(|e| format!("write failed: {e}"))
+    written.map_err(WriteEnd::Failed)
 }
 
 /// The rest of a write that blocked: bounded by `write_stall` and by the
@@ -1244,20 +1265,17 @@ async fn write_blocked<S: crate::net::Stream>(
     stream: &mut S,
     batch: &[bytes::Bytes],
     mut progress: BatchProgress,
-) -> Result<(), String> {
+) -> Result<(), WriteEnd> {
     let write = std::future::poll_fn(|cx| progress.poll_write(cx, &mut *stream, batch));
     tokio::select! {
         biased;
         written = tokio::time::timeout(shared.write_stall, write) => match written {
-            Ok(result) => result.map_err(|e| format!("write failed: {e}")),
-            Err(_) => {
-                let secs = shared.write_stall.as_secs();
-                Err(format!("client stopped reading for {secs}s"))
-            }
+            Ok(result) => result.map_err(WriteEnd::Failed),
+            Err(_) => Err(WriteEnd::Stalled {
+                secs: shared.write_stall.as_secs(),
+            }),
         },
-        () = given_up(shared, id, wakeup) => {
-            Err("the hub gave up on a client that does not read".to_owned())
-        }
+        () = given_up(shared, id, wakeup) => Err(WriteEnd::GivenUp)
     }
 }
 
@@ -1398,9 +1416,8 @@ mod tests {
     }
 
     /// Every connection's task holds this future for its whole life, so
-    /// its size is memory per connection (it was 1024 bytes while a blocked
-    /// write's timers lived in it; 3.9 → 3.2 KiB RSS per idle connection
-    /// with those boxed and no read buffer).
+    /// its size is memory per connection (what it was before and what that
+    /// cost: docs/memory.md).
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let shared = Shared::new(&Config::default());

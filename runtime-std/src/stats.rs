@@ -7,6 +7,7 @@
 //! per-scope detail is in the JSON.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -81,6 +82,10 @@ pub struct StatsSnapshot {
     pub recordings_done: u64,
     /// Recordings stopped by an error (a disk that fails or does not keep up).
     pub recordings_failed: u64,
+    /// Connections closed since start, by reason (`server`, `rejected`,
+    /// `peer`, `timeout`, `protocol`, `client`, `io`, `write_stalled`,
+    /// `given_up`).
+    pub closes: BTreeMap<String, u64>,
 }
 
 /// Anything that can report the server's state (the hub, a test fixture).
@@ -228,6 +233,18 @@ impl StatsSnapshot {
                 ("{result=\"failed\"}", self.recordings_failed),
             ],
         );
+        let closes: Vec<(String, u64)> = self
+            .closes
+            .iter()
+            .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), *n))
+            .collect();
+        let closes: Vec<(&str, u64)> = closes.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "tern_connections_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+            &closes,
+        );
         #[cfg(feature = "count-allocations")]
         {
             let heap = crate::alloc_count::totals();
@@ -302,6 +319,7 @@ mod tests {
             lag_disconnects: 1,
             recordings_done: 3,
             recordings_failed: 1,
+            closes: [("timeout".into(), 2), ("client".into(), 5)].into(),
         }
     }
 
@@ -329,6 +347,9 @@ mod tests {
             "tern_lag_disconnects_total 1",
             "tern_recordings_total{result=\"done\"} 3",
             "tern_recordings_total{result=\"failed\"} 1",
+            "# TYPE tern_connections_closed_total counter",
+            "tern_connections_closed_total{reason=\"client\"} 5",
+            "tern_connections_closed_total{reason=\"timeout\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tern_core::message::{SharedObjectMessage, SoEvent};
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent, RtmpError};
 use tern_core::trace::{Direction, Tracer};
-use tern_core::ws::json::{amf_to_json, json_to_amf};
+use tern_core::ws::amf_json::{amf_to_json, json_to_amf};
 use tern_core::{Instant, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -240,8 +240,8 @@ impl Session {
 }
 
 /// Handshake filler bytes: no secret, only variety between runs.
-fn random_block() -> [u8; tern_core::handshake::RANDOM_LEN] {
-    let mut block = [0u8; tern_core::handshake::RANDOM_LEN];
+fn random_block() -> [u8; tern_core::rtmp::handshake::RANDOM_LEN] {
+    let mut block = [0u8; tern_core::rtmp::handshake::RANDOM_LEN];
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)

@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 use tern_core::amf0::{self, Value};
-use tern_core::handshake::RANDOM_LEN;
 use tern_core::message::{SharedObjectMessage, SoEvent};
+use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

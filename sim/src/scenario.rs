@@ -29,8 +29,8 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 use tern_core::amf0::Value;
+use tern_core::hub::store::Store;
 use tern_core::scope_path::ScopePath;
-use tern_core::store::Store;
 
 /// A fault the driver applies between simulation steps.
 #[derive(Clone, Debug, PartialEq, Eq)]

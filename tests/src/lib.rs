@@ -338,6 +338,9 @@ pub struct ServerOptions {
     pub config: Option<String>,
     /// The `--log` filter.
     pub log: String,
+    /// Start the server under `prlimit --nofile=SOFT:HARD` (descriptor
+    /// limits), as a shell with `ulimit -Sn SOFT -Hn HARD` would.
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl Default for ServerOptions {
@@ -345,6 +348,7 @@ impl Default for ServerOptions {
         ServerOptions {
             config: None,
             log: "info".to_owned(),
+            nofile: None,
         }
     }
 }
@@ -400,7 +404,14 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .expect("cannot open the server log");
-        let mut command = Command::new(tern_binary());
+        let mut command = match self.options.nofile {
+            Some((soft, hard)) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={soft}:{hard}")).arg(tern_binary());
+                c
+            }
+            None => Command::new(tern_binary()),
+        };
         command.current_dir(self.dir.path()).arg("serve");
         if let Some(config) = &self.options.config {
             let path = self.dir.path().join("tern.toml");

@@ -44,7 +44,7 @@ impl RtmpClient {
             .await
             .unwrap_or_else(|e| panic!("{name}: cannot connect to {addr}: {e}"));
         socket.set_nodelay(true).expect("set_nodelay");
-        let mut random = [0u8; tern_core::handshake::RANDOM_LEN];
+        let mut random = [0u8; tern_core::rtmp::handshake::RANDOM_LEN];
         for (i, b) in random.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(31).wrapping_add(7);
         }

@@ -4,11 +4,11 @@ use super::hook::{CallId, HookCall, HookKind, HookReply, percent_decode};
 use super::token;
 use super::{AccessPolicy, AppPolicy, TokenBucket};
 use crate::amf0::Value;
+use crate::hub::shared_object::{status, status_update};
 use crate::hub::{
     ConnId, ConnectRequest, Delivery, Level, Protocol, RejectCode, Request, SoDelivery, SoOp,
 };
 use crate::scope_path::{ScopePath, query_param, split_query};
-use crate::shared_object::{status, status_update};
 use crate::time::Instant;
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
@@ -461,7 +461,7 @@ impl Gate {
             ));
             return None;
         }
-        if connect.protocol == Protocol::WebSocket
+        if connect.protocol == crate::ws::PROTOCOL
             && let Some(secret) = &app.secret
         {
             let query = connect.query();
@@ -770,12 +770,7 @@ impl Gate {
     fn session_fields(&self, call: &str) -> Vec<(String, String)> {
         let s = self.session();
         let text = |f: fn(&Session) -> &str| s.map_or(String::new(), |s| f(s).to_owned());
-        let protocol = match s.map(|s| s.protocol) {
-            Some(Protocol::WebSocket) => "websocket",
-            Some(Protocol::Flv) => "flv",
-            Some(Protocol::Internal) => "internal",
-            Some(Protocol::Rtmp) | None => "rtmp",
-        };
+        let protocol = s.map_or(crate::rtmp::PROTOCOL, |s| s.protocol).name();
         alloc::vec![
             ("call".to_owned(), call.to_owned()),
             (

@@ -7,6 +7,7 @@ use core::fmt;
 /// Decoding errors are fatal for the connection: after one, the decoder's
 /// state no longer matches the peer's and the connection should be closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkError {
     /// A message header announced a length above `Limits::max_message`.
     MessageTooLarge {

@@ -4,8 +4,9 @@
 use super::fanout::{Framing, media_encoder};
 use super::tag::FILE_HEADER;
 use crate::amf0::Value;
-use crate::hub::{ConnectRequest, Delivery, Level, Protocol, Request};
+use crate::hub::{ConnectRequest, Delivery, Level, RejectCode, Request};
 use crate::queue::{QueueUse, release_queue};
+use crate::session::CloseReason;
 use crate::session::SharedEncoding;
 use crate::time::{Duration, Instant};
 use crate::ws::frame::{self, Decoder, Incoming, Opcode, close_code};
@@ -103,7 +104,12 @@ pub enum FlvError {
     /// The request head did not arrive in time.
     HeadTimeout { ms: u64 },
     /// The hub refused the connect (403 or close 1008 queued).
-    Rejected { description: String },
+    Rejected {
+        /// The status code an RTMP client would get.
+        code: RejectCode,
+        /// The hub's description.
+        description: String,
+    },
     /// The hub refused the play (404 or close 1008 queued).
     NotFound { description: String },
     /// The stream was unpublished: the FLV stream ended. Not a failure.
@@ -121,7 +127,9 @@ impl fmt::Display for FlvError {
             FlvError::Handshake(e) => write!(f, "WebSocket upgrade refused: {e}"),
             FlvError::Protocol(e) => write!(f, "WebSocket protocol error: {e}"),
             FlvError::HeadTimeout { ms } => write!(f, "no request head within {ms} ms"),
-            FlvError::Rejected { description } => write!(f, "connect refused: {description}"),
+            FlvError::Rejected { description, .. } => {
+                write!(f, "connect refused: {description}")
+            }
             FlvError::NotFound { description } => write!(f, "play refused: {description}"),
             FlvError::Ended => f.write_str("the stream ended (unpublished)"),
             FlvError::PeerClosed => f.write_str("the client closed the WebSocket"),
@@ -131,6 +139,32 @@ impl fmt::Display for FlvError {
 }
 
 impl core::error::Error for FlvError {}
+
+impl crate::session::Failure for FlvError {
+    fn is_timeout(&self) -> bool {
+        matches!(self, FlvError::HeadTimeout { .. })
+    }
+}
+
+impl FlvError {
+    /// The protocol-neutral close this is.
+    fn close(self) -> CloseReason<FlvError> {
+        match self {
+            FlvError::Rejected { code, description } => CloseReason::Rejected { code, description },
+            FlvError::Ended => CloseReason::Server {
+                reason: String::from("the stream ended (unpublished)"),
+            },
+            FlvError::ServerClosed { reason } => CloseReason::Server { reason },
+            FlvError::PeerClosed => CloseReason::Peer { code: None },
+            other => CloseReason::Failed(other),
+        }
+    }
+}
+
+/// The name FLV players' connections are counted and hooked under.
+pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("flv");
+
+crate::session::delegate_session!(FlvConnection, FlvError);
 
 #[derive(Debug)]
 enum Phase {
@@ -179,6 +213,8 @@ pub struct FlvConnection {
     head_only: bool,
     done: bool,
     reason: Option<Box<FlvError>>,
+    /// `reason` as the common close model has it.
+    close: Option<Box<CloseReason<FlvError>>>,
     fatal: Option<Box<FlvError>>,
 }
 
@@ -205,6 +241,7 @@ impl FlvConnection {
             head_only: false,
             done: false,
             reason: None,
+            close: None,
             fatal: None,
         }
     }
@@ -269,7 +306,7 @@ impl FlvConnection {
             return Ok(());
         }
         self.events.push_back(Request::Connect(ConnectRequest {
-            protocol: Protocol::Flv,
+            protocol: PROTOCOL,
             target: target.scope,
             params: Value::Null,
             args: Vec::new(),
@@ -350,6 +387,7 @@ impl FlvConnection {
 
     fn set_reason(&mut self, reason: FlvError) {
         if self.reason.is_none() {
+            self.close = Some(Box::new(reason.clone().close()));
             self.reason = Some(Box::new(reason));
         }
     }
@@ -410,7 +448,7 @@ impl FlvConnection {
             }
             _ => {
                 let (status, why) = match &reason {
-                    FlvError::Rejected { description } => (403, description.as_str()),
+                    FlvError::Rejected { description, .. } => (403, description.as_str()),
                     FlvError::NotFound { description } => (404, description.as_str()),
                     _ => (503, "closed"),
                 };
@@ -479,8 +517,13 @@ impl FlvConnection {
         self.done || self.reason.is_some()
     }
 
-    /// Why the connection closes.
-    pub fn close_reason(&self) -> Option<&FlvError> {
+    /// Why the connection closes (the common close model).
+    pub fn close_reason(&self) -> Option<&CloseReason<FlvError>> {
+        self.close.as_deref()
+    }
+
+    /// Why the connection closes, in FLV's own terms.
+    pub fn flv_close_reason(&self) -> Option<&FlvError> {
         self.reason.as_deref()
     }
 
@@ -504,8 +547,8 @@ impl FlvConnection {
             self.usage.refill(now);
         }
         match delivery {
-            Delivery::Rejected { description, .. } => {
-                self.refuse(FlvError::Rejected { description });
+            Delivery::Rejected { code, description } => {
+                self.refuse(FlvError::Rejected { code, description });
             }
             Delivery::Status {
                 level: Level::Error,

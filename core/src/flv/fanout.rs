@@ -27,8 +27,8 @@
 //! `docs/flv.md` records the decision.
 
 use super::tag::{self, TagError};
+use crate::hub::stream::CachedMessage;
 use crate::hub::{Encoder, FanoutCodec, SoUpdate};
-use crate::stream::CachedMessage;
 use crate::ws::frame::{FrameHeader, Opcode};
 use bytes::{BufMut, Bytes, BytesMut};
 

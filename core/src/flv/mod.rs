@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod tag;
 
 pub use connection::{
-    FlvConfig, FlvConnection, FlvError, FlvTarget, allow_origin as connection_allow_origin,
+    FlvConfig, FlvConnection, FlvError, FlvTarget, PROTOCOL,
+    allow_origin as connection_allow_origin,
 };
 pub use fanout::Framing;

@@ -1,6 +1,15 @@
 //! Connect, disconnect, hub-initiated closes and session deadlines.
 
-use super::*;
+use super::outbox::Outbox;
+use super::request::{ConnId, ConnectRequest, Delivery, RejectCode, SessionLimits};
+use super::{Conn, Decision, Hub, HubEvent, Scope, Timer};
+use crate::scope_path::{NameError, ScopePath};
+use crate::time::{Duration, Instant};
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 impl Hub {
     pub(super) fn connect(&mut self, now: Instant, conn: ConnId, request: ConnectRequest) {

@@ -17,7 +17,7 @@
 //! of the hub changes.
 
 use super::request::SoUpdate;
-use crate::stream::CachedMessage;
+use super::stream::CachedMessage;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -114,7 +114,10 @@ impl Encoder {
 
 impl PartialEq for Encoder {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key && self.codec.name() == other.codec.name()
+        // The same reference (address and vtable) is the same codec; the
+        // name decides otherwise (vtables may be duplicated).
+        self.key == other.key
+            && (core::ptr::eq(self.codec, other.codec) || self.codec.name() == other.codec.name())
     }
 }
 

@@ -30,6 +30,9 @@ mod objects;
 mod outbox;
 mod request;
 mod scopes;
+pub mod shared_object;
+pub mod store;
+pub mod stream;
 mod streams;
 
 pub use app::{Application, Decision, DefaultApplication, SoAccess, TieredSessions};
@@ -41,11 +44,7 @@ pub use request::{
 };
 
 use crate::Limits;
-use crate::message::DataMessage;
-use crate::scope_path::{NameError, ScopePath, split_query, validate_segment};
-use crate::shared_object::{SharedObject, SoLimits, status, status_update};
-use crate::store::{MemoryStore, Store, StoreError, StoredObject};
-use crate::stream::{CachedMessage, LiveStream, MediaStamp, Player, Publisher, classify};
+use crate::scope_path::{NameError, ScopePath};
 use crate::time::{Duration, Instant};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
@@ -57,6 +56,9 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 use core::net::IpAddr;
 use fanout::EncodingCache;
+use shared_object::{SharedObject, SoLimits};
+use store::{MemoryStore, Store, StoreError};
+use stream::LiveStream;
 
 /// Everything a hub can be configured with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +210,7 @@ pub struct SharedObjectInfo<'a> {
 
 /// Why a server-side (application) operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HubError {
     /// The scope's app is not configured.
     UnknownApp(String),
@@ -231,6 +234,16 @@ impl core::fmt::Display for HubError {
             }
             HubError::Limit(e) => write!(f, "refused by a limit: {e}"),
             HubError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for HubError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            HubError::BadName(e) => Some(e),
+            HubError::Store(e) => Some(e),
+            _ => None,
         }
     }
 }

@@ -1,6 +1,16 @@
 //! Shared-object operations: use, release, batches, sends, persistence.
 
-use super::*;
+use super::request::{ConnId, SoChange, SoOp, SoUpdate};
+use super::shared_object::{SharedObject, SoLimits, status, status_update};
+use super::store::{StoreError, StoredObject};
+use super::{Decision, Hub, HubError, HubEvent, SoAccess, Timer};
+use crate::scope_path::{ScopePath, validate_segment};
+use crate::time::Instant;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 impl Hub {
     pub(super) fn object_mut(

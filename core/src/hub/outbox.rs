@@ -283,7 +283,7 @@ impl Outbox {
     /// A queue that drains gives its memory back: all of it after a notice
     /// (an idle connection holds no queue), down to a few slots after media
     /// (a player's join burst does not stay allocated) or when notices
-    /// arrive often (a shared-object subscriber); see [`QueueUse`].
+    /// arrive often (a shared-object subscriber); see `queue::QueueUse`.
     pub fn pop(&mut self) -> Option<Delivery> {
         let delivery = self.queue.pop_front()?;
         let media = match &delivery {

@@ -33,17 +33,34 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Which wire protocol a connection speaks (for hooks, stats and logs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Protocol {
-    /// RTMP over TCP.
-    Rtmp,
-    /// WebSocket with tern's JSON protocol (or Red5 chat mode).
-    WebSocket,
-    /// A live FLV player, over HTTP or WebSocket.
-    Flv,
-    /// A server-side subscriber with no socket (a stream recorder).
-    Internal,
+/// Which wire protocol a connection speaks (for hooks, stats and logs): a
+/// name the protocol's module chooses (`rtmp::PROTOCOL`, `ws::PROTOCOL`),
+/// so a new protocol needs no change here.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Protocol(&'static str);
+
+impl Protocol {
+    /// The protocol called `name` (lowercase, as in stats labels).
+    pub const fn new(name: &'static str) -> Self {
+        Protocol(name)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 /// What a client asks for when it joins a scope.

@@ -1,6 +1,8 @@
 //! Scope lifecycle: idle clocks and expiry of unused rooms.
 
-use super::*;
+use super::{Hub, Timer};
+use crate::scope_path::ScopePath;
+use crate::time::Instant;
 
 impl Hub {
     /// Starts or stops a scope's idle clock after its use changed.

@@ -1,7 +1,19 @@
 //! Live streams: publish, play, unpublish, and media fan-out.
 
-use super::*;
-use fanout::encode_media;
+use super::fanout::{Encoder, encode_media};
+use super::outbox::PushOutcome;
+use super::request::{ConnId, Delivery, Level, MediaDelivery, MediaKind, MediaPriority};
+use super::stream::{CachedMessage, LiveStream, MediaStamp, Player, Publisher, classify};
+use super::{Decision, Hub, HubEvent, PublishConflict, Timer, validate_stream_name};
+use crate::Limits;
+use crate::message::DataMessage;
+use crate::scope_path::{ScopePath, split_query};
+use crate::time::{Duration, Instant};
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::Bytes;
 
 impl Hub {
     /// Refuses a publish or play: an error status to the client, a log event.

@@ -1,7 +1,7 @@
 //! Protocol control messages (types 1, 2, 3, 5, 6): the chunk stream's own
 //! housekeeping, always on message stream 0.
 
-use super::wire::Reader;
+use super::cursor::Reader;
 use super::{MessageError, type_id};
 use alloc::vec::Vec;
 use bytes::Bytes;

@@ -3,7 +3,7 @@
 //! Payloads themselves (legacy or Enhanced-RTMP) are relayed untouched.
 
 use super::MessageError;
-use super::wire::Reader;
+use super::cursor::Reader;
 
 /// A four-character codec code of Enhanced RTMP, e.g. `*b"hvc1"`.
 pub type FourCc = [u8; 4];

@@ -20,11 +20,11 @@
 
 mod command;
 mod control;
+mod cursor;
 mod data;
 pub mod media;
 mod shared_object;
 mod user_control;
-mod wire;
 
 pub use command::{
     ClientCommand, Command, ConnectParams, FMS_VERSION, MAX_NOTED_NAME, PublishKind, Reading,
@@ -84,6 +84,7 @@ pub mod type_id {
 /// Why a message payload could not be understood. Each variant says which
 /// message or field was wrong.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum MessageError {
     /// The payload ended while reading `what`.
     Truncated {
@@ -232,7 +233,14 @@ impl fmt::Display for MessageError {
     }
 }
 
-impl core::error::Error for MessageError {}
+impl core::error::Error for MessageError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            MessageError::Amf0 { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// A decoded RTMP message.
 #[derive(Clone, Debug, PartialEq)]

@@ -15,7 +15,7 @@
 //! every value and argument as one AVM+ value.
 
 use super::MessageError;
-use super::wire::{Reader, put_short_string};
+use super::cursor::{Reader, put_short_string};
 use crate::Limits;
 use crate::amf0::{self, Value};
 use crate::amf3;

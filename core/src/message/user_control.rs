@@ -1,7 +1,7 @@
 //! User Control messages (type 4): a u16 event type then event data.
 
 use super::MessageError;
-use super::wire::Reader;
+use super::cursor::Reader;
 use alloc::vec::Vec;
 use bytes::Bytes;
 

@@ -5,12 +5,12 @@ use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::handshake::{ClientHandshake, HandshakeKind, RANDOM_LEN};
 use crate::hub::MediaKind;
 use crate::message::{
     Command, Message, ProtocolControl, ServerReply, SharedObjectMessage, SharedObjectView, SoEvent,
     UserControl,
 };
+use crate::rtmp::handshake::{ClientHandshake, HandshakeKind, RANDOM_LEN};
 use crate::time::Instant;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -565,7 +565,7 @@ impl ClientConnection {
                 let stream_id = args
                     .first()
                     .and_then(Value::as_f64)
-                    .and_then(crate::store::whole_u32);
+                    .and_then(crate::hub::store::whole_u32);
                 match (created, stream_id) {
                     (Some(i), Some(stream_id)) => {
                         self.create_stream_transactions.remove(i);

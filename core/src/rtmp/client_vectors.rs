@@ -10,9 +10,9 @@
 //! or played, and (where the client ends its session with `deleteStream`)
 //! with the stream gone at the end.
 
-use crate::handshake::RANDOM_LEN;
 use crate::hub::{ConnId, Hub, HubConfig, HubEvent};
 use crate::message::Tolerated;
+use crate::rtmp::handshake::RANDOM_LEN;
 use crate::rtmp::{ServerConfig, ServerConnection};
 use crate::time::Instant;
 use alloc::string::String;

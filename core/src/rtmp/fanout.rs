@@ -15,9 +15,9 @@
 
 use super::csid;
 use crate::chunk::{RawMessage, encode_standalone, standalone_payload};
+use crate::hub::stream::CachedMessage;
 use crate::hub::{Encoder, FanoutCodec, MediaKind, SoNotice, SoUpdate};
 use crate::message::{SharedObjectMessage, SoEvent, type_id};
-use crate::stream::CachedMessage;
 use alloc::string::String;
 use bytes::{Bytes, BytesMut};
 
@@ -130,7 +130,13 @@ impl FanoutCodec for RtmpCodec {
 /// True if a connection with outbound chunk size `out_chunk_size` sends the
 /// shared notice encoding `encoded` as it is (its payload fits one chunk).
 pub fn notice_fits(encoded: &Bytes, out_chunk_size: u32) -> bool {
-    !encoded.is_empty() && encoded.len().saturating_sub(NOTICE_HEADER) <= out_chunk_size as usize
+    !encoded.is_empty() && encoded.len() <= shared_notice_max_len(out_chunk_size)
+}
+
+/// The longest shared notice encoding a connection with outbound chunk
+/// size `out_chunk_size` sends as it is.
+pub fn shared_notice_max_len(out_chunk_size: u32) -> usize {
+    (out_chunk_size as usize).saturating_add(NOTICE_HEADER)
 }
 
 /// The type-19 payload of a shared notice encoding (no copy), for a

@@ -1,20 +1,12 @@
 //! RTMP connection state machines, sans-IO: [`ServerConnection`] (what tern
 //! runs per accepted socket) and [`ClientConnection`] (what tern's tools,
-//! tests and load generator use).
+//! tests and load generator use), the RTMP fan-out codec ([`fanout`]) and
+//! the one table of chunk stream ids ([`csid`]).
 //!
-//! Both follow one call order:
-//!
-//! 1. [`handle_input`](ServerConnection::handle_input)`(now, bytes)` with
-//!    everything read from the socket. An `Err` is fatal: flush
-//!    `poll_transmit` if you like, then close the socket.
-//! 2. Drain `poll_event` (server: hub [`Request`](crate::hub::Request)s;
-//!    client: [`ClientEvent`]s).
-//! 3. Drain `poll_transmit` into the socket (each item is a whole number of
-//!    chunks; write them in order).
-//! 4. Call `handle_timeout(now)` when `poll_timeout` is reached, then 2–3.
-//!
-//! The server also takes the hub's answers with
-//! [`ServerConnection::handle_delivery`]; the client takes the
+//! The server connection is driven as every server connection is: see
+//! [`ServerSession`](crate::session::ServerSession). The client follows the
+//! same order without deliveries: input, `poll_event` ([`ClientEvent`]s),
+//! `poll_transmit`, and `handle_timeout` at `poll_timeout`; it takes the
 //! application's actions through its methods. Time is always passed in.
 
 mod aggregate;
@@ -22,6 +14,7 @@ mod client;
 #[cfg(test)]
 mod client_vectors;
 pub mod fanout;
+pub mod handshake;
 mod server;
 mod wire;
 
@@ -30,11 +23,14 @@ mod tests;
 
 pub use client::{ClientConfig, ClientConnection, ClientEvent};
 pub use fanout::{media_encoder, notices_encoder, notices_encoder_amf3};
+
+/// RTMP, as the hub and stats name it.
+pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("rtmp");
 pub use server::{ServerConfig, ServerConnection};
 
 use crate::chunk::ChunkError;
-use crate::handshake::HandshakeError;
 use crate::message::MessageError;
+use crate::rtmp::handshake::HandshakeError;
 use alloc::string::String;
 use core::fmt;
 
@@ -43,7 +39,7 @@ use core::fmt;
 /// Chunk stream ids are per direction: a server and a client each choose
 /// their own, so a client's video on 9 and the server's shared-object
 /// notices on 9 never meet. The server's relayed media and notices are
-/// encoded once for many connections ([`fanout`](super::fanout)) with a
+/// encoded once for many connections ([`fanout`]) with a
 /// self-contained fmt-0 header, so a connection's own header compression
 /// must never refer to their chunk streams: nothing else uses them.
 pub mod csid {
@@ -73,6 +69,7 @@ pub mod csid {
 /// Why an RTMP connection failed. Every variant is fatal for its connection
 /// only.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum RtmpError {
     /// The handshake failed (wrong version, bad digest).
     Handshake(HandshakeError),
@@ -88,8 +85,6 @@ pub enum RtmpError {
     HandshakeTimeout { ms: u64 },
     /// Actions were queued faster than the connection could start.
     QueueFull { max: usize },
-    /// The connection is closing or closed; no more input is taken.
-    Closed,
 }
 
 impl fmt::Display for RtmpError {
@@ -113,12 +108,31 @@ impl fmt::Display for RtmpError {
                     "more than {max} actions queued before the connection opened"
                 )
             }
-            RtmpError::Closed => f.write_str("connection is closed"),
         }
     }
 }
 
-impl core::error::Error for RtmpError {}
+impl core::error::Error for RtmpError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            RtmpError::Handshake(e) => Some(e),
+            RtmpError::Chunk(e) => Some(e),
+            RtmpError::Message(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl crate::session::Failure for RtmpError {
+    fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            RtmpError::Unresponsive { .. } | RtmpError::HandshakeTimeout { .. }
+        )
+    }
+}
+
+crate::session::delegate_session!(ServerConnection, RtmpError);
 
 impl From<HandshakeError> for RtmpError {
     fn from(e: HandshakeError) -> Self {

@@ -1,15 +1,14 @@
 //! The server side of one RTMP connection.
 
 use super::fanout::{
-    media_encoder, notice_fits, notice_payload, notices_encoder, notices_encoder_amf3, so_message,
-    so_message_amf3,
+    media_encoder, notice_fits, notice_payload, notices_encoder, notices_encoder_amf3,
+    shared_notice_max_len, so_message, so_message_amf3,
 };
 use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::handshake::{RANDOM_LEN, ServerHandshake};
-use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Protocol, Request, SoChange, SoOp};
+use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Request, SoChange, SoOp};
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, MessageError, ProtocolControl, Reading,
     SharedObjectMessage, SoEvent, StatusLevel, StreamRef, Tolerated, UserControl, connect_error,
@@ -17,7 +16,8 @@ use crate::message::{
     split_stream_name, status, type_id,
 };
 use crate::queue::release_queue;
-use crate::session::{SharedEncoding, ToleratedLog};
+use crate::rtmp::handshake::{RANDOM_LEN, ServerHandshake};
+use crate::session::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -75,16 +75,10 @@ enum Phase {
 /// protocol control, and translation between RTMP commands and the hub's
 /// protocol-neutral [`Request`]s and [`Delivery`]s.
 ///
-/// Call order (see also the [module docs](super)):
-/// 1. `handle_input(now, bytes)` for every read; `Err` closes the connection.
-/// 2. `poll_event()` until `None`; hand each [`Request`] to the hub.
-/// 3. `handle_delivery(now, d)` for each delivery the hub has for this
-///    connection (only while `pending_bytes()` is small: that is the
-///    back-pressure that makes the hub's drop policy work).
-/// 4. `poll_transmit()` until `None`, writing each buffer in order.
-/// 5. `handle_timeout(now)` at `poll_timeout()`; then check `close_reason()`.
-///
-/// After `is_closing()` turns true, flush `poll_transmit` and close.
+/// Driven as [`ServerSession`](crate::session::ServerSession) documents.
+/// Its timers: the handshake timeout, then a ping after
+/// [`ServerConfig::ping_interval`] of silence and a close
+/// ([`RtmpError::Unresponsive`]) if the ping goes unanswered.
 #[derive(Debug)]
 pub struct ServerConnection {
     config: ServerConfig,
@@ -100,9 +94,11 @@ pub struct ServerConnection {
     started: Instant,
     last_input: Instant,
     ping_sent: Option<Instant>,
-    /// Boxed: rare, and the connection is embedded in each runtime task.
-    closing: Option<Box<RtmpError>>,
-    close_requested: bool,
+    /// Why it closes, once it does. Boxed: rare, and the connection is
+    /// embedded in each runtime task.
+    close: Option<Box<CloseReason<RtmpError>>>,
+    /// The hub refused the connect; its `Close` follows.
+    rejected: Option<Box<CloseReason<RtmpError>>>,
     /// Media went into `events` since it last drained: keep its buffer.
     media_in: bool,
     /// Lenient readings for the runtime's debug log.
@@ -140,8 +136,8 @@ impl ServerConnection {
             started: now,
             last_input: now,
             ping_sent: None,
-            closing: None,
-            close_requested: false,
+            close: None,
+            rejected: None,
             media_in: false,
             tolerated: ToleratedLog::default(),
             config,
@@ -150,8 +146,8 @@ impl ServerConnection {
 
     /// Takes bytes read from the socket.
     pub fn handle_input(&mut self, now: Instant, mut data: &[u8]) -> Result<(), RtmpError> {
-        if let Some(e) = &self.closing {
-            return Err(RtmpError::clone(e));
+        if let Some(close) = &self.close {
+            return close.failure().map_or(Ok(()), |e| Err(e.clone()));
         }
         self.last_input = now;
         self.ping_sent = None;
@@ -188,8 +184,15 @@ impl ServerConnection {
     }
 
     fn fail(&mut self, error: RtmpError) -> RtmpError {
-        self.closing = Some(Box::new(error.clone()));
+        self.close_with(CloseReason::Failed(error.clone()));
         error
+    }
+
+    /// Closes for `reason`, unless it already closes.
+    fn close_with(&mut self, reason: CloseReason<RtmpError>) {
+        if self.close.is_none() {
+            self.close = Some(Box::new(reason));
+        }
     }
 
     /// The next request for the hub.
@@ -241,13 +244,13 @@ impl ServerConnection {
             (Phase::Handshake(_), _) => {
                 if now >= self.started + self.config.handshake_timeout {
                     let ms = self.config.handshake_timeout.as_millis();
-                    self.closing = Some(Box::new(RtmpError::HandshakeTimeout { ms }));
+                    self.close_with(CloseReason::Failed(RtmpError::HandshakeTimeout { ms }));
                 }
             }
             (Phase::Open, Some(sent)) => {
                 if now >= sent + self.config.ping_timeout {
                     let silent_ms = (now - self.last_input).as_millis();
-                    self.closing = Some(Box::new(RtmpError::Unresponsive { silent_ms }));
+                    self.close_with(CloseReason::Failed(RtmpError::Unresponsive { silent_ms }));
                 }
             }
             (Phase::Open, None) => {
@@ -263,7 +266,7 @@ impl ServerConnection {
     /// True once the connection should be flushed and closed: after a fatal
     /// error, a timeout, or the hub's [`Delivery::Close`].
     pub fn is_closing(&self) -> bool {
-        self.closing.is_some() || self.close_requested
+        self.close.is_some()
     }
 
     /// How shared-object notices would go out now: the shared encoding
@@ -271,20 +274,29 @@ impl ServerConnection {
     /// [`SharedEncoding`]).
     pub fn shared_encoding(&self) -> SharedEncoding {
         match self.phase {
-            Phase::Open if !self.is_closing() => SharedEncoding::Rtmp {
-                out_chunk_size: self.wire.out_chunk_size(),
+            Phase::Open if !self.is_closing() => SharedEncoding::Shared {
+                max_len: shared_notice_max_len(self.wire.out_chunk_size()),
             },
             _ => SharedEncoding::None,
         }
     }
 
-    /// Why the connection closes, if it failed.
-    pub fn close_reason(&self) -> Option<&RtmpError> {
-        self.closing.as_deref()
+    /// The outbound chunk size now (128 until the connect is accepted).
+    pub fn out_chunk_size(&self) -> u32 {
+        self.wire.out_chunk_size()
     }
 
-    /// Turns a hub delivery into bytes for the client.
+    /// Why the connection closes, once it does.
+    pub fn close_reason(&self) -> Option<&CloseReason<RtmpError>> {
+        self.close.as_deref()
+    }
+
+    /// Turns a hub delivery into bytes for the client (nothing once
+    /// closing).
     pub fn handle_delivery(&mut self, now: Instant, delivery: Delivery) {
+        if self.is_closing() {
+            return;
+        }
         self.wire.note_delivery(now);
         match delivery {
             Delivery::Media(media) => {
@@ -306,6 +318,7 @@ impl ServerConnection {
             Delivery::Rejected { code, description } => {
                 let (tx, _) = self.connect.unwrap_or((1.0, 0.0));
                 self.send_command(0, connect_error(tx, code.code(), &description));
+                self.rejected = Some(Box::new(CloseReason::Rejected { code, description }));
             }
             Delivery::SharedObject(so) => {
                 if notice_fits(&so.encoded, self.wire.out_chunk_size()) {
@@ -360,7 +373,9 @@ impl ServerConnection {
                         Vec::new(),
                     ),
                 );
-                self.close_requested = true;
+                let close = self.rejected.take();
+                self.close =
+                    Some(close.unwrap_or_else(|| Box::new(CloseReason::Server { reason })));
             }
         }
     }
@@ -544,7 +559,7 @@ impl ServerConnection {
                     target.push_str(query.1);
                 }
                 self.events.push_back(Request::Connect(ConnectRequest {
-                    protocol: Protocol::Rtmp,
+                    protocol: crate::rtmp::PROTOCOL,
                     target,
                     params: params.object,
                     args: params.args,

@@ -279,9 +279,14 @@ fn the_shared_encoding_is_what_an_open_connection_sends() {
     let server = &mut h.peers[c].server;
     while server.poll_transmit().is_some() {}
     let encoding = server.shared_encoding();
-    let SharedEncoding::Rtmp { out_chunk_size } = encoding else {
+    let SharedEncoding::Shared { max_len } = encoding else {
         panic!("an open connection has a shared encoding: {encoding:?}");
     };
+    let out_chunk_size = server.out_chunk_size();
+    assert_eq!(
+        max_len,
+        crate::rtmp::fanout::shared_notice_max_len(out_chunk_size)
+    );
     let fits = update(100);
     let shared = crate::testing::shared_bytes(encoding, &fits);
     server.handle_delivery(now, fits);
@@ -325,7 +330,7 @@ fn an_amf3_client_is_answered_in_amf3() {
     for i in [flash, plain] {
         assert!(matches!(
             h.peers[i].server.shared_encoding(),
-            SharedEncoding::Rtmp { .. }
+            SharedEncoding::Shared { .. }
         ));
     }
     for i in [flash, plain] {

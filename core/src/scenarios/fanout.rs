@@ -71,7 +71,7 @@ fn notices(hub: &mut Hub, conn: u64) -> Vec<Bytes> {
 fn a_room_of_rtmp_clients_builds_no_json_and_one_chunk_per_update() {
     let mut hub = Hub::new(HubConfig::default());
     for conn in 1..=5 {
-        join(&mut hub, conn, Protocol::Rtmp, Some(rtmp()));
+        join(&mut hub, conn, crate::rtmp::PROTOCOL, Some(rtmp()));
     }
     let before = hub.encodings().of("rtmp");
     set(&mut hub, 1, "hello");
@@ -92,10 +92,10 @@ fn a_room_of_rtmp_clients_builds_no_json_and_one_chunk_per_update() {
 fn a_room_of_json_clients_builds_no_rtmp_chunks() {
     let mut hub = Hub::new(HubConfig::default());
     for conn in 1..=5 {
-        join(&mut hub, conn, Protocol::WebSocket, Some(json()));
+        join(&mut hub, conn, crate::ws::PROTOCOL, Some(json()));
     }
     // Chat-mode clients bring no encoder: they cost no encoding either.
-    join(&mut hub, 6, Protocol::WebSocket, None);
+    join(&mut hub, 6, crate::ws::PROTOCOL, None);
     let before = hub.encodings().of("ws-json");
     set(&mut hub, 1, "hello");
     assert_eq!(hub.encodings().of("ws-json") - before, 2);
@@ -109,10 +109,10 @@ fn a_room_of_json_clients_builds_no_rtmp_chunks() {
 #[test]
 fn a_mixed_room_builds_one_encoding_per_protocol_per_update() {
     let mut hub = Hub::new(HubConfig::default());
-    join(&mut hub, 1, Protocol::Rtmp, Some(rtmp()));
+    join(&mut hub, 1, crate::rtmp::PROTOCOL, Some(rtmp()));
     for conn in 2..=4 {
-        join(&mut hub, conn, Protocol::Rtmp, Some(rtmp()));
-        join(&mut hub, conn + 10, Protocol::WebSocket, Some(json()));
+        join(&mut hub, conn, crate::rtmp::PROTOCOL, Some(rtmp()));
+        join(&mut hub, conn + 10, crate::ws::PROTOCOL, Some(json()));
     }
     let (rtmp_before, json_before) = (hub.encodings().of("rtmp"), hub.encodings().of("ws-json"));
     set(&mut hub, 1, "hello");
@@ -128,7 +128,7 @@ fn a_mixed_room_builds_one_encoding_per_protocol_per_update() {
 #[test]
 fn media_is_encoded_once_per_distinct_player_encoder_and_never_as_json() {
     let mut hub = Hub::new(HubConfig::default());
-    join(&mut hub, 1, Protocol::Rtmp, Some(rtmp()));
+    join(&mut hub, 1, crate::rtmp::PROTOCOL, Some(rtmp()));
     hub.handle(
         NOW,
         ConnId(1),
@@ -139,7 +139,7 @@ fn media_is_encoded_once_per_distinct_player_encoder_and_never_as_json() {
     );
     // Ten players on one encoder, two on another chunk size.
     for (conn, chunk_size) in (2..=11).map(|c| (c, 4096)).chain([(12, 128), (13, 128)]) {
-        join(&mut hub, conn, Protocol::Rtmp, Some(rtmp()));
+        join(&mut hub, conn, crate::rtmp::PROTOCOL, Some(rtmp()));
         hub.handle(
             NOW,
             ConnId(conn),
@@ -152,7 +152,7 @@ fn media_is_encoded_once_per_distinct_player_encoder_and_never_as_json() {
         );
     }
     // WebSocket clients in the room do not play: still no JSON.
-    join(&mut hub, 20, Protocol::WebSocket, Some(json()));
+    join(&mut hub, 20, crate::ws::PROTOCOL, Some(json()));
     let json_before = hub.encodings().of("ws-json");
     let before = hub.encodings().of("rtmp");
     hub.handle(

@@ -49,7 +49,7 @@ fn media(hub: &mut Hub, kind: MediaKind, timestamp: u32, payload: &'static [u8])
 }
 
 fn publisher(hub: &mut Hub) {
-    connect(hub, 1, Protocol::Rtmp);
+    connect(hub, 1, crate::rtmp::PROTOCOL);
     hub.handle(
         NOW,
         ConnId(1),
@@ -61,7 +61,7 @@ fn publisher(hub: &mut Hub) {
 }
 
 fn play_flv(hub: &mut Hub, conn: u64, framing: Framing) {
-    connect(hub, conn, Protocol::Flv);
+    connect(hub, conn, crate::flv::PROTOCOL);
     hub.handle(
         NOW,
         ConnId(conn),
@@ -176,7 +176,7 @@ fn rtmp_players_keep_the_publishers_clock_beside_flv_players() {
     let mut hub = Hub::new(HubConfig::default());
     live_stream(&mut hub);
     play_flv(&mut hub, 2, Framing::WebSocket);
-    connect(&mut hub, 3, Protocol::Rtmp);
+    connect(&mut hub, 3, crate::rtmp::PROTOCOL);
     hub.handle(
         NOW,
         ConnId(3),
@@ -204,7 +204,7 @@ fn rtmp_players_keep_the_publishers_clock_beside_flv_players() {
 #[test]
 fn a_player_waiting_for_the_publisher_starts_at_its_first_message() {
     let mut hub = Hub::new(HubConfig::default());
-    connect(&mut hub, 1, Protocol::Rtmp);
+    connect(&mut hub, 1, crate::rtmp::PROTOCOL);
     play_flv(&mut hub, 2, Framing::Raw);
     media_of(&mut hub, 2);
     hub.handle(
@@ -304,9 +304,9 @@ fn an_http_flv_request_gets_200_the_header_the_gop_and_live_tags() {
     pump(&mut hub, 2, &mut conn, &mut out);
     assert!(out.ends_with(b"0\r\n\r\n"));
     assert!(conn.is_closing());
-    assert_eq!(conn.close_reason(), Some(&FlvError::Ended));
-    assert!(ServerSession::closed_cleanly(&conn));
-    assert_eq!(hub.connection_count(Protocol::Flv), 1);
+    assert_eq!(conn.flv_close_reason(), Some(&FlvError::Ended));
+    assert!(!ServerSession::close_reason(&conn).unwrap().is_failure());
+    assert_eq!(hub.connection_count(crate::flv::PROTOCOL), 1);
 }
 
 #[test]
@@ -340,7 +340,7 @@ fn a_ws_flv_upgrade_gets_101_then_binary_frames_header_first() {
     // A masked close from the player is answered and ends the connection.
     conn.handle_input(NOW, &[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
         .unwrap();
-    assert_eq!(conn.close_reason(), Some(&FlvError::PeerClosed));
+    assert_eq!(conn.flv_close_reason(), Some(&FlvError::PeerClosed));
     let mut tail = Vec::new();
     pump(&mut hub, 2, &mut conn, &mut tail);
     assert_eq!(&tail[..2], &[0x88, 2]);
@@ -375,7 +375,7 @@ fn refusals_and_bad_requests_get_http_errors() {
         core::str::from_utf8(&out)
     );
     assert!(matches!(
-        conn.close_reason(),
+        conn.flv_close_reason(),
         Some(FlvError::Rejected { .. })
     ));
     // A stream name the hub refuses (too long): 404 from the refused play.

@@ -542,7 +542,7 @@ fn a_rejected_connect_creates_no_scope_and_unknown_apps_are_invalid() {
     let hub = Hub::with_parts(
         HubConfig::default(),
         Box::new(RejectAll),
-        Box::new(crate::store::MemoryStore::new()),
+        Box::new(crate::hub::store::MemoryStore::new()),
     );
     let mut h = Harness::with_hub(hub);
     let i = h.connect("chat/secret");
@@ -648,9 +648,11 @@ fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
     assert!(h.peers[silent].closed, "a client that does not is closed");
     assert!(matches!(
         h.peers[silent].server.close_reason(),
-        Some(crate::rtmp::RtmpError::Unresponsive { .. })
+        Some(crate::session::CloseReason::Failed(
+            crate::rtmp::RtmpError::Unresponsive { .. }
+        ))
     ));
-    assert_eq!(h.hub.connection_count(Protocol::Rtmp), 1);
+    assert_eq!(h.hub.connection_count(crate::rtmp::PROTOCOL), 1);
 }
 
 // ----- live streams -----
@@ -1105,7 +1107,7 @@ fn application_hooks_decide_publish_play_and_writes() {
     let hub = Hub::with_parts(
         HubConfig::default(),
         Box::new(Picky),
-        Box::new(crate::store::MemoryStore::new()),
+        Box::new(crate::hub::store::MemoryStore::new()),
     );
     let mut h = Harness::with_hub(hub);
     let codes = |events: Vec<ClientEvent>| -> Vec<String> {
@@ -1149,7 +1151,7 @@ fn application_hooks_decide_publish_play_and_writes() {
 
 #[test]
 fn stored_objects_are_loaded_at_start() {
-    use crate::store::{MemoryStore, Store, StoredObject};
+    use crate::hub::store::{MemoryStore, Store, StoredObject};
     let mut store = MemoryStore::new();
     let room = ScopePath::resolve("chat/room1", 4).unwrap();
     let mut data = alloc::collections::BTreeMap::new();
@@ -1333,7 +1335,7 @@ fn a_refused_publisher_does_not_replace_the_live_one() {
     let hub = Hub::with_parts(
         HubConfig::default(),
         Box::new(Picky),
-        Box::new(crate::store::MemoryStore::new()),
+        Box::new(crate::hub::store::MemoryStore::new()),
     );
     let mut h = Harness::with_hub(hub);
     let (p, _) = publish_as_new_client(&mut h, "cam?token=secret");

@@ -6,3 +6,5 @@
 mod fanout;
 mod flv;
 mod hub;
+mod session;
+mod ws;

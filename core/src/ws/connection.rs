@@ -2,19 +2,18 @@
 //! between protocol v1 (or chat mode, or echo) and the hub.
 
 use super::WsError;
+use super::amf_json;
 use super::fanout::notices_encoder;
 use super::frame::{self, Decoder, Incoming, Opcode, close_code};
 use super::handshake::{self, MAX_HEAD, Subprotocol};
 use super::json::{self, ClientOp, OpError};
 use crate::Limits;
 use crate::amf0::Value;
-use crate::hub::{
-    ConnectRequest, Delivery, Protocol, Request, SoChange, SoDelivery, SoNotice, SoOp,
-};
+use crate::hub::{ConnectRequest, Delivery, Request, SoChange, SoDelivery, SoNotice, SoOp};
 use crate::message::Tolerated;
 use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
-use crate::session::{SharedEncoding, ToleratedLog};
+use crate::session::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -80,22 +79,13 @@ enum Phase {
     Open { mode: Mode, decoder: Decoder },
 }
 
-/// The server side of one WebSocket connection, mirroring
-/// [`rtmp::ServerConnection`](crate::rtmp::ServerConnection).
+/// The server side of one WebSocket connection, from the first byte of the
+/// HTTP upgrade request on; the echo endpoint produces no requests.
 ///
-/// Call order (see also the [module docs](super)):
-/// 1. `handle_input(now, bytes)` for every read, from the first byte of the
-///    HTTP request on; `Err` closes the connection (after flushing 4).
-/// 2. `poll_event()` until `None`; hand each [`Request`] to the hub. The
-///    first is [`Request::Connect`] (right after a valid upgrade); echo
-///    connections produce none.
-/// 3. `handle_delivery(now, d)` for each delivery the hub has for this
-///    connection, while `pending_bytes()` is small (back-pressure).
-/// 4. `poll_transmit()` until `None`, writing each buffer in order.
-/// 5. `handle_timeout(now)` at `poll_timeout()`; then 2–4.
-///
-/// After `is_closing()` turns true, flush `poll_transmit` and close the
-/// socket; `close_reason()` tells why.
+/// Driven as [`ServerSession`](crate::session::ServerSession) documents.
+/// Its timers: the upgrade timeout, then a ping after
+/// [`WsConfig::ping_interval`] of silence and a close 1001
+/// ([`WsError::Idle`]) after [`WsConfig::idle_timeout`] without a byte.
 #[derive(Debug)]
 pub struct WsConnection {
     config: WsConfig,
@@ -113,11 +103,9 @@ pub struct WsConnection {
     last_ping: Option<Instant>,
     /// Set once nothing more may be sent (close frame or HTTP error queued).
     done: bool,
-    /// Why the connection closes (boxed, like `fatal`: rare, and the
+    /// Why the connection closes, once it does (boxed: rare, and the
     /// connection is embedded in each runtime task).
-    reason: Option<Box<WsError>>,
-    /// The failure `handle_input` keeps returning.
-    fatal: Option<Box<WsError>>,
+    close: Option<Box<CloseReason<WsError>>>,
     /// Lenient readings for the runtime's debug log.
     tolerated: ToleratedLog,
 }
@@ -139,16 +127,15 @@ impl WsConnection {
             last_input: now,
             last_ping: None,
             done: false,
-            reason: None,
-            fatal: None,
+            close: None,
             tolerated: ToleratedLog::default(),
         }
     }
 
     /// Takes bytes read from the socket.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) -> Result<(), WsError> {
-        if let Some(e) = &self.fatal {
-            return Err(WsError::clone(e));
+        if let Some(close) = &self.close {
+            return close.failure().map_or(Ok(()), |e| Err(e.clone()));
         }
         if self.done {
             // Closing: the peer's answer to our close, or bytes after its own.
@@ -193,7 +180,7 @@ impl WsConnection {
             };
             if mode != Mode::Echo {
                 self.events.push_back(Request::Connect(ConnectRequest {
-                    protocol: Protocol::WebSocket,
+                    protocol: crate::ws::PROTOCOL,
                     target: request.target,
                     params: Value::Null,
                     args: Vec::new(),
@@ -233,8 +220,7 @@ impl WsConnection {
                 Err(e) => {
                     self.send_close(e.close_code(), &e.to_string());
                     let error = WsError::Protocol(e);
-                    self.reason = Some(Box::new(error.clone()));
-                    self.fatal = Some(Box::new(error.clone()));
+                    self.close_with(CloseReason::Failed(error.clone()));
                     return Err(error);
                 }
             };
@@ -245,7 +231,7 @@ impl WsConnection {
                     // Echo a valid code; answer a bare close with 1000.
                     let code_out = code.unwrap_or(close_code::NORMAL);
                     self.send_close(code_out, "");
-                    self.reason = Some(Box::new(WsError::PeerClosed { code }));
+                    self.close_with(CloseReason::Peer { code });
                     return Ok(());
                 }
                 Incoming::Text(text) => self.on_text(mode, text),
@@ -273,7 +259,7 @@ impl WsConnection {
                         persistent: false,
                         op: SoOp::Batch(alloc::vec![SoChange::Set {
                             key: String::from(CHAT_KEY),
-                            value: json::amf_string(line),
+                            value: amf_json::amf_string(line),
                         }]),
                     });
                 }
@@ -372,8 +358,7 @@ impl WsConnection {
         self.queue(Bytes::from(handshake::error_response(&e)));
         self.done = true;
         let error = WsError::Handshake(e);
-        self.reason = Some(Box::new(error.clone()));
-        self.fatal = Some(Box::new(error.clone()));
+        self.close_with(CloseReason::Failed(error.clone()));
         error
     }
 
@@ -387,6 +372,13 @@ impl WsConnection {
 
     fn send_text(&mut self, text: String) {
         self.queue(frame::encode_frame(Opcode::Text, text.as_bytes()));
+    }
+
+    /// Closes for `reason`, unless it already closes.
+    fn close_with(&mut self, reason: CloseReason<WsError>) {
+        if self.close.is_none() {
+            self.close = Some(Box::new(reason));
+        }
     }
 
     /// Queues a close frame; nothing is sent after it.
@@ -449,14 +441,14 @@ impl WsConnection {
                 if now >= self.started + self.config.handshake_timeout {
                     let ms = self.config.handshake_timeout.as_millis();
                     self.done = true;
-                    self.reason = Some(Box::new(WsError::HandshakeTimeout { ms }));
+                    self.close_with(CloseReason::Failed(WsError::HandshakeTimeout { ms }));
                 }
             }
             Phase::Open { .. } => {
                 if now >= self.last_input + self.config.idle_timeout {
                     let silent_ms = (now - self.last_input).as_millis();
                     self.send_close(close_code::GOING_AWAY, "idle timeout");
-                    self.reason = Some(Box::new(WsError::Idle { silent_ms }));
+                    self.close_with(CloseReason::Failed(WsError::Idle { silent_ms }));
                 } else if now
                     >= self.last_ping.unwrap_or(self.last_input) + self.config.ping_interval
                 {
@@ -478,14 +470,16 @@ impl WsConnection {
     /// the connection is open in JSON mode (see [`SharedEncoding`]).
     pub fn shared_encoding(&self) -> SharedEncoding {
         match self.mode() {
-            Some(Mode::Json) if !self.done => SharedEncoding::WebSocketJson,
+            Some(Mode::Json) if !self.done => SharedEncoding::Shared {
+                max_len: usize::MAX,
+            },
             _ => SharedEncoding::None,
         }
     }
 
     /// Why the connection closes (also for clean closes), if it does.
-    pub fn close_reason(&self) -> Option<&WsError> {
-        self.reason.as_deref()
+    pub fn close_reason(&self) -> Option<&CloseReason<WsError>> {
+        self.close.as_deref()
     }
 
     /// Turns a hub delivery into frames. Media, stream statuses and stream
@@ -511,7 +505,7 @@ impl WsConnection {
                     self.send_text(json::error(None, code.code(), &description));
                 }
                 self.send_close(close_code::POLICY_VIOLATION, &description);
-                self.reason = Some(Box::new(WsError::Rejected { code, description }));
+                self.close_with(CloseReason::Rejected { code, description });
             }
             Delivery::SharedObject(SoDelivery { update, encoded }) => match mode {
                 Mode::Json => {
@@ -536,7 +530,7 @@ impl WsConnection {
                         {
                             let text = match value.as_str() {
                                 Some(s) => String::from(s),
-                                None => json::amf_to_json(value).to_string(),
+                                None => amf_json::amf_to_json(value).to_string(),
                             };
                             self.send_text(text);
                         }
@@ -546,7 +540,7 @@ impl WsConnection {
             },
             Delivery::Close { reason } => {
                 self.send_close(close_code::GOING_AWAY, &reason);
-                self.reason = Some(Box::new(WsError::ServerClosed { reason }));
+                self.close_with(CloseReason::Server { reason });
             }
             Delivery::Status { .. }
             | Delivery::StreamBegin { .. }

@@ -8,8 +8,8 @@
 
 use super::frame::{FrameHeader, Opcode};
 use super::json::update_messages;
+use crate::hub::stream::CachedMessage;
 use crate::hub::{Encoder, FanoutCodec, SoUpdate};
-use crate::stream::CachedMessage;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The JSON protocol's codec (stateless).

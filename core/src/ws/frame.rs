@@ -184,6 +184,7 @@ fn apply_mask(data: &mut [u8], mask: [u8; 4], offset: usize) {
 
 /// A framing rule the peer broke. Each maps to the close code tern sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A client frame without a mask.
     UnmaskedFrame,

@@ -52,6 +52,7 @@ impl Subprotocol {
 
 /// Why an upgrade request was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// No complete head within [`MAX_HEAD`] bytes.
     HeadTooLarge,

@@ -6,14 +6,12 @@ use super::frame::{FrameHeader, Opcode, encode_raw};
 use super::*;
 use crate::amf0::Value;
 use crate::hub::{
-    ConnId, Delivery, Hub, HubConfig, MediaDelivery, MediaKind, MediaPriority, RejectCode, Request,
-    SessionLimits, SoChange, SoNotice, SoOp, SoUpdate,
+    Delivery, MediaDelivery, MediaKind, MediaPriority, RejectCode, Request, SessionLimits,
+    SoChange, SoNotice, SoOp, SoUpdate,
 };
-use crate::message::SoEvent;
-use crate::rtmp::ClientEvent;
 use crate::scope_path::ScopePath;
-use crate::session::SharedEncoding;
-use crate::testing::Harness;
+use crate::session::{CloseReason, SharedEncoding};
+use crate::testing::{MASK, client_frame, server_frames, upgrade};
 use crate::time::{Duration, Instant};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -24,60 +22,8 @@ use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 
 const T0: Instant = Instant::from_millis(1_000);
-const MASK: [u8; 4] = [0xa1, 0x02, 0xc3, 0x44];
-
-fn upgrade(path: &str, protocol: Option<&str>) -> Vec<u8> {
-    let mut s = alloc::format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost:8081\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    if let Some(p) = protocol {
-        s.push_str(&alloc::format!("Sec-WebSocket-Protocol: {p}\r\n"));
-    }
-    s.push_str("\r\n");
-    s.into_bytes()
-}
-
-fn client_frame(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
-    encode_raw(
-        FrameHeader {
-            fin,
-            rsv: 0,
-            opcode: opcode.as_u8(),
-            mask: Some(MASK),
-            len: 0,
-        },
-        payload,
-    )
-}
-
 fn text(s: &str) -> Vec<u8> {
     client_frame(true, Opcode::Text, s.as_bytes())
-}
-
-/// Parses unmasked server frames (whole ones only) off the front of `buf`.
-fn server_frames(buf: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    loop {
-        if buf.len() < 2 {
-            return out;
-        }
-        assert_eq!(buf[1] & 0x80, 0, "server frames are never masked");
-        assert_eq!(buf[0] & 0x70, 0, "no RSV bits");
-        let (len, at) = match buf[1] & 0x7F {
-            126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-            127 if buf.len() >= 10 => (
-                u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            126 | 127 => return out,
-            n => (n as usize, 2),
-        };
-        if buf.len() < at + len {
-            return out;
-        }
-        out.push((buf[0] & 0x0F, buf[at..at + len].to_vec()));
-        buf.drain(..at + len);
-    }
 }
 
 fn drain(conn: &mut WsConnection) -> Vec<u8> {
@@ -151,7 +97,7 @@ fn upgrade_yields_connect() {
     assert_eq!(
         evs,
         vec![Request::Connect(crate::hub::ConnectRequest {
-            protocol: crate::hub::Protocol::WebSocket,
+            protocol: crate::ws::PROTOCOL,
             target: "chat/room1?scope=sub".into(),
             params: Value::Null,
             args: vec![],
@@ -308,7 +254,10 @@ fn every_framing_error_closes_with_its_code() {
             let sent = frames(&mut conn);
             assert_eq!(sent.len(), 1, "{sent:?}");
             assert_eq!(close_code_of(&sent[0]), code);
-            assert!(matches!(conn.close_reason(), Some(WsError::Protocol(_))));
+            assert!(matches!(
+                conn.close_reason(),
+                Some(CloseReason::Failed(WsError::Protocol(_)))
+            ));
             // Nothing more goes out, whatever arrives.
             let _ = conn.handle_input(T0, &text("x"));
             assert!(frames(&mut conn).is_empty());
@@ -332,7 +281,7 @@ fn ping_pong_and_close_handshake() {
     assert_eq!(frames(&mut conn), vec![(8, 4000u16.to_be_bytes().to_vec())]);
     assert_eq!(
         conn.close_reason(),
-        Some(&WsError::PeerClosed { code: Some(4000) })
+        Some(&CloseReason::Peer { code: Some(4000) })
     );
     // A bare close is answered with 1000.
     let mut conn = open("/chat");
@@ -538,7 +487,7 @@ fn deliveries_become_json() {
     assert_eq!(close_code_of(&sent[0]), 1001);
     assert_eq!(sent[0].1.len(), 2 + 122);
     assert!(conn.is_closing());
-    assert_eq!(conn.close_reason(), Some(&WsError::ServerClosed { reason }));
+    assert_eq!(conn.close_reason(), Some(&CloseReason::Server { reason }));
 }
 
 #[test]
@@ -686,7 +635,7 @@ fn ping_when_silent_then_idle_close() {
     assert_eq!(close_code_of(&sent[0]), 1001);
     assert_eq!(
         conn.close_reason(),
-        Some(&WsError::Idle { silent_ms: 25_000 })
+        Some(&CloseReason::Failed(WsError::Idle { silent_ms: 25_000 }))
     );
     assert_eq!(conn.poll_timeout(), None);
 }
@@ -700,7 +649,9 @@ fn upgrade_timeout() {
     assert!(conn.is_closing());
     assert_eq!(
         conn.close_reason(),
-        Some(&WsError::HandshakeTimeout { ms: 10_000 })
+        Some(&CloseReason::Failed(WsError::HandshakeTimeout {
+            ms: 10_000
+        }))
     );
 }
 
@@ -744,247 +695,18 @@ proptest! {
     }
 }
 
-/// A WebSocket client and its server connection attached to a harness hub.
-struct WsPeer {
-    id: ConnId,
-    conn: WsConnection,
-    buf: Vec<u8>,
-    head_seen: bool,
-    /// Frames received: opcode and payload.
-    received: Vec<(u8, Vec<u8>)>,
-    closed: bool,
-}
-
-impl WsPeer {
-    fn new(h: &mut Harness, id: u64, path: &str, protocol: Option<&str>) -> Self {
-        let mut conn = WsConnection::new(WsConfig::default(), h.now, None);
-        conn.handle_input(h.now, &upgrade(path, protocol)).unwrap();
-        WsPeer {
-            id: ConnId(id),
-            conn,
-            buf: Vec::new(),
-            head_seen: false,
-            received: Vec::new(),
-            closed: false,
-        }
-    }
-
-    fn send(&mut self, now: Instant, wire: &[u8]) {
-        self.conn.handle_input(now, wire).unwrap();
-    }
-
-    fn step(&mut self, hub: &mut Hub, now: Instant) -> bool {
-        if self.closed {
-            return false;
-        }
-        let mut progress = false;
-        while let Some(request) = self.conn.poll_event() {
-            progress = true;
-            hub.handle(now, self.id, request);
-        }
-        while let Some(delivery) = hub.poll_delivery(self.id) {
-            progress = true;
-            self.conn.handle_delivery(now, delivery);
-        }
-        while let Some(bytes) = self.conn.poll_transmit() {
-            progress = true;
-            self.buf.extend_from_slice(&bytes);
-        }
-        if !self.head_seen
-            && let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n")
-        {
-            assert!(self.buf.starts_with(b"HTTP/1.1 101 "));
-            self.buf.drain(..end + 4);
-            self.head_seen = true;
-        }
-        if self.head_seen {
-            self.received.extend(server_frames(&mut self.buf));
-        }
-        if self.conn.is_closing() {
-            self.closed = true;
-            hub.handle(now, self.id, Request::Disconnect);
-        }
-        progress
-    }
-
-    fn take_json(&mut self) -> Vec<Json> {
-        core::mem::take(&mut self.received)
-            .into_iter()
-            .map(|(op, p)| {
-                assert_eq!(op, 1);
-                serde_json::from_slice(&p).unwrap()
-            })
-            .collect()
-    }
-}
-
-fn settle(h: &mut Harness, peers: &mut [&mut WsPeer]) {
-    for _ in 0..1000 {
-        h.drive();
-        let now = h.now;
-        let mut progress = false;
-        for p in peers.iter_mut() {
-            progress |= p.step(&mut h.hub, now);
-        }
-        if !progress {
-            return;
-        }
-    }
-    panic!("did not settle");
-}
-
-fn rtmp_changes(events: &[ClientEvent], key: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ClientEvent::SharedObject(m) if m.name == "chat" => Some(m.events.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|e| match e {
-            SoEvent::Change { key: k, value } if k == key => Some(value),
-            _ => None,
-        })
-        .collect()
-}
-
-#[test]
-fn websocket_and_rtmp_share_a_shared_object() {
-    let mut h = Harness::new(HubConfig::default());
-    let r = h.connect("chat/room1");
-    h.peers[r].client.so_use("chat", false).unwrap();
-    let mut ws = WsPeer::new(&mut h, 100, "/chat/room1", None);
-    settle(&mut h, &mut [&mut ws]);
-    assert_eq!(
-        ws.take_json(),
-        vec![json!({"op":"welcome","scope":"/chat/room1"})]
-    );
-    ws.send(h.now, &text(r#"{"op":"use","so":"chat"}"#));
-    settle(&mut h, &mut [&mut ws]);
-    let sync = ws.take_json();
-    assert_eq!(sync.len(), 1);
-    assert_eq!(sync[0]["op"], "sync");
-    assert_eq!(sync[0]["data"], json!({}));
-    let _ = h.take(r);
-
-    // RTMP set → WS change, exactly once.
-    h.peers[r]
-        .client
-        .so_set(
-            "chat",
-            false,
-            vec![("message".into(), Value::string("from rtmp"))],
-        )
-        .unwrap();
-    settle(&mut h, &mut [&mut ws]);
-    let got = ws.take_json();
-    assert_eq!(
-        got,
-        vec![json!({"op":"change","so":"chat","version":1,"key":"message","value":"from rtmp"})]
-    );
-    assert!(
-        rtmp_changes(&h.take(r), "message").is_empty(),
-        "RTMP setter gets success only"
-    );
-
-    // WS set → RTMP change, exactly once; the WS setter gets its ack.
-    ws.send(
-        h.now,
-        &text(r#"{"op":"set","so":"chat","key":"message","value":"from ws"}"#),
-    );
-    settle(&mut h, &mut [&mut ws]);
-    assert_eq!(
-        ws.take_json(),
-        vec![json!({"op":"ack","so":"chat","version":2,"key":"message"})]
-    );
-    assert_eq!(
-        rtmp_changes(&h.take(r), "message"),
-        vec![Value::string("from ws")]
-    );
-
-    // WS send → both get the message.
-    ws.send(
-        h.now,
-        &text(r#"{"op":"send","so":"chat","method":"hi","args":[1]}"#),
-    );
-    settle(&mut h, &mut [&mut ws]);
-    assert_eq!(
-        ws.take_json(),
-        vec![json!({"op":"message","so":"chat","version":2,"method":"hi","args":[1]})]
-    );
-    let rtmp_messages = h
-        .take(r)
-        .iter()
-        .filter(|e| matches!(e, ClientEvent::SharedObject(m) if m.events.iter().any(|e| matches!(e, SoEvent::SendMessage { .. }))))
-        .count();
-    assert_eq!(rtmp_messages, 1);
-}
-
-#[test]
-fn chat_mode_clients_and_rtmp_through_the_hub() {
-    let mut h = Harness::new(HubConfig::default());
-    let r = h.connect("chat/room1");
-    h.peers[r].client.so_use("chat", false).unwrap();
-    let mut a = WsPeer::new(&mut h, 100, "/chat/room1", Some("chat"));
-    let mut b = WsPeer::new(&mut h, 101, "/chat?scope=room1", Some("chat"));
-    settle(&mut h, &mut [&mut a, &mut b]);
-    assert!(a.received.is_empty() && b.received.is_empty());
-    let _ = h.take(r);
-
-    a.send(h.now, &text("hello from a\n"));
-    settle(&mut h, &mut [&mut a, &mut b]);
-    assert!(a.received.is_empty(), "own line not echoed");
-    assert_eq!(b.received, vec![(1, b"hello from a".to_vec())]);
-    assert_eq!(
-        rtmp_changes(&h.take(r), "message"),
-        vec![Value::string("hello from a")]
-    );
-    b.received.clear();
-
-    // The same line again still reaches everyone (changes are never elided).
-    a.send(h.now, &text("hello from a"));
-    settle(&mut h, &mut [&mut a, &mut b]);
-    assert_eq!(b.received, vec![(1, b"hello from a".to_vec())]);
-    assert_eq!(rtmp_changes(&h.take(r), "message").len(), 1);
-    b.received.clear();
-
-    h.peers[r]
-        .client
-        .so_set(
-            "chat",
-            false,
-            vec![("message".into(), Value::string("rtmp says"))],
-        )
-        .unwrap();
-    settle(&mut h, &mut [&mut a, &mut b]);
-    assert_eq!(a.received, vec![(1, b"rtmp says".to_vec())]);
-    assert_eq!(b.received, vec![(1, b"rtmp says".to_vec())]);
-}
-
-#[test]
-fn rejected_websocket_connect() {
-    let mut h = Harness::new(HubConfig::default());
-    let mut ws = WsPeer::new(&mut h, 100, "/unknown-app", None);
-    settle(&mut h, &mut [&mut ws]);
-    assert!(ws.closed);
-    assert_eq!(ws.received.len(), 2);
-    let err: Json = serde_json::from_slice(&ws.received[0].1).unwrap();
-    assert_eq!(err["op"], "error");
-    assert_eq!(err["code"], "NetConnection.Connect.InvalidApp");
-    assert_eq!(close_code_of(&ws.received[1]), 1008);
-    assert!(matches!(
-        ws.conn.close_reason(),
-        Some(WsError::Rejected { .. })
-    ));
-}
-
 #[test]
 fn the_shared_encoding_is_what_a_json_connection_sends() {
     let mut conn = open("/chat/room1");
     conn.handle_delivery(T0, accepted("chat/room1"));
     drain(&mut conn);
     let encoding = conn.shared_encoding();
-    assert_eq!(encoding, SharedEncoding::WebSocketJson);
+    assert_eq!(
+        encoding,
+        SharedEncoding::Shared {
+            max_len: usize::MAX
+        }
+    );
     let update = crate::testing::so_change_delivery(100, crate::ws::fanout::notices_encoder());
     let shared = crate::testing::shared_bytes(encoding, &update);
     conn.handle_delivery(T0, update);

@@ -22,7 +22,7 @@ fn addr(s: &str) -> Option<IpAddr> {
 
 fn rtmp_connect(target: &str) -> Request {
     Request::Connect(ConnectRequest {
-        protocol: Protocol::Rtmp,
+        protocol: crate::rtmp::PROTOCOL,
         target: target.to_owned(),
         params: Value::object([
             ("app", Value::string("live")),
@@ -179,7 +179,7 @@ fn signed_urls_for_publish_and_websocket_connect() {
     let ws_token = token::sign(b"s3cret", "live/room1", WALL + 5);
     let ws = |target: String| {
         Request::Connect(ConnectRequest {
-            protocol: Protocol::WebSocket,
+            protocol: crate::ws::PROTOCOL,
             target,
             params: Value::Null,
             args: vec![],
