@@ -58,6 +58,9 @@ pub struct MediaOptions {
     /// Players connect over TLS (RTMPS) with this; the publisher stays
     /// on `url`. `None`: plain RTMP.
     pub tls: Option<Tls>,
+    /// Players play HTTP-FLV from tern's HTTP port at this `host:port`
+    /// (`GET /{app}/{name}.flv`) instead of RTMP; the publisher stays RTMP.
+    pub flv_http: Option<String>,
 }
 
 /// What the publisher thread tells the players' thread.
@@ -247,9 +250,18 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 Rc::clone(&stop),
                 Rc::clone(&tls),
             );
+            let flv_http = options.flv_http.clone();
             tokio::task::spawn_local(async move {
-                let target = (&*url, tls.as_ref().as_ref());
-                let result = player(id, target, &name, clock, &stats, permit, &stop).await;
+                let result = match flv_http {
+                    Some(http) => {
+                        let path = format!("/{}/{}.flv", url.app, name);
+                        flv_player(id, &http, &path, clock, &stats, permit, &stop).await
+                    }
+                    None => {
+                        let target = (&*url, tls.as_ref().as_ref());
+                        player(id, target, &name, clock, &stats, permit, &stop).await
+                    }
+                };
                 stats.borrow_mut().ended(id, result.err());
             });
             spawned += 1;
@@ -496,6 +508,104 @@ async fn player(
         if session.conn.pending_bytes() > 0 {
             session.flush().await?;
         }
+        if stop.get() {
+            drop(permit);
+            return Ok(());
+        }
+    }
+}
+
+/// One HTTP-FLV player: `GET path`, then count the frames of the chunked
+/// FLV body until stopped.
+async fn flv_player(
+    id: usize,
+    address: &str,
+    path: &str,
+    clock: Clock,
+    stats: &RefCell<Stats>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    stop: &Cell<bool>,
+) -> Result<(), SessionError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut permit = Some(permit);
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(SessionError::Io)?;
+    let _ = socket.set_nodelay(true);
+    socket
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .map_err(SessionError::Io)?;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut flv = BytesMut::with_capacity(64 * 1024);
+    let mut head_done = false;
+    let mut header_skipped = false;
+    // Bytes of the current chunk's data still to come, then its CRLF.
+    let (mut data_left, mut crlf_left) = (0usize, 0usize);
+    loop {
+        let n = socket.read_buf(&mut buf).await.map_err(SessionError::Io)?;
+        if n == 0 {
+            return Err(SessionError::Closed);
+        }
+        let now = clock.now_us();
+        let mut st = stats.borrow_mut();
+        if let Some(p) = st.players.get_mut(id) {
+            p.bytes += n as u64;
+        }
+        if !head_done {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            if !buf.starts_with(b"HTTP/1.1 200") {
+                let line = String::from_utf8_lossy(&buf[..end.min(64)]).into_owned();
+                return Err(SessionError::Refused(line));
+            }
+            let _ = buf.split_to(end + 4);
+            head_done = true;
+        }
+        loop {
+            if data_left > 0 {
+                let take = data_left.min(buf.len());
+                flv.extend_from_slice(&buf.split_to(take));
+                data_left -= take;
+                if data_left > 0 {
+                    break;
+                }
+            }
+            if crlf_left > 0 {
+                let take = crlf_left.min(buf.len());
+                let _ = buf.split_to(take);
+                crlf_left -= take;
+                if crlf_left > 0 {
+                    break;
+                }
+            }
+            let Some(line) = buf.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let len = std::str::from_utf8(&buf[..line])
+                .ok()
+                .and_then(|t| usize::from_str_radix(t.trim(), 16).ok())
+                .ok_or_else(|| SessionError::Refused("bad chunk size".to_owned()))?;
+            if len == 0 {
+                return Err(SessionError::Closed);
+            }
+            let _ = buf.split_to(line + 2);
+            (data_left, crlf_left) = (len, 2);
+        }
+        if !header_skipped && flv.len() >= tern_core::flv::tag::FILE_HEADER_LEN {
+            let _ = flv.split_to(tern_core::flv::tag::FILE_HEADER_LEN);
+            header_skipped = true;
+        }
+        while header_skipped && let Ok((view, used)) = tern_core::flv::tag::FlvTagView::parse(&flv)
+        {
+            if let Some(stamp) = media::read_stamp(view.body) {
+                st.on_frame(id, stamp, now);
+                permit = None;
+            }
+            let _ = flv.split_to(used);
+        }
+        drop(st);
         if stop.get() {
             drop(permit);
             return Ok(());

@@ -62,6 +62,10 @@ enum Mode {
         /// PEM certificate the RTMPS players trust (valid for localhost).
         #[arg(long, requires = "rtmps_address")]
         tls_ca: Option<std::path::PathBuf>,
+        /// Players play HTTP-FLV from tern's HTTP port (host:port, e.g.
+        /// 127.0.0.1:8081), `GET /{app}/{name}.flv`, instead of RTMP.
+        #[arg(long)]
+        flv_http: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
             metrics_url,
             rtmps_address,
             tls_ca,
+            flv_http,
             common,
         } => RtmpUrl::parse(&url)
             .map_err(|e| e.to_string())
@@ -226,6 +231,7 @@ fn main() -> ExitCode {
                     connect_timeout: Duration::from_secs(60),
                     metrics_url,
                     tls,
+                    flv_http,
                 })
                 .map(|_| ())
             }),

@@ -52,10 +52,11 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// WebSocket-specific settings.
     pub websocket: WebSocketConfig,
+    /// The HTTP port: HTTP-FLV/WS-FLV origins, the admin API and the
+    /// protection of its statistics.
+    pub http: HttpConfig,
     /// Log output.
     pub logging: LoggingConfig,
-    /// The HTTP port's admin API and the protection of its statistics.
-    pub http: HttpConfig,
     /// The certificate of the TLS ports (`server.rtmps_bind`,
     /// `server.https_bind`).
     pub tls: TlsConfig,
@@ -75,8 +76,8 @@ impl Default for Config {
             streams: StreamsConfig::default(),
             sessions: SessionsConfig::default(),
             websocket: WebSocketConfig::default(),
-            logging: LoggingConfig::default(),
             http: HttpConfig::default(),
+            logging: LoggingConfig::default(),
             tls: TlsConfig::default(),
         }
     }
@@ -137,6 +138,23 @@ impl Default for ServerConfig {
 /// `[apps.<name>]`: access rules, signed URLs and callbacks (see
 /// [`crate::access`]).
 pub use crate::access::AppConfig;
+
+/// `record = "…"`: which messages of a stream are recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Audio, video and metadata.
+    All,
+    /// Video (and metadata) only.
+    Video,
+    /// Audio (and metadata) only.
+    Audio,
+    /// Video keyframes (with the video sequence header and metadata) only.
+    Keyframes,
+}
 
 /// `[scopes]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,10 +375,14 @@ impl Default for LoggingConfig {
     }
 }
 
-/// `[http]`: who may use the HTTP port's APIs (docs/admin-api.md).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `[http]`: which pages may read HTTP-FLV streams, and who may use the
+/// HTTP port's APIs (docs/admin-api.md).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    /// Origins whose pages may read HTTP-FLV streams
+    /// (`Access-Control-Allow-Origin`); `"*"` allows every origin.
+    pub cors_origins: Vec<String>,
     /// Bearer token of the admin API (`/api/connections`, `/api/streams`,
     /// `/api/so`); unset = no admin API (404).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,11 +393,22 @@ pub struct HttpConfig {
     pub stats_token: Option<String>,
 }
 
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            cors_origins: vec!["*".to_owned()],
+            admin_token: None,
+            stats_token: None,
+        }
+    }
+}
+
 /// Tokens stay out of logs and `Debug` output.
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = |t: &Option<String>| if t.is_some() { "<set>" } else { "<unset>" };
         f.debug_struct("HttpConfig")
+            .field("cors_origins", &self.cors_origins)
             .field("admin_token", &set(&self.admin_token))
             .field("stats_token", &set(&self.stats_token))
             .finish()

@@ -57,6 +57,13 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// WebSocket JSON protocol), embedded in the binary.
 pub const INDEX_HTML: &str = include_str!("../static/index.html");
 
+/// mpegts.js 1.8.2's minified build, for the demo page's Live section
+/// (Apache-2.0; `static/vendor/mpegts/` holds its licence).
+pub const MPEGTS_JS: &[u8] = include_bytes!("../static/vendor/mpegts/mpegts.js");
+
+/// mpegts.js's licence, served next to it.
+pub const MPEGTS_LICENSE: &str = include_str!("../static/vendor/mpegts/LICENSE");
+
 /// A parsed request line and headers, owned (it outlives the read buffer,
 /// for example when handed to the WebSocket side).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,9 +236,16 @@ pub enum Route {
     /// The admin API (`/api/connections…`, `/api/streams/…`, `/api/so/…`),
     /// any method: see [`crate::admin`].
     Admin,
+    /// `GET /vendor/mpegts.js`: the player library the demo page uses.
+    MpegtsJs,
+    /// `GET /vendor/mpegts.LICENSE`: its licence.
+    MpegtsLicense,
     /// A WebSocket upgrade, any path: the connection goes to the WebSocket
     /// side, which resolves the scope from the target.
     Upgrade,
+    /// `GET|HEAD /{app}/{room…}/{stream}.flv`, or a WebSocket upgrade of
+    /// such a path: a live FLV player (`websocket` tells which).
+    Flv { websocket: bool },
     /// A known path with a method other than GET/HEAD.
     MethodNotAllowed,
     /// Anything else.
@@ -240,6 +254,12 @@ pub enum Route {
 
 /// Routes a request.
 pub fn route(head: &RequestHead) -> Route {
+    if tern_core::flv::FlvTarget::matches(head.path()) {
+        // The FLV connection answers methods other than GET/HEAD itself.
+        return Route::Flv {
+            websocket: head.is_websocket_upgrade(),
+        };
+    }
     if head.is_websocket_upgrade() {
         return Route::Upgrade;
     }
@@ -251,6 +271,8 @@ pub fn route(head: &RequestHead) -> Route {
         "/metrics" => Route::Metrics,
         "/api/stats" => Route::Stats,
         "/" | "/index.html" => Route::Static,
+        "/vendor/mpegts.js" => Route::MpegtsJs,
+        "/vendor/mpegts.LICENSE" => Route::MpegtsLicense,
         _ => return Route::NotFound,
     };
     if matches!(head.method.as_str(), "GET" | "HEAD") {
@@ -351,7 +373,16 @@ pub fn respond(route: Route, stats: &dyn StatsSource) -> Response {
             headers: Vec::new(),
             body: INDEX_HTML.as_bytes().to_vec(),
         },
-        Route::Upgrade => Response::text(501, "WebSocket is not available yet\n"),
+        Route::MpegtsJs => Response {
+            status: 200,
+            content_type: "text/javascript; charset=utf-8",
+            headers: Vec::new(),
+            body: MPEGTS_JS.to_vec(),
+        },
+        Route::MpegtsLicense => Response::text(200, MPEGTS_LICENSE),
+        Route::Upgrade | Route::Flv { .. } => {
+            Response::text(501, "not served by the request handler\n")
+        }
         Route::Admin => Response::text(404, "not found\n"),
         Route::MethodNotAllowed => Response {
             headers: vec![("Allow", "GET, HEAD".to_owned())],
@@ -374,6 +405,16 @@ pub enum Served {
         head: RequestHead,
         /// Bytes the client sent after the head (already WebSocket frames).
         leftover: Vec<u8>,
+    },
+    /// An FLV player (HTTP or WebSocket): nothing was written; the caller
+    /// gives the stream, this head and the bytes past it to the FLV side.
+    Flv {
+        /// The request.
+        head: RequestHead,
+        /// Bytes the client sent after the head.
+        leftover: Vec<u8>,
+        /// It is a WebSocket upgrade (WS-FLV).
+        websocket: bool,
     },
 }
 
@@ -442,8 +483,16 @@ pub async fn serve_request_on<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let route = route(&head);
     debug!(method = %head.method, target = %head.target, ?route, "request");
-    if route == Route::Upgrade {
-        return Ok(Served::Upgrade { head, leftover });
+    match route {
+        Route::Upgrade => return Ok(Served::Upgrade { head, leftover }),
+        Route::Flv { websocket } => {
+            return Ok(Served::Flv {
+                head,
+                leftover,
+                websocket,
+            });
+        }
+        _ => {}
     }
     let response = match route {
         Route::Admin => match (site.admin, &site.access.admin) {
@@ -654,6 +703,24 @@ mod tests {
             route(&head("POST / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")),
             Route::MethodNotAllowed
         );
+        assert_eq!(
+            route(&head("GET /live/room/cam.flv?t=1 HTTP/1.1\r\n\r\n")),
+            Route::Flv { websocket: false }
+        );
+        assert_eq!(
+            route(&head(
+                "GET /live/cam.flv HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+            )),
+            Route::Flv { websocket: true }
+        );
+        assert_eq!(
+            route(&head("GET /vendor/mpegts.js HTTP/1.1\r\n\r\n")),
+            Route::MpegtsJs
+        );
+        let js = respond(Route::MpegtsJs, &EmptyStats);
+        assert!(js.body.starts_with(b"/*! For license information"));
+        let licence = respond(Route::MpegtsLicense, &EmptyStats);
+        assert!(String::from_utf8_lossy(&licence.body).contains("Apache License"));
     }
 
     #[tokio::test]

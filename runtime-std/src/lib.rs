@@ -40,6 +40,7 @@ mod heap_trim;
 pub mod http;
 pub mod logging;
 pub mod net;
+pub mod record;
 pub mod server;
 pub mod stats;
 pub mod tls;
@@ -195,6 +196,7 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
         Arc::clone(&shared),
         stop_rx.clone(),
     ));
+    let recordings = tokio::spawn(server::run_recordings(Arc::clone(&shared), stop_rx.clone()));
     let rtmp_task = tokio::spawn(server::serve_rtmp(
         Arc::clone(&shared),
         rtmp,
@@ -239,8 +241,8 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
     shutdown.await;
     let _ = stop_tx.send(true);
     server::close_all(&shared, "server shutting down");
-    let (rtmp_result, http_result, _, _) =
-        tokio::join!(rtmp_task, http_task, timers, direct_writes);
+    let (rtmp_result, http_result, _, _, _) =
+        tokio::join!(rtmp_task, http_task, timers, direct_writes, recordings);
     let mut results = vec![rtmp_result, http_result];
     for task in tls_tasks {
         results.push(task.await);

@@ -44,6 +44,7 @@ use crate::ended::{CloseCounts, Ended, WriteEnd};
 use crate::file_store::FileStore;
 use crate::http::{self, RequestHead, Served};
 use crate::net::Listener;
+use crate::record::{self, RecordSettings};
 use crate::stats::{
     ConnectionCounts, ScopeStats, SharedObjectStats, StatsSnapshot, StatsSource, StreamStats,
 };
@@ -56,12 +57,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use tern_core::access::{AccessPolicy, ConnectRate, RateLimit};
+use tern_core::flv::{FlvConfig, FlvConnection, Framing};
+use tern_core::hub::Delivery;
 use tern_core::hub::shared_object::SoLimits;
 use tern_core::hub::{
     ConnId, DefaultApplication, Hub, HubConfig, HubEvent, OutboxLimits, PublishConflict, Request,
     TieredSessions,
 };
 use tern_core::rtmp::{ServerConfig, ServerConnection};
+use tern_core::scope_path::ScopePath;
 use tern_core::session::{CloseReason, Failure, ServerSession};
 use tern_core::ws::{WsConfig, WsConnection};
 use tern_core::{Duration, Instant, Limits};
@@ -104,6 +108,11 @@ struct HubCell {
     /// Deliveries taken for parked connections so far (it tells
     /// [`run_direct_writes`] whether more keep coming).
     direct_taken: u64,
+    /// Streams that started publishing in apps that record, for
+    /// [`run_recordings`].
+    to_record: Vec<(ScopePath, String)>,
+    /// Apps that record, by name.
+    records: Arc<BTreeMap<String, RecordSettings>>,
 }
 
 impl HubCell {
@@ -137,6 +146,11 @@ impl HubCell {
                 HubEvent::Refused { conn, reason } => {
                     info!(conn = %conn, "request refused: {reason}");
                 }
+                HubEvent::Published { scope, name } => {
+                    if self.records.contains_key(scope.app_name()) {
+                        self.to_record.push((scope, name));
+                    }
+                }
                 HubEvent::StoreFailed { scope, name, error } => {
                     error!(%scope, so = %name, "persistent shared object store failed: {error}");
                 }
@@ -154,6 +168,7 @@ pub struct Shared {
     bytes_out: AtomicU64,
     rtmp: ServerConfig,
     ws: WsConfig,
+    flv: FlvConfig,
     /// A write that makes no progress for this long means the client
     /// stopped reading for good (or vanished): the connection is dropped.
     /// Its outbox has long since been dropping media; a live player never
@@ -166,6 +181,12 @@ pub struct Shared {
     seed: u64,
     /// Wakes [`run_direct_writes`].
     direct_writes: Wakeup,
+    /// Wakes [`run_recordings`].
+    recordings: Wakeup,
+    /// Recorded files completed.
+    recordings_done: AtomicU64,
+    /// Recordings that stopped on an error (disk, queue).
+    recordings_failed: AtomicU64,
     /// Connections closed, by reason.
     closes: CloseCounts,
     /// What each connection's gate checks (`[apps.NAME]`, rate limits).
@@ -229,12 +250,27 @@ impl Shared {
             limits: rtmp.limits.clone(),
             ..WsConfig::default()
         };
+        let records: Arc<BTreeMap<String, RecordSettings>> = Arc::new(
+            config
+                .apps
+                .iter()
+                .filter_map(|(name, app)| {
+                    RecordSettings::of(app, &config.server.data_dir).map(|r| (name.clone(), r))
+                })
+                .collect(),
+        );
+        let flv = FlvConfig {
+            cors_origins: config.http.cors_origins.clone(),
+            ..FlvConfig::default()
+        };
         Arc::new(Shared {
             hub: Mutex::new(HubCell {
                 hub,
                 peers: BTreeMap::new(),
                 direct: Vec::new(),
                 direct_taken: 0,
+                to_record: Vec::new(),
+                records: Arc::clone(&records),
             }),
             start: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -243,6 +279,7 @@ impl Shared {
             closes: CloseCounts::default(),
             rtmp,
             ws,
+            flv,
             write_stall: std::time::Duration::from_secs(match config.server.write_timeout_secs {
                 0 => 10,
                 secs => secs,
@@ -252,6 +289,9 @@ impl Shared {
                 .then(|| std::time::Duration::from_secs(config.server.heap_trim_secs)),
             seed: 0x7e57_7e57,
             direct_writes: Wakeup::default(),
+            recordings: Wakeup::default(),
+            recordings_done: AtomicU64::new(0),
+            recordings_failed: AtomicU64::new(0),
             access: Arc::new(crate::access::policy(config)),
             hooks: HookRunner::new(&config.apps),
             connect_rate: Mutex::new(ConnectRate::new(
@@ -332,6 +372,9 @@ impl Shared {
         cell.dispatch();
         if idle && !cell.direct.is_empty() {
             self.direct_writes.wake();
+        }
+        if !cell.to_record.is_empty() {
+            self.recordings.wake();
         }
         result
     }
@@ -425,6 +468,7 @@ impl StatsSource for Shared {
             connections: ConnectionCounts {
                 rtmp: hub.connection_count(tern_core::rtmp::PROTOCOL) as u64,
                 websocket: hub.connection_count(tern_core::ws::PROTOCOL) as u64,
+                flv: hub.connection_count(tern_core::flv::PROTOCOL) as u64,
             },
             scopes: hub
                 .scopes()
@@ -456,6 +500,8 @@ impl StatsSource for Shared {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             media_dropped: counters.media_dropped_closed + hub.media_dropped_open(),
             lag_disconnects: counters.overflow_disconnects,
+            recordings_done: self.recordings_done.load(Ordering::Relaxed),
+            recordings_failed: self.recordings_failed.load(Ordering::Relaxed),
             closes: self.closes.snapshot(),
         }
     }
@@ -633,6 +679,46 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
             .instrument(span)
             .await;
         }
+        Ok(Served::Flv {
+            head,
+            leftover,
+            websocket,
+        }) => {
+            let (id, hub_peer) = shared.register();
+            let span = tracing::info_span!("flv", conn = %id, target = %head.target);
+            async {
+                // The player's connect and play pass the app's access rules
+                // and callbacks like an RTMP player's (protocol `Flv`).
+                let mut access = Box::new(ConnAccess::new(
+                    &shared,
+                    id,
+                    Some(peer.ip()),
+                    Arc::clone(&hub_peer),
+                ));
+                let mut initial = head_bytes(&head);
+                initial.extend_from_slice(&leftover);
+                let framing = if websocket {
+                    Framing::WebSocket
+                } else {
+                    Framing::HttpChunked
+                };
+                let conn = Box::new(FlvConnection::new(
+                    shared.flv.clone(),
+                    framing,
+                    shared.now(),
+                    Some(peer.ip()),
+                ));
+                let stream = Attached::new(&hub_peer, stream, fd);
+                let reason =
+                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &initial)
+                        .await;
+                access.finish(&shared);
+                shared.unregister(id);
+                info!("closed: {reason}");
+            }
+            .instrument(span)
+            .await;
+        }
         Err(e) => debug!("connection failed: {e}"),
     }
 }
@@ -699,6 +785,146 @@ fn head_bytes(head: &RequestHead) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// Starts a recorder for each stream that begins publishing in an app
+/// with `record` on, until `shutdown` flips (see [`crate::record`]).
+pub async fn run_recordings(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            biased;
+            () = stopped(&mut shutdown) => return,
+            () = shared.recordings.wait() => {}
+        }
+        let (started, records) = {
+            let mut cell = shared.lock();
+            (
+                std::mem::take(&mut cell.to_record),
+                Arc::clone(&cell.records),
+            )
+        };
+        for (scope, name) in started {
+            let Some(settings) = records.get(scope.app_name()).cloned() else {
+                continue;
+            };
+            let span = tracing::info_span!("record", scope = %scope, stream = %name);
+            tokio::spawn(
+                record_stream(Arc::clone(&shared), scope, name, settings).instrument(span),
+            );
+        }
+    }
+}
+
+/// Plays `scope`/`name` as a server-side player and hands its tags to a
+/// writer thread until the stream ends or the recording fails.
+async fn record_stream(
+    shared: Arc<Shared>,
+    scope: ScopePath,
+    name: String,
+    settings: RecordSettings,
+) {
+    let label = format!("{scope}/{name}");
+    let Some(base) = record::stream_base(&settings.dir, &scope, &name) else {
+        record::not_started(
+            &label,
+            "the stream name is not a valid file name (letters, digits, '_', '-', '.')",
+        );
+        shared.recordings_failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let done_shared = Arc::clone(&shared);
+    let done_label = label.clone();
+    let on_done = move |path: &std::path::Path| {
+        record::file_done(&done_label, path);
+        done_shared.recordings_done.fetch_add(1, Ordering::Relaxed);
+    };
+    let (tx, writer) = match record::start_writer(settings.clone(), base, label.clone(), on_done) {
+        Ok(started) => started,
+        Err(e) => {
+            record::not_started(&label, &format!("no writer thread: {e}"));
+            shared.recordings_failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    let (id, peer) = shared.register();
+    let now = shared.now();
+    shared.with_hub(|hub| {
+        hub.handle(
+            now,
+            id,
+            Request::Connect(tern_core::hub::ConnectRequest {
+                protocol: record::PROTOCOL,
+                target: scope.as_str().trim_start_matches('/').to_owned(),
+                params: tern_core::amf0::Value::Null,
+                args: Vec::new(),
+                address: None,
+                notices: None,
+            }),
+        );
+        hub.handle(
+            now,
+            id,
+            Request::Play {
+                stream: 1,
+                name: name.clone(),
+                start: -1.0,
+                encoder: tern_core::flv::fanout::media_encoder(Framing::Raw),
+            },
+        );
+    });
+    let mut deliveries = Vec::new();
+    let mut stop: Option<String> = None;
+    while stop.is_none() {
+        peer.wakeup.wait().await;
+        shared.with_hub(|hub| {
+            while let Some(d) = hub.poll_delivery(id) {
+                deliveries.push(d);
+            }
+        });
+        for delivery in deliveries.drain(..) {
+            match delivery {
+                Delivery::Media(media) if settings.keeps(media.kind, media.priority) => {
+                    if let Err(why) = record::send(&tx, record::Tag::of(&media)) {
+                        stop.get_or_insert_with(|| why.to_owned());
+                    }
+                }
+                Delivery::StreamEof { .. } => {
+                    stop.get_or_insert_with(String::new);
+                }
+                Delivery::Close { reason } => {
+                    stop.get_or_insert(reason);
+                }
+                Delivery::Rejected { description, .. } => {
+                    stop.get_or_insert(description);
+                }
+                Delivery::Status {
+                    level: tern_core::hub::Level::Error,
+                    description,
+                    ..
+                } => {
+                    stop.get_or_insert(description);
+                }
+                _ => {}
+            }
+        }
+    }
+    shared.unregister(id);
+    drop(tx);
+    let finished = tokio::task::spawn_blocking(move || writer.join()).await;
+    let failure = match finished {
+        Ok(Ok(finished)) => finished.failure,
+        _ => Some("the writer thread panicked".to_owned()),
+    };
+    let queue_full = stop.as_deref().is_some_and(|s| s.contains("queue full"));
+    if let Some(why) = failure {
+        shared.recordings_failed.fetch_add(1, Ordering::Relaxed);
+        warn!("recording of {label} failed: {why}");
+    } else if queue_full {
+        shared.recordings_failed.fetch_add(1, Ordering::Relaxed);
+        warn!("recording of {label} dropped: {}", stop.unwrap_or_default());
+    } else {
+        info!("recording of {label} ended");
+    }
 }
 
 /// Runs the hub's timers, and the heap trim (`server.heap_trim_secs`,

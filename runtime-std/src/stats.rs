@@ -18,6 +18,8 @@ pub struct ConnectionCounts {
     pub rtmp: u64,
     /// WebSocket connections (after the upgrade).
     pub websocket: u64,
+    /// FLV players (HTTP-FLV and WS-FLV), once their play was asked for.
+    pub flv: u64,
 }
 
 /// One live scope.
@@ -76,6 +78,10 @@ pub struct StatsSnapshot {
     pub media_dropped: u64,
     /// Subscribers disconnected for staying too far behind, since start.
     pub lag_disconnects: u64,
+    /// Recorded files completed (`on_record_done`).
+    pub recordings_done: u64,
+    /// Recordings stopped by an error (a disk that fails or does not keep up).
+    pub recordings_failed: u64,
     /// Connections closed since start, by reason (`server`, `rejected`,
     /// `peer`, `timeout`, `protocol`, `client`, `io`, `write_stalled`,
     /// `given_up`).
@@ -145,6 +151,7 @@ impl StatsSnapshot {
             &[
                 ("{protocol=\"rtmp\"}", self.connections.rtmp),
                 ("{protocol=\"websocket\"}", self.connections.websocket),
+                ("{protocol=\"flv\"}", self.connections.flv),
             ],
         );
         metric(
@@ -217,6 +224,15 @@ impl StatsSnapshot {
             "Subscribers disconnected for falling too far behind.",
             &[("", self.lag_disconnects)],
         );
+        metric(
+            "tern_recordings_total",
+            "counter",
+            "Recorded files completed, and recordings stopped by an error.",
+            &[
+                ("{result=\"done\"}", self.recordings_done),
+                ("{result=\"failed\"}", self.recordings_failed),
+            ],
+        );
         let closes: Vec<(String, u64)> = self
             .closes
             .iter()
@@ -264,6 +280,7 @@ mod tests {
             connections: ConnectionCounts {
                 rtmp: 3,
                 websocket: 2,
+                flv: 4,
             },
             scopes: vec![
                 ScopeStats {
@@ -300,6 +317,8 @@ mod tests {
             bytes_out: 5000,
             media_dropped: 9,
             lag_disconnects: 1,
+            recordings_done: 3,
+            recordings_failed: 1,
             closes: [("timeout".into(), 2), ("client".into(), 5)].into(),
         }
     }
@@ -312,6 +331,7 @@ mod tests {
             "# TYPE tern_connections gauge",
             "tern_connections{protocol=\"rtmp\"} 3",
             "tern_connections{protocol=\"websocket\"} 2",
+            "tern_connections{protocol=\"flv\"} 4",
             "# TYPE tern_scopes gauge",
             "tern_scopes 2",
             "tern_shared_objects{persistent=\"true\"} 0",
@@ -325,6 +345,8 @@ mod tests {
             "tern_bytes_out_total 5000",
             "tern_media_dropped_total 9",
             "tern_lag_disconnects_total 1",
+            "tern_recordings_total{result=\"done\"} 3",
+            "tern_recordings_total{result=\"failed\"} 1",
             "# TYPE tern_connections_closed_total counter",
             "tern_connections_closed_total{reason=\"client\"} 5",
             "tern_connections_closed_total{reason=\"timeout\"} 2",
@@ -380,6 +402,7 @@ mod tests {
     fn json_shape() {
         let json: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         assert_eq!(json["connections"]["rtmp"], 3);
+        assert_eq!(json["connections"]["flv"], 4);
         assert_eq!(json["scopes"][1]["path"], "/chat/room1");
         assert_eq!(json["scopes"][1]["connections"], 5);
         assert_eq!(json["streams"][0]["publishing"], true);

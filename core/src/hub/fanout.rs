@@ -48,6 +48,17 @@ pub trait FanoutCodec: Sync + fmt::Debug {
     /// subscriber whose encoder has `key`. Empty bytes mean "nothing
     /// shared": the connection renders the update itself.
     fn encode_update(&self, key: u64, update: &SoUpdate) -> Bytes;
+
+    /// The key for a player whose first message is stamped `timestamp`,
+    /// for codecs whose bytes count time from where each player starts
+    /// (FLV). The hub calls it once per play, when it knows where the
+    /// player starts (the cached GOP's keyframe, or the first message
+    /// published after the player waited); players that start at the same
+    /// message then still share every encoding. The default keeps `key`.
+    fn starting_at(&self, key: u64, timestamp: u32) -> u64 {
+        let _ = timestamp;
+        key
+    }
 }
 
 /// What a subscriber brings so the hub can share encodings: a codec and an
@@ -74,6 +85,15 @@ impl Encoder {
     /// The opaque key.
     pub fn key(&self) -> u64 {
         self.key
+    }
+
+    /// This encoder for a player whose first message is stamped
+    /// `timestamp` (see [`FanoutCodec::starting_at`]).
+    pub fn starting_at(self, timestamp: u32) -> Encoder {
+        Encoder {
+            codec: self.codec,
+            key: self.codec.starting_at(self.key, timestamp),
+        }
     }
 
     /// `message` encoded for this encoder's subscribers.

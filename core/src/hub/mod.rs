@@ -149,6 +149,9 @@ pub enum HubEvent {
     Rejected { conn: ConnId, reason: String },
     /// A request was refused or ignored (the client got a status if it can).
     Refused { conn: ConnId, reason: String },
+    /// A live stream started publishing (for server-side subscribers such
+    /// as recorders, which play it like any player).
+    Published { scope: ScopePath, name: String },
     /// A persistent shared object could not be loaded or saved.
     StoreFailed {
         scope: ScopePath,

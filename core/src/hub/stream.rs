@@ -90,6 +90,10 @@ pub struct Player {
     /// Sequence headers must be resent before its next keyframe (after a
     /// cut-back dropped frames).
     pub needs_headers: bool,
+    /// The player joined before anything was published: its encoder is
+    /// set to start at the first message relayed to it
+    /// ([`Encoder::starting_at`]).
+    pub starts_on_next: bool,
 }
 
 /// The publisher.

@@ -151,6 +151,13 @@ impl Hub {
                 format!("{name} is now published"),
             );
         }
+        // A takeover keeps the stream's players (a recorder among them).
+        if !replace {
+            self.mail.events.push_back(HubEvent::Published {
+                scope: scope.clone(),
+                name: name.to_owned(),
+            });
+        }
     }
 
     /// Ends `old`'s publish of `key` for a new publisher (see
@@ -325,6 +332,7 @@ impl Hub {
             stream,
             encoder,
             needs_headers: false,
+            starts_on_next: false,
         });
         self.mail.deliver(conn, Delivery::StreamBegin { stream });
         self.status(
@@ -359,6 +367,14 @@ impl Hub {
             if let Some(outbox) = self.mail.outboxes.get_mut(&conn) {
                 outbox.await_keyframe(stream);
             }
+            if let Some(player) = live
+                .players
+                .iter_mut()
+                .rev()
+                .find(|p| p.conn == conn && p.stream == stream)
+            {
+                player.starts_on_next = true;
+            }
             return;
         }
         let gop_len = live.gop_len();
@@ -373,6 +389,21 @@ impl Hub {
             .gop_stamp(0)
             .map(|s| s.timestamp)
             .or(live.last_timestamp);
+        // The player's clock starts there (for codecs that count from it);
+        // one that joined before any media starts on the first message.
+        let encoder = match start {
+            Some(ts) => encoder.starting_at(ts),
+            None => encoder,
+        };
+        if let Some(player) = live
+            .players
+            .iter_mut()
+            .rev()
+            .find(|p| p.conn == conn && p.stream == stream)
+        {
+            player.encoder = encoder;
+            player.starts_on_next = start.is_none();
+        }
         let head = [&live.metadata, &live.audio_header, &live.video_header];
         for message in head.into_iter().flatten() {
             let message = start.map_or_else(|| message.clone(), |ts| message.restamped(ts));
@@ -479,9 +510,16 @@ impl Hub {
         mail.encodings.start_media();
         let keyframe = kind == MediaKind::Video && message.priority == MediaPriority::Key;
         for index in 0..live.players.len() {
-            let Some(player) = live.players.get(index).copied() else {
+            let Some(mut player) = live.players.get(index).copied() else {
                 break;
             };
+            if player.starts_on_next
+                && let Some(p) = live.players.get_mut(index)
+            {
+                p.encoder = p.encoder.starting_at(message.timestamp);
+                p.starts_on_next = false;
+                player = *p;
+            }
             let encoded = mail
                 .encodings
                 .media(player.encoder, &message, &mut mail.encoded);

@@ -5,6 +5,7 @@
 
 mod admin;
 mod fanout;
+mod flv;
 mod hub;
 mod session;
 mod ws;

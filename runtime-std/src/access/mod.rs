@@ -78,6 +78,23 @@ pub struct AppConfig {
     pub notify_max_in_flight: usize,
     /// Clients may write (set, delete, send) shared objects.
     pub client_so_write: bool,
+    /// What of each live stream of the app is written to FLV files
+    /// (nginx-rtmp's `record`; see [`crate::record`]).
+    pub record: crate::config::RecordMode,
+    /// Directory recordings go to (under it: `<app>/<room…>/`); unset =
+    /// `<data_dir>/recordings`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_path: Option<PathBuf>,
+    /// Appended to the stream name, strftime-style (`%Y %m %d %H %M %S
+    /// %s %%`, UTC).
+    pub record_suffix: String,
+    /// A file this large (bytes) ends at the next keyframe; 0 = no limit.
+    pub record_max_size: u64,
+    /// A file with this many video frames ends at the next keyframe; 0 =
+    /// no limit.
+    pub record_max_frames: u64,
+    /// A file this old (seconds) ends at the next keyframe; 0 = never.
+    pub record_interval_secs: u64,
 }
 
 impl Default for AppConfig {
@@ -101,6 +118,12 @@ impl Default for AppConfig {
             notify_update_strict: false,
             notify_max_in_flight: 256,
             client_so_write: true,
+            record: crate::config::RecordMode::Off,
+            record_path: None,
+            record_suffix: "-%Y%m%d-%H%M%S.flv".to_owned(),
+            record_max_size: 0,
+            record_max_frames: 0,
+            record_interval_secs: 0,
         }
     }
 }
