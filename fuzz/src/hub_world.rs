@@ -28,7 +28,7 @@ use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use tern_core::amf0::Value;
-use tern_core::handshake::RANDOM_LEN;
+use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::hub::{
     ConnId, Hub, HubConfig, MediaKind, MediaPriority, OutboxLimits, Request, SoChange,
 };
@@ -38,7 +38,7 @@ use tern_core::rtmp::{
 };
 use tern_core::scope_path::ScopePath;
 use tern_core::time::{Duration, Instant};
-use tern_core::ws::json::{amf_to_json, json_to_amf};
+use tern_core::ws::amf_json::{amf_to_json, json_to_amf};
 use tern_core::ws::{WsConfig, WsConnection};
 
 /// Rooms clients join (`app/room`).
