@@ -41,6 +41,7 @@ pub mod http;
 pub mod logging;
 pub mod net;
 pub mod record;
+pub mod relay;
 pub mod server;
 pub mod stats;
 pub mod tls;
