@@ -8,6 +8,7 @@
 //! stream's scope with protocol [`PROTOCOL`] and plays it.
 //!
 //! - [`push`]: plays a local stream and publishes it to a target.
+//! - [`pull`]: plays an origin's stream and publishes it here.
 //! - [`url`]: target URLs.
 //! - [`backoff`]: reconnect delays (1 s up to 30 s, jittered).
 //! - [`connect`]: the tokio connector (TCP, and TLS with rustls).
@@ -18,6 +19,7 @@
 
 pub mod backoff;
 pub mod connect;
+pub mod pull;
 pub mod push;
 pub mod url;
 
