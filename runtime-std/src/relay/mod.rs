@@ -21,6 +21,7 @@ pub mod backoff;
 pub mod connect;
 pub mod pull;
 pub mod push;
+pub mod service;
 pub mod url;
 
 use crate::direct_write::Peer;
