@@ -8,6 +8,7 @@ use super::Location;
 
 /// What is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigErrorKind {
     /// The file is not valid TOML.
     Syntax(String),
@@ -79,6 +80,7 @@ impl std::error::Error for ConfigError {}
 
 /// Why [`Config::load`](super::Config::load) failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read.
     Io {
@@ -111,4 +113,11 @@ impl fmt::Display for LoadError {
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io { error, .. } => Some(error),
+            LoadError::Invalid { .. } => None,
+        }
+    }
+}
