@@ -195,6 +195,23 @@ impl AppConfig {
         } else if let Err(e) = self.load_secret() {
             out.push(("secret_file", e));
         }
+        for url in &self.push {
+            if let Err(e) = crate::relay::Target::parse(url) {
+                out.push(("push", format!("{url:?}: {e}")));
+            }
+        }
+        if let Some(url) = &self.pull {
+            match crate::relay::Target::parse(url) {
+                Err(e) => out.push(("pull", format!("{url:?}: {e}"))),
+                Ok(t) if t.name.is_some() => out.push((
+                    "pull",
+                    format!(
+                        "{url:?}: an origin is rtmp://host/app (the stream name is the one played here)"
+                    ),
+                )),
+                Ok(_) => {}
+            }
+        }
         let urls = self.hook_urls();
         for kind in [
             HookKind::Connect,

@@ -57,7 +57,11 @@ pub struct Jitter(u64);
 impl Jitter {
     /// A generator from `seed` (any value; 0 is mapped to a fixed odd one).
     pub fn new(seed: u64) -> Self {
-        Jitter(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Jitter(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// The next value.
@@ -77,7 +81,15 @@ mod tests {
 
     #[test]
     fn delays_double_within_their_ranges_up_to_thirty_seconds() {
-        let ranges = [(1, 2), (2, 4), (4, 8), (8, 16), (15, 30), (15, 30), (15, 30)];
+        let ranges = [
+            (1, 2),
+            (2, 4),
+            (4, 8),
+            (8, 16),
+            (15, 30),
+            (15, 30),
+            (15, 30),
+        ];
         for random in [0u64, 1, 777, u64::MAX, 123_456_789] {
             let mut b = Backoff::new();
             for (n, (lo, hi)) in ranges.iter().enumerate() {

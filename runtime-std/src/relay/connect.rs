@@ -27,7 +27,9 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 /// Opens TCP (and TLS) connections with tokio.
 #[derive(Clone)]
 pub struct TokioConnector {
-    tls: Arc<ClientConfig>,
+    /// The TLS client settings, or why they did not load (then only
+    /// `rtmps` targets fail, each attempt saying why).
+    tls: Result<Arc<ClientConfig>, String>,
 }
 
 impl std::fmt::Debug for TokioConnector {
@@ -44,8 +46,23 @@ fn provider() -> Arc<CryptoProvider> {
 
 impl TokioConnector {
     /// A connector trusting the system's roots and `extra_ca` (a PEM file
-    /// of one or more certificates), or any certificate if `!verify`.
-    pub fn new(extra_ca: Option<&Path>, verify: bool) -> Result<Self, String> {
+    /// of one or more certificates), or any certificate if `!verify`. If
+    /// the TLS settings do not load, plain targets still work; see
+    /// [`tls_error`](Self::tls_error).
+    pub fn new(extra_ca: Option<&Path>, verify: bool) -> Self {
+        TokioConnector {
+            tls: client_config(extra_ca, verify).map(Arc::new),
+        }
+    }
+
+    /// Why the TLS settings did not load, if they did not.
+    pub fn tls_error(&self) -> Option<&str> {
+        self.tls.as_ref().err().map(String::as_str)
+    }
+}
+
+fn client_config(extra_ca: Option<&Path>, verify: bool) -> Result<ClientConfig, String> {
+    {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS client: {e}"))?;
@@ -83,9 +100,7 @@ impl TokioConnector {
                 .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
                 .with_no_client_auth()
         };
-        Ok(TokioConnector {
-            tls: Arc::new(config),
-        })
+        Ok(config)
     }
 }
 
@@ -104,7 +119,8 @@ impl Connector for TokioConnector {
         }
         let name = ServerName::try_from(target.host.clone())
             .map_err(|e| RelayError::Tls(format!("{}: {e}", target.host)))?;
-        let tls = TlsConnector::from(Arc::clone(&self.tls))
+        let config = self.tls.as_ref().map_err(|e| RelayError::Tls(e.clone()))?;
+        let tls = TlsConnector::from(Arc::clone(config))
             .connect(name, tcp)
             .await
             .map_err(|e| {

@@ -193,7 +193,12 @@ impl State {
     }
 
     /// Every state, for metrics.
-    pub const ALL: [State; 4] = [State::Connecting, State::Live, State::Waiting, State::Stopped];
+    pub const ALL: [State; 4] = [
+        State::Connecting,
+        State::Live,
+        State::Waiting,
+        State::Stopped,
+    ];
 }
 
 #[derive(Debug)]
@@ -222,6 +227,38 @@ pub struct Relay {
     bytes_in: AtomicU64,
     reconnects: AtomicU64,
     stop: watch::Sender<bool>,
+    totals: Arc<Totals>,
+}
+
+/// Server-wide relay counters (they only grow, unlike the sum over the
+/// relays running): for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Bytes written to far ends, push and pull.
+    pub bytes_out: [AtomicU64; 2],
+    /// Bytes read from far ends.
+    pub bytes_in: [AtomicU64; 2],
+    /// Reconnects.
+    pub reconnects: [AtomicU64; 2],
+}
+
+impl Totals {
+    /// `(bytes_out, bytes_in, reconnects)` of `kind`.
+    pub fn of(&self, kind: Kind) -> (u64, u64, u64) {
+        let i = kind as usize;
+        let get = |a: &[AtomicU64; 2]| a.get(i).map_or(0, |v| v.load(Ordering::Relaxed));
+        (
+            get(&self.bytes_out),
+            get(&self.bytes_in),
+            get(&self.reconnects),
+        )
+    }
+
+    fn add(counters: &[AtomicU64; 2], kind: Kind, n: u64) {
+        if let Some(c) = counters.get(kind as usize) {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A relay's numbers at one moment.
@@ -250,8 +287,17 @@ pub struct RelayInfo {
 }
 
 impl Relay {
-    fn new(id: u64, kind: Kind, scope: ScopePath, name: String, target: Target, source: Source) -> Self {
+    fn new(
+        id: u64,
+        kind: Kind,
+        scope: ScopePath,
+        name: String,
+        target: Target,
+        source: Source,
+        totals: Arc<Totals>,
+    ) -> Self {
         Relay {
+            totals,
             id,
             kind,
             scope,
@@ -316,16 +362,19 @@ impl Relay {
     /// Counts bytes written to the far end.
     pub fn wrote(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        Totals::add(&self.totals.bytes_out, self.kind, n as u64);
     }
 
     /// Counts bytes read from the far end.
     pub fn read(&self, n: usize) {
         self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        Totals::add(&self.totals.bytes_in, self.kind, n as u64);
     }
 
     /// Counts a reconnect.
     pub fn reconnected(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
+        Totals::add(&self.totals.reconnects, self.kind, 1);
     }
 
     /// Asks the relay's task to stop.
@@ -361,6 +410,7 @@ impl Relay {
 pub struct Relays {
     live: Mutex<Vec<Arc<Relay>>>,
     next_id: AtomicU64,
+    totals: Arc<Totals>,
 }
 
 impl Relays {
@@ -379,9 +429,9 @@ impl Relays {
         source: Source,
     ) -> Option<Arc<Relay>> {
         let mut live = self.lock();
-        let exists = live.iter().any(|r| {
-            r.kind == kind && &r.scope == scope && r.name == name && r.target == target
-        });
+        let exists = live
+            .iter()
+            .any(|r| r.kind == kind && &r.scope == scope && r.name == name && r.target == target);
         if exists {
             return None;
         }
@@ -393,6 +443,7 @@ impl Relays {
             name.to_owned(),
             target,
             source,
+            Arc::clone(&self.totals),
         ));
         live.push(Arc::clone(&relay));
         Some(relay)
@@ -440,6 +491,11 @@ impl Relays {
             .iter()
             .find(|r| r.kind == kind && &r.scope == scope && r.name == name)
             .cloned()
+    }
+
+    /// The server-wide counters.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Every relay's numbers, oldest first.

@@ -325,7 +325,9 @@ fn forward(
         return Ok(());
     };
     let end = TAG_HEADER_LEN + view.body.len();
-    let body = media.encoded.slice(TAG_HEADER_LEN.min(end)..end.min(media.encoded.len()));
+    let body = media
+        .encoded
+        .slice(TAG_HEADER_LEN.min(end)..end.min(media.encoded.len()));
     let base = *sub.base.get_or_insert(media.timestamp);
     let timestamp = rebase(media.timestamp, base);
     let payload = match media.kind {

@@ -26,7 +26,9 @@ use tracing::{Instrument, warn};
 
 /// A connector behind a boxed future, so the server holds one type
 /// whatever sockets it runs on (tokio's, or the simulator's).
-pub type ConnectFn = dyn Fn(Target) -> Pin<Box<dyn Future<Output = Result<Box<dyn crate::net::Stream>, RelayError>> + Send>>
+pub type ConnectFn = dyn Fn(
+        Target,
+    ) -> Pin<Box<dyn Future<Output = Result<Box<dyn crate::net::Stream>, RelayError>> + Send>>
     + Send
     + Sync;
 
@@ -69,6 +71,16 @@ impl BoxedConnector {
             Box::pin(async move { Err(RelayError::Tls(why)) })
         }))
     }
+}
+
+/// The connector `[tls]` asks for (`extra_ca`, `tls_verify`); if the
+/// extra CAs do not load, every `rtmps` attempt fails saying why.
+pub fn connector_for(tls: &crate::config::TlsConfig) -> BoxedConnector {
+    let connector = TokioConnector::new(tls.extra_ca.as_deref(), tls.tls_verify);
+    if let Some(why) = connector.tls_error() {
+        warn!("rtmps relays cannot start: {why}");
+    }
+    BoxedConnector::tokio(connector)
 }
 
 /// One app's relay settings, parsed.
@@ -172,7 +184,10 @@ impl RelayService {
     }
 
     fn queue(&self, job: Job) {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).push(job);
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
         self.wake.wake();
     }
 
@@ -201,9 +216,9 @@ impl RelayService {
         if self.relays.find(Kind::Pull, scope, name).is_some() {
             return;
         }
-        if let Some(relay) = self
-            .relays
-            .add(Kind::Pull, scope, name, origin.clone(), Source::Config)
+        if let Some(relay) =
+            self.relays
+                .add(Kind::Pull, scope, name, origin.clone(), Source::Config)
         {
             self.queue(Job::Pull(relay, app.pull_idle));
         }
@@ -212,7 +227,10 @@ impl RelayService {
     /// Starts pushing `scope`/`name` to `target` (admin API); false if
     /// such a push runs already.
     pub fn add_push(&self, scope: &ScopePath, name: &str, target: Target) -> bool {
-        match self.relays.add(Kind::Push, scope, name, target, Source::Api) {
+        match self
+            .relays
+            .add(Kind::Push, scope, name, target, Source::Api)
+        {
             Some(relay) => {
                 self.queue(Job::Push(relay));
                 true
@@ -319,7 +337,11 @@ mod tests {
             push: vec!["http://x/live".into()],
             ..AppConfig::default()
         };
-        assert!(AppRelays::of(&bad).unwrap_err().starts_with("push \"http://x/live\""));
+        assert!(
+            AppRelays::of(&bad)
+                .unwrap_err()
+                .starts_with("push \"http://x/live\"")
+        );
     }
 
     #[test]

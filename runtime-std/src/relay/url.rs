@@ -95,7 +95,9 @@ impl Target {
             return Err(UrlError::Path);
         }
         let (app, name) = match segments.split_last() {
-            Some((last, before)) if !before.is_empty() => (before.join("/"), Some((*last).to_owned())),
+            Some((last, before)) if !before.is_empty() => {
+                (before.join("/"), Some((*last).to_owned()))
+            }
             _ => (path.to_owned(), None),
         };
         Ok(Target {
