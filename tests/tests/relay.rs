@@ -467,3 +467,94 @@ fn a_target_that_never_answers_holds_nobody_back() {
         "the relay never connected to the black hole"
     );
 }
+
+const ADMIN: &str = "relay-admin-token-0123456789";
+
+fn admin(server: &Server, method: &str, path: &str, body: &str) -> (u16, Json) {
+    let auth = format!("Bearer {ADMIN}");
+    let r = tern_tests::http::request(
+        server.http_addr(),
+        method,
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .expect("admin request failed");
+    (
+        r.status,
+        serde_json::from_str(&r.body).unwrap_or(Json::Null),
+    )
+}
+
+#[test]
+fn a_push_added_through_the_admin_api_starts_on_a_keyframe() {
+    if !tools(true) {
+        return;
+    }
+    let origin = server(&format!("[http]\nadmin_token = \"{ADMIN}\"\n[apps.live]\n"));
+    let dir = origin.dir();
+    let nginx = Nginx::start(dir);
+    let _publisher = publish_looped(dir, &origin.rtmp_url("live/cam"), SECS(60));
+    wait_publishing(&origin, "/live", "cam");
+    let body = format!("{{\"url\": {:?}}}", nginx.url("live"));
+    let (status, _) = admin(&origin, "POST", "/api/streams/live/nobody/push", &body);
+    assert_eq!(status, 404, "a push of a stream nobody publishes");
+    let (status, _) = admin(
+        &origin,
+        "POST",
+        "/api/streams/live/cam/push",
+        "{\"url\": \"http://x/\"}",
+    );
+    assert_eq!(status, 400);
+    // Mid-GOP (the test stream has a keyframe every 2 s) and with a
+    // player already waiting at nginx-rtmp, which relays what it gets
+    // from the first byte (no keyframe wait of its own).
+    std::thread::sleep(Duration::from_millis(3300));
+    let out = capture(dir, "from-nginx");
+    let mut player = ffmpeg_play(dir, "nginx-player", &nginx.url("live/cam"), 4, &out);
+    std::thread::sleep(Duration::from_millis(700));
+    let (status, answer) = admin(&origin, "POST", "/api/streams/live/cam/push", &body);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["stream"], "/live/cam");
+    let (status, _) = admin(&origin, "POST", "/api/streams/live/cam/push", &body);
+    assert_eq!(status, 409, "the same push twice");
+    let relay = wait_relay(&origin, SECS(10), |r| r["state"] == "live");
+    assert_eq!(relay["source"], "api");
+    assert!(
+        player.wait_exit(SECS(25)).success(),
+        "{}",
+        player.stderr_text()
+    );
+    let probe = tern_tests::Probe::of(&out).unwrap();
+    let first = probe.packets_of("video");
+    assert!(
+        first.first().is_some_and(|p| p.keyframe),
+        "the target's first video frame is not a keyframe: {:?}",
+        first.iter().take(3).collect::<Vec<_>>()
+    );
+    check(
+        &out,
+        4.0,
+        "a player of a push added through the admin API",
+        &origin,
+    );
+    let (status, answer) = admin(&origin, "DELETE", "/api/streams/live/cam/push", &body);
+    assert_eq!(
+        (status, answer["stopped"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    let gone = wait_for(SECS(10), || {
+        (relays(&origin).is_empty() && nginx.clients("cam").1 == 0).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the push did not stop: {:#?}",
+        relays(&origin)
+    );
+    let (status, _) = admin(&origin, "DELETE", "/api/streams/live/cam/push", "");
+    assert_eq!(status, 404, "no push left to stop");
+}
