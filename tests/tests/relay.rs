@@ -558,3 +558,87 @@ fn a_push_added_through_the_admin_api_starts_on_a_keyframe() {
     let (status, _) = admin(&origin, "DELETE", "/api/streams/live/cam/push", "");
     assert_eq!(status, 404, "no push left to stop");
 }
+
+/// A tern with an RTMPS port and a self-signed certificate for
+/// `localhost` and 127.0.0.1; returns it, the RTMPS port and the
+/// certificate's PEM file.
+fn rtmps_target(certs: &Path) -> (Server, u16, PathBuf) {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(names).expect("rcgen");
+    let (cert_path, key_path) = (certs.join("cert.pem"), certs.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+    let port = free_port();
+    let target = server(&format!(
+        "[server]\nrtmps_bind = \"127.0.0.1:{port}\"\n[apps.live]\n[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert_path.to_str().unwrap(),
+        key_path.to_str().unwrap()
+    ));
+    (target, port, cert_path)
+}
+
+#[test]
+fn pushes_over_rtmps_and_a_wrong_certificate_fails_clearly() {
+    if !tools(false) {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let (target, port, cert) = rtmps_target(certs.path());
+    let url = |name: &str| format!("rtmps://127.0.0.1:{port}/live/{name}");
+    // Trusting the certificate through [tls] extra_ca.
+    let trusting = server(&format!(
+        "[apps.live]\npush = [{:?}]\n[tls]\nextra_ca = {:?}\n",
+        url("trusted"),
+        cert.to_str().unwrap()
+    ));
+    // Not trusting it: the system's roots only.
+    let strict = server(&format!("[apps.live]\npush = [{:?}]\n", url("strict")));
+    // Not checking it, written out.
+    let lax = server(&format!(
+        "[apps.live]\npush = [{:?}]\n[tls]\ntls_verify = false\n",
+        url("lax")
+    ));
+    let dir = target.dir();
+    let mut publishers = Vec::new();
+    for origin in [&trusting, &strict, &lax] {
+        publishers.push(publish_looped(
+            origin.dir(),
+            &origin.rtmp_url("live/cam"),
+            SECS(40),
+        ));
+        wait_publishing(origin, "/live", "cam");
+    }
+    wait_publishing(&target, "/live", "trusted");
+    wait_publishing(&target, "/live", "lax");
+    let relay = wait_relay(&strict, SECS(10), |r| r["last_error"].is_string());
+    let why = relay["last_error"].as_str().unwrap();
+    assert!(
+        why.starts_with("TLS handshake failed") && why.contains("invalid peer certificate"),
+        "not a clear error: {why}"
+    );
+    assert!(why.contains("extra_ca"), "the error says what to do: {why}");
+    assert_ne!(relay["state"], "live");
+    assert!(
+        strict.log().contains("invalid peer certificate"),
+        "the failure is logged"
+    );
+    assert!(
+        target
+            .stream_stats("/live", "strict")
+            .is_none_or(|s| s["publishing"] == false)
+    );
+    let out = capture(dir, "trusted");
+    let mut player = ffmpeg_play(dir, "player", &target.rtmp_url("live/trusted"), 4, &out);
+    assert!(
+        player.wait_exit(SECS(25)).success(),
+        "{}",
+        player.stderr_text()
+    );
+    check(
+        &out,
+        4.0,
+        "a player of a stream pushed over RTMPS",
+        &trusting,
+    );
+}
