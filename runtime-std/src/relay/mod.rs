@@ -113,6 +113,9 @@ pub enum RelayError {
     },
     /// The target broke the protocol.
     Protocol(RtmpError),
+    /// The local hub closed the relay's subscription (it fell too far
+    /// behind, as a slow player would): the relay starts over.
+    Dropped(String),
 }
 
 impl fmt::Display for RelayError {
@@ -134,6 +137,7 @@ impl fmt::Display for RelayError {
                 Ok(())
             }
             RelayError::Protocol(e) => write!(f, "protocol error: {e}"),
+            RelayError::Dropped(why) => write!(f, "dropped by the local server: {why}"),
         }
     }
 }

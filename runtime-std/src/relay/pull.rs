@@ -229,10 +229,8 @@ async fn once<H: Host, C: Connector>(
                                 relay.set_state(State::Live, None);
                             }
                         }
-                        ClientEvent::Media { kind, timestamp, payload, .. } => {
-                            if publishing.is_some() {
-                                requests.push(Request::Media { stream: 1, kind, timestamp, payload });
-                            }
+                        ClientEvent::Media { kind, timestamp, payload, .. } if publishing.is_some() => {
+                            requests.push(Request::Media { stream: 1, kind, timestamp, payload });
                         }
                         ClientEvent::Error { info, .. } => {
                             let text = |key: &str| {

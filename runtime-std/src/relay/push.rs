@@ -253,9 +253,12 @@ async fn once<H: Host, C: Connector>(
                                 break 'session Err(RelayError::Protocol(e));
                             }
                         }
-                        Delivery::StreamEof { .. } | Delivery::Close { .. } | Delivery::Rejected { .. } => {
+                        Delivery::StreamEof { .. } | Delivery::Rejected { .. } => {
                             break 'session Ok(());
                         }
+                        // Given up as a slow player (or the server is
+                        // closing): start over if the stream is still live.
+                        Delivery::Close { reason } => break 'session Err(RelayError::Dropped(reason)),
                         Delivery::Status { level: Level::Error, .. } => break 'session Ok(()),
                         _ => {}
                     }

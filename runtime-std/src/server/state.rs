@@ -437,6 +437,31 @@ pub fn close_all(shared: &Shared, reason: &str) {
     shared.with_hub(|hub| hub.close_all(now, reason));
 }
 
+impl crate::relay::Host for Shared {
+    fn now(&self) -> Instant {
+        Shared::now(self)
+    }
+
+    fn register(&self) -> (ConnId, Arc<Peer>) {
+        Shared::register(self)
+    }
+
+    fn unregister(&self, id: ConnId) {
+        Shared::unregister(self, id);
+    }
+
+    fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        Shared::with_hub(self, f)
+    }
+}
+
+impl Shared {
+    /// Pushes and pulls.
+    pub fn relays(&self) -> &Arc<RelayService> {
+        &self.relays
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Shared;
@@ -497,30 +522,5 @@ mod tests {
             let steps = 50_000 / step_us as usize + 1;
             assert!(deadlines.len() <= steps, "{merge_ms} ms: {deadlines:?}");
         }
-    }
-}
-
-impl crate::relay::Host for Shared {
-    fn now(&self) -> Instant {
-        Shared::now(self)
-    }
-
-    fn register(&self) -> (ConnId, Arc<Peer>) {
-        Shared::register(self)
-    }
-
-    fn unregister(&self, id: ConnId) {
-        Shared::unregister(self, id);
-    }
-
-    fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
-        Shared::with_hub(self, f)
-    }
-}
-
-impl Shared {
-    /// Pushes and pulls.
-    pub fn relays(&self) -> &Arc<RelayService> {
-        &self.relays
     }
 }
