@@ -185,6 +185,23 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     serve_all(config, rtmp, http, no_tls, shutdown).await
 }
 
+/// [`serve_on`] with relays (`push`, `pull`) opening their connections
+/// through `connector` (the simulator's sockets) instead of tokio's.
+pub async fn serve_on_with_connector<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    connector: relay::service::BoxedConnector,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let no_tls = TlsPorts {
+        setup: None,
+        rtmps: None,
+        https: None,
+    };
+    serve_all_with(config, rtmp, http, no_tls, Some(connector), shutdown).await
+}
+
 async fn serve_all<R: net::Listener, H: net::Listener>(
     config: Config,
     rtmp: R,
@@ -192,7 +209,21 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
     secure: TlsPorts,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_all_with(config, rtmp, http, secure, None, shutdown).await
+}
+
+async fn serve_all_with<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    secure: TlsPorts,
+    connector: Option<relay::service::BoxedConnector>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let shared = server::Shared::new(&config);
+    if let Some(connector) = connector {
+        shared.relays().set_connector(connector);
+    }
     let now = shared.now();
     let loaded = shared
         .with_hub(|hub| hub.load_stored(now))

@@ -99,6 +99,8 @@ pub enum RelayError {
     SetupTimeout(&'static str),
     /// A write made no progress for this long.
     Stalled(Duration),
+    /// A pull's origin sent nothing for this long.
+    Silent(Duration),
     /// The target closed the connection.
     Closed,
     /// Reading or writing the socket failed.
@@ -127,6 +129,7 @@ impl fmt::Display for RelayError {
             RelayError::Stalled(d) => {
                 write!(f, "write stalled: no progress for {} s", d.as_secs())
             }
+            RelayError::Silent(d) => write!(f, "the origin sent nothing for {} s", d.as_secs()),
             RelayError::Closed => f.write_str("the target closed the connection"),
             RelayError::Io(e) => write!(f, "socket error: {e}"),
             RelayError::Refused { code, description } => {

@@ -176,6 +176,9 @@ async fn once<H: Host, C: Connector>(
     let mut requests = Vec::new();
     let mut phase = "the RTMP handshake";
     let mut check = tokio::time::interval(IDLE_CHECK);
+    // An origin that vanished without closing (a partition, a crash)
+    // leaves a pull with nothing to write: silence is how it shows.
+    let mut last_read = Instant::now();
     let result: Result<(), RelayError> = 'session: loop {
         if out.is_empty()
             && let Some(bytes) = client.poll_transmit()
@@ -194,6 +197,7 @@ async fn once<H: Host, C: Connector>(
                     Err(e) => break Err(RelayError::Io(e.to_string())),
                 };
                 relay.read(n);
+                last_read = Instant::now();
                 if let Err(e) = client.handle_input(host.now(), buf.get(..n).unwrap_or_default()) {
                     break Err(RelayError::Protocol(e));
                 }
@@ -269,6 +273,9 @@ async fn once<H: Host, C: Connector>(
             }
             () = sleep_until(setup_deadline), if publishing.is_none() => {
                 break Err(RelayError::SetupTimeout(phase));
+            }
+            () = sleep_until(last_read + settings.write_stall), if publishing.is_some() => {
+                break Err(RelayError::Silent(settings.write_stall));
             }
             _ = check.tick() => {
                 let id = publishing.as_ref().map(|(id, _)| *id);
