@@ -240,11 +240,15 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
         stop_rx.clone(),
     ));
     let recordings = tokio::spawn(server::run_recordings(Arc::clone(&shared), stop_rx.clone()));
-    let relays = tokio::spawn(Arc::clone(shared.relays()).run(
-        Arc::clone(&shared),
-        0x7e1a_7e1a,
-        stop_rx.clone(),
-    ));
+    // Relays need their task only where some can exist: apps with `push`
+    // or `pull`, or an admin API that adds pushes.
+    let relays = (shared.relays().configured() || config.http.admin_token.is_some()).then(|| {
+        tokio::spawn(Arc::clone(shared.relays()).run(
+            Arc::clone(&shared),
+            0x7e1a_7e1a,
+            stop_rx.clone(),
+        ))
+    });
     let rtmp_task = tokio::spawn(server::serve_rtmp(
         Arc::clone(&shared),
         rtmp,
@@ -289,14 +293,11 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
     shutdown.await;
     let _ = stop_tx.send(true);
     server::close_all(&shared, "server shutting down");
-    let (rtmp_result, http_result, _, _, _, _) = tokio::join!(
-        rtmp_task,
-        http_task,
-        timers,
-        direct_writes,
-        recordings,
-        relays
-    );
+    let (rtmp_result, http_result, _, _, _) =
+        tokio::join!(rtmp_task, http_task, timers, direct_writes, recordings);
+    if let Some(relays) = relays {
+        let _ = relays.await;
+    }
     let mut results = vec![rtmp_result, http_result];
     for task in tls_tasks {
         results.push(task.await);

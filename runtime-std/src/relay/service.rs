@@ -173,6 +173,11 @@ impl RelayService {
         }
     }
 
+    /// True if some app has `push` or `pull`.
+    pub fn configured(&self) -> bool {
+        !self.apps.is_empty()
+    }
+
     /// Replaces the connector (the simulator's sockets).
     pub fn set_connector(&self, connector: BoxedConnector) {
         *self.connector.lock().unwrap_or_else(|p| p.into_inner()) = connector;
