@@ -306,9 +306,10 @@ impl Message {
                 Message::Command(Command::decode_amf3(strip_amf3(raw.type_id, p)?, limits)?)
             }
             type_id::DATA_AMF0 => Message::Data(DataMessage::decode(p, limits)?),
-            type_id::DATA_AMF3 => {
-                Message::Data(DataMessage::decode_amf3(strip_amf3(raw.type_id, p)?, limits)?)
-            }
+            type_id::DATA_AMF3 => Message::Data(DataMessage::decode_amf3(
+                strip_amf3(raw.type_id, p)?,
+                limits,
+            )?),
             type_id::SHARED_OBJECT_AMF0 => {
                 Message::SharedObject(SharedObjectMessage::decode(p, limits)?)
             }

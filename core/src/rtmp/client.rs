@@ -340,10 +340,8 @@ impl ClientConnection {
                 let mut body = Vec::with_capacity(payload.len() + 1);
                 body.push(0);
                 body.extend_from_slice(payload);
-                self.wire.send_raw(&raw(
-                    crate::message::type_id::DATA_AMF3,
-                    Bytes::from(body),
-                ));
+                self.wire
+                    .send_raw(&raw(crate::message::type_id::DATA_AMF3, Bytes::from(body)));
             }
             Message::SharedObject(so) if self.config.amf3 => {
                 let mut payload = Vec::new();

@@ -229,6 +229,46 @@ mod tests {
         }
     }
 
+    /// AMF3 players have their own media encoding: data as type 15 (the
+    /// encoding byte 0 before the same body, read back without it), audio
+    /// and video as for AMF0 players.
+    #[test]
+    fn amf3_players_get_data_as_type_15() {
+        let amf0 = media_encoder(4096, 1);
+        let amf3 = media_encoder_amf3(4096, 1);
+        assert_ne!(amf0, amf3);
+        assert_eq!(amf3, media_encoder_amf3(4096, 1));
+        assert_ne!(amf3, media_encoder_amf3(128, 1));
+        let data = CachedMessage {
+            kind: MediaKind::Data,
+            priority: MediaPriority::Data,
+            timestamp: 7,
+            payload: Bytes::from_static(&[0x02, 0x00, 0x01, 0x78, 0x05]),
+        };
+        let plain = amf0.encode_media(&data);
+        let flash = amf3.encode_media(&data);
+        assert_eq!(standalone_type_id(&plain), Some(type_id::DATA_AMF0));
+        assert_eq!(standalone_type_id(&flash), Some(type_id::DATA_AMF3));
+        let payload = standalone_payload(&flash, 4096).unwrap();
+        assert_eq!(payload.first(), Some(&0));
+        assert_eq!(&payload[1..], data.payload.as_ref());
+        for (encoder, encoded) in [(amf0, &plain), (amf3, &flash)] {
+            assert_eq!(encoder.media_body(encoded), Some(data.payload.clone()));
+        }
+        let frame = video(300);
+        assert_eq!(amf3.encode_media(&frame), amf0.encode_media(&frame));
+        assert_eq!(
+            amf3.media_body(&amf3.encode_media(&frame)),
+            Some(frame.payload)
+        );
+        // Across chunks too.
+        let small = media_encoder_amf3(2, 1);
+        assert_eq!(
+            small.media_body(&small.encode_media(&data)),
+            Some(data.payload)
+        );
+    }
+
     #[test]
     fn media_bodies_read_back_from_one_or_many_chunks() {
         for (chunk_size, len) in [(4096, 100), (128, 1000), (2, 5)] {

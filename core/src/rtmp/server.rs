@@ -1,8 +1,8 @@
 //! The server side of one RTMP connection.
 
 use super::fanout::{
-    media_encoder, media_encoder_amf3, notice_fits, notice_payload, notices_encoder, notices_encoder_amf3,
-    shared_notice_max_len, so_message, so_message_amf3,
+    media_encoder, media_encoder_amf3, notice_fits, notice_payload, notices_encoder,
+    notices_encoder_amf3, shared_notice_max_len, so_message, so_message_amf3,
 };
 use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
