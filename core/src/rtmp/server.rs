@@ -79,6 +79,14 @@ enum Phase {
 /// Its timers: the handshake timeout, then a ping after
 /// [`ServerConfig::ping_interval`] of silence and a close
 /// ([`RtmpError::Unresponsive`]) if the ping goes unanswered.
+///
+/// **Object encoding.** The client's `connect` decides it: objectEncoding
+/// 3 makes an AMF3 connection, anything else AMF0, and the answer to
+/// `connect` (always type 20, AMF0) says which. An AMF3 connection is sent
+/// every later command as type 17 ([`Command::encode_amf3`]),
+/// shared-object messages as type 16 and stream data as type 15; an AMF0
+/// connection types 20, 19 and 18. Why each kind takes its form: "One
+/// value model" in docs/architecture.md.
 #[derive(Debug)]
 pub struct ServerConnection {
     config: ServerConfig,
