@@ -174,6 +174,15 @@ def message_payloads():
         (18, string("@setDataFrame") + string("onMetaData") + ecma([("duration", num(0))])),
         (15, b"\x00" + string("onMetaData") + obj([("width", num(1))])),
         (22, flv_tag(9, 1000, h("2701000000aa"))),
+        # AMF3 forms: type 17 with AVM+ arguments (an object {k: "v"}), with
+        # an AVM+ name and transaction id (Red5 2.x), with two arguments
+        # sharing reference tables (py3amf); type 15 with an AVM+ object;
+        # type 20 carrying an AVM+ argument.
+        (17, b"\x00" + command("onStatus", 0, NULL) + h("110a0b01036b0603760111040c")),
+        (17, h("00 1106077375 6d 110403 05 110402")),
+        (17, b"\x00" + command("m", 0, NULL) + h("110a0b01036b06037601 110a0100060201")),
+        (15, b"\x00" + string("onCue") + h("110a0b01036b06037601")),
+        (20, command("_result", 2, NULL, h("110a0b01036b06037601"))),
     ]
     out += [(19, v) for v in SO_VECTORS] + [(16, b"\x00" + SO_VECTORS[2])]
     return out

@@ -11,8 +11,9 @@
 //!
 //! Each AVM+ value gets fresh reference tables: a traits reference to traits
 //! defined in an earlier AVM+ value of the same message is rejected as
-//! [`Amf3Error::BadTraitsReference`]. Flash and the servers it talks to
-//! write each AVM+ value self-contained.
+//! [`Amf3Error::BadTraitsReference`]. That is a known gap: py3amf and Red5
+//! keep one set of tables for all the AVM+ values of a message, and such a
+//! reference is theirs to make ("One value model" in docs/architecture.md).
 //!
 //! Bounds are shared with the AMF0 decoder: every AMF3 value counts against
 //! `amf0_max_values`, and arrays, objects, object vectors and dictionaries

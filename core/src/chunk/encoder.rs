@@ -213,6 +213,16 @@ pub fn standalone_payload(chunks: &Bytes, chunk_size: u32) -> Option<Bytes> {
     (pos == chunks.len()).then(|| payload.freeze())
 }
 
+/// The message type id of a standalone encoding ([`encode_standalone`]'s
+/// output), read from its fmt-0 header; `None` if it does not start with one.
+pub fn standalone_type_id(chunks: &[u8]) -> Option<u8> {
+    let (basic, basic_len) = BasicHeader::parse(chunks)?;
+    match MessageHeader::parse(basic.fmt, chunks.get(basic_len..)?)?.0 {
+        MessageHeader::Type0 { type_id, .. } => Some(type_id),
+        _ => None,
+    }
+}
+
 /// Validates csid and length; returns the length as u32.
 fn check(msg: &RawMessage) -> Result<u32, ChunkError> {
     if !(MIN_CSID..=MAX_CSID).contains(&msg.csid) {

@@ -38,7 +38,7 @@ mod error;
 pub mod header;
 
 pub use decoder::ChunkDecoder;
-pub use encoder::{ChunkEncoder, encode_standalone, standalone_payload};
+pub use encoder::{ChunkEncoder, encode_standalone, standalone_payload, standalone_type_id};
 pub use error::ChunkError;
 pub use header::{MAX_CSID, MIN_CSID};
 

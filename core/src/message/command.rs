@@ -28,20 +28,6 @@ pub struct Command {
 }
 
 impl Command {
-    /// Replaces every AVM+ value in the command object and arguments by its
-    /// shared-model form ([`crate::amf3::unwrap_avmplus`]).
-    pub(crate) fn unwrap_avmplus(&mut self, limits: &Limits) -> Result<(), MessageError> {
-        let amf3 = |error| MessageError::Amf3 {
-            what: "command argument",
-            error,
-        };
-        crate::amf3::unwrap_avmplus(&mut self.command_object, limits).map_err(amf3)?;
-        for arg in &mut self.args {
-            crate::amf3::unwrap_avmplus(arg, limits).map_err(amf3)?;
-        }
-        Ok(())
-    }
-
     /// A command with a `Null` command object.
     pub fn new(name: impl Into<String>, transaction_id: f64, args: Vec<Value>) -> Self {
         Command {
@@ -59,10 +45,25 @@ impl Command {
     /// command object reads as `Null` (some encoders omit it on
     /// notifications), so re-encoding such input adds one `05` byte.
     pub fn decode(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
-        let values = amf0::decode_all(payload, limits).map_err(|error| MessageError::Amf0 {
-            what: "command",
-            error,
-        })?;
+        Self::from_values(decode_values(payload, limits)?)
+    }
+
+    /// Parses a type-17 payload (after its encoding byte): like
+    /// [`decode`](Self::decode), with every AVM+ value first put into the
+    /// shared model ([`crate::amf3::unwrap_avmplus`]) — the name and
+    /// transaction id too, which some writers (Red5 2.x) send as AMF3.
+    pub fn decode_amf3(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
+        let mut values = decode_values(payload, limits)?;
+        for v in &mut values {
+            crate::amf3::unwrap_avmplus(v, limits).map_err(|error| MessageError::Amf3 {
+                what: "command argument",
+                error,
+            })?;
+        }
+        Self::from_values(values)
+    }
+
+    fn from_values(values: Vec<Value>) -> Result<Self, MessageError> {
         let mut it = values.into_iter();
         let name = match it.next() {
             Some(Value::String(s) | Value::LongString(s)) => s,
@@ -99,6 +100,40 @@ impl Command {
         self.encode(&mut out);
         Bytes::from(out)
     }
+
+    /// Appends the type-17 payload to `out`, as Flash Player writes a call
+    /// on an objectEncoding-3 connection: the encoding byte 0, the name
+    /// and transaction id as AMF0 string and number, the command object as
+    /// AMF0 when it is null or undefined (else as one AVM+ value), and
+    /// every argument as one AVM+ value ([`crate::amf3::wrap_avmplus`]).
+    /// (`limits` bound the decoding of AVM+ values nested in AMF0 ones.)
+    pub fn encode_amf3(&self, limits: &Limits, out: &mut Vec<u8>) {
+        out.push(0);
+        amf0::encode(&Value::String(self.name.clone()), out);
+        amf0::encode(&Value::Number(self.transaction_id), out);
+        match &self.command_object {
+            v @ (Value::Null | Value::Undefined) => amf0::encode(v, out),
+            v => amf0::encode(&crate::amf3::wrap_avmplus(v, limits), out),
+        }
+        for a in &self.args {
+            amf0::encode(&crate::amf3::wrap_avmplus(a, limits), out);
+        }
+    }
+
+    /// The type-17 payload ([`encode_amf3`](Self::encode_amf3)) as a
+    /// shareable buffer.
+    pub fn to_bytes_amf3(&self, limits: &Limits) -> Bytes {
+        let mut out = Vec::new();
+        self.encode_amf3(limits, &mut out);
+        Bytes::from(out)
+    }
+}
+
+fn decode_values(payload: &[u8], limits: &Limits) -> Result<Vec<Value>, MessageError> {
+    amf0::decode_all(payload, limits).map_err(|error| MessageError::Amf0 {
+        what: "command",
+        error,
+    })
 }
 
 fn missing(command: &'static str, field: &'static str) -> MessageError {

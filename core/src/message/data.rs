@@ -1,5 +1,7 @@
 //! Data messages (type 18 AMF0, type 15 AMF3-prefixed): notifications such
-//! as `@setDataFrame onMetaData {…}` from encoders.
+//! as `@setDataFrame onMetaData {…}` from encoders, and `NetStream.send`
+//! calls. A type-15 payload is the encoding byte 0 then AMF0 values, any of
+//! which may be one AMF3 value behind an AVM+ switch (0x11).
 
 use super::MessageError;
 use crate::Limits;
@@ -28,6 +30,21 @@ impl DataMessage {
             error,
         })?;
         Ok(DataMessage { values })
+    }
+
+    /// Parses a type-15 payload (after its encoding byte): like
+    /// [`decode`](Self::decode), with every AVM+ value put into the shared
+    /// model ([`crate::amf3::unwrap_avmplus`]), so what an AMF3 publisher
+    /// sends reads (and is relayed) as an AMF0 publisher's would be.
+    pub fn decode_amf3(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
+        let mut message = Self::decode(payload, limits)?;
+        for v in &mut message.values {
+            crate::amf3::unwrap_avmplus(v, limits).map_err(|error| MessageError::Amf3 {
+                what: "data message",
+                error,
+            })?;
+        }
+        Ok(message)
     }
 
     /// `onMetaData` followed by `metadata`: what players are sent.

@@ -11,12 +11,16 @@
 //! AMF3-typed messages (15, 16, 17) are accepted when their leading encoding
 //! byte is 0 and the rest is AMF0 (what Flash sends with objectEncoding 3:
 //! its AMF3 values follow AVM+ switches, 0x11). They decode to the same
-//! variants as their AMF0 twins, so re-encoding produces the AMF0 types 18,
-//! 19 and 20. Shared-object values and arguments (types 16 and 19) and
-//! command arguments (type 17) come out in the shared value model: every
-//! AVM+ value is decoded with [`crate::amf3`] and replaced by its AMF0 form
-//! where AMF0 has one ([`crate::amf3::unwrap_avmplus`]); type 16 for an
-//! AMF3 peer is written with [`SharedObjectMessage::encode_amf3`].
+//! variants as their AMF0 twins, so [`Message::encode`] produces the AMF0
+//! types 18, 19 and 20. Shared-object values and arguments (types 16 and
+//! 19), every value of a type-17 command and of type-15 data come out in
+//! the shared value model: every AVM+ value is decoded with
+//! [`crate::amf3`] and replaced by its AMF0 form where AMF0 has one
+//! ([`crate::amf3::unwrap_avmplus`]). For an AMF3 peer, type 16 is written
+//! with [`SharedObjectMessage::encode_amf3`], type 17 with
+//! [`Command::encode_amf3`] and type 15 as the encoding byte 0 before the
+//! type-18 body (which kinds go in which form: "One value model" in
+//! docs/architecture.md).
 
 mod command;
 mod control;
@@ -299,14 +303,13 @@ impl Message {
             type_id::VIDEO => Message::Video(raw.payload.clone()),
             type_id::COMMAND_AMF0 => Message::Command(Command::decode(p, limits)?),
             type_id::COMMAND_AMF3 => {
-                let mut command = Command::decode(strip_amf3(raw.type_id, p)?, limits)?;
-                command.unwrap_avmplus(limits)?;
-                Message::Command(command)
+                Message::Command(Command::decode_amf3(strip_amf3(raw.type_id, p)?, limits)?)
             }
             type_id::DATA_AMF0 => Message::Data(DataMessage::decode(p, limits)?),
-            type_id::DATA_AMF3 => {
-                Message::Data(DataMessage::decode(strip_amf3(raw.type_id, p)?, limits)?)
-            }
+            type_id::DATA_AMF3 => Message::Data(DataMessage::decode_amf3(
+                strip_amf3(raw.type_id, p)?,
+                limits,
+            )?),
             type_id::SHARED_OBJECT_AMF0 => {
                 Message::SharedObject(SharedObjectMessage::decode(p, limits)?)
             }

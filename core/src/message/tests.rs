@@ -1417,4 +1417,149 @@ mod amf3_values {
         assert_eq!(got.args, vec![Value::Number(2.0), Value::Number(0.5)]);
         assert_eq!(got.name, "sum");
     }
+
+    /// Type 17 as tern writes it to an AMF3 client, byte for byte: the
+    /// encoding byte, name and transaction id in AMF0, the null command
+    /// object in AMF0, each argument as an AVM+ value (here the integer 1:
+    /// `11 04 01`); read back, it is the same command.
+    #[test]
+    fn type_17_replies_are_written_as_flash_writes_calls() {
+        let reply = Command::new("_result", 2.0, vec![Value::Number(1.0)]);
+        let payload = reply.to_bytes_amf3(&Limits::default());
+        assert_eq!(
+            payload.as_ref(),
+            hex("00 02 0007 5f726573756c74 00 4000000000000000 05 11 04 01").as_slice()
+        );
+        let status = on_status(StatusLevel::Status, "C", "d", Vec::new());
+        let payload = status.to_bytes_amf3(&Limits::default());
+        // onStatus, tx 0, null, then an anonymous dynamic AMF3 object
+        // (traits 0b1011 = 0x0b, empty class name 0x01) with level, code,
+        // description.
+        assert_eq!(
+            &payload[..26],
+            hex("00 02 0008 6f6e537461747573 00 0000000000000000 05 11 0a 0b 01").as_slice()
+        );
+        let Message::Command(back) =
+            Message::decode(&raw(17, payload.to_vec()), &Limits::default()).unwrap()
+        else {
+            panic!("not a command")
+        };
+        assert_eq!(back, status);
+        // A non-null command object goes as AVM+ too.
+        let mut call = Command::new("m", 0.0, Vec::new());
+        call.command_object = Value::object([("a", Value::Boolean(true))]);
+        let payload = call.to_bytes_amf3(&Limits::default());
+        assert_eq!(
+            payload.as_ref(),
+            hex("00 02 0001 6d 00 0000000000000000 11 0a 0b 01 03 61 03 01").as_slice()
+        );
+    }
+
+    /// Some writers (Red5 2.x) send a type-17 name and transaction id as
+    /// AMF3 too: they are read like AMF0 ones.
+    #[test]
+    fn type_17_name_and_transaction_id_may_be_avmplus() {
+        // 00, AVM+ string "sum" (U29 3<<1|1 = 07), AVM+ integer 3, AMF0
+        // null, AVM+ integer 2.
+        let payload = hex("00 11 06 07 73756d 11 04 03 05 11 04 02");
+        let got = Message::decode(&raw(17, payload), &Limits::default()).unwrap();
+        assert_eq!(
+            got,
+            Message::Command(Command::new("sum", 3.0, vec![Value::Number(2.0)]))
+        );
+        // An AVM+ name that is not a string is a command without a name.
+        let payload = hex("00 11 04 03 00 4008000000000000 05");
+        assert_eq!(
+            Message::decode(&raw(17, payload), &Limits::default()),
+            Err(MessageError::WrongType {
+                command: "command message",
+                field: "name",
+                expected: "string"
+            })
+        );
+    }
+
+    /// Type 15: the encoding byte, then AMF0 values of which any may be
+    /// AVM+; they come out in the shared model (an anonymous object as an
+    /// AMF0 object, an integer as a number, a dense array as a strict
+    /// array). A bad AVM+ value and a non-zero encoding byte are errors.
+    #[test]
+    fn type_15_data_values_decode_into_the_shared_model() {
+        let cue = amf3::Value::Object(amf3::Object::anonymous([
+            ("at", amf3::Value::Integer(12)),
+            (
+                "tags",
+                amf3::Value::Array(amf3::Array {
+                    dense: vec![amf3::Value::string("a")],
+                    assoc: Vec::new(),
+                }),
+            ),
+        ]));
+        let mut payload = vec![0u8];
+        amf0::encode(&Value::string("onCue"), &mut payload);
+        amf0::encode(&avmplus(&cue), &mut payload);
+        let got = Message::decode(&raw(15, payload.clone()), &Limits::default()).unwrap();
+        assert_eq!(
+            got,
+            Message::Data(DataMessage {
+                values: vec![
+                    Value::string("onCue"),
+                    Value::object([
+                        ("at", Value::Number(12.0)),
+                        ("tags", Value::StrictArray(vec![Value::string("a")])),
+                    ]),
+                ]
+            })
+        );
+        // The same body as type 18 is relayed as sent: AVM+ stays.
+        let Message::Data(as_18) =
+            Message::decode(&raw(18, payload[1..].to_vec()), &Limits::default()).unwrap()
+        else {
+            panic!("not data")
+        };
+        assert_eq!(as_18.values[1], avmplus(&cue));
+        let mut bad = vec![0u8];
+        amf0::encode(
+            &Value::Avmplus(Bytes::from_static(&[0x06, 0x03, 0xFF])),
+            &mut bad,
+        );
+        assert_eq!(
+            Message::decode(&raw(15, bad), &Limits::default()),
+            Err(MessageError::Amf3 {
+                what: "data message",
+                error: amf3::DecodeError::InvalidUtf8
+            })
+        );
+        payload[0] = 1;
+        assert_eq!(
+            Message::decode(&raw(15, payload), &Limits::default()),
+            Err(MessageError::Amf3Encoding {
+                type_id: 15,
+                byte: 1
+            })
+        );
+    }
+
+    /// KNOWN GAP (ignored until fixed; docs/architecture.md, "One value
+    /// model"): py3amf (like Red5) keeps one set of AMF3 reference tables
+    /// for all the AVM+ values of one message, so its second `{k: "v"}`
+    /// refers to the traits and strings of the first (bytes from
+    /// `pyamf.get_encoder(pyamf.AMF0)` with `use_amf3 = True`, two
+    /// `writeElement({'k': 'v'})`). tern reads each AVM+ value with fresh
+    /// tables and refuses the message.
+    #[test]
+    #[ignore = "known gap: AMF3 reference tables shared across the values of one message"]
+    fn type_17_arguments_may_share_reference_tables() {
+        let mut payload = hex("00 02 0001 6d 00 0000000000000000 05");
+        payload.extend_from_slice(&hex("110a0b01036b06037601 110a0100060201"));
+        let k_v = Value::object([("k", Value::string("v"))]);
+        assert_eq!(
+            Message::decode(&raw(17, payload), &Limits::default()),
+            Ok(Message::Command(Command::new(
+                "m",
+                0.0,
+                vec![k_v.clone(), k_v]
+            )))
+        );
+    }
 }

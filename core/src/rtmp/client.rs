@@ -42,10 +42,14 @@ pub struct ClientConfig {
     /// here; the event bodies when the application reads them. Off (the
     /// default): [`ClientEvent::SharedObject`].
     pub raw_shared_objects: bool,
-    /// Speak AMF3 as an ActionScript 3 / AIR client does: `connect` with
-    /// objectEncoding 3, and shared-object messages sent as type 16 with
-    /// every value and argument as one AVM+ (AMF3) value
-    /// ([`SharedObjectMessage::encode_amf3`]). Off (the default): AMF0.
+    /// Speak AMF3 as an ActionScript 3 / AIR client does: `connect` (type
+    /// 20, AMF0) with objectEncoding 3, then shared-object messages as type
+    /// 16 with every value and argument as one AVM+ (AMF3) value
+    /// ([`SharedObjectMessage::encode_amf3`]), commands as type 17
+    /// ([`Command::encode_amf3`]) and data as type 15 (the encoding byte 0
+    /// before the body given to [`ClientConnection::send_media`], which
+    /// the caller writes; values in it may be AVM+). Off (the default):
+    /// AMF0.
     pub amf3: bool,
 }
 
@@ -142,6 +146,8 @@ pub struct ClientConnection {
     next_transaction: f64,
     create_stream_transactions: Vec<f64>,
     closed: Option<RtmpError>,
+    /// Messages received, by type id (0..32).
+    received: [u64; 32],
 }
 
 impl ClientConnection {
@@ -165,8 +171,19 @@ impl ClientConnection {
             next_transaction: 2.0,
             create_stream_transactions: Vec::new(),
             closed: None,
+            received: [0; 32],
             config,
         }
+    }
+
+    /// How many messages of type `type_id` the server sent so far (after
+    /// the handshake; types from 32 on are not counted): how a test sees
+    /// which form (e.g. type 17 or 20) commands came in.
+    pub fn received_messages(&self, type_id: u8) -> u64 {
+        self.received
+            .get(usize::from(type_id))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// True once `connect` succeeded.
@@ -299,10 +316,33 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// Sends one message: a shared-object message as type 16 when speaking
-    /// AMF3, everything else as [`Message::encode`] writes it.
+    /// Sends one message: when speaking AMF3 shared-object messages as
+    /// type 16, commands other than `connect` as type 17 and data as type
+    /// 15; everything else as [`Message::encode`] writes it.
     fn send_now(&mut self, chunk_stream: u32, stream: u32, timestamp: u32, message: &Message) {
+        let raw = |type_id, payload| crate::chunk::RawMessage {
+            csid: chunk_stream,
+            timestamp,
+            type_id,
+            stream_id: stream,
+            payload,
+        };
         match message {
+            Message::Command(command) if self.config.amf3 && command.name != "connect" => {
+                let payload = command.to_bytes_amf3(&self.config.limits);
+                self.wire
+                    .send_raw(&raw(crate::message::type_id::COMMAND_AMF3, payload));
+            }
+            Message::Unknown {
+                type_id: crate::message::type_id::DATA_AMF0,
+                payload,
+            } if self.config.amf3 => {
+                let mut body = Vec::with_capacity(payload.len() + 1);
+                body.push(0);
+                body.extend_from_slice(payload);
+                self.wire
+                    .send_raw(&raw(crate::message::type_id::DATA_AMF3, Bytes::from(body)));
+            }
             Message::SharedObject(so) if self.config.amf3 => {
                 let mut payload = Vec::new();
                 so.encode_amf3(&self.config.limits, &mut payload);
@@ -463,6 +503,9 @@ impl ClientConnection {
     }
 
     fn on_message(&mut self, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
+        if let Some(n) = self.received.get_mut(usize::from(raw.type_id)) {
+            *n += 1;
+        }
         if self.config.raw_shared_objects
             && let Some(payload) = Message::shared_object_payload(&raw)?
         {
@@ -493,6 +536,10 @@ impl ClientConnection {
             Message::UserControl(event) => self.events.push_back(ClientEvent::UserControl(event)),
             Message::Audio(payload) => self.media(&raw, MediaKind::Audio, payload),
             Message::Video(payload) => self.media(&raw, MediaKind::Video, payload),
+            // Type 15: the body after its encoding byte (checked by decode).
+            Message::Data(_) if raw.type_id == crate::message::type_id::DATA_AMF3 => {
+                self.media(&raw, MediaKind::Data, raw.payload.slice(1..))
+            }
             Message::Data(_) => self.media(&raw, MediaKind::Data, raw.payload.clone()),
             Message::Aggregate(body) => {
                 for part in aggregate::split(raw.timestamp, &body) {

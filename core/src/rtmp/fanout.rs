@@ -1,10 +1,13 @@
 //! RTMP's fan-out codec: how relayed media and shared-object notices are
 //! chunked once for every RTMP subscriber that can take the same bytes.
 //!
-//! - Media: a player's encoder key is its outgoing chunk size and message
-//!   stream id; every player with both equal is sent one encoding (fmt-0
-//!   header on [`csid::RELAYED_AUDIO`], [`RELAYED_VIDEO`](csid::RELAYED_VIDEO)
-//!   or [`RELAYED_DATA`](csid::RELAYED_DATA)).
+//! - Media: a player's encoder key is its outgoing chunk size, message
+//!   stream id and object encoding; every player with all three equal is
+//!   sent one encoding (fmt-0 header on [`csid::RELAYED_AUDIO`],
+//!   [`RELAYED_VIDEO`](csid::RELAYED_VIDEO) or
+//!   [`RELAYED_DATA`](csid::RELAYED_DATA)). Data messages go to AMF0
+//!   players as type 18 and to AMF3 players as type 15 (the encoding byte 0
+//!   before the same body); audio and video bytes are the same for both.
 //! - Shared-object notices: one encoding for every AMF0 RTMP subscriber,
 //!   the type-19 message as a single chunk on [`csid::SHARED_OBJECT`], and
 //!   one for every AMF3 subscriber (connect with objectEncoding 3), the
@@ -14,7 +17,7 @@
 //!   payload itself ([`notice_payload`]).
 
 use super::csid;
-use crate::chunk::{RawMessage, encode_standalone, standalone_payload};
+use crate::chunk::{RawMessage, encode_standalone, standalone_payload, standalone_type_id};
 use crate::hub::stream::CachedMessage;
 use crate::hub::{Encoder, FanoutCodec, MediaKind, SoNotice, SoUpdate};
 use crate::message::{SharedObjectMessage, SoEvent, type_id};
@@ -38,10 +41,21 @@ const NOTICES_AMF3_KEY: u64 = 1;
 /// needs no extended timestamp.
 const NOTICE_HEADER: usize = 12;
 
-/// The encoder of an RTMP player sent media with `chunk_size` on message
-/// stream `stream_id`.
+/// The bit of a media key that marks an AMF3 player (chunk sizes stay
+/// below 2^31, so it is never part of one).
+const MEDIA_AMF3: u64 = 1 << 63;
+
+/// The encoder of an (AMF0) RTMP player sent media with `chunk_size` on
+/// message stream `stream_id`.
 pub fn media_encoder(chunk_size: u32, stream_id: u32) -> Encoder {
     Encoder::new(&RTMP, (u64::from(chunk_size) << 32) | u64::from(stream_id))
+}
+
+/// The encoder of an AMF3 RTMP player (connect with objectEncoding 3):
+/// as [`media_encoder`], with data messages as type 15.
+pub fn media_encoder_amf3(chunk_size: u32, stream_id: u32) -> Encoder {
+    let key = media_encoder(chunk_size, stream_id).key() | MEDIA_AMF3;
+    Encoder::new(&RTMP, key)
 }
 
 /// The encoder of an AMF0 RTMP connection's shared-object notices.
@@ -55,8 +69,9 @@ pub fn notices_encoder_amf3() -> Encoder {
     Encoder::new(&RTMP, NOTICES_AMF3_KEY)
 }
 
+/// Chunk size and message stream id of a media key.
 fn media_key(key: u64) -> (u32, u32) {
-    ((key >> 32) as u32, key as u32)
+    (((key & !MEDIA_AMF3) >> 32) as u32, key as u32)
 }
 
 fn media_csid(kind: MediaKind) -> u32 {
@@ -82,14 +97,23 @@ impl FanoutCodec for RtmpCodec {
 
     fn encode_media(&self, key: u64, message: &CachedMessage) -> Bytes {
         let (chunk_size, stream_id) = media_key(key);
+        let (type_id, payload) = match message.kind {
+            MediaKind::Data if key & MEDIA_AMF3 != 0 => {
+                let mut body = BytesMut::with_capacity(message.payload.len() + 1);
+                body.extend_from_slice(&[0]);
+                body.extend_from_slice(&message.payload);
+                (type_id::DATA_AMF3, body.freeze())
+            }
+            kind => (media_type_id(kind), message.payload.clone()),
+        };
         let raw = RawMessage {
             csid: media_csid(message.kind),
             timestamp: message.timestamp,
-            type_id: media_type_id(message.kind),
+            type_id,
             stream_id,
-            payload: message.payload.clone(),
+            payload,
         };
-        let len = message.payload.len();
+        let len = raw.payload.len();
         let mut out = BytesMut::with_capacity(len + 16 + len / 128);
         // Media bodies are bounded by `Limits::max_message` (< 2^24), so this
         // cannot fail; an empty buffer would only make players skip the message.
@@ -98,7 +122,12 @@ impl FanoutCodec for RtmpCodec {
     }
 
     fn media_body(&self, key: u64, encoded: &Bytes) -> Option<Bytes> {
-        standalone_payload(encoded, media_key(key).0)
+        let payload = standalone_payload(encoded, media_key(key).0)?;
+        if standalone_type_id(encoded) == Some(type_id::DATA_AMF3) {
+            // The body after the encoding byte (written as 0 above).
+            return (!payload.is_empty()).then(|| payload.slice(1..));
+        }
+        Some(payload)
     }
 
     fn encode_update(&self, key: u64, update: &SoUpdate) -> Bytes {
@@ -198,6 +227,46 @@ mod tests {
             timestamp: 40,
             payload: Bytes::from(alloc::vec![0x17u8; len]),
         }
+    }
+
+    /// AMF3 players have their own media encoding: data as type 15 (the
+    /// encoding byte 0 before the same body, read back without it), audio
+    /// and video as for AMF0 players.
+    #[test]
+    fn amf3_players_get_data_as_type_15() {
+        let amf0 = media_encoder(4096, 1);
+        let amf3 = media_encoder_amf3(4096, 1);
+        assert_ne!(amf0, amf3);
+        assert_eq!(amf3, media_encoder_amf3(4096, 1));
+        assert_ne!(amf3, media_encoder_amf3(128, 1));
+        let data = CachedMessage {
+            kind: MediaKind::Data,
+            priority: MediaPriority::Data,
+            timestamp: 7,
+            payload: Bytes::from_static(&[0x02, 0x00, 0x01, 0x78, 0x05]),
+        };
+        let plain = amf0.encode_media(&data);
+        let flash = amf3.encode_media(&data);
+        assert_eq!(standalone_type_id(&plain), Some(type_id::DATA_AMF0));
+        assert_eq!(standalone_type_id(&flash), Some(type_id::DATA_AMF3));
+        let payload = standalone_payload(&flash, 4096).unwrap();
+        assert_eq!(payload.first(), Some(&0));
+        assert_eq!(&payload[1..], data.payload.as_ref());
+        for (encoder, encoded) in [(amf0, &plain), (amf3, &flash)] {
+            assert_eq!(encoder.media_body(encoded), Some(data.payload.clone()));
+        }
+        let frame = video(300);
+        assert_eq!(amf3.encode_media(&frame), amf0.encode_media(&frame));
+        assert_eq!(
+            amf3.media_body(&amf3.encode_media(&frame)),
+            Some(frame.payload)
+        );
+        // Across chunks too.
+        let small = media_encoder_amf3(2, 1);
+        assert_eq!(
+            small.media_body(&small.encode_media(&data)),
+            Some(data.payload)
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod wire;
 mod tests;
 
 pub use client::{ClientConfig, ClientConnection, ClientEvent};
-pub use fanout::{media_encoder, notices_encoder, notices_encoder_amf3};
+pub use fanout::{media_encoder, media_encoder_amf3, notices_encoder, notices_encoder_amf3};
 
 /// RTMP, as the hub and stats name it.
 pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("rtmp");

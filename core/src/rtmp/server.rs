@@ -1,8 +1,8 @@
 //! The server side of one RTMP connection.
 
 use super::fanout::{
-    media_encoder, notice_fits, notice_payload, notices_encoder, notices_encoder_amf3,
-    shared_notice_max_len, so_message, so_message_amf3,
+    media_encoder, media_encoder_amf3, notice_fits, notice_payload, notices_encoder,
+    notices_encoder_amf3, shared_notice_max_len, so_message, so_message_amf3,
 };
 use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
@@ -79,6 +79,14 @@ enum Phase {
 /// Its timers: the handshake timeout, then a ping after
 /// [`ServerConfig::ping_interval`] of silence and a close
 /// ([`RtmpError::Unresponsive`]) if the ping goes unanswered.
+///
+/// **Object encoding.** The client's `connect` decides it: objectEncoding
+/// 3 makes an AMF3 connection, anything else AMF0, and the answer to
+/// `connect` (always type 20, AMF0) says which. An AMF3 connection is sent
+/// every later command as type 17 ([`Command::encode_amf3`]),
+/// shared-object messages as type 16 and stream data as type 15; an AMF0
+/// connection types 20, 19 and 18. Why each kind takes its form: "One
+/// value model" in docs/architecture.md.
 #[derive(Debug)]
 pub struct ServerConnection {
     config: ServerConfig,
@@ -103,6 +111,15 @@ pub struct ServerConnection {
     media_in: bool,
     /// Lenient readings for the runtime's debug log.
     tolerated: ToleratedLog,
+}
+
+/// The chunk stream of a command on message stream `stream`.
+fn command_csid(stream: u32) -> u32 {
+    if stream == 0 {
+        csid::COMMAND
+    } else {
+        csid::STREAM
+    }
 }
 
 /// A message stream the client created, and the name it last published or
@@ -313,11 +330,12 @@ impl ServerConnection {
                 });
                 self.send_user_control(UserControl::StreamBegin(0));
                 self.wire.set_out_chunk_size(self.config.out_chunk_size);
-                self.send_command(0, connect_result(tx, encoding, "Connection succeeded."));
+                let reply = connect_result(tx, encoding, "Connection succeeded.");
+                self.send_command_amf0(0, reply);
             }
             Delivery::Rejected { code, description } => {
                 let (tx, _) = self.connect.unwrap_or((1.0, 0.0));
-                self.send_command(0, connect_error(tx, code.code(), &description));
+                self.send_command_amf0(0, connect_error(tx, code.code(), &description));
                 self.rejected = Some(Box::new(CloseReason::Rejected { code, description }));
             }
             Delivery::SharedObject(so) => {
@@ -390,14 +408,28 @@ impl ServerConnection {
             .send(csid::CONTROL, 0, 0, &Message::UserControl(event));
     }
 
+    /// Sends a command in the connection's encoding: type 17 to an AMF3
+    /// connection ([`Command::encode_amf3`]), type 20 otherwise.
     fn send_command(&mut self, stream: u32, command: Command) {
-        let chunk_stream = if stream == 0 {
-            csid::COMMAND
+        if self.speaks_amf3() {
+            let payload = command.to_bytes_amf3(&self.config.limits);
+            self.wire.send_raw(&crate::chunk::RawMessage {
+                csid: command_csid(stream),
+                timestamp: 0,
+                type_id: type_id::COMMAND_AMF3,
+                stream_id: stream,
+                payload,
+            });
         } else {
-            csid::STREAM
-        };
+            self.send_command_amf0(stream, command);
+        }
+    }
+
+    /// Sends a command as type 20 whatever the connection speaks: the
+    /// answer to `connect`, which tells the client the encoding.
+    fn send_command_amf0(&mut self, stream: u32, command: Command) {
         self.wire
-            .send(chunk_stream, stream, 0, &Message::Command(command));
+            .send(command_csid(stream), stream, 0, &Message::Command(command));
     }
 
     fn on_message(&mut self, now: Instant, raw: crate::chunk::RawMessage) -> Result<(), RtmpError> {
@@ -438,10 +470,13 @@ impl ServerConnection {
             Message::Video(payload) => {
                 self.media(raw.stream_id, MediaKind::Video, raw.timestamp, payload)
             }
-            Message::Data(_) => {
-                // Relay the body as sent (AMF3 data: without its leading byte).
-                let body = if raw.type_id == crate::message::type_id::DATA_AMF3 {
-                    raw.payload.slice(1..)
+            Message::Data(data) => {
+                // Type 18: relayed as sent. Type 15: its values in the shared
+                // model (AVM+ values unwrapped where AMF0 has a twin), so
+                // players of either encoding and the metadata cache read
+                // what an AMF0 publisher would have sent.
+                let body = if raw.type_id == type_id::DATA_AMF3 {
+                    data.to_bytes()
                 } else {
                     raw.payload
                 };
@@ -638,7 +673,11 @@ impl ServerConnection {
                         stream,
                         name,
                         start,
-                        encoder: media_encoder(self.config.out_chunk_size, stream),
+                        encoder: if self.speaks_amf3() {
+                            media_encoder_amf3(self.config.out_chunk_size, stream)
+                        } else {
+                            media_encoder(self.config.out_chunk_size, stream)
+                        },
                     });
                 }
             }

@@ -381,3 +381,191 @@ fn an_amf3_client_is_answered_in_amf3() {
         }]
     );
 }
+
+/// The data an AMF3 (Flash) publisher sends with `NetStream.send("onCue",
+/// {name: "intro", at: 12, tags: ["a", "b"]})`: the handler name as an
+/// AMF0 string, the argument as one AVM+ value.
+fn amf3_cue() -> Bytes {
+    use crate::amf3;
+    let cue = amf3::Value::Object(amf3::Object::anonymous([
+        ("name", amf3::Value::String("intro".into())),
+        ("at", amf3::Value::Integer(12)),
+        (
+            "tags",
+            amf3::Value::Array(amf3::Array {
+                dense: vec![
+                    amf3::Value::String("a".into()),
+                    amf3::Value::String("b".into()),
+                ],
+                assoc: Vec::new(),
+            }),
+        ),
+    ]));
+    let mut avm = Vec::new();
+    amf3::encode(&cue, &mut avm);
+    let mut out = Vec::new();
+    crate::amf0::encode(&Value::string("onCue"), &mut out);
+    crate::amf0::encode(&Value::Avmplus(Bytes::from(avm)), &mut out);
+    Bytes::from(out)
+}
+
+/// The cue of [`amf3_cue`] in the shared model, as an AMF0 publisher sends it.
+fn amf0_cue() -> Vec<Value> {
+    vec![
+        Value::string("onCue"),
+        Value::object([
+            ("name", Value::string("intro")),
+            ("at", Value::Number(12.0)),
+            (
+                "tags",
+                Value::StrictArray(vec![Value::string("a"), Value::string("b")]),
+            ),
+        ]),
+    ]
+}
+
+/// The data messages `events` carry, decoded (AMF0 values).
+fn data_values(events: &[ClientEvent]) -> Vec<Vec<Value>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Media {
+                kind: MediaKind::Data,
+                payload,
+                ..
+            } => Some(crate::amf0::decode_all(payload, &Limits::default()).expect("data")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An objectEncoding-3 session: the connect reply is type 20 AMF0 (with
+/// objectEncoding 3), every later command the server sends (createStream's
+/// `_result`, `onStatus`, `_error`) is type 17 with its arguments as AVM+
+/// values, and data reaches AMF3 players as type 15 and AMF0 players as
+/// type 18. An AMF3 publisher's type-15 data with an AVM+ object reaches
+/// both as the AMF0 object (the shared model); type-17 commands from the
+/// client are understood. The trace is a snapshot; the AMF0 sessions'
+/// snapshots above stay as they were.
+#[test]
+fn amf3_session_trace() {
+    let mut h = Harness::new(HubConfig::default());
+    h.capture = true;
+    let amf3 = || {
+        let mut config = ClientConfig::new("live", "rtmp://localhost/live");
+        config.amf3 = true;
+        config
+    };
+    let publisher = h.connect_with(amf3());
+    let flash = h.connect_with(amf3());
+    let plain = h.connect("live");
+    h.drive();
+    for i in [publisher, flash, plain] {
+        let events = h.take(i);
+        let info = events.iter().find_map(|e| match e {
+            ClientEvent::Connected { info } => Some(info.clone()),
+            _ => None,
+        });
+        let encoding = if i == plain { 0.0 } else { 3.0 };
+        assert_eq!(
+            info.as_ref().and_then(|i| i.get("objectEncoding")),
+            Some(&Value::Number(encoding)),
+            "client {i}: {events:?}"
+        );
+        // The connect reply is the only command so far, and it is AMF0.
+        assert_eq!(h.peers[i].client.received_messages(20), 1);
+        assert_eq!(h.peers[i].client.received_messages(17), 0);
+    }
+    let stream = h.create_stream(publisher);
+    h.peers[publisher].client.publish(stream, "cam").unwrap();
+    h.drive();
+    let published = h.take(publisher).into_iter().any(
+        |e| matches!(e, ClientEvent::Status { ref code, .. } if code == "NetStream.Publish.Start"),
+    );
+    assert!(published, "the type-17 publish was understood");
+    for i in [flash, plain] {
+        let s = h.create_stream(i);
+        h.peers[i].client.play(s, "cam", -2.0).unwrap();
+    }
+    h.drive();
+    for i in [flash, plain] {
+        let started = h.take(i).into_iter().any(
+            |e| matches!(e, ClientEvent::Status { ref code, .. } if code == "NetStream.Play.Start"),
+        );
+        assert!(started, "client {i} plays");
+    }
+    let client = &mut h.peers[publisher].client;
+    client
+        .send_media(stream, MediaKind::Data, 0, metadata())
+        .unwrap();
+    client
+        .send_media(
+            stream,
+            MediaKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f]),
+        )
+        .unwrap();
+    client
+        .send_media(stream, MediaKind::Data, 10, amf3_cue())
+        .unwrap();
+    h.drive();
+    let mut cue = amf0_cue();
+    let expected = |cue: &[Value]| {
+        vec![
+            vec![
+                Value::string("onMetaData"),
+                crate::amf0::decode_all(&metadata(), &Limits::default()).unwrap()[2].clone(),
+            ],
+            cue.to_vec(),
+        ]
+    };
+    // Both players read the same values, whatever form they came in.
+    let flash_events = h.take(flash);
+    let plain_events = h.take(plain);
+    assert_eq!(data_values(&plain_events), expected(&cue));
+    assert_eq!(data_values(&flash_events), expected(&cue));
+    // And back: an AMF0 publisher's object reaches the AMF3 player as is.
+    let plain_stream = h.create_stream(plain);
+    h.peers[plain].client.publish(plain_stream, "desk").unwrap();
+    h.drive();
+    let flash_stream = h.create_stream(flash);
+    h.peers[flash]
+        .client
+        .play(flash_stream, "desk", -2.0)
+        .unwrap();
+    h.drive();
+    h.take(flash);
+    cue[1] = Value::object([("from", Value::string("amf0")), ("n", Value::Number(1.5))]);
+    let mut body = Vec::new();
+    for v in &cue {
+        crate::amf0::encode(v, &mut body);
+    }
+    h.peers[plain]
+        .client
+        .send_media(plain_stream, MediaKind::Data, 0, Bytes::from(body))
+        .unwrap();
+    // An unknown call is answered `_error`, as type 17 to the AMF3 client.
+    h.peers[flash].client.call("whoami", vec![], true).unwrap();
+    h.drive();
+    let flash_events = h.take(flash);
+    assert_eq!(data_values(&flash_events), vec![cue.clone()]);
+    let error = flash_events.iter().find_map(|e| match e {
+        ClientEvent::Error { info, .. } => info.get("code").cloned(),
+        _ => None,
+    });
+    assert_eq!(error, Some(Value::string("NetConnection.Call.Failed")));
+    for (i, data_type, other_type) in [(flash, 15, 18), (plain, 18, 15)] {
+        let client = &h.peers[i].client;
+        assert_eq!(client.received_messages(other_type), 0, "client {i}");
+        assert!(client.received_messages(data_type) >= 2, "client {i}");
+    }
+    // Every command after the connect reply went to the AMF3 clients as
+    // type 17 (createStream, onStatus, _error), to the AMF0 one as type 20.
+    for i in [publisher, flash] {
+        assert_eq!(h.peers[i].client.received_messages(20), 1, "client {i}");
+        assert!(h.peers[i].client.received_messages(17) >= 2, "client {i}");
+    }
+    assert_eq!(h.peers[plain].client.received_messages(17), 0);
+    insta::assert_snapshot!(h.trace(false).join("\n"));
+}
