@@ -6,8 +6,9 @@
 # turns step by step (the order rotates), so load from other users of a
 # shared machine hits them alike. tern's runs also measure chat during
 # video: CHAT_PLAYERS of the players use a shared object that the
-# publisher changes CHAT_RATE times a second. The machine's load average
-# is logged before every run. Prints the tables (`tern-load report`, the
+# publisher changes CHAT_RATE times a second, and /metrics is polled every
+# second for the merge window in force ($OUT/<run>/merge-window.log). The
+# machine's load average is logged before every run. Prints the tables (`tern-load report`, the
 # latency table last) and writes the records to $OUT/results.jsonl.
 #
 #   bench/latency.sh
@@ -47,12 +48,22 @@ run_one() {
             tern-merge-0) TERN_STREAMS="merge_write_ms = 0" ;;
         esac
         TERN_STREAMS=$TERN_STREAMS start_tern "$dir"
+        # The merge window in force and the load that set it, every second
+        # (/metrics): what the adaptive rule decided during the run.
+        (while kill -0 "$TERN_PID" 2>/dev/null; do
+            echo "$(date -u +%T) $(curl -s "http://127.0.0.1:$TERN_HTTP_PORT/metrics" |
+                grep -E '^tern_(merge_window_microseconds|media_load_per_second) ' | tr '\n' ' ')"
+            sleep 1
+        done > "$dir/merge-window.log") &
+        local poller=$!
         load media --url "rtmp://127.0.0.1:$TERN_PORT/live" "${common[@]}" \
             --chat-players "$CHAT_PLAYERS" --chat-rate "$CHAT_RATE" --server-pid "$TERN_PID" \
             >> "$OUT/results.jsonl" 2> "$dir.log" || echo "$server $players failed" >&2
+        echo "  merge window at the end of the window: $(tail -n 2 "$dir/merge-window.log" | head -n 1)" >> "$dir.log"
         stop_tern
+        wait "$poller" 2>/dev/null || true
     fi
-    grep -E " players: |chat during video" "$dir.log" >&2 || cat "$dir.log" >&2
+    grep -E " players: |chat during video|merge window" "$dir.log" >&2 || cat "$dir.log" >&2
 }
 
 servers=(tern tern-merge-100-fixed tern-merge-0 nginx-rtmp)

@@ -117,6 +117,9 @@ pub struct Shared {
     /// Media deliveries handed to connections since the load was last
     /// sampled ([`Shared::sample_load`]).
     pub(super) media_delivered: AtomicU64,
+    /// The last sampled load (deliveries per second per worker), for the
+    /// stats.
+    pub(super) media_load: AtomicU64,
     /// How often freed heap pages go back to the OS (`None`: never).
     pub(super) heap_trim: Option<std::time::Duration>,
     pub(super) seed: u64,
@@ -233,6 +236,7 @@ impl Shared {
             merge_policy,
             merge_window_us: AtomicU64::new(duration_us(merge_policy.window(Load::default()))),
             media_delivered: AtomicU64::new(0),
+            media_load: AtomicU64::new(0),
             heap_trim: (config.server.heap_trim_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.server.heap_trim_secs)),
             seed: 0x7e57_7e57,
@@ -279,6 +283,8 @@ impl Shared {
         });
         self.merge_window_us
             .store(duration_us(self.merge_policy.window(load)), Ordering::Relaxed);
+        self.media_load
+            .store(load.per_sec_per_worker, Ordering::Relaxed);
         load
     }
 
@@ -436,6 +442,8 @@ impl StatsSource for Shared {
             lag_disconnects: counters.overflow_disconnects,
             recordings_done: self.recordings_done.load(Ordering::Relaxed),
             recordings_failed: self.recordings_failed.load(Ordering::Relaxed),
+            merge_window_us: self.merge_window_us.load(Ordering::Relaxed),
+            media_load_per_sec: self.media_load.load(Ordering::Relaxed),
             closes: self.closes.snapshot(),
         }
     }
