@@ -13,6 +13,7 @@
 #
 #   bench/latency.sh
 #   KBPS=2500 STEPS=100,500,1000 ROUNDS=1 SETTLE=3 WINDOW=8 CHAT_PLAYERS=10 CHAT_RATE=10 OUT=dir
+#   RUN_TIMEOUT=180 (seconds one run may take; a starved run is cut, not waited for)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 KBPS=${KBPS:-2500}
@@ -22,6 +23,7 @@ SETTLE=${SETTLE:-3}
 WINDOW=${WINDOW:-8}
 CHAT_PLAYERS=${CHAT_PLAYERS:-10}
 CHAT_RATE=${CHAT_RATE:-10}
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 OUT=${OUT:-$(mktemp -d /tmp/tern-latency.XXXXXX)}
 raise_fd_limit
 mkdir -p "$OUT"
@@ -38,7 +40,7 @@ run_one() {
     if [ "$server" = nginx-rtmp ]; then
         start_nginx "$dir"
         # shellcheck disable=SC2086 # NGINX_PIDS is two options
-        load media --url "rtmp://127.0.0.1:$NGINX_PORT/live" "${common[@]}" $NGINX_PIDS \
+        timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPU" "$LOAD" media --url "rtmp://127.0.0.1:$NGINX_PORT/live" "${common[@]}" $NGINX_PIDS \
             >> "$OUT/results.jsonl" 2> "$dir.log" || echo "$server $players failed" >&2
         stop_nginx
     else
@@ -56,7 +58,7 @@ run_one() {
             sleep 1
         done > "$dir/merge-window.log") &
         local poller=$!
-        load media --url "rtmp://127.0.0.1:$TERN_PORT/live" "${common[@]}" \
+        timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPU" "$LOAD" media --url "rtmp://127.0.0.1:$TERN_PORT/live" "${common[@]}" \
             --chat-players "$CHAT_PLAYERS" --chat-rate "$CHAT_RATE" --server-pid "$TERN_PID" \
             >> "$OUT/results.jsonl" 2> "$dir.log" || echo "$server $players failed" >&2
         echo "  merge window at the end of the window: $(tail -n 2 "$dir/merge-window.log" | head -n 1)" >> "$dir.log"
