@@ -47,7 +47,9 @@ fn steps(records: &[Record]) -> BTreeMap<(u64, usize), BTreeMap<&str, Vec<&Media
 fn median(runs: &[&MediaStep]) -> Option<MediaStep> {
     let mut sorted: Vec<&MediaStep> = runs.to_vec();
     sorted.sort_by(|a, b| a.cpu_secs_per_gb.total_cmp(&b.cpu_secs_per_gb));
-    sorted.get(sorted.len().checked_sub(1)? / 2).map(|s| (*s).clone())
+    sorted
+        .get(sorted.len().checked_sub(1)? / 2)
+        .map(|s| (*s).clone())
 }
 
 /// The table and the goals' verdicts; empty if the records hold no run of
@@ -183,11 +185,20 @@ mod tests {
             step(NGINX, 1000, 1.0, 30.0),
         ];
         let text = render(&records);
-        assert!(text.contains("× 100: the default's added p99 12.0 ms, +6.0 ms"), "{text}");
+        assert!(
+            text.contains("× 100: the default's added p99 12.0 ms, +6.0 ms"),
+            "{text}"
+        );
         assert!(text.contains("(6.0 ms): within 5 ms **missed**"), "{text}");
         assert!(text.contains("× 500: the default's added p99 9.0 ms, +3.0 ms from tern without merging (6.0 ms): within 5 ms **met**"), "{text}");
-        assert!(text.contains("is 0.60 of nginx-rtmp's (1.00): at most ⅔ **met**"), "{text}");
-        assert!(text.contains("| 2500 kbit/s | 1000 | tern-merge-100-fixed | 0.60 | 0.60 |"), "{text}");
+        assert!(
+            text.contains("is 0.60 of nginx-rtmp's (1.00): at most ⅔ **met**"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 2500 kbit/s | 1000 | tern-merge-100-fixed | 0.60 | 0.60 |"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! past that point the numbers would describe the load tool, not the server.
 
 use crate::hist::Hist;
+use crate::load_so::{decode_value, encode_value};
 use crate::media::{self, FrameKind, Medium, Schedule, StreamSpec};
 use crate::metrics::{self, HeapCounters, MetricsUrl};
 use crate::procfs::Procs;
@@ -19,7 +20,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use crate::load_so::{decode_value, encode_value};
 use tern_core::amf0::Value;
 use tern_core::hub::MediaKind;
 use tern_core::message::SoEvent;
@@ -762,9 +762,11 @@ async fn publish(
         state.late_max_us.fetch_max(late, Ordering::Relaxed);
         if chat_rate > 0 && clock.now_us() >= chat_due {
             let value = encode_value(0, clock.now_us(), CHAT_VALUE_BYTES);
-            session
-                .conn
-                .so_set(CHAT_OBJECT, false, vec![("line".to_owned(), Value::String(value))])?;
+            session.conn.so_set(
+                CHAT_OBJECT,
+                false,
+                vec![("line".to_owned(), Value::String(value))],
+            )?;
             chat_due += chat_every_us;
         }
         let kind = match frame.kind {

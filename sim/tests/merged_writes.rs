@@ -112,7 +112,10 @@ fn the_adaptive_window_holds_only_under_load() {
     assert!(busy_rate <= 12, "busy: {busy_rate} writes/s, {busy:?}");
     // Never beyond the ceiling.
     let widest = busy.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    assert!(widest <= 100 + 40 + 20, "a gap of {widest} ms between bursts");
+    assert!(
+        widest <= 100 + 40 + 20,
+        "a gap of {widest} ms between bursts"
+    );
     // Decided on the simulator's clock: the same run, the same writes.
     assert_eq!(busy, media_arrivals(&run_tuned(busy_tuning)));
 }

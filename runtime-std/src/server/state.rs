@@ -275,14 +275,21 @@ impl Shared {
     /// sets the merge window from the result; returns the new load. The
     /// caller measures `elapsed` on tokio's clock (the simulator's in a
     /// simulated run), so the window is deterministic there.
-    pub(super) fn sample_load(&self, load: Load, elapsed: std::time::Duration, workers: usize) -> Load {
+    pub(super) fn sample_load(
+        &self,
+        load: Load,
+        elapsed: std::time::Duration,
+        workers: usize,
+    ) -> Load {
         let load = load.update(Sample {
             deliveries: self.media_delivered.swap(0, Ordering::Relaxed),
             elapsed,
             workers,
         });
-        self.merge_window_us
-            .store(duration_us(self.merge_policy.window(load)), Ordering::Relaxed);
+        self.merge_window_us.store(
+            duration_us(self.merge_policy.window(load)),
+            Ordering::Relaxed,
+        );
         self.media_load
             .store(load.per_sec_per_worker, Ordering::Relaxed);
         load
