@@ -152,6 +152,10 @@ pub enum HubEvent {
     /// A live stream started publishing (for server-side subscribers such
     /// as recorders, which play it like any player).
     Published { scope: ScopePath, name: String },
+    /// A live play found no publisher and waits for one (for relays that
+    /// pull the stream from an origin). Sent for every such play; the
+    /// runtime starts at most one pull per stream.
+    PlayWaiting { scope: ScopePath, name: String },
     /// A persistent shared object could not be loaded or saved.
     StoreFailed {
         scope: ScopePath,
@@ -277,6 +281,10 @@ struct Conn {
     playing: Vec<(u32, String)>,
     /// The hub decided to close it; requests are ignored.
     closing: bool,
+    /// When its `Timer::Conn` is due, while one is armed: a disconnect
+    /// takes the timer out with it, so the timer set holds one entry per
+    /// open connection, not one per connection of the last idle timeout.
+    timer: Option<Instant>,
 }
 
 #[derive(Debug, Default)]

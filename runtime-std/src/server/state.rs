@@ -9,6 +9,8 @@ use crate::ended::{CloseCounts, Ended};
 use crate::file_store::FileStore;
 use crate::merge_policy::{Load, MergePolicy, Sample};
 use crate::record::RecordSettings;
+use crate::relay::Kind;
+use crate::relay::service::RelayService;
 use crate::stats::{
     ConnectionCounts, ScopeStats, SharedObjectStats, StatsSnapshot, StatsSource, StreamStats,
 };
@@ -47,6 +49,8 @@ pub(super) struct HubCell {
     pub(super) to_record: Vec<(ScopePath, String)>,
     /// Apps that record, by name.
     pub(super) records: Arc<BTreeMap<String, RecordSettings>>,
+    /// Pushes and pulls (`crate::relay`).
+    pub(super) relays: Arc<RelayService>,
 }
 
 impl HubCell {
@@ -81,9 +85,13 @@ impl HubCell {
                     info!(conn = %conn, "request refused: {reason}");
                 }
                 HubEvent::Published { scope, name } => {
+                    self.relays.on_published(&scope, &name);
                     if self.records.contains_key(scope.app_name()) {
                         self.to_record.push((scope, name));
                     }
+                }
+                HubEvent::PlayWaiting { scope, name } => {
+                    self.relays.on_play_waiting(&scope, &name);
                 }
                 HubEvent::StoreFailed { scope, name, error } => {
                     error!(%scope, so = %name, "persistent shared object store failed: {error}");
@@ -141,6 +149,8 @@ pub struct Shared {
     pub(super) connect_rate: Mutex<ConnectRate>,
     /// Who may use the HTTP port's APIs (`[http]` tokens).
     pub(crate) http_access: crate::admin::Access,
+    /// Pushes and pulls (`crate::relay`).
+    pub(crate) relays: Arc<RelayService>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -208,6 +218,19 @@ impl Shared {
                 })
                 .collect(),
         );
+        let write_stall = std::time::Duration::from_secs(match config.server.write_timeout_secs {
+            0 => 10,
+            secs => secs,
+        });
+        let relays = Arc::new(RelayService::new(
+            &config.apps,
+            crate::relay::Settings {
+                write_stall,
+                setup_timeout: write_stall,
+                limits: rtmp.limits.clone(),
+            },
+            crate::relay::service::connector_for(&config.tls),
+        ));
         let flv = FlvConfig {
             cors_origins: config.http.cors_origins.clone(),
             ..FlvConfig::default()
@@ -220,6 +243,7 @@ impl Shared {
                 direct_taken: 0,
                 to_record: Vec::new(),
                 records: Arc::clone(&records),
+                relays: Arc::clone(&relays),
             }),
             start: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -229,10 +253,7 @@ impl Shared {
             rtmp,
             ws,
             flv,
-            write_stall: std::time::Duration::from_secs(match config.server.write_timeout_secs {
-                0 => 10,
-                secs => secs,
-            }),
+            write_stall,
             merge_policy,
             merge_window_us: AtomicU64::new(duration_us(merge_policy.window(Load::default()))),
             media_delivered: AtomicU64::new(0),
@@ -254,6 +275,7 @@ impl Shared {
                 MAX_RATE_ADDRESSES,
             )),
             http_access: crate::admin::Access::from_config(&config.http),
+            relays,
         })
     }
 
@@ -452,6 +474,21 @@ impl StatsSource for Shared {
             merge_window_us: self.merge_window_us.load(Ordering::Relaxed),
             media_load_per_sec: self.media_load.load(Ordering::Relaxed),
             closes: self.closes.snapshot(),
+            relays: self
+                .relays
+                .relays()
+                .infos()
+                .iter()
+                .map(crate::stats::RelayStats::of)
+                .collect(),
+            relay_totals: [Kind::Push, Kind::Pull].map(|kind| {
+                let (bytes_out, bytes_in, reconnects) = self.relays.relays().totals().of(kind);
+                crate::stats::RelayTotals {
+                    bytes_out,
+                    bytes_in,
+                    reconnects,
+                }
+            }),
         }
     }
 }
@@ -466,6 +503,31 @@ fn duration_us(d: std::time::Duration) -> u64 {
 pub fn close_all(shared: &Shared, reason: &str) {
     let now = shared.now();
     shared.with_hub(|hub| hub.close_all(now, reason));
+}
+
+impl crate::relay::Host for Shared {
+    fn now(&self) -> Instant {
+        Shared::now(self)
+    }
+
+    fn register(&self) -> (ConnId, Arc<Peer>) {
+        Shared::register(self)
+    }
+
+    fn unregister(&self, id: ConnId) {
+        Shared::unregister(self, id);
+    }
+
+    fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        Shared::with_hub(self, f)
+    }
+}
+
+impl Shared {
+    /// Pushes and pulls.
+    pub fn relays(&self) -> &Arc<RelayService> {
+        &self.relays
+    }
 }
 
 #[cfg(test)]
