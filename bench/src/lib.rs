@@ -16,9 +16,11 @@
 //! Server CPU and memory come from `/proc` ([`procfs`]), a counting build's
 //! heap allocations from its `/metrics` ([`metrics`]); every measurement
 //! is one JSON [`record`] line, and [`report`] turns a run's lines into the
-//! comparison tables.
+//! comparison tables ([`latency_report`]: tern's merge windows' latency and
+//! CPU against nginx-rtmp).
 
 pub mod hist;
+pub mod latency_report;
 pub mod load_idle;
 pub mod load_media;
 pub mod load_so;

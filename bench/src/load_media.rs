@@ -8,6 +8,7 @@
 //! past that point the numbers would describe the load tool, not the server.
 
 use crate::hist::Hist;
+use crate::load_so::{decode_value, encode_value};
 use crate::media::{self, FrameKind, Medium, Schedule, StreamSpec};
 use crate::metrics::{self, HeapCounters, MetricsUrl};
 use crate::procfs::Procs;
@@ -19,7 +20,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tern_core::amf0::Value;
 use tern_core::hub::MediaKind;
+use tern_core::message::SoEvent;
 use tern_core::rtmp::ClientEvent;
 use tokio::sync::Semaphore;
 
@@ -61,7 +64,21 @@ pub struct MediaOptions {
     /// Players play HTTP-FLV from tern's HTTP port at this `host:port`
     /// (`GET /{app}/{name}.flv`) instead of RTMP; the publisher stays RTMP.
     pub flv_http: Option<String>,
+    /// Chat during video: this many players (the first ones) also `use`
+    /// the shared object [`CHAT_OBJECT`] in the stream's scope, and the
+    /// publisher sets a key of it [`MediaOptions::chat_rate`] times a
+    /// second with its send time; the step records how long a change took
+    /// to reach a player that also plays the stream. 0: no chat (nginx-rtmp
+    /// has no shared objects).
+    pub chat_players: usize,
+    /// Changes per second the publisher makes when `chat_players > 0`.
+    pub chat_rate: u32,
 }
+
+/// The shared object of the chat-during-video measurement.
+pub const CHAT_OBJECT: &str = "chat";
+/// Size of a chat value, bytes (a chat line).
+const CHAT_VALUE_BYTES: usize = 64;
 
 /// What the publisher thread tells the players' thread.
 #[derive(Debug, Default)]
@@ -98,6 +115,9 @@ struct Stats {
     /// Added latency of every frame in the window: the publisher's send
     /// time to the player's receipt.
     added: Hist,
+    /// Chat during video: a shared-object change's send time to a playing
+    /// player's receipt, every delivery in the window.
+    chat: Hist,
     half: usize,
     playing: usize,
     failed: usize,
@@ -166,6 +186,7 @@ impl Stats {
         }
         self.lag.iter_mut().for_each(Hist::clear);
         self.added.clear();
+        self.chat.clear();
         self.half = 0;
     }
 }
@@ -199,9 +220,14 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             options.name.clone(),
             Arc::clone(&publisher),
         );
+        let chat_rate = if options.chat_players > 0 {
+            options.chat_rate
+        } else {
+            0
+        };
         std::thread::Builder::new()
             .name("publisher".into())
-            .spawn(move || publisher_thread(&url, &name, spec, clock, &publisher))
+            .spawn(move || publisher_thread(&url, &name, (spec, chat_rate), clock, &publisher))
             .map_err(|e| format!("cannot start the publisher thread: {e}"))?
     };
     let ready_by = clock.now_secs() + 10.0;
@@ -220,6 +246,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
         players: Vec::new(),
         lag: [Hist::new(), Hist::new()],
         added: Hist::new(),
+        chat: Hist::new(),
         half: 0,
         playing: 0,
         failed: 0,
@@ -232,6 +259,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     let connecting = Arc::new(Semaphore::new(options.connect_concurrency.max(1)));
     let mut records = Vec::new();
     let mut spawned = 0;
+    let chat_players = options.chat_players;
     for &target in &options.steps {
         stats
             .borrow_mut()
@@ -259,7 +287,8 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                     }
                     None => {
                         let target = (&*url, tls.as_ref().as_ref());
-                        player(id, target, &name, clock, &stats, permit, &stop).await
+                        let chat = id < chat_players;
+                        player(id, target, (&name, chat), clock, &stats, permit, &stop).await
                     }
                 };
                 stats.borrow_mut().ended(id, result.err());
@@ -348,6 +377,12 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 None => "",
             }
         );
+        if step.chat_deliveries > 0 {
+            eprintln!(
+                "  chat during video: {} changes delivered, p50 {:.1} p99 {:.1} max {:.1} ms",
+                step.chat_deliveries, step.chat_p50_ms, step.chat_p99_ms, step.chat_max_ms
+            );
+        }
         if let Some(e) = &stats.borrow().first_error {
             eprintln!("  first player error: {e}");
         }
@@ -395,6 +430,10 @@ fn measure(
         added_p50_ms: ms(s.added.quantile(0.5)),
         added_p99_ms: ms(s.added.quantile(0.99)),
         added_p999_ms: ms(s.added.quantile(0.999)),
+        chat_deliveries: s.chat.count(),
+        chat_p50_ms: ms(s.chat.quantile(0.5)),
+        chat_p99_ms: ms(s.chat.quantile(0.99)),
+        chat_max_ms: ms(s.chat.max()),
         publisher_late_ms: ms(publisher.late_max_us.load(Ordering::Relaxed)),
         player_bytes: spread(&mut bytes),
         player_max_lag_ms: spread(&mut max_lag).map(ms),
@@ -457,10 +496,12 @@ fn spread(values: &mut [u64]) -> [u64; 3] {
 }
 
 /// One player: connect, create a stream, play, then count until stopped.
+/// With `chat`, it also uses [`CHAT_OBJECT`] and records each change's
+/// latency.
 async fn player(
     id: usize,
     (url, tls): (&RtmpUrl, Option<&Tls>),
-    name: &str,
+    (name, chat): (&str, bool),
     clock: Clock,
     stats: &RefCell<Stats>,
     permit: tokio::sync::OwnedSemaphorePermit,
@@ -491,9 +532,24 @@ async fn player(
                     }
                     ClientEvent::Connected { .. } => {
                         session.conn.create_stream()?;
+                        if chat {
+                            session.conn.so_use(CHAT_OBJECT, false)?;
+                        }
                     }
                     ClientEvent::StreamCreated { stream_id, .. } => {
                         session.conn.play(stream_id, name, -2.0)?;
+                    }
+                    ClientEvent::SharedObject(m) => {
+                        for event in &m.events {
+                            if let SoEvent::Change {
+                                value: Value::String(v),
+                                ..
+                            } = event
+                                && let Some((_, sent_us)) = decode_value(v.as_bytes())
+                            {
+                                st.chat.record(now.saturating_sub(sent_us));
+                            }
+                        }
                     }
                     ClientEvent::ConnectFailed { code, .. } => {
                         return Err(SessionError::Refused(code));
@@ -618,7 +674,7 @@ async fn flv_player(
 fn publisher_thread(
     url: &RtmpUrl,
     name: &str,
-    spec: StreamSpec,
+    spec: (StreamSpec, u32),
     clock: Clock,
     state: &PublisherState,
 ) {
@@ -638,10 +694,13 @@ fn publisher_thread(
     }
 }
 
+/// Publishes `spec`'s stream in real time; with a chat rate above zero it
+/// also uses [`CHAT_OBJECT`] and sets its key `line` that many times a
+/// second (checked before each frame) to a value carrying the send time.
 async fn publish(
     url: &RtmpUrl,
     name: &str,
-    spec: StreamSpec,
+    (spec, chat_rate): (StreamSpec, u32),
     clock: Clock,
     state: &PublisherState,
 ) -> Result<(), SessionError> {
@@ -674,8 +733,13 @@ async fn publish(
     c.send_media(stream, MediaKind::Data, 0, media::metadata(&spec))?;
     c.send_media(stream, MediaKind::Video, 0, media::avc_sequence_header())?;
     c.send_media(stream, MediaKind::Audio, 0, media::aac_sequence_header())?;
+    if chat_rate > 0 {
+        c.so_use(CHAT_OBJECT, false)?;
+    }
     session.flush().await?;
     let start = clock.now_us();
+    let chat_every_us = 1_000_000 / u64::from(chat_rate.max(1));
+    let mut chat_due = start;
     state.ready.store(true, Ordering::Release);
     let mut buf = BytesMut::new();
     for frame in Schedule::new(spec) {
@@ -696,6 +760,15 @@ async fn publish(
         }
         let late = clock.now_us().saturating_sub(due);
         state.late_max_us.fetch_max(late, Ordering::Relaxed);
+        if chat_rate > 0 && clock.now_us() >= chat_due {
+            let value = encode_value(0, clock.now_us(), CHAT_VALUE_BYTES);
+            session.conn.so_set(
+                CHAT_OBJECT,
+                false,
+                vec![("line".to_owned(), Value::String(value))],
+            )?;
+            chat_due += chat_every_us;
+        }
         let kind = match frame.kind {
             FrameKind::Audio => MediaKind::Audio,
             FrameKind::Key | FrameKind::Inter => MediaKind::Video,

@@ -66,6 +66,15 @@ enum Mode {
         /// 127.0.0.1:8081), `GET /{app}/{name}.flv`, instead of RTMP.
         #[arg(long)]
         flv_http: Option<String>,
+        /// Chat during video (tern only): this many players also use the
+        /// shared object `chat` in the stream's scope, and the publisher
+        /// changes it --chat-rate times a second; each step records the
+        /// change's latency to those players (p50/p99/max).
+        #[arg(long, default_value_t = 0)]
+        chat_players: usize,
+        /// Changes per second for --chat-players.
+        #[arg(long, default_value_t = 10)]
+        chat_rate: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -205,6 +214,8 @@ fn main() -> ExitCode {
             rtmps_address,
             tls_ca,
             flv_http,
+            chat_players,
+            chat_rate,
             common,
         } => RtmpUrl::parse(&url)
             .map_err(|e| e.to_string())
@@ -232,6 +243,8 @@ fn main() -> ExitCode {
                     metrics_url,
                     tls,
                     flv_http,
+                    chat_players,
+                    chat_rate,
                 })
                 .map(|_| ())
             }),

@@ -71,6 +71,20 @@ pub struct MediaStep {
     /// 99.9th percentile.
     #[serde(default)]
     pub added_p999_ms: f64,
+    /// Chat during video: shared-object changes delivered in the window
+    /// to players that also play the stream (0 when not measured).
+    #[serde(default)]
+    pub chat_deliveries: u64,
+    /// Their latency (ms), the writer's send time to the player's
+    /// receipt: median.
+    #[serde(default)]
+    pub chat_p50_ms: f64,
+    /// 99th percentile.
+    #[serde(default)]
+    pub chat_p99_ms: f64,
+    /// Maximum.
+    #[serde(default)]
+    pub chat_max_ms: f64,
     /// Most the publisher fell behind its own schedule in the window (ms).
     pub publisher_late_ms: f64,
     /// Per-player spread of bytes received in the window: min, median, max.
@@ -275,6 +289,10 @@ mod tests {
             added_p50_ms: 0.5,
             added_p99_ms: 4.0,
             added_p999_ms: 8.0,
+            chat_deliveries: 0,
+            chat_p50_ms: 0.0,
+            chat_p99_ms: 0.0,
+            chat_max_ms: 0.0,
             publisher_late_ms: 0.1,
             player_bytes: [1, 2, 3],
             player_max_lag_ms: [1.0, 2.0, 3.0],

@@ -347,6 +347,7 @@ pub fn render(records: &[Record]) -> String {
             out.push('\n');
         }
     }
+    out.push_str(&crate::latency_report::render(records));
     out
 }
 
@@ -666,6 +667,10 @@ mod tests {
             added_p50_ms: 0.5,
             added_p99_ms: 3.0,
             added_p999_ms: 8.0,
+            chat_deliveries: 0,
+            chat_p50_ms: 0.0,
+            chat_p99_ms: 0.0,
+            chat_max_ms: 0.0,
             publisher_late_ms: 0.0,
             player_bytes: [0; 3],
             player_max_lag_ms: [0.0; 3],

@@ -39,6 +39,7 @@ pub mod file_store;
 mod heap_trim;
 pub mod http;
 pub mod logging;
+pub mod merge_policy;
 pub mod net;
 pub mod record;
 pub mod relay;

@@ -139,6 +139,12 @@ pub struct StatsSnapshot {
     pub recordings_done: u64,
     /// Recordings stopped by an error (a disk that fails or does not keep up).
     pub recordings_failed: u64,
+    /// The merge window in force, µs (`streams.merge_write_adaptive`:
+    /// zero while the server is idle enough; see `merge_policy`).
+    pub merge_window_us: u64,
+    /// The media load that sets it: media deliveries per second per
+    /// worker thread, smoothed.
+    pub media_load_per_sec: u64,
     /// Connections closed since start, by reason (`server`, `rejected`,
     /// `peer`, `timeout`, `protocol`, `client`, `io`, `write_stalled`,
     /// `given_up`).
@@ -294,6 +300,18 @@ impl StatsSnapshot {
                 ("{result=\"failed\"}", self.recordings_failed),
             ],
         );
+        metric(
+            "tern_merge_window_microseconds",
+            "gauge",
+            "How long a player's media may wait to be merged into one write now.",
+            &[("", self.merge_window_us)],
+        );
+        metric(
+            "tern_media_load_per_second",
+            "gauge",
+            "Media deliveries per second per worker thread (smoothed): what sets the merge window.",
+            &[("", self.media_load_per_sec)],
+        );
         let closes: Vec<(String, u64)> = self
             .closes
             .iter()
@@ -425,6 +443,8 @@ mod tests {
             lag_disconnects: 1,
             recordings_done: 3,
             recordings_failed: 1,
+            merge_window_us: 25_000,
+            media_load_per_sec: 45_000,
             closes: [("timeout".into(), 2), ("client".into(), 5)].into(),
             relays: vec![RelayStats {
                 id: 1,
@@ -473,6 +493,8 @@ mod tests {
             "tern_lag_disconnects_total 1",
             "tern_recordings_total{result=\"done\"} 3",
             "tern_recordings_total{result=\"failed\"} 1",
+            "tern_merge_window_microseconds 25000",
+            "tern_media_load_per_second 45000",
             "# TYPE tern_connections_closed_total counter",
             "tern_connections_closed_total{reason=\"client\"} 5",
             "tern_connections_closed_total{reason=\"timeout\"} 2",

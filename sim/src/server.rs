@@ -23,6 +23,10 @@ pub struct ServerTuning {
     pub gop_cache: bool,
     /// `streams.merge_write_ms`.
     pub merge_write_ms: u64,
+    /// `streams.merge_write_adaptive`.
+    pub merge_write_adaptive: bool,
+    /// `streams.merge_write_busy_per_sec`.
+    pub merge_write_busy_per_sec: u64,
     /// `streams.publisher_idle_timeout_secs`.
     pub publisher_idle_timeout_secs: u64,
     /// `streams.publish_conflict`.
@@ -40,6 +44,10 @@ impl Default for ServerTuning {
             max_lag_ms: 1_500,
             gop_cache: true,
             merge_write_ms: tern_runtime_std::config::StreamsConfig::default().merge_write_ms,
+            merge_write_adaptive: tern_runtime_std::config::StreamsConfig::default()
+                .merge_write_adaptive,
+            merge_write_busy_per_sec: tern_runtime_std::config::StreamsConfig::default()
+                .merge_write_busy_per_sec,
             publisher_idle_timeout_secs: tern_runtime_std::config::StreamsConfig::default()
                 .publisher_idle_timeout_secs,
             publish_conflict: tern_runtime_std::config::PublishConflictConfig::Replace,
@@ -70,6 +78,8 @@ impl ServerTuning {
         config.streams.max_lag_ms = self.max_lag_ms;
         config.streams.gop_cache = self.gop_cache;
         config.streams.merge_write_ms = self.merge_write_ms;
+        config.streams.merge_write_adaptive = self.merge_write_adaptive;
+        config.streams.merge_write_busy_per_sec = self.merge_write_busy_per_sec;
         config.streams.publisher_idle_timeout_secs = self.publisher_idle_timeout_secs;
         config.streams.publish_conflict = self.publish_conflict;
         config

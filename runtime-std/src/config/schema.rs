@@ -221,10 +221,18 @@ pub struct StreamsConfig {
     /// How far (in media time) a subscriber may fall behind before it is
     /// cut back to the next keyframe; one that stays behind is disconnected.
     pub max_lag_ms: u64,
-    /// How long media for a player may wait to be merged into one write
-    /// (0 = write every message as it comes). Notices, statuses and replies
-    /// never wait. See docs/config.md for the trade-off.
+    /// The longest media for a player may wait to be merged into one
+    /// write (0 = write every message as it comes). Notices, statuses and
+    /// replies never wait. See docs/config.md for the trade-off.
     pub merge_write_ms: u64,
+    /// True: media waits only while the server is busy (the window grows
+    /// with the media deliveries per second, up to `merge_write_ms`);
+    /// false: always the whole `merge_write_ms`.
+    pub merge_write_adaptive: bool,
+    /// Media deliveries per second per worker thread from which the
+    /// adaptive window is the whole `merge_write_ms`; below two thirds of
+    /// it media never waits.
+    pub merge_write_busy_per_sec: u64,
     /// Drop a publisher that sent no media for this long (0 = never).
     pub publisher_idle_timeout_secs: u64,
     /// What a publish of a name that is already live does.
@@ -252,6 +260,8 @@ impl Default for StreamsConfig {
             subscriber_queue_bytes: 4 * 1024 * 1024,
             max_lag_ms: 5_000,
             merge_write_ms: 100,
+            merge_write_adaptive: true,
+            merge_write_busy_per_sec: crate::merge_policy::DEFAULT_FULL_AT,
             publisher_idle_timeout_secs: 10,
             publish_conflict: PublishConflictConfig::Replace,
         }

@@ -97,6 +97,12 @@ impl Config {
             1000,
         );
         range(
+            &["streams", "merge_write_busy_per_sec"],
+            self.streams.merge_write_busy_per_sec,
+            1,
+            big,
+        );
+        range(
             &["tls", "handshake_timeout_secs"],
             self.tls.handshake_timeout_secs,
             1,

@@ -157,17 +157,26 @@ pub(super) async fn record_stream(
     }
 }
 
-/// Runs the hub's timers, and the heap trim (`server.heap_trim_secs`,
-/// see `heap_trim`), until `shutdown` flips.
+/// Runs the hub's timers, the heap trim (`server.heap_trim_secs`, see
+/// `heap_trim`) and the sampling of the media load that sets the merge
+/// window (`merge_policy`), until `shutdown` flips.
 pub async fn run_hub_timers(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(HUB_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_trim = tokio::time::Instant::now();
+    // The media load that sets the merge window (`merge_policy`), sampled
+    // on every tick over the time since the last one on tokio's clock.
+    let mut load = crate::merge_policy::Load::default();
+    let mut last_sample = tokio::time::Instant::now();
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     loop {
         tokio::select! {
             biased;
             () = stopped(&mut shutdown) => return,
             _ = tick.tick() => {
+                let sampled = tokio::time::Instant::now();
+                load = shared.sample_load(load, sampled - last_sample, workers);
+                last_sample = sampled;
                 let now = shared.now();
                 shared.with_hub(|hub| {
                     if hub.poll_timeout().is_some_and(|t| t <= now) {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use tern_core::Instant;
 use tern_core::connection::{CloseReason, Connection};
-use tern_core::hub::ConnId;
+use tern_core::hub::{ConnId, Delivery};
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
@@ -79,17 +79,21 @@ pub(super) async fn run_connection<S: crate::net::Stream, C: Connection>(
         }
         // Take deliveries while our own buffer is small — unless only media
         // waits and it may still be merged with what comes next.
+        // The window follows the server's media load (`merge_policy`): zero
+        // while the server is idle enough, up to `merge_write_ms` when busy.
         let mut pulled = false;
         let mut held_until = None;
         if conn.pending_bytes() < HIGH_WATER {
-            let may_hold = !shared.merge_write.is_zero() && conn.pending_bytes() == 0;
+            let window = shared.merge_window();
+            let may_hold = !window.is_zero() && conn.pending_bytes() == 0;
+            let mut media = 0;
             shared.with_hub(|hub| {
                 if may_hold
                     && hub
                         .outbox(id)
                         .is_some_and(|o| o.may_wait(MERGE_FLUSH_BYTES))
                 {
-                    let merge_until = shared.merge_deadline(last_write);
+                    let merge_until = shared.merge_deadline(last_write, window);
                     if tokio::time::Instant::now() < merge_until {
                         held_until = Some(merge_until);
                         return;
@@ -98,6 +102,7 @@ pub(super) async fn run_connection<S: crate::net::Stream, C: Connection>(
                 while conn.pending_bytes() < HIGH_WATER {
                     match hub.poll_delivery(id) {
                         Some(delivery) => {
+                            media += u64::from(matches!(delivery, Delivery::Media(_)));
                             conn.handle_delivery(now, delivery);
                             pulled = true;
                         }
@@ -105,6 +110,7 @@ pub(super) async fn run_connection<S: crate::net::Stream, C: Connection>(
                     }
                 }
             });
+            shared.count_media(media);
         }
         // Everything queued goes out in as few (vectored) writes as possible:
         // one system call per wake-up instead of one per message.

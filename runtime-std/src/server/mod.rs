@@ -35,6 +35,11 @@
 //! itself or more than `MERGE_FLUSH_BYTES` (in `connection`) of held media when it wakes.
 //! Windows end on a small grid (`Shared::merge_deadline`), so the players
 //! due at about the same time are written on one wake-up of the thread.
+//! The window's length follows the server's media load
+//! (`crate::merge_policy`, `streams.merge_write_adaptive`): zero while the
+//! server is idle enough, up to `merge_write_ms` when it is busy; the
+//! connections count the media they pull and [`run_hub_timers`] samples
+//! the count on tokio's clock and sets the window (`Shared::sample_load`).
 
 mod accept;
 mod background;

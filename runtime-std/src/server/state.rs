@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::direct_write::Peer;
 use crate::ended::{CloseCounts, Ended};
 use crate::file_store::FileStore;
+use crate::merge_policy::{Load, MergePolicy, Sample};
 use crate::record::RecordSettings;
 use crate::relay::Kind;
 use crate::relay::service::RelayService;
@@ -115,8 +116,18 @@ pub struct Shared {
     /// Its outbox has long since been dropping media; a live player never
     /// stalls this long (`server.write_timeout_secs`).
     pub(super) write_stall: std::time::Duration,
-    /// How long media may wait to be merged into one write (zero: never).
-    pub(super) merge_write: std::time::Duration,
+    /// How long media may wait to be merged into one write: its ceiling
+    /// and how the load opens it (`crate::merge_policy`).
+    pub(super) merge_policy: MergePolicy,
+    /// The merge window in force, µs: [`Shared::merge_window`]. Set by
+    /// [`run_hub_timers`](super::run_hub_timers) from the load.
+    pub(super) merge_window_us: AtomicU64,
+    /// Media deliveries handed to connections since the load was last
+    /// sampled ([`Shared::sample_load`]).
+    pub(super) media_delivered: AtomicU64,
+    /// The last sampled load (deliveries per second per worker), for the
+    /// stats.
+    pub(super) media_load: AtomicU64,
     /// How often freed heap pages go back to the OS (`None`: never).
     pub(super) heap_trim: Option<std::time::Duration>,
     pub(super) seed: u64,
@@ -193,6 +204,11 @@ impl Shared {
             limits: rtmp.limits.clone(),
             ..WsConfig::default()
         };
+        let merge_policy = MergePolicy {
+            ceiling: std::time::Duration::from_millis(config.streams.merge_write_ms),
+            adaptive: config.streams.merge_write_adaptive,
+            full_at: config.streams.merge_write_busy_per_sec,
+        };
         let records: Arc<BTreeMap<String, RecordSettings>> = Arc::new(
             config
                 .apps
@@ -238,7 +254,10 @@ impl Shared {
             ws,
             flv,
             write_stall,
-            merge_write: std::time::Duration::from_millis(config.streams.merge_write_ms),
+            merge_policy,
+            merge_window_us: AtomicU64::new(duration_us(merge_policy.window(Load::default()))),
+            media_delivered: AtomicU64::new(0),
+            media_load: AtomicU64::new(0),
             heap_trim: (config.server.heap_trim_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.server.heap_trim_secs)),
             seed: 0x7e57_7e57,
@@ -260,18 +279,60 @@ impl Shared {
         })
     }
 
-    /// The end of a merge window that began with a write at `last_write`:
-    /// `merge_write` later, rounded down to a multiple of [`MERGE_GRID`]
-    /// (at most a quarter of the window) since the server started. Players
-    /// whose windows end within the same step of the grid then wake on the
-    /// same timer tick and write in one pass of the scheduler, instead of
-    /// each waking the thread on a millisecond of its own (100 players at
-    /// 10 writes/s: about 1000 wake-ups of the server a second, 100 with
-    /// the grid). A window is at most `merge_write` long, as configured, and
+    /// How long a player's media may wait now (zero: write at once): the
+    /// window [`MergePolicy::window`] gave for the last sampled load, never
+    /// more than `streams.merge_write_ms`.
+    pub(super) fn merge_window(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.merge_window_us.load(Ordering::Relaxed))
+    }
+
+    /// Counts `n` media deliveries handed to a connection (the load).
+    pub(super) fn count_media(&self, n: u64) {
+        if n > 0 {
+            self.media_delivered.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes the media deliveries counted over `elapsed` into `load` and
+    /// sets the merge window from the result; returns the new load. The
+    /// caller measures `elapsed` on tokio's clock (the simulator's in a
+    /// simulated run), so the window is deterministic there.
+    pub(super) fn sample_load(
+        &self,
+        load: Load,
+        elapsed: std::time::Duration,
+        workers: usize,
+    ) -> Load {
+        let load = load.update(Sample {
+            deliveries: self.media_delivered.swap(0, Ordering::Relaxed),
+            elapsed,
+            workers,
+        });
+        self.merge_window_us.store(
+            duration_us(self.merge_policy.window(load)),
+            Ordering::Relaxed,
+        );
+        self.media_load
+            .store(load.per_sec_per_worker, Ordering::Relaxed);
+        load
+    }
+
+    /// The end of a merge window of length `window` that began with a
+    /// write at `last_write`: `window` later, rounded down to a multiple
+    /// of [`MERGE_GRID`] (at most a quarter of the window) since the server
+    /// started. Players whose windows end within the same step of the grid
+    /// then wake on the same timer tick and write in one pass of the
+    /// scheduler, instead of each waking the thread on a millisecond of its
+    /// own (100 players at 10 writes/s: about 1000 wake-ups of the server a
+    /// second, 100 with the grid). A window is at most `window` long and
     /// at least that less one step.
-    pub(super) fn merge_deadline(&self, last_write: tokio::time::Instant) -> tokio::time::Instant {
-        let end = last_write + self.merge_write;
-        let grid = MERGE_GRID.min(self.merge_write / 4).as_nanos();
+    pub(super) fn merge_deadline(
+        &self,
+        last_write: tokio::time::Instant,
+        window: std::time::Duration,
+    ) -> tokio::time::Instant {
+        let end = last_write + window;
+        let grid = MERGE_GRID.min(window / 4).as_nanos();
         if grid == 0 {
             return end;
         }
@@ -410,6 +471,8 @@ impl StatsSource for Shared {
             lag_disconnects: counters.overflow_disconnects,
             recordings_done: self.recordings_done.load(Ordering::Relaxed),
             recordings_failed: self.recordings_failed.load(Ordering::Relaxed),
+            merge_window_us: self.merge_window_us.load(Ordering::Relaxed),
+            media_load_per_sec: self.media_load.load(Ordering::Relaxed),
             closes: self.closes.snapshot(),
             relays: self
                 .relays
@@ -428,6 +491,11 @@ impl StatsSource for Shared {
             }),
         }
     }
+}
+
+/// `d` in whole microseconds (saturating).
+fn duration_us(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Closes every connection (each client is told why): the start of a
@@ -486,6 +554,33 @@ mod tests {
         assert_eq!(defaults.ws.idle_timeout, Duration::from_secs(90));
     }
 
+    /// The window in force follows the sampled load: closed while idle,
+    /// the whole ceiling under load, and always the ceiling when fixed.
+    #[test]
+    fn the_merge_window_follows_the_sampled_load() {
+        use crate::merge_policy::Load;
+        use std::time::Duration as Std;
+        let mut config = Config::default();
+        let shared = Shared::new(&config);
+        assert_eq!(shared.merge_window(), Std::ZERO, "idle at the start");
+        let mut load = Load::default();
+        for _ in 0..20 {
+            // 1000 players at 68 messages/s, sampled every 250 ms.
+            shared.count_media(17_000);
+            load = shared.sample_load(load, Std::from_millis(250), 1);
+        }
+        assert_eq!(shared.merge_window(), Std::from_millis(100));
+        for _ in 0..20 {
+            load = shared.sample_load(load, Std::from_millis(250), 1);
+        }
+        assert_eq!(shared.merge_window(), Std::ZERO, "idle again");
+        config.streams.merge_write_adaptive = false;
+        let fixed = Shared::new(&config);
+        assert_eq!(fixed.merge_window(), Std::from_millis(100));
+        fixed.sample_load(Load::default(), Std::from_millis(250), 1);
+        assert_eq!(fixed.merge_window(), Std::from_millis(100));
+    }
+
     /// Merge windows end on the grid, are never longer than configured and
     /// at most one step shorter; players that wrote within one step of the
     /// grid share a deadline.
@@ -501,7 +596,7 @@ mod tests {
             let mut deadlines = std::collections::BTreeSet::new();
             for offset_us in (0..50_000).step_by(1_237) {
                 let last_write = shared.start + Std::from_micros(offset_us);
-                let end = shared.merge_deadline(last_write);
+                let end = shared.merge_deadline(last_write, merge);
                 assert!(
                     end <= last_write + merge,
                     "{merge_ms} ms: longer than configured"
