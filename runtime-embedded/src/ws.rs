@@ -46,8 +46,8 @@ mod tests {
     use crate::server::Ended;
     use crate::slot::ended_by;
     use tern_core::Instant;
+    use tern_core::connection::CloseReason;
     use tern_core::hub::Request;
-    use tern_core::session::CloseReason;
     use tern_core::ws::{HandshakeError, WsError};
 
     #[test]

@@ -58,6 +58,7 @@ use tracing::info;
 
 /// Why the server could not run.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The configuration is invalid.
     Config(Vec<ConfigError>),
@@ -101,7 +102,17 @@ impl fmt::Display for ServeError {
     }
 }
 
-impl std::error::Error for ServeError {}
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Bind { error, .. } => Some(error),
+            ServeError::Signals(e) | ServeError::Io(e) => Some(e),
+            ServeError::Store(e) => Some(e),
+            ServeError::Tls(e) => Some(e),
+            ServeError::Config(_) => None,
+        }
+    }
+}
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServeError> {

@@ -4,10 +4,10 @@
 use super::fanout::{Framing, media_encoder};
 use super::tag::FILE_HEADER;
 use crate::amf0::Value;
+use crate::connection::CloseReason;
+use crate::connection::SharedEncoding;
 use crate::hub::{ConnectRequest, Delivery, Level, RejectCode, Request};
 use crate::queue::{QueueUse, release_queue};
-use crate::session::CloseReason;
-use crate::session::SharedEncoding;
 use crate::time::{Duration, Instant};
 use crate::ws::frame::{self, Decoder, Incoming, Opcode, close_code};
 use crate::ws::handshake::{self, MAX_HEAD};
@@ -140,7 +140,7 @@ impl fmt::Display for FlvError {
 
 impl core::error::Error for FlvError {}
 
-impl crate::session::Failure for FlvError {
+impl crate::connection::Failure for FlvError {
     fn is_timeout(&self) -> bool {
         matches!(self, FlvError::HeadTimeout { .. })
     }
@@ -164,7 +164,7 @@ impl FlvError {
 /// The name FLV players' connections are counted and hooked under.
 pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("flv");
 
-crate::session::delegate_session!(FlvConnection, FlvError);
+crate::connection::delegate_connection!(FlvConnection, FlvError);
 
 #[derive(Debug)]
 enum Phase {
@@ -180,7 +180,7 @@ enum Phase {
 /// The server side of one FLV player, over HTTP or WebSocket.
 ///
 /// Call order: as every server connection's ([`crate::rtmp`] documents
-/// it; [`crate::session::ServerSession`] is implemented):
+/// it; [`crate::connection::Connection`] is implemented):
 /// 1. `handle_input(now, bytes)` from the first byte of the request on;
 ///    `Err` closes the connection after flushing 4.
 /// 2. `poll_event()` until `None`, into the hub: a [`Request::Connect`]

@@ -10,7 +10,7 @@
 //! - [`metadata`]: a recorded file's `onMetaData` with `duration` and
 //!   `filesize` slots rewritten on close;
 //! - [`FlvConnection`]: one HTTP-FLV or WS-FLV player, driven like every
-//!   server connection ([`crate::session::ServerSession`]).
+//!   server connection ([`crate::connection::Connection`]).
 
 mod connection;
 pub mod fanout;

@@ -9,11 +9,11 @@ use super::handshake::{self, MAX_HEAD, Subprotocol};
 use super::json::{self, ClientOp, OpError};
 use crate::Limits;
 use crate::amf0::Value;
+use crate::connection::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::hub::{ConnectRequest, Delivery, Request, SoChange, SoDelivery, SoNotice, SoOp};
 use crate::message::Tolerated;
 use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
-use crate::session::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -82,7 +82,7 @@ enum Phase {
 /// The server side of one WebSocket connection, from the first byte of the
 /// HTTP upgrade request on; the echo endpoint produces no requests.
 ///
-/// Driven as [`ServerSession`](crate::session::ServerSession) documents.
+/// Driven as [`Connection`](crate::connection::Connection) documents.
 /// Its timers: the upgrade timeout, then a ping after
 /// [`WsConfig::ping_interval`] of silence and a close 1001
 /// ([`WsError::Idle`]) after [`WsConfig::idle_timeout`] without a byte.

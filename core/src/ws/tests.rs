@@ -5,12 +5,12 @@
 use super::frame::{FrameHeader, Opcode, encode_raw};
 use super::*;
 use crate::amf0::Value;
+use crate::connection::{CloseReason, SharedEncoding};
 use crate::hub::{
     Delivery, MediaDelivery, MediaKind, MediaPriority, RejectCode, Request, SessionLimits,
     SoChange, SoNotice, SoOp, SoUpdate,
 };
 use crate::scope_path::ScopePath;
-use crate::session::{CloseReason, SharedEncoding};
 use crate::testing::{MASK, client_frame, server_frames, upgrade};
 use crate::time::{Duration, Instant};
 use alloc::string::String;

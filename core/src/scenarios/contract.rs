@@ -1,12 +1,12 @@
-//! The connection contract ([`ServerSession`]) holds for every protocol:
+//! The connection contract ([`Connection`]) holds for every protocol:
 //! the same generic checks run on RTMP and WebSocket connections.
 
+use crate::connection::{CloseKind, Connection};
 use crate::hub::{Delivery, HubConfig};
-use crate::session::{CloseKind, ServerSession};
 use crate::testing::Harness;
 use crate::time::Instant;
 
-fn drain<S: ServerSession>(s: &mut S) -> usize {
+fn drain<S: Connection>(s: &mut S) -> usize {
     core::iter::from_fn(|| s.poll_transmit())
         .map(|b| b.len())
         .sum()
@@ -14,7 +14,7 @@ fn drain<S: ServerSession>(s: &mut S) -> usize {
 
 /// A `handle_timeout` before the deadline, or a second one at it, changes
 /// nothing: no bytes, no requests, the same next deadline.
-fn extra_timeouts_are_no_ops<S: ServerSession>(s: &mut S) {
+fn extra_timeouts_are_no_ops<S: Connection>(s: &mut S) {
     drain(s);
     let deadline = s.poll_timeout().expect("an open connection has a timer");
     s.handle_timeout(Instant::from_millis(deadline.as_millis() - 1));
@@ -34,7 +34,7 @@ fn extra_timeouts_are_no_ops<S: ServerSession>(s: &mut S) {
 
 /// After a failure: the same error again for more input, no timer, no
 /// bytes for deliveries, and a failure as the close reason.
-fn a_failure_sticks<S: ServerSession>(s: &mut S, now: Instant, bad: &[u8])
+fn a_failure_sticks<S: Connection>(s: &mut S, now: Instant, bad: &[u8])
 where
     S::Error: PartialEq,
 {
@@ -59,7 +59,7 @@ where
 
 /// An orderly close (the hub's): not a failure, and later input is taken
 /// as nothing.
-fn an_orderly_close_is_not_a_failure<S: ServerSession>(s: &mut S, now: Instant) {
+fn an_orderly_close_is_not_a_failure<S: Connection>(s: &mut S, now: Instant) {
     s.handle_delivery(
         now,
         Delivery::Close {

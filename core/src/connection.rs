@@ -1,5 +1,5 @@
 //! What a runtime needs of a server-side connection, whatever its protocol:
-//! the one contract every protocol connection follows ([`ServerSession`]),
+//! the one contract every protocol connection follows ([`Connection`]),
 //! how a connection ends ([`CloseReason`]), and when a runtime may write a
 //! connection's notices itself ([`SharedEncoding`]).
 //!
@@ -56,7 +56,7 @@ use core::fmt;
 ///   nothing; after an orderly close it takes nothing and returns `Ok`.
 ///   Either way `poll_transmit` still holds what must be flushed (an error
 ///   answer, a close frame, a status), and deliveries are ignored.
-pub trait ServerSession {
+pub trait Connection {
     /// A failure of this protocol's connection (see [`CloseReason::Failed`]).
     type Error: fmt::Display + fmt::Debug + Clone + Failure;
 
@@ -293,11 +293,11 @@ impl SharedEncoding {
     }
 }
 
-/// Implements [`ServerSession`] for a connection type whose inherent
+/// Implements [`Connection`] for a connection type whose inherent
 /// methods have the trait's names and signatures.
-macro_rules! delegate_session {
+macro_rules! delegate_connection {
     ($ty:ty, $error:ty) => {
-        impl $crate::session::ServerSession for $ty {
+        impl $crate::connection::Connection for $ty {
             type Error = $error;
             fn handle_input(
                 &mut self,
@@ -331,10 +331,10 @@ macro_rules! delegate_session {
             fn is_closing(&self) -> bool {
                 <$ty>::is_closing(self)
             }
-            fn close_reason(&self) -> Option<&$crate::session::CloseReason<$error>> {
+            fn close_reason(&self) -> Option<&$crate::connection::CloseReason<$error>> {
                 <$ty>::close_reason(self)
             }
-            fn shared_encoding(&self) -> $crate::session::SharedEncoding {
+            fn shared_encoding(&self) -> $crate::connection::SharedEncoding {
                 <$ty>::shared_encoding(self)
             }
             fn poll_tolerated(&mut self) -> Option<$crate::message::Tolerated> {
@@ -344,7 +344,7 @@ macro_rules! delegate_session {
     };
 }
 
-pub(crate) use delegate_session;
+pub(crate) use delegate_connection;
 
 #[cfg(test)]
 mod tests {
