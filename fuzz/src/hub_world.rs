@@ -1261,16 +1261,27 @@ impl World {
                         ClientEvent::Status { code, .. } => match code.as_str() {
                             "NetStream.Publish.Start" => *publishing = asked_publish.take(),
                             "NetStream.Publish.BadName" => *asked_publish = None,
-                            "NetStream.Play.Start"
-                            | "NetStream.Play.Reset"
-                            | "NetStream.Play.PublishNotify" => {
+                            // Every play answers Reset then Start, behind
+                            // the media queued for the play it replaces: a
+                            // Reset begins a new play (frames count afresh,
+                            // from a keyframe), however many plays were
+                            // asked while this client was not reading.
+                            "NetStream.Play.Reset" => {
                                 if let Some((_, p)) = playing {
-                                    if !p.started {
-                                        *p = Player {
-                                            started: true,
-                                            last: None,
-                                        };
-                                    }
+                                    *p = Player {
+                                        started: true,
+                                        last: None,
+                                    };
+                                }
+                            }
+                            "NetStream.Play.Start" | "NetStream.Play.PublishNotify" => {
+                                if let Some((_, p)) = playing
+                                    && !p.started
+                                {
+                                    *p = Player {
+                                        started: true,
+                                        last: None,
+                                    };
                                 }
                             }
                             _ => {}

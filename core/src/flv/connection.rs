@@ -11,7 +11,7 @@ use crate::queue::{QueueUse, release_queue};
 use crate::time::{Duration, Instant};
 use crate::ws::frame::{self, Decoder, Incoming, Opcode, close_code};
 use crate::ws::handshake::{self, MAX_HEAD};
-use crate::ws::{HandshakeError, ProtocolError};
+use crate::ws::{ProtocolError, UpgradeError};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
@@ -98,7 +98,7 @@ pub enum FlvError {
     /// The request was not one we serve (an HTTP error answer is queued).
     BadRequest { status: u16, why: String },
     /// The WebSocket upgrade was refused (a 400 or 426 answer is queued).
-    Handshake(HandshakeError),
+    Handshake(UpgradeError),
     /// A WebSocket framing rule was broken (a close frame is queued).
     Protocol(ProtocolError),
     /// The request head did not arrive in time.

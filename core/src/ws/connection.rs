@@ -151,7 +151,7 @@ impl WsConnection {
             head.extend_from_slice(now_part);
             if !handshake::head_complete(head, old) {
                 if head.len() >= MAX_HEAD {
-                    return Err(self.refuse(handshake::HandshakeError::HeadTooLarge));
+                    return Err(self.refuse(handshake::UpgradeError::HeadTooLarge));
                 }
                 return Ok(());
             }
@@ -159,7 +159,7 @@ impl WsConnection {
             let (request, consumed) = match parsed {
                 Ok(Some(found)) => found,
                 Ok(None) if head.len() < MAX_HEAD => return Ok(()),
-                Ok(None) => return Err(self.refuse(handshake::HandshakeError::HeadTooLarge)),
+                Ok(None) => return Err(self.refuse(handshake::UpgradeError::HeadTooLarge)),
                 Err(e) => return Err(self.refuse(e)),
             };
             // Bytes after the head (a client that did not wait) are frames.
@@ -354,7 +354,7 @@ impl WsConnection {
     }
 
     /// Answers a bad upgrade and fails.
-    fn refuse(&mut self, e: handshake::HandshakeError) -> WsError {
+    fn refuse(&mut self, e: handshake::UpgradeError) -> WsError {
         self.queue(Bytes::from(handshake::error_response(&e)));
         self.done = true;
         let error = WsError::Handshake(e);

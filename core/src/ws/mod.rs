@@ -30,7 +30,7 @@ mod tests;
 
 pub use connection::{WsConfig, WsConnection};
 pub use frame::ProtocolError;
-pub use handshake::{HandshakeError, Subprotocol};
+pub use handshake::{Subprotocol, UpgradeError};
 
 /// WebSocket (JSON protocol v1 or chat mode), as the hub and stats name it.
 pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("websocket");
@@ -46,7 +46,7 @@ use core::fmt;
 #[non_exhaustive]
 pub enum WsError {
     /// The HTTP upgrade was refused (a 400 or 426 answer is queued).
-    Handshake(HandshakeError),
+    Handshake(UpgradeError),
     /// The peer broke a framing rule (a close frame with the code is queued).
     Protocol(ProtocolError),
     /// The upgrade request did not arrive in time (ms).
@@ -89,8 +89,8 @@ impl crate::connection::Failure for WsError {
 
 crate::connection::delegate_connection!(WsConnection, WsError);
 
-impl From<HandshakeError> for WsError {
-    fn from(e: HandshakeError) -> Self {
+impl From<UpgradeError> for WsError {
+    fn from(e: UpgradeError) -> Self {
         WsError::Handshake(e)
     }
 }
