@@ -277,6 +277,10 @@ struct Conn {
     playing: Vec<(u32, String)>,
     /// The hub decided to close it; requests are ignored.
     closing: bool,
+    /// When its `Timer::Conn` is due, while one is armed: a disconnect
+    /// takes the timer out with it, so the timer set holds one entry per
+    /// open connection, not one per connection of the last idle timeout.
+    timer: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
