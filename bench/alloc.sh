@@ -10,6 +10,8 @@
 #
 #   bench/alloc.sh [BITRATE_KBPS]         default: 2500
 #   STEPS=1,10,100,500 SETTLE=12 WINDOW=6 OUT=dir
+#   FLV=1: the players are HTTP-FLV players (`GET /live/NAME.flv` on the
+#   HTTP port; the publisher stays RTMP), labelled tern-http-flv
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 OUT=${OUT:-$(mktemp -d /tmp/tern-alloc.XXXXXX)}
@@ -28,8 +30,10 @@ machine >&2
 start_tern "$OUT/tern-alloc-$kbps"
 http_port=$(sed -n 's/^http_bind = "127.0.0.1:\([0-9]*\)"$/\1/p' "$OUT/tern-alloc-$kbps/tern.toml")
 wait_port "$http_port"
+players=(--label tern)
+[ "${FLV:-0}" = 1 ] && players=(--label tern-http-flv --flv-http "127.0.0.1:$http_port")
 load media --url "rtmp://127.0.0.1:$TERN_PORT/live" --bitrate "$kbps" --steps "$STEPS" \
-    --settle "$SETTLE" --window "$WINDOW" --label tern --server-pid "$TERN_PID" \
+    --settle "$SETTLE" --window "$WINDOW" --server-pid "$TERN_PID" "${players[@]}" \
     --metrics-url "http://127.0.0.1:$http_port/metrics" \
     >> "$OUT/results.jsonl" || echo "tern media run at $kbps kbit/s failed" >&2
 stop_tern

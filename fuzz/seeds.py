@@ -238,6 +238,36 @@ def main():
     for j, mode in enumerate([0x00, 0x07, 0x4E, 0x19, 0x25]):
         write("server_connection", f"publisher_{j}", bytes([[0, 0x41, 0x85, 0xC3, 0][j], 0xFF, 0xFF, mode]) + session())
         write("server_connection", f"player_{j}", bytes([[0, 0x41, 0x85, 0xC3, 0][j], 0xFF, 0xFF, mode]) + player())
+    # flv: [mode, la, lb, split, rest]: a small FLV file (header,
+    # onMetaData, AVC and AAC sequence headers, frames), a metadata body
+    # alone (as ffmpeg and OBS send it), and a player's requests (HTTP-FLV
+    # heads; WebSocket frames after the built-in upgrade).
+    meta = (string("@setDataFrame") + string("onMetaData")
+            + ecma([("duration", num(0)), ("width", num(320)), ("encoder", string("Lavf"))]))
+    meta_obj = string("onMetaData") + obj([("filesize", num(0)), ("framerate", num(25))])
+    avc_seq = bytes([0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 2, 0x68, 0xEE])
+    aac_seq = bytes([0xAF, 0, 0x12, 0x10])
+    flv_file = (b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"
+                + flv_tag(18, 0, meta[len(string("@setDataFrame")):]) + flv_tag(9, 0, avc_seq)
+                + flv_tag(8, 0, aac_seq) + flv_tag(9, 0, bytes([0x17, 1, 0, 0, 0]) + bytes(40))
+                + flv_tag(8, 23, bytes([0xAF, 1]) + bytes(20)) + flv_tag(9, 0x01000028, bytes([0x27, 1, 0, 0, 0]) + bytes(9)))
+    heads = [
+        b"GET /live/cam.flv HTTP/1.1\r\nHost: h\r\nOrigin: http://x\r\n\r\n",
+        b"HEAD /live/room/cam.flv?token=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"POST /live/cam.flv HTTP/1.1\r\n\r\n",
+        b"GET /cam.flv HTTP/1.1\r\n\r\n",
+    ]
+    # Masked client frames: a ping, then a close 1000.
+    ping = bytes([0x89, 0x84, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(b"ping", [1, 2, 3, 4]))
+    close = bytes([0x88, 0x82, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(struct.pack(">H", 1000), [1, 2, 3, 4]))
+    for j, (a, b) in enumerate(lim):
+        write("flv", f"file_{j}", bytes([0, a, b, [0, 0x41, 0x85, 0xC3][j]]) + flv_file)
+        write("flv", f"meta_{j}", bytes([2, a, b, 0]) + meta)
+        write("flv", f"meta_obj_{j}", bytes([0, a, b, 0x41]) + meta_obj)
+    for j, head in enumerate(heads):
+        write("flv", f"head_{j}", bytes([j & 2, 0xFF, 0xFF, [0, 0x41, 0x85, 0xC3][j]]) + head)
+    write("flv", "ws_frames", bytes([1, 0xFF, 0xFF, 0x85]) + ping + close)
+    write("flv", "ws_frames_end", bytes([3, 0xFF, 0xFF, 0]) + ping + ping + close)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,24 @@
 //! player, and the hub's outbox still bounds what the recorder holds. The
 //! writer flushes on each video keyframe and at least once a second, so a
 //! `kill -9` leaves a file that plays up to about its last second.
+//!
+//! A file's first `onMetaData` is written with `duration` and `filesize`
+//! slots ([`tern_core::flv::metadata`]) that a clean close fills in, so
+//! players see the file's length and can seek; then the file is reported
+//! ([`FileDone`]): a log line, a counter, and the app's `on_record_done`
+//! callback ([`done_call`]).
 
 use crate::config::{AppConfig, RecordMode};
 use bytes::Bytes;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tern_core::access::{CallId, HookCall, HookKind};
 use tern_core::flv::fanout::rebase;
+use tern_core::flv::metadata::{self, SeekFields};
 use tern_core::flv::tag::{self, FlvTagView};
 use tern_core::hub::{MediaDelivery, MediaKind, MediaPriority};
 use tern_core::scope_path::{ScopePath, validate_segment};
@@ -50,6 +59,8 @@ pub struct RecordSettings {
     pub max_frames: u64,
     /// … past this age (`None`: never).
     pub interval: Option<Duration>,
+    /// `on_record_done`: called with each completed file.
+    pub on_done_url: Option<String>,
 }
 
 impl RecordSettings {
@@ -66,6 +77,7 @@ impl RecordSettings {
             max_frames: app.record_max_frames,
             interval: (app.record_interval_secs > 0)
                 .then(|| Duration::from_secs(app.record_interval_secs)),
+            on_done_url: app.on_record_done.clone(),
         })
     }
 
@@ -169,6 +181,17 @@ impl Tag {
     }
 }
 
+/// A completed file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDone {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// The timestamp of its last tag (ms from its first).
+    pub duration_ms: u32,
+}
+
 /// How a recording ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finished {
@@ -184,7 +207,7 @@ pub fn start_writer(
     settings: RecordSettings,
     base: PathBuf,
     label: String,
-    on_file_done: impl Fn(&Path) + Send + 'static,
+    on_file_done: impl Fn(&FileDone) + Send + 'static,
 ) -> std::io::Result<(SyncSender<Tag>, std::thread::JoinHandle<Finished>)> {
     let (tx, rx) = sync_channel(QUEUE);
     let thread = std::thread::Builder::new()
@@ -213,6 +236,11 @@ struct Open {
     /// The timestamp (recorder's clock) the file's 0 stands for.
     base: u32,
     last_flush: Instant,
+    /// Largest timestamp written (the file's clock).
+    last_timestamp: u32,
+    /// Where the first `onMetaData`'s body starts in the file, and its
+    /// slots to fill on close.
+    seek_fields: Option<(u64, SeekFields)>,
 }
 
 /// What every file starts with: metadata and the sequence headers last
@@ -229,7 +257,7 @@ fn write_recording(
     settings: &RecordSettings,
     base: &Path,
     label: &str,
-    on_file_done: &dyn Fn(&Path),
+    on_file_done: &dyn Fn(&FileDone),
 ) -> Finished {
     let mut files = Vec::new();
     let mut open: Option<Open> = None;
@@ -263,8 +291,8 @@ fn write_recording(
     if let Some(file) = open.take() {
         let path = file.path.clone();
         match close(file) {
-            Ok(()) => {
-                on_file_done(&path);
+            Ok(done) => {
+                on_file_done(&done);
                 files.push(path);
             }
             Err(e) => {
@@ -291,7 +319,7 @@ fn write_tag(
     heads: &mut Heads,
     tag: &Tag,
     files: &mut Vec<PathBuf>,
-    on_file_done: &dyn Fn(&Path),
+    on_file_done: &dyn Fn(&FileDone),
 ) -> Result<(), String> {
     let (view, _) = FlvTagView::parse(&tag.encoded).map_err(|e| format!("bad tag: {e}"))?;
     // AVC's end-of-sequence tag is classed a keyframe (frame type 1) but
@@ -317,8 +345,8 @@ fn write_tag(
             return Ok(());
         };
         let path = file.path.clone();
-        close(file).map_err(|e| format!("{}: {e}", path.display()))?;
-        on_file_done(&path);
+        let done = close(file).map_err(|e| format!("{}: {e}", path.display()))?;
+        on_file_done(&done);
         files.push(path);
     }
     if open.is_none() {
@@ -401,10 +429,30 @@ fn create(path: &Path) -> std::io::Result<Open> {
         opened: now,
         base: 0,
         last_flush: now,
+        last_timestamp: 0,
+        seek_fields: None,
     })
 }
 
 fn put(file: &mut Open, kind: MediaKind, timestamp: u32, body: &[u8]) -> Result<(), String> {
+    // The file's first metadata gets the slots its close fills in.
+    if kind == MediaKind::Data
+        && file.seek_fields.is_none()
+        && let Some((body, fields)) =
+            metadata::with_seek_fields(body, &tern_core::Limits::default())
+    {
+        let at = file.bytes + tag::TAG_HEADER_LEN as u64;
+        put_tag(file, kind, timestamp, &body)?;
+        file.seek_fields = Some((at, fields));
+        return Ok(());
+    }
+    if kind != MediaKind::Data {
+        file.last_timestamp = file.last_timestamp.max(timestamp);
+    }
+    put_tag(file, kind, timestamp, body)
+}
+
+fn put_tag(file: &mut Open, kind: MediaKind, timestamp: u32, body: &[u8]) -> Result<(), String> {
     let mut header = Vec::with_capacity(tag::TAG_HEADER_LEN);
     // The header, then the body and size from the caller's bytes: one copy
     // into the buffered writer.
@@ -428,9 +476,24 @@ fn flush(file: &mut Open) -> std::io::Result<()> {
     file.out.flush()
 }
 
-fn close(mut file: Open) -> std::io::Result<()> {
+/// Flushes, fills in the metadata's `duration` and `filesize`, and syncs.
+fn close(mut file: Open) -> std::io::Result<FileDone> {
     file.out.flush()?;
-    file.out.get_ref().sync_data()
+    if let Some((at, fields)) = file.seek_fields {
+        let duration = f64::from(file.last_timestamp) / 1000.0;
+        let out = file.out.get_ref();
+        out.write_all_at(&duration.to_be_bytes(), at + fields.duration_at as u64)?;
+        out.write_all_at(
+            &(file.bytes as f64).to_be_bytes(),
+            at + fields.filesize_at as u64,
+        )?;
+    }
+    file.out.get_ref().sync_data()?;
+    Ok(FileDone {
+        path: file.path,
+        bytes: file.bytes,
+        duration_ms: file.last_timestamp,
+    })
 }
 
 /// Logs a recording that could not start.
@@ -438,9 +501,51 @@ pub fn not_started(label: &str, why: &str) {
     warn!(recorder = label, "not recording: {why}");
 }
 
-/// Logs a finished file (nginx-rtmp's `on_record_done`).
-pub fn file_done(label: &str, path: &Path) {
-    info!(recorder = label, path = %path.display(), "record done");
+/// Logs a finished file.
+pub fn file_done(label: &str, done: &FileDone) {
+    info!(
+        recorder = label,
+        path = %done.path.display(),
+        bytes = done.bytes,
+        duration_ms = done.duration_ms,
+        "record done"
+    );
+}
+
+/// The `on_record_done` call for `done`, a file of stream `name` in
+/// `scope`, to `url`: nginx-rtmp's `call=record_done`, `recorder`, `app`,
+/// `name` and `path` (made absolute), then tern's `scope`, `duration`
+/// (seconds) and `filesize` (bytes). `app` is the scope path without its
+/// leading `/`, as the other callbacks' `app` is for a client that
+/// connected to a room.
+pub fn done_call(
+    scope: &ScopePath,
+    name: &str,
+    label: &str,
+    done: &FileDone,
+    url: &str,
+) -> HookCall {
+    let path = std::path::absolute(&done.path).unwrap_or_else(|_| done.path.clone());
+    let fields = [
+        ("call", "record_done".to_owned()),
+        ("recorder", label.to_owned()),
+        ("app", scope.as_str().trim_start_matches('/').to_owned()),
+        ("name", name.to_owned()),
+        ("path", path.display().to_string()),
+        ("scope", scope.as_str().to_owned()),
+        (
+            "duration",
+            format!("{:.3}", f64::from(done.duration_ms) / 1000.0),
+        ),
+        ("filesize", done.bytes.to_string()),
+    ];
+    HookCall {
+        id: CallId(0),
+        app: scope.app_name().to_owned(),
+        kind: HookKind::RecordDone,
+        url: url.to_owned(),
+        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -480,6 +585,7 @@ mod tests {
             max_size: 0,
             max_frames: 0,
             interval: None,
+            on_done_url: None,
         };
         assert!(s.keeps(MediaKind::Video, MediaPriority::Key));
         assert!(s.keeps(MediaKind::Video, MediaPriority::SequenceHeader));

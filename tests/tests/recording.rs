@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tern_tests::webhook::Webhook;
 use tern_tests::{
     Probe, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish, metric,
     require_tools, wait_for, wait_publishing,
@@ -71,6 +72,88 @@ fn record_all_writes_one_file_with_every_frame() {
     let summary = check_av_capture(&files[0], 12.0, 1.0, 0.5).unwrap_or_else(|e| panic!("{e}"));
     assert!(summary.video_secs >= 11.0, "{summary:?}");
     assert!(server.log().contains("record done"));
+}
+
+/// `duration` and `filesize` of the first `onMetaData` in `file`.
+fn metadata_length(file: &Path) -> (Option<f64>, Option<f64>) {
+    use tern_core::amf0::{self, Value};
+    use tern_core::flv::tag;
+    let bytes = fs::read(file).unwrap();
+    let tags = tag::tags(&bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let limits = tern_core::Limits::default();
+    let values = tags
+        .iter()
+        .filter(|t| t.kind == tern_core::hub::MediaKind::Data)
+        .filter_map(|t| amf0::decode_all(t.body, &limits).ok())
+        .find(|v| v.first().and_then(Value::as_str) == Some("onMetaData"))
+        .unwrap_or_else(|| panic!("no onMetaData in {}", file.display()));
+    let get = |key: &str| {
+        values
+            .get(1)
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_f64)
+    };
+    (get("duration"), get("filesize"))
+}
+
+#[test]
+fn a_finished_recording_has_its_length_in_its_metadata_and_is_reported() {
+    if !require_tools(&["ffmpeg", "ffprobe"]) {
+        return;
+    }
+    let hook = Webhook::start();
+    let url = hook.url("/on_record_done");
+    let server = server(&format!("record = \"all\"\non_record_done = {url:?}"));
+    publish_all(&server);
+    let files = recordings(&server.data_dir().join("recordings/live"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = &files[0];
+    let size = fs::metadata(file).unwrap().len();
+    // The publisher (ffmpeg, from a 12 s file) said 12 s; what counts is
+    // the file: its last timestamp, and its size to the byte.
+    let (duration, filesize) = metadata_length(file);
+    let duration = duration.expect("no duration");
+    assert!((11.0..12.5).contains(&duration), "duration {duration}");
+    assert_eq!(filesize, Some(size as f64));
+    let probed = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let probed: f64 = String::from_utf8_lossy(&probed.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("ffprobe: {e}: {probed:?}"));
+    assert!(
+        (probed - duration).abs() < 0.5,
+        "ffprobe {probed}, metadata {duration}"
+    );
+
+    let calls = wait_for(SECS(10), || {
+        let calls = hook.calls();
+        (!calls.is_empty()).then_some(calls)
+    })
+    .unwrap_or_else(|| panic!("no on_record_done call: {}", server.log()));
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let call = &calls[0];
+    assert_eq!(call.path, "/on_record_done");
+    assert_eq!(call.call(), "record_done");
+    assert_eq!(call.get("app"), Some("live"));
+    assert_eq!(call.get("name"), Some("cam"));
+    assert_eq!(call.get("recorder"), Some("/live/cam"));
+    assert_eq!(call.get("scope"), Some("/live"));
+    let path = PathBuf::from(call.get("path").unwrap_or_default());
+    assert_eq!(path, fs::canonicalize(file).unwrap(), "{call:#?}");
+    assert_eq!(call.get("filesize"), Some(size.to_string().as_str()));
+    let reported: f64 = call.get("duration").unwrap_or_default().parse().unwrap();
+    assert!((reported - duration).abs() < 0.001, "{call:#?}");
 }
 
 #[test]

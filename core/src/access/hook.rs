@@ -22,6 +22,10 @@ pub enum HookKind {
     /// `on_update` (`call=update_publish` / `update_play`): every
     /// `notify_update_interval_secs` while it goes on; non-2xx drops it.
     Update,
+    /// `on_record_done` (`call=record_done`): a recorded file is complete
+    /// (made by the runtime's recorder, not by a connection's gate).
+    /// Reply ignored.
+    RecordDone,
 }
 
 impl HookKind {
@@ -35,6 +39,7 @@ impl HookKind {
             HookKind::PublishDone => "on_publish_done",
             HookKind::PlayDone => "on_play_done",
             HookKind::Update => "on_update",
+            HookKind::RecordDone => "on_record_done",
         }
     }
 
@@ -42,7 +47,7 @@ impl HookKind {
     pub fn wants_reply(self) -> bool {
         !matches!(
             self,
-            HookKind::Done | HookKind::PublishDone | HookKind::PlayDone
+            HookKind::Done | HookKind::PublishDone | HookKind::PlayDone | HookKind::RecordDone
         )
     }
 }
@@ -64,6 +69,8 @@ pub struct HookUrls {
     pub on_play_done: Option<String>,
     /// `on_update`.
     pub on_update: Option<String>,
+    /// `on_record_done`.
+    pub on_record_done: Option<String>,
 }
 
 impl HookUrls {
@@ -77,6 +84,7 @@ impl HookUrls {
             HookKind::PublishDone => self.on_publish_done.as_deref(),
             HookKind::PlayDone => self.on_play_done.as_deref(),
             HookKind::Update => self.on_update.as_deref(),
+            HookKind::RecordDone => self.on_record_done.as_deref(),
         }
     }
 
@@ -90,6 +98,7 @@ impl HookUrls {
             &self.on_publish_done,
             &self.on_play_done,
             &self.on_update,
+            &self.on_record_done,
         ]
         .iter()
         .any(|u| u.is_some())

@@ -7,11 +7,14 @@
 //!   each relayed message becomes one tag wrapped for its transport, built
 //!   once for every player with the same framing and start (see the
 //!   module's notes on timestamps);
+//! - [`metadata`]: a recorded file's `onMetaData` with `duration` and
+//!   `filesize` slots rewritten on close;
 //! - [`FlvConnection`]: one HTTP-FLV or WS-FLV player, driven like every
 //!   server connection ([`crate::connection::Connection`]).
 
 mod connection;
 pub mod fanout;
+pub mod metadata;
 pub mod tag;
 
 pub use connection::{

@@ -65,6 +65,9 @@ pub struct AppConfig {
     /// `on_update` callback URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_update: Option<String>,
+    /// `on_record_done` callback URL: each completed recording file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_record_done: Option<String>,
     /// `post` or `get`.
     pub notify_method: NotifyMethod,
     /// A callback without a reply within this long counts as failed.
@@ -122,6 +125,7 @@ impl Default for AppConfig {
             on_publish_done: None,
             on_play_done: None,
             on_update: None,
+            on_record_done: None,
             notify_method: NotifyMethod::Post,
             notify_timeout_ms: 3000,
             notify_update_interval_secs: 30,
@@ -151,6 +155,7 @@ impl AppConfig {
             on_publish_done: self.on_publish_done.clone(),
             on_play_done: self.on_play_done.clone(),
             on_update: self.on_update.clone(),
+            on_record_done: self.on_record_done.clone(),
         }
     }
 
@@ -221,6 +226,7 @@ impl AppConfig {
             HookKind::PublishDone,
             HookKind::PlayDone,
             HookKind::Update,
+            HookKind::RecordDone,
         ] {
             if let Some(url) = urls.url(kind)
                 && let Err(e) = hooks::Endpoint::parse(url)

@@ -64,9 +64,19 @@ pub(super) async fn record_stream(
     };
     let done_shared = Arc::clone(&shared);
     let done_label = label.clone();
-    let on_done = move |path: &std::path::Path| {
-        record::file_done(&done_label, path);
+    let done_scope = scope.clone();
+    let done_name = name.clone();
+    let done_url = settings.on_done_url.clone();
+    // The writer thread reports; the callback runs on the runtime.
+    let runtime = tokio::runtime::Handle::current();
+    let on_done = move |done: &record::FileDone| {
+        record::file_done(&done_label, done);
         done_shared.recordings_done.fetch_add(1, Ordering::Relaxed);
+        if let Some(url) = &done_url {
+            let call = record::done_call(&done_scope, &done_name, &done_label, done, url);
+            let _entered = runtime.enter();
+            done_shared.hook_runner().start(call, None);
+        }
     };
     let (tx, writer) = match record::start_writer(settings.clone(), base, label.clone(), on_done) {
         Ok(started) => started,

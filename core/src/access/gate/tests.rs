@@ -64,6 +64,7 @@ fn hooked() -> AppPolicy {
             on_publish_done: Some("http://hook/publish_done".to_owned()),
             on_play_done: Some("http://hook/play_done".to_owned()),
             on_update: Some("http://hook/update".to_owned()),
+            on_record_done: Some("http://hook/record_done".to_owned()),
         },
         ..AppPolicy::default()
     }
