@@ -188,6 +188,7 @@ impl Hub {
 
     pub(super) fn disconnect(&mut self, now: Instant, conn: ConnId) {
         self.detach(now, conn);
+        self.forget_pending(conn);
         self.conns.remove(&conn);
         if let Some(outbox) = self.mail.outboxes.remove(&conn) {
             self.counters.media_dropped_closed += outbox.dropped_total();
