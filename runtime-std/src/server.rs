@@ -154,6 +154,7 @@ impl HubCell {
                 HubEvent::StoreFailed { scope, name, error } => {
                     error!(%scope, so = %name, "persistent shared object store failed: {error}");
                 }
+                HubEvent::Cluster { reason } => warn!("cluster: {reason}"),
             }
         }
     }
