@@ -164,6 +164,7 @@ fn parse_json(text: &str) -> Result<serde_json::Value, String> {
 
 /// Why `serve` has no configuration to run with.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServeConfigError {
     /// The config file could not be read or is invalid.
     Load(LoadError),
@@ -188,7 +189,14 @@ impl std::fmt::Display for ServeConfigError {
     }
 }
 
-impl std::error::Error for ServeConfigError {}
+impl std::error::Error for ServeConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeConfigError::Load(e) => Some(e),
+            ServeConfigError::Overrides(_) => None,
+        }
+    }
+}
 
 impl ServeArgs {
     /// Defaults, then the file (if any), then the options.

@@ -146,6 +146,7 @@ impl RequestHead {
 
 /// Why a request head was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeadError {
     /// Longer than [`MAX_HEAD_BYTES`].
     TooLarge,
@@ -169,6 +170,7 @@ impl std::error::Error for HeadError {}
 
 /// Why [`read_head`] returned no head.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReadHeadError {
     /// The peer closed before sending anything (not worth a log line).
     Closed,
@@ -191,7 +193,15 @@ impl fmt::Display for ReadHeadError {
     }
 }
 
-impl std::error::Error for ReadHeadError {}
+impl std::error::Error for ReadHeadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadHeadError::Invalid(e) => Some(e),
+            ReadHeadError::Io(e) => Some(e),
+            ReadHeadError::Closed | ReadHeadError::Truncated => None,
+        }
+    }
+}
 
 /// Reads one request head. Returns it with the bytes read past it.
 pub async fn read_head<S: AsyncRead + Unpin>(

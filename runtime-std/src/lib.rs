@@ -31,6 +31,7 @@ pub mod admin;
 #[cfg(feature = "count-allocations")]
 pub mod alloc_count;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 mod direct_write;
 pub mod ended;
@@ -58,6 +59,7 @@ use tracing::info;
 
 /// Why the server could not run.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The configuration is invalid.
     Config(Vec<ConfigError>),
@@ -76,6 +78,8 @@ pub enum ServeError {
     Store(StoreError),
     /// The TLS certificate or key could not be loaded.
     Tls(tls::TlsError),
+    /// The node could not join its cluster (`[cluster]`).
+    Cluster(cluster::ClusterError),
     /// A listener failed while serving.
     Io(io::Error),
 }
@@ -96,12 +100,24 @@ impl fmt::Display for ServeError {
             ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServeError::Store(e) => e.fmt(f),
             ServeError::Tls(e) => write!(f, "TLS: {e}"),
+            ServeError::Cluster(e) => e.fmt(f),
             ServeError::Io(e) => write!(f, "server failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for ServeError {}
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Bind { error, .. } => Some(error),
+            ServeError::Signals(e) | ServeError::Io(e) => Some(e),
+            ServeError::Store(e) => Some(e),
+            ServeError::Tls(e) => Some(e),
+            ServeError::Cluster(e) => Some(e),
+            ServeError::Config(_) => None,
+        }
+    }
+}
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -191,6 +207,11 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
         "persistent shared objects loaded"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Clustered, the replica is replayed before anyone is served
+    // (docs/cluster.md).
+    let cluster = cluster::start(&config, Arc::clone(&shared), stop_rx.clone())
+        .await
+        .map_err(ServeError::Cluster)?;
     let timers = tokio::spawn(server::run_hub_timers(Arc::clone(&shared), stop_rx.clone()));
     let direct_writes = tokio::spawn(server::run_direct_writes(
         Arc::clone(&shared),
@@ -243,6 +264,9 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
     server::close_all(&shared, "server shutting down");
     let (rtmp_result, http_result, _, _, _) =
         tokio::join!(rtmp_task, http_task, timers, direct_writes, recordings);
+    if let Some(task) = cluster {
+        let _ = task.await;
+    }
     let mut results = vec![rtmp_result, http_result];
     for task in tls_tasks {
         results.push(task.await);

@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Why logging could not be set up.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoggingError {
     /// The filter (config level, `--log` or `RUST_LOG`) does not parse.
     BadFilter { filter: String, message: String },

@@ -102,7 +102,14 @@ impl fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Read { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The certificate every new TLS handshake gets, replaceable while the
 /// server runs.
@@ -242,7 +249,14 @@ impl fmt::Display for HandshakeError {
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl std::error::Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandshakeError::Failed(e) => Some(e),
+            HandshakeError::TimedOut(_) => None,
+        }
+    }
+}
 
 impl Tls {
     /// An acceptor over `certs`, offering `alpn` (e.g. `http/1.1`; empty:

@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 
 /// Why a tool failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ToolError {
     /// The URL is not `rtmp://host[:port]/app[/room…][?query]`.
     BadUrl(String),
@@ -63,7 +64,15 @@ impl fmt::Display for ToolError {
     }
 }
 
-impl std::error::Error for ToolError {}
+impl std::error::Error for ToolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ToolError::Io(e) => Some(e),
+            ToolError::Rtmp(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<io::Error> for ToolError {
     fn from(e: io::Error) -> Self {

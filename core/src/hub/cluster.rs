@@ -92,6 +92,11 @@ impl Hub {
         self.cluster.as_ref().map_or(0, |c| c.pending.len())
     }
 
+    /// True if [`Hub::poll_proposal`] has something.
+    pub fn has_proposals(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| !c.proposals.is_empty())
+    }
+
     /// The next message to hand to the bus.
     pub fn poll_proposal(&mut self) -> Option<Proposal> {
         self.cluster.as_mut()?.proposals.pop_front()
