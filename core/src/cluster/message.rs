@@ -65,7 +65,9 @@ impl fmt::Display for MessageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MessageError::Amf0(e) => write!(f, "bus message: {e}"),
-            MessageError::Format(v) => write!(f, "bus message format {v}, this node reads {FORMAT}"),
+            MessageError::Format(v) => {
+                write!(f, "bus message format {v}, this node reads {FORMAT}")
+            }
             MessageError::Field(name) => write!(f, "bus message: field {name} missing or mistyped"),
             MessageError::Name(e) => write!(f, "bus message: {e}"),
         }

@@ -210,7 +210,9 @@ fn a_proposal_the_bus_refuses_is_refused_to_its_writer() {
     pump_all(&mut n);
     let got = drain(&mut n[0].hub, 1);
     assert_eq!(got.len(), 1);
-    assert!(matches!(&got[0].1[..], [SoNotice::Status { code, .. }] if *code == status::NO_WRITE_ACCESS));
+    assert!(
+        matches!(&got[0].1[..], [SoNotice::Status { code, .. }] if *code == status::NO_WRITE_ACCESS)
+    );
     assert_eq!(n[0].hub.pending_writes(), 0);
     assert!(log.borrow().is_empty());
 }
@@ -245,7 +247,9 @@ fn limits_are_checked_again_in_sequence_order_on_every_node() {
     assert!(matches!(&first[..], [(1, ns)] if matches!(&ns[..], [SoNotice::Success { .. }])));
     assert_eq!(second.len(), 2, "{second:?}");
     assert!(matches!(&second[0].1[..], [SoNotice::Change { .. }]));
-    assert!(matches!(&second[1].1[..], [SoNotice::Status { code, .. }] if *code == status::NO_WRITE_ACCESS));
+    assert!(
+        matches!(&second[1].1[..], [SoNotice::Status { code, .. }] if *code == status::NO_WRITE_ACCESS)
+    );
     for node in &n {
         let (v, data) = node.hub.shared_object_data(&scope(), "board").unwrap();
         assert_eq!((v, data.len()), (1, 1));

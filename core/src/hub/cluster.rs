@@ -94,7 +94,9 @@ impl Hub {
 
     /// True if [`Hub::poll_proposal`] has something.
     pub fn has_proposals(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| !c.proposals.is_empty())
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| !c.proposals.is_empty())
     }
 
     /// The next message to hand to the bus.
@@ -222,9 +224,13 @@ impl Hub {
             let why = format!("{e}");
             return self.refuse_so(conn, name, persistent, status::NO_WRITE_ACCESS, why);
         }
-        if let Err(why) =
-            self.propose_so(Some(conn), scope, name, persistent, SoMessageOp::Batch(changes))
-        {
+        if let Err(why) = self.propose_so(
+            Some(conn),
+            scope,
+            name,
+            persistent,
+            SoMessageOp::Batch(changes),
+        ) {
             self.refuse_so(conn, name, persistent, status::NO_WRITE_ACCESS, why);
         }
     }
@@ -279,7 +285,10 @@ impl Hub {
             .map(|app| self.scopes.contains_key(&app))
             .unwrap_or(false);
         if !app_known {
-            return skip(self, format!("application {} not configured", scope.app_name()));
+            return skip(
+                self,
+                format!("application {} not configured", scope.app_name()),
+            );
         }
         if scope.depth() > self.config.max_depth {
             return skip(self, "scope deeper than max_depth".to_owned());
@@ -338,7 +347,10 @@ impl Hub {
         persistent: bool,
     ) -> Result<(), String> {
         let key = (scope.clone(), name.to_owned());
-        let fixed = self.cluster.as_ref().is_some_and(|c| c.fixed.contains(&key));
+        let fixed = self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.fixed.contains(&key));
         let existing = self
             .scopes
             .get(scope)
@@ -358,14 +370,18 @@ impl Hub {
                     }
                 }
                 if let Some(s) = self.scopes.get_mut(scope) {
-                    s.objects
-                        .insert(name.to_owned(), SharedObject::new(name.to_owned(), persistent));
+                    s.objects.insert(
+                        name.to_owned(),
+                        SharedObject::new(name.to_owned(), persistent),
+                    );
                 }
             }
             None => {
                 if let Some(s) = self.scopes.get_mut(scope) {
-                    s.objects
-                        .insert(name.to_owned(), SharedObject::new(name.to_owned(), persistent));
+                    s.objects.insert(
+                        name.to_owned(),
+                        SharedObject::new(name.to_owned(), persistent),
+                    );
                 }
             }
         }

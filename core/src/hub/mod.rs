@@ -47,6 +47,7 @@ pub use request::{
 };
 
 use crate::Limits;
+use crate::cluster::SoMessageOp;
 use crate::scope_path::{NameError, ScopePath};
 use crate::time::{Duration, Instant};
 use alloc::borrow::ToOwned;
@@ -62,7 +63,6 @@ use fanout::EncodingCache;
 use shared_object::{SharedObject, SoLimits};
 use store::{MemoryStore, Store, StoreError};
 use stream::LiveStream;
-use crate::cluster::SoMessageOp;
 
 /// Everything a hub can be configured with.
 #[derive(Clone, Debug, PartialEq, Eq)]

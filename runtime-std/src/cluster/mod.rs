@@ -52,10 +52,20 @@ pub fn node_id(config: &Config) -> String {
         .unwrap_or_default()
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(48)
         .collect::<String>();
-    let host = if host.is_empty() { "tern".to_owned() } else { host };
+    let host = if host.is_empty() {
+        "tern".to_owned()
+    } else {
+        host
+    };
     format!("{host}-{}", config.server.rtmp_bind.port())
 }
 
@@ -71,7 +81,7 @@ pub async fn start(
     };
     let node = node_id(config);
     let link = nats::connect(cluster, &node).await?;
-    let mut messages = nats::read_all(&link.stream).await?;
+    let mut messages = nats::read_from(&link.stream, 1).await?;
     let mut info = link.stream.clone();
     let last = info
         .info()
@@ -143,12 +153,22 @@ async fn run(
                 }
             },
             Some(up) = link.states.recv() => {
-                if up {
-                    info!("cluster: connected to NATS; writes accepted");
-                } else {
+                if !up {
                     warn!("cluster: lost NATS; shared-object writes are refused until it is back");
+                    shared.with_hub(|hub| hub.set_bus_online(false));
+                    continue;
                 }
-                shared.with_hub(|hub| hub.set_bus_online(up));
+                // A restarted NATS server has forgotten the consumer: read
+                // on from the next sequence this node has not applied.
+                let next = shared.with_hub(|hub| hub.last_sequence()) + 1;
+                match nats::read_from(&link.stream, next).await {
+                    Ok(fresh) => {
+                        messages = fresh;
+                        info!(from = next, "cluster: connected to NATS; writes accepted");
+                        shared.with_hub(|hub| hub.set_bus_online(true));
+                    }
+                    Err(e) => warn!("cluster: reconnected, but {e}; writes stay refused"),
+                }
             }
         }
     }

@@ -80,13 +80,22 @@ pub async fn connect(config: &ClusterConfig, node_id: &str) -> Result<Link, Clus
     Ok(Link { js, stream, states })
 }
 
-/// Every message of the stream from sequence 1, in order; it resumes by
-/// itself after a lost connection at the next sequence it has not seen.
-pub async fn read_all(stream: &stream::Stream) -> Result<consumer::pull::Ordered, ClusterError> {
+/// Every message of the stream from sequence `from`, in order.
+pub async fn read_from(
+    stream: &stream::Stream,
+    from: u64,
+) -> Result<consumer::pull::Ordered, ClusterError> {
+    let deliver_policy = if from <= 1 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: from,
+        }
+    };
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: SUBJECTS.to_owned(),
-            deliver_policy: consumer::DeliverPolicy::All,
+            deliver_policy,
             ..Default::default()
         })
         .await

@@ -187,14 +187,24 @@ mod tests {
         let cluster = config.cluster.expect("cluster");
         assert_eq!(cluster.nats_url, "nats://127.0.0.1:4222");
         assert_eq!(cluster.node_id.as_deref(), Some("edge-1"));
-        assert!(Config::default().cluster.is_none(), "single node by default");
+        assert!(
+            Config::default().cluster.is_none(),
+            "single node by default"
+        );
         let e = errors(
             "[cluster]\nnats_url = \"http://x\"\nnode_id = \"a b\"\nadvertise_rtmp = \"nohost\"\n",
         );
-        let keys: Vec<_> = e.iter().map(|e| e.key.clone().unwrap_or_default()).collect();
+        let keys: Vec<_> = e
+            .iter()
+            .map(|e| e.key.clone().unwrap_or_default())
+            .collect();
         assert_eq!(
             keys,
-            ["cluster.nats_url", "cluster.node_id", "cluster.advertise_rtmp"],
+            [
+                "cluster.nats_url",
+                "cluster.node_id",
+                "cluster.advertise_rtmp"
+            ],
             "{e:?}"
         );
         assert_eq!(e.iter().map(line_of).collect::<Vec<_>>(), vec![2, 3, 4]);
