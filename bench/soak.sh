@@ -21,6 +21,10 @@
 # Environment: PLAYERS=500 PUBLISHERS=4 SO_CLIENTS=200 SO_ROOMS=20
 # ROOM_GENERATION=60 BITRATE=300 (kbit/s per stream) WARMUP (default: a
 # quarter of DURATION, at most 300 s) PROFILE=release|debug OUT=dir.
+# HEAP=1: run the `count-allocations` build (release) and sample its live
+# heap (`tern_heap_live_bytes` in /metrics) beside RSS, to tell a leak (the
+# live heap grows) from memory the allocator keeps (RSS grows, live heap
+# flat); its spread is reported as a note, and drawn in the plot.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 DURATION=${1:?usage: bench/soak.sh DURATION_SECONDS}
@@ -29,7 +33,9 @@ PROFILE=${PROFILE:-release}
 WARMUP=${WARMUP:-$(( DURATION / 4 < 300 ? DURATION / 4 : 300 ))}
 ROOM_IDLE=5
 mkdir -p "$OUT"
-if [ "$PROFILE" = release ]; then
+if [ "${HEAP:-0}" = 1 ]; then
+    build_counting
+elif [ "$PROFILE" = release ]; then
     build
 else
     (cd "$ROOT" && cargo build --locked -q -p tern-runtime-std -p tern-bench)
@@ -46,7 +52,7 @@ import json, os, sys, time, urllib.request
 pid, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.time()
 with open(os.path.join(out, "samples.tsv"), "w") as f:
-    f.write("t\trss_kb\tfds\tthreads\trtmp\tws\trooms\tstreams\tobjects\n")
+    f.write("t\trss_kb\tfds\tthreads\trtmp\tws\trooms\tstreams\tobjects\theap_kb\n")
     while True:
         status = open(f"/proc/{pid}/status").read()
         field = lambda k: int(next(l.split()[1] for l in status.splitlines() if l.startswith(k + ":")))
@@ -59,7 +65,14 @@ with open(os.path.join(out, "samples.tsv"), "w") as f:
         except Exception as e:  # a busy machine: keep the /proc figures, mark the rest
             print(f"soak: /api/stats did not answer: {e}", file=sys.stderr)
             counts = "\t".join(["nan"] * 5)
-        f.write(f"{time.time() - start:.0f}\t{field('VmRSS')}\t{fds}\t{field('Threads')}\t{counts}\n")
+        heap = "nan"  # only the count-allocations build has the gauge
+        try:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=20).read().decode()
+            heap = next((f"{int(l.split()[1]) / 1024:.0f}" for l in metrics.splitlines()
+                         if l.startswith("tern_heap_live_bytes ")), "nan")
+        except Exception as e:
+            print(f"soak: /metrics did not answer: {e}", file=sys.stderr)
+        f.write(f"{time.time() - start:.0f}\t{field('VmRSS')}\t{fds}\t{field('Threads')}\t{counts}\t{heap}\n")
         f.flush()
         if os.path.exists(os.path.join(out, "stop")):
             break
@@ -115,6 +128,12 @@ for key in ("rss_kb", "fds"):
     check((hi - lo) / lo <= 0.05,
           f"{key} after {warmup:.0f} s warm-up: min {lo:.0f}, max {hi:.0f}, spread {100 * (hi - lo) / lo:.1f} % "
           f"(first {vals[0]:.0f}, last {vals[-1]:.0f}, {len(vals)} samples)")
+heap = [r["heap_kb"] for r in steady if r["heap_kb"] == r["heap_kb"]]
+if len(heap) >= 2:
+    lo, hi = min(heap), max(heap)
+    print(f"note  live heap (kB) after {warmup:.0f} s warm-up: min {lo:.0f}, max {hi:.0f}, "
+          f"spread {100 * (hi - lo) / lo:.1f} % (first {heap[0]:.0f}, last {heap[-1]:.0f}, {len(heap)} samples); "
+          f"after the load {rows[-1]['heap_kb']:.0f}")
 missing = sum(1 for r in rows if r["rooms"] != r["rooms"])
 if missing:
     print(f"note  /api/stats did not answer within 20 s for {missing} of {len(rows)} samples")
@@ -150,6 +169,7 @@ set y2tics
 set yrange [0:*]
 set y2range [0:*]
 plot "$OUT/samples.tsv" using 1:(\$2/1024) skip 1 axes x1y1 with lines lw 2 title "RSS (MB)", \
+     "" using 1:(\$10/1024) skip 1 axes x1y1 with lines lw 2 title "live heap (MB)", \
      "" using 1:3 skip 1 axes x1y2 with lines lw 2 title "descriptors"
 unset y2label
 unset y2tics

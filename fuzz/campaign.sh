@@ -22,6 +22,7 @@ cargo +nightly fuzz build >/dev/null 2>&1 || { echo "cargo fuzz build failed" >&
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
     log="fuzz/artifacts/$t.log"
+    started=$(date +%s)
     if nice -n 19 cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1; then
@@ -30,7 +31,10 @@ for t in "${targets[@]}"; do
         result=CRASH
     fi
     execs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$log")
+    # libFuzzer's own figure when it finished; wall time when it stopped
+    # on a finding (it prints no "Done" line then).
     secs_run=$(awk '/Done [0-9]+ runs in/ { print $(NF-1) }' "$log")
+    [ -n "$secs_run" ] || secs_run=$(( $(date +%s) - started ))
     last=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]* ft: [0-9]*' | tail -1)
     cov=$(echo "$last" | awk '{ print $2 }')
     ft=$(echo "$last" | awk '{ print $4 }')

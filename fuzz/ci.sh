@@ -13,6 +13,9 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 start=$(date +%s)
+# The fuzz crate's own tests (the hub world's live-room prelude reaches the
+# media drop policy).
+cargo +nightly test --manifest-path fuzz/Cargo.toml --lib
 cargo +nightly fuzz build
 built=$(date +%s)
 echo "fuzz: build took $((built - start)) s"

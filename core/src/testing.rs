@@ -3,15 +3,15 @@
 //! way quinn-proto's `Pair` drives two endpoints).
 //!
 //! The harness plays the runtime's part for every server connection the
-//! same way, through [`ServerSession`] ([`serve`]): requests to the hub,
+//! same way, through [`Connection`] ([`serve`]): requests to the hub,
 //! deliveries only while the connection's output is under a socket buffer
 //! and its client reads (back-pressure), bytes to the client, and a
 //! `Disconnect` once it closes. [`Harness::advance`] fires the hub's, the
 //! servers' and the clients' timers in time order.
 
+use crate::connection::Connection;
 use crate::hub::{ConnId, Hub, HubConfig, HubEvent, Request};
 use crate::rtmp::{ClientConfig, ClientConnection, ClientEvent, ServerConfig, ServerConnection};
-use crate::session::ServerSession;
 use crate::time::{Duration, Instant};
 use crate::trace::{Direction, Tracer};
 use crate::ws::frame::{FrameHeader, Opcode, encode_raw};
@@ -167,7 +167,7 @@ pub fn server_frames(buf: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
 /// hands its requests to the hub, pulls deliveries while its output is
 /// under [`SOCKET_BUFFER`] and the client reads, and hands its bytes to
 /// `to_client` while the client reads. Returns true if anything moved.
-pub fn serve<S: ServerSession>(
+pub fn serve<S: Connection>(
     hub: &mut Hub,
     now: Instant,
     id: ConnId,
@@ -198,7 +198,7 @@ pub fn serve<S: ServerSession>(
 
 /// True once a closing server connection is flushed (or its client reads
 /// nothing, so it never will be): the runtime closes the socket.
-fn done<S: ServerSession>(server: &S, reading: bool) -> bool {
+fn done<S: Connection>(server: &S, reading: bool) -> bool {
     server.is_closing() && (server.pending_bytes() == 0 || !reading)
 }
 
@@ -498,7 +498,7 @@ impl Harness {
 /// The bytes `encoding` says a connection sends for `delivery`, in one
 /// piece (panics if it says the connection encodes it itself).
 pub fn shared_bytes(
-    encoding: crate::session::SharedEncoding,
+    encoding: crate::connection::SharedEncoding,
     delivery: &crate::hub::Delivery,
 ) -> Vec<u8> {
     let pieces = encoding.bytes(delivery);

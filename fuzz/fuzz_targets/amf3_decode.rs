@@ -35,12 +35,14 @@ fn amf0_bytes(v: &amf0::Value) -> Vec<u8> {
 fn has_reference(v: &Value) -> bool {
     match v {
         Value::Reference { .. } => true,
-        Value::Array(a) => a.assoc.iter().any(|(_, v)| has_reference(v)) || a.dense.iter().any(has_reference),
+        Value::Array(a) => {
+            a.assoc.iter().any(|(_, v)| has_reference(v)) || a.dense.iter().any(has_reference)
+        }
         Value::Object(o) => o.members().any(|(_, v)| has_reference(v)),
         Value::VectorObject { items, .. } => items.iter().any(has_reference),
-        Value::Dictionary { entries, .. } => {
-            entries.iter().any(|(k, v)| has_reference(k) || has_reference(v))
-        }
+        Value::Dictionary { entries, .. } => entries
+            .iter()
+            .any(|(k, v)| has_reference(k) || has_reference(v)),
         _ => false,
     }
 }

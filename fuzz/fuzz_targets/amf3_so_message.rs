@@ -67,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m1.events.len(), so.events.len());
         let e2 = amf3_bytes(&m1);
         let m2 = type16(e2.clone(), &Limits::default()).expect("second re-decode failed");
-        assert_eq!(m2.to_bytes(), m1.to_bytes(), "type-16 round trip is not a fixpoint");
+        assert_eq!(
+            m2.to_bytes(),
+            m1.to_bytes(),
+            "type-16 round trip is not a fixpoint"
+        );
         assert_eq!(amf3_bytes(&m2), e2);
     }
 });

@@ -28,11 +28,11 @@ use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use tern_core::amf0::Value;
-use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::hub::{
     ConnId, Hub, HubConfig, MediaKind, MediaPriority, OutboxLimits, Request, SoChange,
 };
 use tern_core::message::{SharedObjectMessage, SoEvent};
+use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{
     ClientConfig, ClientConnection, ClientEvent, ServerConfig, ServerConnection,
 };
@@ -180,7 +180,41 @@ pub struct Setup {
     pub gop_cache: bool,
     pub tiny_outbox: bool,
     pub small_chunks: bool,
+    /// Start from a live room ([`LIVE_ROOM`]): client 0 publishes stream 0
+    /// in room 0 and client 1, stalled, plays it. The media drop policy
+    /// (cut-backs, lag overflow) needs about eight operations in this order
+    /// before the first burst, which runs from scratch seldom found; with
+    /// this the fuzzer starts there and spends its operations on what
+    /// follows.
+    pub live_room: bool,
 }
+
+/// The operations a [`Setup::live_room`] run starts with (each step driven
+/// and checked like the script's own): two RTMP clients in room 0, a
+/// stream each (the first publish/play creates it), publish and play, then
+/// the player stops reading.
+pub const LIVE_ROOM: [Op; 8] = [
+    Op::ConnectRtmp { room: 0 },
+    Op::ConnectRtmp { room: 0 },
+    Op::Publish {
+        client: 0,
+        stream: 0,
+    },
+    Op::Play {
+        client: 1,
+        stream: 0,
+    },
+    Op::Publish {
+        client: 0,
+        stream: 0,
+    },
+    Op::Play {
+        client: 1,
+        stream: 0,
+    },
+    Op::Advance { ms: 50 },
+    Op::Stall { client: 1 },
+];
 
 /// A whole run: setup and operations.
 #[derive(Arbitrary, Clone, Debug)]
@@ -725,7 +759,12 @@ impl World {
     /// Runs a whole script with every check.
     pub fn run(script: &Script) {
         let mut world = World::new(script.setup);
-        for op in script.ops.iter().take(256) {
+        let prelude = if script.setup.live_room {
+            &LIVE_ROOM[..]
+        } else {
+            &[]
+        };
+        for op in prelude.iter().chain(script.ops.iter().take(256)) {
             world.apply(op);
             world.drive();
             world.check_bounds();
@@ -1222,16 +1261,27 @@ impl World {
                         ClientEvent::Status { code, .. } => match code.as_str() {
                             "NetStream.Publish.Start" => *publishing = asked_publish.take(),
                             "NetStream.Publish.BadName" => *asked_publish = None,
-                            "NetStream.Play.Start"
-                            | "NetStream.Play.Reset"
-                            | "NetStream.Play.PublishNotify" => {
+                            // Every play answers Reset then Start, behind
+                            // the media queued for the play it replaces: a
+                            // Reset begins a new play (frames count afresh,
+                            // from a keyframe), however many plays were
+                            // asked while this client was not reading.
+                            "NetStream.Play.Reset" => {
                                 if let Some((_, p)) = playing {
-                                    if !p.started {
-                                        *p = Player {
-                                            started: true,
-                                            last: None,
-                                        };
-                                    }
+                                    *p = Player {
+                                        started: true,
+                                        last: None,
+                                    };
+                                }
+                            }
+                            "NetStream.Play.Start" | "NetStream.Play.PublishNotify" => {
+                                if let Some((_, p)) = playing
+                                    && !p.started
+                                {
+                                    *p = Player {
+                                        started: true,
+                                        last: None,
+                                    };
                                 }
                             }
                             _ => {}
@@ -1517,4 +1567,43 @@ fn check_video(frames: &Frames, at: &str, stream: (usize, usize), p: &mut Player
         }
     }
     p.last = Some(seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The live-room prelude is what lets the fuzzer reach the media drop
+    /// policy: with a tiny outbox, bursts from the publisher to the stalled
+    /// player must make its outbox drop media, within every check.
+    #[test]
+    fn a_live_room_reaches_the_media_drop_policy() {
+        let setup = Setup {
+            gop_cache: true,
+            tiny_outbox: true,
+            small_chunks: false,
+            live_room: true,
+        };
+        let mut world = World::new(setup);
+        for op in &LIVE_ROOM {
+            world.apply(op);
+            world.drive();
+            world.check_bounds();
+            world.note_epochs();
+        }
+        let player = world.clients[1].id;
+        for _ in 0..6 {
+            world.apply(&Op::Burst {
+                client: 0,
+                frames: 63,
+                dt: 1,
+            });
+            world.drive();
+            world.check_bounds();
+            world.note_epochs();
+        }
+        let dropped = world.hub.outbox(player).map_or(0, |o| o.dropped_total());
+        assert!(dropped > 0, "the stalled player's outbox dropped nothing");
+        world.finish();
+    }
 }

@@ -22,8 +22,8 @@ use embassy_net::Stack;
 use embassy_net::tcp::{State, TcpSocket};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{Duration, Timer, with_timeout};
+use tern_core::connection::{CloseKind, CloseReason, Connection, Failure};
 use tern_core::hub::ConnId;
-use tern_core::session::{CloseKind, CloseReason, Failure, ServerSession};
 
 /// Pause after a failed accept before listening again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -31,14 +31,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// What the slot loop needs of a sans-IO server connection: the core's
 /// documented call order, plus how a finished connection ended (for
 /// [`Counters`](crate::Counters)).
-pub(crate) trait Session: ServerSession {
+pub(crate) trait Session: Connection {
     /// How the connection ended, once it is closing.
     fn ended(&self) -> Ended {
         self.close_reason().map_or(Ended::ByServer, ended_by)
     }
 }
 
-impl<C: ServerSession> Session for C {}
+impl<C: Connection> Session for C {}
 
 /// The counter a close reason goes to.
 pub(crate) fn ended_by<E: Failure>(reason: &CloseReason<E>) -> Ended {

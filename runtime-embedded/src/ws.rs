@@ -46,9 +46,9 @@ mod tests {
     use crate::server::Ended;
     use crate::slot::ended_by;
     use tern_core::Instant;
+    use tern_core::connection::CloseReason;
     use tern_core::hub::Request;
-    use tern_core::session::CloseReason;
-    use tern_core::ws::{HandshakeError, WsError};
+    use tern_core::ws::{UpgradeError, WsError};
 
     #[test]
     fn clean_closes_are_not_protocol_errors() {
@@ -69,7 +69,7 @@ mod tests {
         );
         assert_eq!(
             ended(CloseReason::Failed(WsError::Handshake(
-                HandshakeError::HeadTooLarge
+                UpgradeError::HeadTooLarge
             ))),
             Ended::Protocol
         );

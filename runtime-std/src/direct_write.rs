@@ -44,8 +44,8 @@ use bytes::{Buf, Bytes};
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
+use tern_core::connection::SharedEncoding;
 use tern_core::hub::{ConnId, Hub};
-use tern_core::session::SharedEncoding;
 
 /// One connection as the rest of the server sees it: how to wake its task,
 /// and how to write to its socket while the task waits.

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tern_core::session::{CloseReason, Failure};
+use tern_core::connection::{CloseReason, Failure};
 
 /// Why a connection's task ended.
 #[derive(Debug)]
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(count("rejected") + count("peer"), 0);
         assert!(ends[1].is_failure() && ends[2].is_failure());
         assert!(!ends[0].is_failure() && !ends[3].is_failure());
-        use tern_core::session::CloseKind::*;
+        use tern_core::connection::CloseKind::*;
         for kind in [Server, Rejected, Peer, Timeout, Protocol] {
             assert!(LABELS.contains(&kind.label()), "{kind:?}");
         }

@@ -7,11 +7,11 @@
 //! would then stay at its high-water mark for good. `malloc_trim(0)`
 //! returns every whole free page of every arena (`madvise(MADV_DONTNEED)`),
 //! so RSS follows what is actually in use. It walks the free lists under
-//! each arena's lock, on the hub-timer task: measured on a fragmented heap
-//! (half of it freed) 18 µs at 4 MB, 0.12 ms at 25 MB, 1.8 ms at 100 MB and
-//! 12 ms at 400 MB, a pause that many allocations wait for. The server calls
-//! it every `server.heap_trim_secs` (default 10, 0 = never); a server with
-//! a heap of hundreds of MB may want a longer period.
+//! each arena's lock, on the hub-timer task, a pause that grows with the
+//! heap and that allocations wait for (timings in docs/memory.md, "Giving
+//! memory back"). The server calls it every `server.heap_trim_secs`
+//! (default 10, 0 = never); a server with a heap of hundreds of MB may want
+//! a longer period.
 //!
 //! Other allocators (musl, or a platform without glibc) do not need or
 //! offer it; there this does nothing.

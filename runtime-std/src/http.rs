@@ -11,7 +11,7 @@
 //!
 //! hyper 1.x was weighed for this port (docs/architecture.md, "The HTTP
 //! side") and not taken, for now: what lives long on this port (WebSocket,
-//! next HTTP-FLV) must be a core `ServerSession` driven by the runtime's
+//! next HTTP-FLV) must be a core `Connection` driven by the runtime's
 //! connection loop, which owns the socket (vectored and merged writes,
 //! direct writes to its descriptor, the slow-client policy). hyper would
 //! own the socket and write the `101` itself, while the core's

@@ -260,6 +260,12 @@ impl StatsSnapshot {
                 "Bytes asked of the heap allocator since start.",
                 &[("", heap.allocated_bytes)],
             );
+            metric(
+                "tern_heap_live_bytes",
+                "gauge",
+                "Bytes in heap blocks allocated and not yet freed.",
+                &[("", heap.live_bytes)],
+            );
         }
         out
     }
@@ -392,6 +398,7 @@ mod tests {
         for name in [
             "tern_heap_allocations_total",
             "tern_heap_allocated_bytes_total",
+            "tern_heap_live_bytes",
         ] {
             let present = text.lines().any(|l| l.starts_with(&format!("{name} ")));
             assert_eq!(present, cfg!(feature = "count-allocations"), "{name}");

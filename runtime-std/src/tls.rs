@@ -231,29 +231,29 @@ impl fmt::Debug for Tls {
 /// Why a TLS connection did not get past its handshake.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum HandshakeError {
+pub enum TlsHandshakeError {
     /// Not done within the deadline.
     TimedOut(Duration),
     /// The peer's bytes were not TLS, or the handshake failed.
     Failed(io::Error),
 }
 
-impl fmt::Display for HandshakeError {
+impl fmt::Display for TlsHandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandshakeError::TimedOut(d) => {
+            TlsHandshakeError::TimedOut(d) => {
                 write!(f, "TLS handshake not done within {} s", d.as_secs())
             }
-            HandshakeError::Failed(e) => write!(f, "TLS handshake failed: {e}"),
+            TlsHandshakeError::Failed(e) => write!(f, "TLS handshake failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for HandshakeError {
+impl std::error::Error for TlsHandshakeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HandshakeError::Failed(e) => Some(e),
-            HandshakeError::TimedOut(_) => None,
+            TlsHandshakeError::Failed(e) => Some(e),
+            TlsHandshakeError::TimedOut(_) => None,
         }
     }
 }
@@ -293,11 +293,11 @@ impl Tls {
     pub async fn accept<S: crate::net::Stream>(
         &self,
         stream: S,
-    ) -> Result<TlsStream<S>, HandshakeError> {
+    ) -> Result<TlsStream<S>, TlsHandshakeError> {
         match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream)).await {
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(HandshakeError::Failed(e)),
-            Err(_) => Err(HandshakeError::TimedOut(self.handshake_timeout)),
+            Ok(Err(e)) => Err(TlsHandshakeError::Failed(e)),
+            Err(_) => Err(TlsHandshakeError::TimedOut(self.handshake_timeout)),
         }
     }
 }

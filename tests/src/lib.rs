@@ -13,16 +13,16 @@
 //!   media and ffprobe's view of a capture.
 //! - [`rtmp::RtmpClient`]: the core RTMP client over tokio, for
 //!   shared-object tests that mix RTMP and WebSocket clients.
-//! - [`wire::RecordingProxy`]: what a client sent on the wire, rendered
+//! - [`recording_proxy::RecordingProxy`]: what a client sent on the wire, rendered
 //!   by `tern trace`.
 //! - [`webhook::Webhook`]: a webhook receiver for the HTTP callback tests.
 //!
 //! See docs/testing.md for what each test shows.
 
 pub mod http;
+pub mod recording_proxy;
 pub mod rtmp;
 pub mod webhook;
-pub mod wire;
 
 use serde_json::Value as Json;
 use std::ffi::OsStr;

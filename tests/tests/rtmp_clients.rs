@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tern_tests::wire::{RecordingProxy, trace_client_bytes};
+use tern_tests::recording_proxy::{RecordingProxy, trace_client_bytes};
 use tern_tests::{
     Probe, Proc, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish,
     require_gst_element, require_tools, test_flv, wait_publishing,

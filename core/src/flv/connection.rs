@@ -4,14 +4,14 @@
 use super::fanout::{Framing, media_encoder};
 use super::tag::FILE_HEADER;
 use crate::amf0::Value;
+use crate::connection::CloseReason;
+use crate::connection::SharedEncoding;
 use crate::hub::{ConnectRequest, Delivery, Level, RejectCode, Request};
 use crate::queue::{QueueUse, release_queue};
-use crate::session::CloseReason;
-use crate::session::SharedEncoding;
 use crate::time::{Duration, Instant};
 use crate::ws::frame::{self, Decoder, Incoming, Opcode, close_code};
 use crate::ws::handshake::{self, MAX_HEAD};
-use crate::ws::{HandshakeError, ProtocolError};
+use crate::ws::{ProtocolError, UpgradeError};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
@@ -98,7 +98,7 @@ pub enum FlvError {
     /// The request was not one we serve (an HTTP error answer is queued).
     BadRequest { status: u16, why: String },
     /// The WebSocket upgrade was refused (a 400 or 426 answer is queued).
-    Handshake(HandshakeError),
+    Handshake(UpgradeError),
     /// A WebSocket framing rule was broken (a close frame is queued).
     Protocol(ProtocolError),
     /// The request head did not arrive in time.
@@ -140,7 +140,7 @@ impl fmt::Display for FlvError {
 
 impl core::error::Error for FlvError {}
 
-impl crate::session::Failure for FlvError {
+impl crate::connection::Failure for FlvError {
     fn is_timeout(&self) -> bool {
         matches!(self, FlvError::HeadTimeout { .. })
     }
@@ -164,7 +164,7 @@ impl FlvError {
 /// The name FLV players' connections are counted and hooked under.
 pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("flv");
 
-crate::session::delegate_session!(FlvConnection, FlvError);
+crate::connection::delegate_connection!(FlvConnection, FlvError);
 
 #[derive(Debug)]
 enum Phase {
@@ -180,7 +180,7 @@ enum Phase {
 /// The server side of one FLV player, over HTTP or WebSocket.
 ///
 /// Call order: as every server connection's ([`crate::rtmp`] documents
-/// it; [`crate::session::ServerSession`] is implemented):
+/// it; [`crate::connection::Connection`] is implemented):
 /// 1. `handle_input(now, bytes)` from the first byte of the request on;
 ///    `Err` closes the connection after flushing 4.
 /// 2. `poll_event()` until `None`, into the hub: a [`Request::Connect`]

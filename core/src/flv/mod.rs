@@ -8,7 +8,7 @@
 //!   once for every player with the same framing and start (see the
 //!   module's notes on timestamps);
 //! - [`FlvConnection`]: one HTTP-FLV or WS-FLV player, driven like every
-//!   server connection ([`crate::session::ServerSession`]).
+//!   server connection ([`crate::connection::Connection`]).
 
 mod connection;
 pub mod fanout;

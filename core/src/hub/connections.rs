@@ -38,6 +38,7 @@ impl Hub {
                 publishing: Vec::new(),
                 playing: Vec::new(),
                 closing: false,
+                timer: None,
             }),
         );
         self.mail
@@ -189,7 +190,11 @@ impl Hub {
     pub(super) fn disconnect(&mut self, now: Instant, conn: ConnId) {
         self.detach(now, conn);
         self.forget_pending(conn);
-        self.conns.remove(&conn);
+        if let Some(state) = self.conns.remove(&conn)
+            && let Some(at) = state.timer
+        {
+            self.timers.remove(&(at, Timer::Conn(conn)));
+        }
         if let Some(outbox) = self.mail.outboxes.remove(&conn) {
             self.counters.media_dropped_closed += outbox.dropped_total();
         }
@@ -254,20 +259,27 @@ impl Hub {
     }
 
     pub(super) fn arm_conn_timer(&mut self, now: Instant, conn: ConnId) {
-        if let Some(deadline) = self.conns.get(&conn).map(|c| conn_deadline(c, now)) {
+        if let Some(state) = self.conns.get_mut(&conn) {
+            let deadline = conn_deadline(state, now);
+            if let Some(old) = state.timer.replace(deadline) {
+                self.timers.remove(&(old, Timer::Conn(conn)));
+            }
             self.timers.insert((deadline, Timer::Conn(conn)));
         }
     }
 
     pub(super) fn check_conn_deadline(&mut self, now: Instant, conn: ConnId) {
-        let Some(state) = self.conns.get(&conn) else {
+        let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
+        // The timer that called this has been taken out of the set.
+        state.timer = None;
         if state.closing || state.scope.is_none() {
             return;
         }
         let deadline = conn_deadline(state, now);
         if deadline > now {
+            state.timer = Some(deadline);
             self.timers.insert((deadline, Timer::Conn(conn)));
             return;
         }
@@ -300,5 +312,47 @@ pub(super) fn conn_deadline(conn: &Conn, now: Instant) -> Instant {
     match conn.session.session_timeout {
         Some(limit) => idle.min(conn.connected_at + limit),
         None => idle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::amf0::Value;
+    use crate::hub::{ConnId, ConnectRequest, Hub, HubConfig, Protocol, Request};
+    use crate::time::{Duration, Instant};
+    use alloc::vec::Vec;
+
+    fn connect(target: &str) -> Request {
+        Request::Connect(ConnectRequest {
+            protocol: Protocol::new("test"),
+            target: target.into(),
+            params: Value::Null,
+            args: Vec::new(),
+            address: None,
+            notices: None,
+        })
+    }
+
+    /// A connection's idle timer leaves with it: after a thousand
+    /// connections came and went (each with a 15-minute idle deadline),
+    /// the timer set holds only what the open ones and the room need.
+    /// It used to keep every closed connection's entry until its deadline,
+    /// so a server with churn held one per connection of the last 15 min.
+    #[test]
+    fn a_closed_connection_leaves_no_timer_behind() {
+        let mut hub = Hub::new(HubConfig::default());
+        let mut now = Instant::from_millis(1_000);
+        let stay = ConnId(0);
+        hub.handle(now, stay, connect("chat/a"));
+        let baseline = hub.timers.len();
+        for i in 1..=1000 {
+            now = now + Duration::from_millis(10);
+            hub.handle(now, ConnId(i), connect("chat/a"));
+            hub.handle(now, ConnId(i), Request::Disconnect);
+        }
+        assert_eq!(hub.timers.len(), baseline);
+        // The one that stayed is still watched: it is closed for idling.
+        hub.handle_timeout(now + Duration::from_secs(3 * 3600));
+        assert!(hub.conns.get(&stay).is_none_or(|c| c.closing));
     }
 }

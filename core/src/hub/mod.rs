@@ -285,6 +285,10 @@ struct Conn {
     playing: Vec<(u32, String)>,
     /// The hub decided to close it; requests are ignored.
     closing: bool,
+    /// When its `Timer::Conn` is due, while one is armed: a disconnect
+    /// takes the timer out with it, so the timer set holds one entry per
+    /// open connection, not one per connection of the last idle timeout.
+    timer: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -387,9 +391,9 @@ pub struct Hub {
     config: HubConfig,
     app: Box<dyn Application + Send>,
     store: Box<dyn Store + Send>,
-    /// Boxed: ids only grow, so a B-tree leaf is split when full and keeps
-    /// 6 of its 11 slots; with 160-byte entries inline that half-empty
-    /// room cost about 300 bytes per connection, with boxes 16.
+    /// Boxed: ids only grow, so a B-tree leaf is split when full and stays
+    /// about half empty; with the entries inline that empty half costs a
+    /// whole `Conn` per slot (figures in docs/memory.md).
     conns: BTreeMap<ConnId, Box<Conn>>,
     per_address: BTreeMap<IpAddr, usize>,
     scopes: BTreeMap<ScopePath, Scope>,

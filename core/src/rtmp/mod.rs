@@ -4,7 +4,7 @@
 //! the one table of chunk stream ids ([`csid`]).
 //!
 //! The server connection is driven as every server connection is: see
-//! [`ServerSession`](crate::session::ServerSession). The client follows the
+//! [`Connection`](crate::connection::Connection). The client follows the
 //! same order without deliveries: input, `poll_event` ([`ClientEvent`]s),
 //! `poll_transmit`, and `handle_timeout` at `poll_timeout`; it takes the
 //! application's actions through its methods. Time is always passed in.
@@ -123,7 +123,7 @@ impl core::error::Error for RtmpError {
     }
 }
 
-impl crate::session::Failure for RtmpError {
+impl crate::connection::Failure for RtmpError {
     fn is_timeout(&self) -> bool {
         matches!(
             self,
@@ -132,7 +132,7 @@ impl crate::session::Failure for RtmpError {
     }
 }
 
-crate::session::delegate_session!(ServerConnection, RtmpError);
+crate::connection::delegate_connection!(ServerConnection, RtmpError);
 
 impl From<HandshakeError> for RtmpError {
     fn from(e: HandshakeError) -> Self {

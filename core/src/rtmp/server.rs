@@ -8,6 +8,7 @@ use super::wire::Wire;
 use super::{RtmpError, aggregate, csid};
 use crate::Limits;
 use crate::amf0::Value;
+use crate::connection::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::hub::{ConnectRequest, Delivery, Level, MediaKind, Request, SoChange, SoOp};
 use crate::message::{
     BandwidthLimit, ClientCommand, Command, Message, MessageError, ProtocolControl, Reading,
@@ -17,7 +18,6 @@ use crate::message::{
 };
 use crate::queue::release_queue;
 use crate::rtmp::handshake::{RANDOM_LEN, ServerHandshake};
-use crate::session::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -75,7 +75,7 @@ enum Phase {
 /// protocol control, and translation between RTMP commands and the hub's
 /// protocol-neutral [`Request`]s and [`Delivery`]s.
 ///
-/// Driven as [`ServerSession`](crate::session::ServerSession) documents.
+/// Driven as [`Connection`](crate::connection::Connection) documents.
 /// Its timers: the handshake timeout, then a ping after
 /// [`ServerConfig::ping_interval`] of silence and a close
 /// ([`RtmpError::Unresponsive`]) if the ping goes unanswered.

@@ -269,8 +269,8 @@ fn a_raw_client_rejects_bad_shared_object_framing() {
 
 #[test]
 fn the_shared_encoding_is_what_an_open_connection_sends() {
+    use crate::connection::SharedEncoding;
     use crate::hub::Delivery;
-    use crate::session::SharedEncoding;
     let update = |len| crate::testing::so_change_delivery(len, crate::rtmp::notices_encoder());
     let mut h = Harness::new(HubConfig::default());
     let c = h.connect("chat");
@@ -312,7 +312,7 @@ fn the_shared_encoding_is_what_an_open_connection_sends() {
 /// back to it unchanged (through its type-16 notice encoding).
 #[test]
 fn an_amf3_client_is_answered_in_amf3() {
-    use crate::session::SharedEncoding;
+    use crate::connection::SharedEncoding;
     let mut h = Harness::new(HubConfig::default());
     let mut config = ClientConfig::new("chat", "rtmp://localhost/chat");
     config.amf3 = true;

@@ -3,11 +3,11 @@
 //! and a whole HTTP-FLV / WS-FLV connection driven through the hub.
 
 use crate::amf0::Value;
+use crate::connection::Connection;
 use crate::flv::fanout::{Framing, media_encoder, unwrap_tag};
 use crate::flv::tag::{self, FlvTagView};
 use crate::flv::{FlvConfig, FlvConnection, FlvError};
 use crate::hub::{ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request};
-use crate::session::ServerSession;
 use crate::time::Instant;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -305,7 +305,7 @@ fn an_http_flv_request_gets_200_the_header_the_gop_and_live_tags() {
     assert!(out.ends_with(b"0\r\n\r\n"));
     assert!(conn.is_closing());
     assert_eq!(conn.flv_close_reason(), Some(&FlvError::Ended));
-    assert!(!ServerSession::close_reason(&conn).unwrap().is_failure());
+    assert!(!Connection::close_reason(&conn).unwrap().is_failure());
     assert_eq!(hub.connection_count(crate::flv::PROTOCOL), 1);
 }
 

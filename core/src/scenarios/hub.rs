@@ -648,7 +648,7 @@ fn silent_clients_are_pinged_and_closed_when_they_stay_silent() {
     assert!(h.peers[silent].closed, "a client that does not is closed");
     assert!(matches!(
         h.peers[silent].server.close_reason(),
-        Some(crate::session::CloseReason::Failed(
+        Some(crate::connection::CloseReason::Failed(
             crate::rtmp::RtmpError::Unresponsive { .. }
         ))
     ));

@@ -4,8 +4,8 @@
 //! the hub's own files import no protocol.
 
 mod admin;
+mod contract;
 mod fanout;
 mod flv;
 mod hub;
-mod session;
 mod ws;

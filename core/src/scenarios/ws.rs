@@ -1,10 +1,10 @@
 //! WebSocket and RTMP clients on one hub, driven by the one harness.
 
 use crate::amf0::Value;
+use crate::connection::CloseReason;
 use crate::hub::HubConfig;
 use crate::message::SoEvent;
 use crate::rtmp::ClientEvent;
-use crate::session::CloseReason;
 use crate::testing::Harness;
 use alloc::vec;
 use alloc::vec::Vec;

@@ -9,11 +9,11 @@ use super::handshake::{self, MAX_HEAD, Subprotocol};
 use super::json::{self, ClientOp, OpError};
 use crate::Limits;
 use crate::amf0::Value;
+use crate::connection::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::hub::{ConnectRequest, Delivery, Request, SoChange, SoDelivery, SoNotice, SoOp};
 use crate::message::Tolerated;
 use crate::queue::{QueueUse, release_queue};
 use crate::scope_path::validate_segment;
-use crate::session::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -82,7 +82,7 @@ enum Phase {
 /// The server side of one WebSocket connection, from the first byte of the
 /// HTTP upgrade request on; the echo endpoint produces no requests.
 ///
-/// Driven as [`ServerSession`](crate::session::ServerSession) documents.
+/// Driven as [`Connection`](crate::connection::Connection) documents.
 /// Its timers: the upgrade timeout, then a ping after
 /// [`WsConfig::ping_interval`] of silence and a close 1001
 /// ([`WsError::Idle`]) after [`WsConfig::idle_timeout`] without a byte.
@@ -151,7 +151,7 @@ impl WsConnection {
             head.extend_from_slice(now_part);
             if !handshake::head_complete(head, old) {
                 if head.len() >= MAX_HEAD {
-                    return Err(self.refuse(handshake::HandshakeError::HeadTooLarge));
+                    return Err(self.refuse(handshake::UpgradeError::HeadTooLarge));
                 }
                 return Ok(());
             }
@@ -159,7 +159,7 @@ impl WsConnection {
             let (request, consumed) = match parsed {
                 Ok(Some(found)) => found,
                 Ok(None) if head.len() < MAX_HEAD => return Ok(()),
-                Ok(None) => return Err(self.refuse(handshake::HandshakeError::HeadTooLarge)),
+                Ok(None) => return Err(self.refuse(handshake::UpgradeError::HeadTooLarge)),
                 Err(e) => return Err(self.refuse(e)),
             };
             // Bytes after the head (a client that did not wait) are frames.
@@ -354,7 +354,7 @@ impl WsConnection {
     }
 
     /// Answers a bad upgrade and fails.
-    fn refuse(&mut self, e: handshake::HandshakeError) -> WsError {
+    fn refuse(&mut self, e: handshake::UpgradeError) -> WsError {
         self.queue(Bytes::from(handshake::error_response(&e)));
         self.done = true;
         let error = WsError::Handshake(e);

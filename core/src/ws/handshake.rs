@@ -53,7 +53,7 @@ impl Subprotocol {
 /// Why an upgrade request was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HandshakeError {
+pub enum UpgradeError {
     /// No complete head within [`MAX_HEAD`] bytes.
     HeadTooLarge,
     /// More than [`MAX_HEADERS`] header lines.
@@ -74,39 +74,39 @@ pub enum HandshakeError {
     UnsupportedVersion,
 }
 
-impl HandshakeError {
+impl UpgradeError {
     /// The HTTP status answered.
     pub fn status(&self) -> u16 {
         match self {
-            HandshakeError::UnsupportedVersion => 426,
+            UpgradeError::UnsupportedVersion => 426,
             _ => 400,
         }
     }
 }
 
-impl fmt::Display for HandshakeError {
+impl fmt::Display for UpgradeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandshakeError::HeadTooLarge => {
+            UpgradeError::HeadTooLarge => {
                 write!(f, "request head longer than {MAX_HEAD} bytes")
             }
-            HandshakeError::TooManyHeaders => {
+            UpgradeError::TooManyHeaders => {
                 write!(f, "more than {MAX_HEADERS} header lines")
             }
-            HandshakeError::Malformed(why) => write!(f, "malformed HTTP request: {why}"),
-            HandshakeError::NotGet => f.write_str("method must be GET"),
-            HandshakeError::OldHttp => f.write_str("HTTP/1.1 or later required"),
-            HandshakeError::MissingHeader(name) => write!(f, "missing header {name}"),
-            HandshakeError::BadHeader(name) => write!(f, "bad value of header {name}"),
-            HandshakeError::DuplicateHeader(name) => write!(f, "header {name} given twice"),
-            HandshakeError::UnsupportedVersion => {
+            UpgradeError::Malformed(why) => write!(f, "malformed HTTP request: {why}"),
+            UpgradeError::NotGet => f.write_str("method must be GET"),
+            UpgradeError::OldHttp => f.write_str("HTTP/1.1 or later required"),
+            UpgradeError::MissingHeader(name) => write!(f, "missing header {name}"),
+            UpgradeError::BadHeader(name) => write!(f, "bad value of header {name}"),
+            UpgradeError::DuplicateHeader(name) => write!(f, "header {name} given twice"),
+            UpgradeError::UnsupportedVersion => {
                 f.write_str("unsupported Sec-WebSocket-Version (13 required)")
             }
         }
     }
 }
 
-impl core::error::Error for HandshakeError {}
+impl core::error::Error for UpgradeError {}
 
 /// A valid upgrade request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,35 +147,35 @@ pub(crate) fn head_complete(head: &[u8], from: usize) -> bool {
 
 /// Parses a request head. `Ok(None)`: incomplete, feed more bytes.
 /// `Ok(Some((request, n)))`: the head is the first `n` bytes.
-pub fn parse_request(head: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+pub fn parse_request(head: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, UpgradeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let consumed = match request.parse(head) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if head.len() >= MAX_HEAD {
-                Err(HandshakeError::HeadTooLarge)
+                Err(UpgradeError::HeadTooLarge)
             } else {
                 Ok(None)
             };
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(HandshakeError::Malformed("bad version")),
-        Err(httparse::Error::Token) => return Err(HandshakeError::Malformed("bad method")),
-        Err(_) => return Err(HandshakeError::Malformed("bad request line or header")),
+        Err(httparse::Error::TooManyHeaders) => return Err(UpgradeError::TooManyHeaders),
+        Err(httparse::Error::Version) => return Err(UpgradeError::Malformed("bad version")),
+        Err(httparse::Error::Token) => return Err(UpgradeError::Malformed("bad method")),
+        Err(_) => return Err(UpgradeError::Malformed("bad request line or header")),
     };
     if consumed > MAX_HEAD {
-        return Err(HandshakeError::HeadTooLarge);
+        return Err(UpgradeError::HeadTooLarge);
     }
     if request.method != Some("GET") {
-        return Err(HandshakeError::NotGet);
+        return Err(UpgradeError::NotGet);
     }
     if request.version != Some(1) {
-        return Err(HandshakeError::OldHttp);
+        return Err(UpgradeError::OldHttp);
     }
     let path = request
         .path
-        .ok_or(HandshakeError::Malformed("no request target"))?;
+        .ok_or(UpgradeError::Malformed("no request target"))?;
     let mut host = false;
     let mut upgrade = false;
     let mut connection = false;
@@ -187,7 +187,7 @@ pub fn parse_request(head: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Han
         let text = |label: &'static str| {
             core::str::from_utf8(header.value)
                 .map(str::trim)
-                .map_err(|_| HandshakeError::BadHeader(label))
+                .map_err(|_| UpgradeError::BadHeader(label))
         };
         if name.eq_ignore_ascii_case("host") {
             host = true;
@@ -197,12 +197,12 @@ pub fn parse_request(head: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Han
             connection |= has_token(text("Connection")?, "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             if version.is_some() {
-                return Err(HandshakeError::DuplicateHeader("Sec-WebSocket-Version"));
+                return Err(UpgradeError::DuplicateHeader("Sec-WebSocket-Version"));
             }
             version = Some(text("Sec-WebSocket-Version")?);
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             if key.is_some() {
-                return Err(HandshakeError::DuplicateHeader("Sec-WebSocket-Key"));
+                return Err(UpgradeError::DuplicateHeader("Sec-WebSocket-Key"));
             }
             key = Some(text("Sec-WebSocket-Key")?);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") && subprotocol.is_none() {
@@ -212,23 +212,23 @@ pub fn parse_request(head: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Han
         }
     }
     if !host {
-        return Err(HandshakeError::MissingHeader("Host"));
+        return Err(UpgradeError::MissingHeader("Host"));
     }
     if !upgrade {
-        return Err(HandshakeError::MissingHeader("Upgrade: websocket"));
+        return Err(UpgradeError::MissingHeader("Upgrade: websocket"));
     }
     if !connection {
-        return Err(HandshakeError::MissingHeader("Connection: upgrade"));
+        return Err(UpgradeError::MissingHeader("Connection: upgrade"));
     }
     match version {
-        None => return Err(HandshakeError::MissingHeader("Sec-WebSocket-Version")),
+        None => return Err(UpgradeError::MissingHeader("Sec-WebSocket-Version")),
         Some("13") => {}
-        Some(_) => return Err(HandshakeError::UnsupportedVersion),
+        Some(_) => return Err(UpgradeError::UnsupportedVersion),
     }
-    let key = key.ok_or(HandshakeError::MissingHeader("Sec-WebSocket-Key"))?;
+    let key = key.ok_or(UpgradeError::MissingHeader("Sec-WebSocket-Key"))?;
     match STANDARD.decode(key) {
         Ok(raw) if raw.len() == 16 => {}
-        _ => return Err(HandshakeError::BadHeader("Sec-WebSocket-Key")),
+        _ => return Err(UpgradeError::BadHeader("Sec-WebSocket-Key")),
     }
     Ok(Some((
         UpgradeRequest {
@@ -271,7 +271,7 @@ pub fn accept_response(request: &UpgradeRequest) -> Vec<u8> {
 }
 
 /// The refusal answer: status line, `Connection: close`, one-line reason.
-pub fn error_response(error: &HandshakeError) -> Vec<u8> {
+pub fn error_response(error: &UpgradeError) -> Vec<u8> {
     let body = format!("{error}\n");
     let (status, extra) = match error.status() {
         426 => ("426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n"),
@@ -346,36 +346,36 @@ mod tests {
         big.push_str(&"a".repeat(MAX_HEAD));
         assert_eq!(
             parse_request(big.as_bytes()),
-            Err(HandshakeError::HeadTooLarge)
+            Err(UpgradeError::HeadTooLarge)
         );
     }
 
     #[test]
     fn refusals() {
-        let cases: [(&str, HandshakeError); 6] = [
+        let cases: [(&str, UpgradeError); 6] = [
             (
                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
-                HandshakeError::MissingHeader("Upgrade: websocket"),
+                UpgradeError::MissingHeader("Upgrade: websocket"),
             ),
             (
                 "Upgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
-                HandshakeError::MissingHeader("Connection: upgrade"),
+                UpgradeError::MissingHeader("Connection: upgrade"),
             ),
             (
                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
-                HandshakeError::UnsupportedVersion,
+                UpgradeError::UnsupportedVersion,
             ),
             (
                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n",
-                HandshakeError::BadHeader("Sec-WebSocket-Key"),
+                UpgradeError::BadHeader("Sec-WebSocket-Key"),
             ),
             (
                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
-                HandshakeError::MissingHeader("Sec-WebSocket-Key"),
+                UpgradeError::MissingHeader("Sec-WebSocket-Key"),
             ),
             (
                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
-                HandshakeError::MissingHeader("Sec-WebSocket-Version"),
+                UpgradeError::MissingHeader("Sec-WebSocket-Version"),
             ),
         ];
         for (extra, want) in cases {
@@ -383,22 +383,22 @@ mod tests {
         }
         let post = GOOD.to_string();
         let head = alloc::format!("POST / HTTP/1.1\r\nHost: a\r\n{post}\r\n");
-        assert_eq!(parse_request(head.as_bytes()), Err(HandshakeError::NotGet));
+        assert_eq!(parse_request(head.as_bytes()), Err(UpgradeError::NotGet));
         let head = alloc::format!("GET / HTTP/1.0\r\nHost: a\r\n{post}\r\n");
-        assert_eq!(parse_request(head.as_bytes()), Err(HandshakeError::OldHttp));
+        assert_eq!(parse_request(head.as_bytes()), Err(UpgradeError::OldHttp));
         let head = alloc::format!("GET / HTTP/1.1\r\n{post}\r\n");
         assert_eq!(
             parse_request(head.as_bytes()),
-            Err(HandshakeError::MissingHeader("Host"))
+            Err(UpgradeError::MissingHeader("Host"))
         );
     }
 
     #[test]
     fn error_answers() {
-        let resp = String::from_utf8(error_response(&HandshakeError::UnsupportedVersion)).unwrap();
+        let resp = String::from_utf8(error_response(&UpgradeError::UnsupportedVersion)).unwrap();
         assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(resp.contains("Sec-WebSocket-Version: 13\r\n"));
-        let resp = String::from_utf8(error_response(&HandshakeError::NotGet)).unwrap();
+        let resp = String::from_utf8(error_response(&UpgradeError::NotGet)).unwrap();
         assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(resp.ends_with("\r\n\r\nmethod must be GET\n"));
         assert!(resp.contains("Content-Length: 19\r\n"));

@@ -12,7 +12,7 @@
 //! - [`fanout`]: the JSON codec that encodes shared-object updates once
 //!   for every JSON subscriber;
 //! - [`WsConnection`]: one server connection, driven as
-//!   [`ServerSession`](crate::session::ServerSession) documents (from the
+//!   [`Connection`](crate::connection::Connection) documents (from the
 //!   first byte of the HTTP request on; once closing, the server closes TCP
 //!   first, as RFC 6455 §7.1.1 asks).
 //!
@@ -30,7 +30,7 @@ mod tests;
 
 pub use connection::{WsConfig, WsConnection};
 pub use frame::ProtocolError;
-pub use handshake::{HandshakeError, Subprotocol};
+pub use handshake::{Subprotocol, UpgradeError};
 
 /// WebSocket (JSON protocol v1 or chat mode), as the hub and stats name it.
 pub const PROTOCOL: crate::hub::Protocol = crate::hub::Protocol::new("websocket");
@@ -39,14 +39,14 @@ use core::fmt;
 
 /// Why a WebSocket connection failed: what
 /// [`WsConnection::handle_input`] returns and
-/// [`CloseReason::Failed`](crate::session::CloseReason::Failed) carries.
+/// [`CloseReason::Failed`](crate::connection::CloseReason::Failed) carries.
 /// Orderly closes (the peer's close frame, the hub's close or refusal) are
-/// [`CloseReason`](crate::session::CloseReason)'s other variants.
+/// [`CloseReason`](crate::connection::CloseReason)'s other variants.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum WsError {
     /// The HTTP upgrade was refused (a 400 or 426 answer is queued).
-    Handshake(HandshakeError),
+    Handshake(UpgradeError),
     /// The peer broke a framing rule (a close frame with the code is queued).
     Protocol(ProtocolError),
     /// The upgrade request did not arrive in time (ms).
@@ -78,7 +78,7 @@ impl core::error::Error for WsError {
     }
 }
 
-impl crate::session::Failure for WsError {
+impl crate::connection::Failure for WsError {
     fn is_timeout(&self) -> bool {
         matches!(
             self,
@@ -87,10 +87,10 @@ impl crate::session::Failure for WsError {
     }
 }
 
-crate::session::delegate_session!(WsConnection, WsError);
+crate::connection::delegate_connection!(WsConnection, WsError);
 
-impl From<HandshakeError> for WsError {
-    fn from(e: HandshakeError) -> Self {
+impl From<UpgradeError> for WsError {
+    fn from(e: UpgradeError) -> Self {
         WsError::Handshake(e)
     }
 }

@@ -5,12 +5,12 @@
 use super::frame::{FrameHeader, Opcode, encode_raw};
 use super::*;
 use crate::amf0::Value;
+use crate::connection::{CloseReason, SharedEncoding};
 use crate::hub::{
     Delivery, MediaDelivery, MediaKind, MediaPriority, RejectCode, Request, SessionLimits,
     SoChange, SoNotice, SoOp, SoUpdate,
 };
 use crate::scope_path::ScopePath;
-use crate::session::{CloseReason, SharedEncoding};
 use crate::testing::{MASK, client_frame, server_frames, upgrade};
 use crate::time::{Duration, Instant};
 use alloc::string::String;
@@ -155,7 +155,7 @@ fn bad_upgrades_are_answered_and_closed() {
     let mut conn = WsConnection::new(WsConfig::default(), T0, None);
     let bad = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n";
     let e = conn.handle_input(T0, bad).unwrap_err();
-    assert_eq!(e, WsError::Handshake(HandshakeError::UnsupportedVersion));
+    assert_eq!(e, WsError::Handshake(UpgradeError::UnsupportedVersion));
     assert!(conn.is_closing());
     let resp = String::from_utf8(drain(&mut conn)).unwrap();
     assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
@@ -169,7 +169,7 @@ fn bad_upgrades_are_answered_and_closed() {
         .unwrap_err();
     assert!(matches!(
         e,
-        WsError::Handshake(HandshakeError::MissingHeader(_))
+        WsError::Handshake(UpgradeError::MissingHeader(_))
     ));
     let resp = String::from_utf8(drain(&mut conn)).unwrap();
     assert!(resp.starts_with("HTTP/1.1 400 Bad Request\r\n"));
@@ -183,10 +183,7 @@ fn bad_upgrades_are_answered_and_closed() {
             break;
         }
     }
-    assert_eq!(
-        result,
-        Err(WsError::Handshake(HandshakeError::HeadTooLarge))
-    );
+    assert_eq!(result, Err(WsError::Handshake(UpgradeError::HeadTooLarge)));
     assert!(conn.pending_bytes() > 0);
 }
 

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tern_core::Instant;
 use tern_core::access::{Gate, GateEvent};
+use tern_core::connection::Connection;
 use tern_core::hub::{ConnId, Delivery, Request};
-use tern_core::session::ServerSession;
 use tracing::{info, warn};
 
 /// A connection's gate, the inbox its callbacks answer into (made on the
@@ -44,7 +44,7 @@ impl ConnAccess {
     /// The next request for the hub: released ones first, then the
     /// connection's own, each through the gate (and the server-wide
     /// connect rate).
-    fn next_for_hub<C: ServerSession>(
+    fn next_for_hub<C: Connection>(
         &mut self,
         shared: &Shared,
         conn: &mut C,
@@ -77,7 +77,7 @@ impl ConnAccess {
     /// Moves everything the connection and the gate have to their places:
     /// requests to the hub, refusals to the connection (after what the hub
     /// queued for it before), calls to the HTTP client, events to the log.
-    pub fn pump<C: ServerSession>(&mut self, shared: &Shared, conn: &mut C, now: Instant) {
+    pub fn pump<C: Connection>(&mut self, shared: &Shared, conn: &mut C, now: Instant) {
         let wall = unix_now();
         if let Some(first) = self.next_for_hub(shared, conn, now, wall) {
             shared.with_hub(|hub| {
@@ -91,7 +91,7 @@ impl ConnAccess {
     }
 
     /// Hands the callbacks' replies that arrived to the gate; true if any.
-    pub fn take_replies<C: ServerSession>(
+    pub fn take_replies<C: Connection>(
         &mut self,
         shared: &Shared,
         conn: &mut C,
@@ -118,12 +118,7 @@ impl ConnAccess {
     }
 
     /// Fires the gate's timers.
-    pub fn handle_timeout<C: ServerSession>(
-        &mut self,
-        shared: &Shared,
-        conn: &mut C,
-        now: Instant,
-    ) {
+    pub fn handle_timeout<C: Connection>(&mut self, shared: &Shared, conn: &mut C, now: Instant) {
         if self.gate.poll_timeout().is_some_and(|t| t <= now) {
             self.gate.handle_timeout(now);
             self.settle(shared, conn, now);
@@ -177,7 +172,7 @@ impl ConnAccess {
         Err(reason)
     }
 
-    fn settle<C: ServerSession>(&mut self, shared: &Shared, conn: &mut C, now: Instant) {
+    fn settle<C: Connection>(&mut self, shared: &Shared, conn: &mut C, now: Instant) {
         if let Some(first) = self.gate.poll_reply() {
             // What the hub queued before the refusal goes first (a
             // connect's acceptance before a refused publish's status).

@@ -1,5 +1,5 @@
-//! One connection's task: the loop that drives a [`ServerSession`] over a
-//! socket (the call order is on `ServerSession`), with merged writes.
+//! One connection's task: the loop that drives a [`Connection`] over a
+//! socket (the call order is on `Connection`), with merged writes.
 
 use super::state::Shared;
 use super::write::write_all_bounded;
@@ -10,8 +10,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use tern_core::Instant;
+use tern_core::connection::{CloseReason, Connection};
 use tern_core::hub::ConnId;
-use tern_core::session::{CloseReason, ServerSession};
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
@@ -28,7 +28,7 @@ const KEEP_BATCH: usize = 16;
 const MERGE_FLUSH_BYTES: usize = 64 * 1024;
 
 /// Serves one connection (RTMP or WebSocket) through its gate (`access`),
-/// driving it as [`ServerSession`] documents; returns why it ended. The
+/// driving it as [`Connection`] documents; returns why it ended. The
 /// caller then calls [`ConnAccess::finish`].
 ///
 /// The task owns the socket whole: it reads, or it writes, never both at
@@ -36,7 +36,7 @@ const MERGE_FLUSH_BYTES: usize = 64 * 1024;
 /// with nothing queued, its peer is parked: whoever runs the hub may write
 /// shared-object notices to the socket meanwhile (`direct_write`). The loop
 /// runs once per read, wake-up or timer.
-pub(super) async fn run_connection<S: crate::net::Stream, C: ServerSession>(
+pub(super) async fn run_connection<S: crate::net::Stream, C: Connection>(
     shared: &Shared,
     mut io: Attached<'_, S>,
     id: ConnId,
@@ -195,7 +195,7 @@ pub(super) async fn run_connection<S: crate::net::Stream, C: ServerSession>(
 /// through its gate straight to the hub (no per-connection request
 /// buffer; see [`ConnAccess::pump`]). Returns true if the input failed the
 /// connection (the failure is its close reason).
-pub(super) fn feed<C: ServerSession>(
+pub(super) fn feed<C: Connection>(
     shared: &Shared,
     conn: &mut C,
     access: &mut ConnAccess,
@@ -212,7 +212,7 @@ pub(super) fn feed<C: ServerSession>(
 }
 
 /// How a closing connection ended.
-pub(super) fn closed<C: ServerSession>(conn: &C) -> Ended<C::Error> {
+pub(super) fn closed<C: Connection>(conn: &C) -> Ended<C::Error> {
     // A connection that closes always has a reason; a hub close is the
     // only one that could arrive without one.
     Ended::Closed(conn.close_reason().cloned().unwrap_or(CloseReason::Server {
@@ -228,7 +228,7 @@ pub(super) fn closed<C: ServerSession>(conn: &C) -> Ended<C::Error> {
 /// Input makes the peer busy first (its queued notices go to `batch`), as
 /// waking does. Returns the bytes read (0: end of stream) and how feeding
 /// them went.
-pub(super) fn poll_read_and_feed<S: crate::net::Stream, C: ServerSession>(
+pub(super) fn poll_read_and_feed<S: crate::net::Stream, C: Connection>(
     cx: &mut std::task::Context<'_>,
     shared: &Shared,
     peer: &Peer,
