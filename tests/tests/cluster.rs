@@ -195,7 +195,7 @@ async fn three_nodes_agree_on_every_version_through_a_node_kill() {
     }
     let mut ws2 = WsClient::connect("ws-sub-2", &n2.ws_url(ROOM)).await;
     let mut ws3 = WsClient::connect("ws-sub-3", &n3.ws_url(ROOM)).await;
-    let mut ws_entries = vec![
+    let mut ws_entries = [
         vec![ws2.use_so("board").await],
         vec![ws3.use_so("board").await],
     ];
