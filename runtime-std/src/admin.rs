@@ -269,6 +269,12 @@ fn name_segment<'s>(segment: &'s str, what: &str) -> Result<&'s str, Response> {
 /// `DELETE /api/streams/{app}/{room…}/{name}`: closes the publisher's
 /// connection (its players get the ordinary `UnpublishNotify`).
 fn streams(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>) -> Answer {
+    if let [stream @ .., "push"] = segments.as_slice()
+        && stream.len() >= 2
+        && matches!(request.method, "POST" | "DELETE")
+    {
+        return push(shared, request, stream);
+    }
     if request.method != "DELETE" {
         return Err(method_not_allowed("DELETE"));
     }
@@ -300,6 +306,60 @@ fn streams(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>) -> 
         }
         None => Err(error(404, format!("nobody publishes {scope}/{name}"))),
     }
+}
+
+/// `POST /api/streams/{app}/{room…}/{name}/push` with `{"url": …}`
+/// starts pushing a live stream to a target (docs/relay.md);
+/// `DELETE` stops the pushes of the stream to that URL, or all of its
+/// pushes without a body.
+fn push(shared: &Shared, request: &AdminRequest<'_>, segments: &[&str]) -> Answer {
+    let Some((name, scope)) = segments.split_last() else {
+        return Err(error(
+            400,
+            "expected /api/streams/{app}/{room…}/{name}/push",
+        ));
+    };
+    let name = name_segment(name, "stream name")?;
+    let scope = scope_of(shared, scope)?;
+    let stream = format!("{scope}/{name}");
+    let url = if request.body.is_empty() {
+        None
+    } else {
+        let body = parse_json(request.body)?;
+        match body.get("url") {
+            Some(Json::String(url)) => Some(url.clone()),
+            _ => return Err(error(400, "the body must be {\"url\": \"rtmp://…\"}")),
+        }
+    };
+    let target = url
+        .as_deref()
+        .map(crate::relay::Target::parse)
+        .transpose()
+        .map_err(|e| error(400, format!("bad url: {e}")))?;
+    let relays = shared.relays();
+    if request.method == "DELETE" {
+        let stopped = relays.stop_push(&scope, name, target.as_ref());
+        if stopped == 0 {
+            return Err(error(404, format!("no such push of {stream}")));
+        }
+        tracing::info!(stream = %stream, stopped, "pushes stopped through the admin API");
+        return Ok(json_response(
+            200,
+            &json!({ "stream": stream, "stopped": stopped }),
+        ));
+    }
+    let Some(target) = target else {
+        return Err(error(400, "the body must be {\"url\": \"rtmp://…\"}"));
+    };
+    if shared.with_hub(|hub| hub.publisher_of(&scope, name).is_none()) {
+        return Err(error(404, format!("nobody publishes {stream}")));
+    }
+    let url = target.to_string();
+    if !relays.add_push(&scope, name, target) {
+        return Err(error(409, format!("{stream} is pushed to {url} already")));
+    }
+    tracing::info!(stream = %stream, url = %url, "push added through the admin API");
+    Ok(json_response(201, &json!({ "stream": stream, "url": url })))
 }
 
 /// What a `/api/so/…` path names, by method.

@@ -42,6 +42,7 @@ pub mod http;
 pub mod logging;
 pub mod net;
 pub mod record;
+pub mod relay;
 pub mod server;
 pub mod stats;
 pub mod tls;
@@ -189,6 +190,23 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     serve_all(config, rtmp, http, no_tls, shutdown).await
 }
 
+/// [`serve_on`] with relays (`push`, `pull`) opening their connections
+/// through `connector` (the simulator's sockets) instead of tokio's.
+pub async fn serve_on_with_connector<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    connector: relay::service::BoxedConnector,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let no_tls = TlsPorts {
+        setup: None,
+        rtmps: None,
+        https: None,
+    };
+    serve_all_with(config, rtmp, http, no_tls, Some(connector), shutdown).await
+}
+
 async fn serve_all<R: net::Listener, H: net::Listener>(
     config: Config,
     rtmp: R,
@@ -196,7 +214,21 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
     secure: TlsPorts,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_all_with(config, rtmp, http, secure, None, shutdown).await
+}
+
+async fn serve_all_with<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    secure: TlsPorts,
+    connector: Option<relay::service::BoxedConnector>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let shared = server::Shared::new(&config);
+    if let Some(connector) = connector {
+        shared.relays().set_connector(connector);
+    }
     let now = shared.now();
     let loaded = shared
         .with_hub(|hub| hub.load_stored(now))
@@ -218,6 +250,15 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
         stop_rx.clone(),
     ));
     let recordings = tokio::spawn(server::run_recordings(Arc::clone(&shared), stop_rx.clone()));
+    // Relays need their task only where some can exist: apps with `push`
+    // or `pull`, or an admin API that adds pushes.
+    let relays = (shared.relays().configured() || config.http.admin_token.is_some()).then(|| {
+        tokio::spawn(Arc::clone(shared.relays()).run(
+            Arc::clone(&shared),
+            0x7e1a_7e1a,
+            stop_rx.clone(),
+        ))
+    });
     let rtmp_task = tokio::spawn(server::serve_rtmp(
         Arc::clone(&shared),
         rtmp,
@@ -264,6 +305,9 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
     server::close_all(&shared, "server shutting down");
     let (rtmp_result, http_result, _, _, _) =
         tokio::join!(rtmp_task, http_task, timers, direct_writes, recordings);
+    if let Some(relays) = relays {
+        let _ = relays.await;
+    }
     if let Some(task) = cluster {
         let _ = task.await;
     }

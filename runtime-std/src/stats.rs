@@ -59,6 +59,63 @@ pub struct SharedObjectStats {
     pub persistent: bool,
 }
 
+/// One relay (docs/relay.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RelayStats {
+    /// Unique while the server runs.
+    pub id: u64,
+    /// `push` or `pull`.
+    pub kind: &'static str,
+    /// `scope/name` of the local stream.
+    pub stream: String,
+    /// The far end (query left out).
+    pub url: String,
+    /// `config` or `api`.
+    pub source: &'static str,
+    /// `connecting`, `live`, `waiting` or `stopped`.
+    pub state: &'static str,
+    /// Bytes written to the far end.
+    pub bytes_out: u64,
+    /// Bytes read from it.
+    pub bytes_in: u64,
+    /// Connections after the first.
+    pub reconnects: u64,
+    /// Why the last connection failed.
+    pub last_error: Option<String>,
+}
+
+impl RelayStats {
+    /// The stats of one relay.
+    pub fn of(info: &crate::relay::RelayInfo) -> RelayStats {
+        RelayStats {
+            id: info.id,
+            kind: info.kind.as_str(),
+            stream: info.stream.clone(),
+            url: info.url.clone(),
+            source: match info.source {
+                crate::relay::Source::Config => "config",
+                crate::relay::Source::Api => "api",
+            },
+            state: info.state.as_str(),
+            bytes_out: info.bytes_out,
+            bytes_in: info.bytes_in,
+            reconnects: info.reconnects,
+            last_error: info.last_error.clone(),
+        }
+    }
+}
+
+/// Server-wide relay counters of one kind (they only grow).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RelayTotals {
+    /// Bytes written to far ends.
+    pub bytes_out: u64,
+    /// Bytes read from far ends.
+    pub bytes_in: u64,
+    /// Reconnects.
+    pub reconnects: u64,
+}
+
 /// Everything `/metrics` and `/api/stats` report, at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatsSnapshot {
@@ -86,6 +143,10 @@ pub struct StatsSnapshot {
     /// `peer`, `timeout`, `protocol`, `client`, `io`, `write_stalled`,
     /// `given_up`).
     pub closes: BTreeMap<String, u64>,
+    /// The relays running (push and pull).
+    pub relays: Vec<RelayStats>,
+    /// Relay counters since start: `push`, `pull`.
+    pub relay_totals: [RelayTotals; 2],
 }
 
 /// Anything that can report the server's state (the hub, a test fixture).
@@ -245,6 +306,45 @@ impl StatsSnapshot {
             "Connections closed, by reason.",
             &closes,
         );
+        let mut relays = Vec::new();
+        for kind in ["push", "pull"] {
+            for state in ["connecting", "live", "waiting"] {
+                let n = self
+                    .relays
+                    .iter()
+                    .filter(|r| r.kind == kind && r.state == state)
+                    .count();
+                relays.push((format!("{{kind=\"{kind}\",state=\"{state}\"}}"), count(n)));
+            }
+        }
+        let relays: Vec<(&str, u64)> = relays.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "tern_relays",
+            "gauge",
+            "Relays running, by kind and state (docs/relay.md).",
+            &relays,
+        );
+        let [push, pull] = self.relay_totals;
+        metric(
+            "tern_relay_bytes_total",
+            "counter",
+            "Bytes relays wrote to (out) and read from (in) the far end.",
+            &[
+                ("{kind=\"push\",direction=\"out\"}", push.bytes_out),
+                ("{kind=\"push\",direction=\"in\"}", push.bytes_in),
+                ("{kind=\"pull\",direction=\"out\"}", pull.bytes_out),
+                ("{kind=\"pull\",direction=\"in\"}", pull.bytes_in),
+            ],
+        );
+        metric(
+            "tern_relay_reconnects_total",
+            "counter",
+            "Relay connections after a relay's first.",
+            &[
+                ("{kind=\"push\"}", push.reconnects),
+                ("{kind=\"pull\"}", pull.reconnects),
+            ],
+        );
         #[cfg(feature = "count-allocations")]
         {
             let heap = crate::alloc_count::totals();
@@ -326,6 +426,26 @@ mod tests {
             recordings_done: 3,
             recordings_failed: 1,
             closes: [("timeout".into(), 2), ("client".into(), 5)].into(),
+            relays: vec![RelayStats {
+                id: 1,
+                kind: "push",
+                stream: "/live/cam".into(),
+                url: "rtmp://a:1935/live".into(),
+                source: "config",
+                state: "live",
+                bytes_out: 4096,
+                bytes_in: 3100,
+                reconnects: 2,
+                last_error: Some("the target closed the connection".into()),
+            }],
+            relay_totals: [
+                RelayTotals {
+                    bytes_out: 8192,
+                    bytes_in: 3100,
+                    reconnects: 3,
+                },
+                RelayTotals::default(),
+            ],
         }
     }
 
@@ -356,6 +476,12 @@ mod tests {
             "# TYPE tern_connections_closed_total counter",
             "tern_connections_closed_total{reason=\"client\"} 5",
             "tern_connections_closed_total{reason=\"timeout\"} 2",
+            "# TYPE tern_relays gauge",
+            "tern_relays{kind=\"push\",state=\"live\"} 1",
+            "tern_relays{kind=\"pull\",state=\"waiting\"} 0",
+            "tern_relay_bytes_total{kind=\"push\",direction=\"out\"} 8192",
+            "tern_relay_bytes_total{kind=\"pull\",direction=\"in\"} 0",
+            "tern_relay_reconnects_total{kind=\"push\"} 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

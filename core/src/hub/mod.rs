@@ -154,6 +154,10 @@ pub enum HubEvent {
     /// A live stream started publishing (for server-side subscribers such
     /// as recorders, which play it like any player).
     Published { scope: ScopePath, name: String },
+    /// A live play found no publisher and waits for one (for relays that
+    /// pull the stream from an origin). Sent for every such play; the
+    /// runtime starts at most one pull per stream.
+    PlayWaiting { scope: ScopePath, name: String },
     /// A persistent shared object could not be loaded or saved.
     StoreFailed {
         scope: ScopePath,

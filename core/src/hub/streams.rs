@@ -350,6 +350,12 @@ impl Hub {
             format!("started playing {name}"),
         );
         self.send_join_state(conn, &key, stream, encoder);
+        if !publishing {
+            self.mail.events.push_back(HubEvent::PlayWaiting {
+                scope: scope.clone(),
+                name: name.to_owned(),
+            });
+        }
     }
 
     /// What a late joiner needs: metadata, sequence headers, then the GOP.

@@ -95,6 +95,16 @@ pub struct AppConfig {
     pub record_max_frames: u64,
     /// A file this old (seconds) ends at the next keyframe; 0 = never.
     pub record_interval_secs: u64,
+    /// Targets every stream published in the app is pushed to
+    /// (`rtmp[s]://host[:port]/app[/name]`; see [`crate::relay`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub push: Vec<String>,
+    /// The origin a play of a stream not live here pulls it from
+    /// (`rtmp[s]://host[:port]/app`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<String>,
+    /// A pull stops after its stream has had no player this long (seconds).
+    pub pull_idle_secs: u64,
 }
 
 impl Default for AppConfig {
@@ -124,6 +134,9 @@ impl Default for AppConfig {
             record_max_size: 0,
             record_max_frames: 0,
             record_interval_secs: 0,
+            push: Vec::new(),
+            pull: None,
+            pull_idle_secs: 10,
         }
     }
 }
@@ -181,6 +194,23 @@ impl AppConfig {
             out.push(("secret", "must not be empty".to_owned()));
         } else if let Err(e) = self.load_secret() {
             out.push(("secret_file", e));
+        }
+        for url in &self.push {
+            if let Err(e) = crate::relay::Target::parse(url) {
+                out.push(("push", format!("{url:?}: {e}")));
+            }
+        }
+        if let Some(url) = &self.pull {
+            match crate::relay::Target::parse(url) {
+                Err(e) => out.push(("pull", format!("{url:?}: {e}"))),
+                Ok(t) if t.name.is_some() => out.push((
+                    "pull",
+                    format!(
+                        "{url:?}: an origin is rtmp://host/app (the stream name is the one played here)"
+                    ),
+                )),
+                Ok(_) => {}
+            }
         }
         let urls = self.hook_urls();
         for kind in [

@@ -419,6 +419,13 @@ pub struct TlsConfig {
     /// A TLS handshake not finished within this many seconds is cut off
     /// (as an RTMP handshake that stalls).
     pub handshake_timeout_secs: u64,
+    /// More CA certificates (PEM) that `rtmps://` relay targets may be
+    /// signed by, besides the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_ca: Option<PathBuf>,
+    /// Check `rtmps://` relay targets' certificates; only an explicit
+    /// `false` turns it off.
+    pub tls_verify: bool,
 }
 
 impl Default for TlsConfig {
@@ -427,6 +434,8 @@ impl Default for TlsConfig {
             cert: None,
             key: None,
             handshake_timeout_secs: 10,
+            extra_ca: None,
+            tls_verify: true,
         }
     }
 }

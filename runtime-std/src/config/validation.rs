@@ -199,6 +199,12 @@ impl Config {
                 "tls.cert and tls.key go together".to_owned(),
             );
         }
+        if let Some(path) = &self.tls.extra_ca {
+            let connector = crate::relay::connect::TokioConnector::new(Some(path), true);
+            if let Some(why) = connector.tls_error() {
+                invalid(&["tls", "extra_ca"], why.to_owned());
+            }
+        }
         for (key, token) in [
             ("admin_token", &self.http.admin_token),
             ("stats_token", &self.http.stats_token),

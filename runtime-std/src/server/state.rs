@@ -8,6 +8,8 @@ use crate::direct_write::Peer;
 use crate::ended::{CloseCounts, Ended};
 use crate::file_store::FileStore;
 use crate::record::RecordSettings;
+use crate::relay::Kind;
+use crate::relay::service::RelayService;
 use crate::stats::{
     ConnectionCounts, ScopeStats, SharedObjectStats, StatsSnapshot, StatsSource, StreamStats,
 };
@@ -46,6 +48,8 @@ pub(super) struct HubCell {
     pub(super) to_record: Vec<(ScopePath, String)>,
     /// Apps that record, by name.
     pub(super) records: Arc<BTreeMap<String, RecordSettings>>,
+    /// Pushes and pulls (`crate::relay`).
+    pub(super) relays: Arc<RelayService>,
 }
 
 impl HubCell {
@@ -80,9 +84,13 @@ impl HubCell {
                     info!(conn = %conn, "request refused: {reason}");
                 }
                 HubEvent::Published { scope, name } => {
+                    self.relays.on_published(&scope, &name);
                     if self.records.contains_key(scope.app_name()) {
                         self.to_record.push((scope, name));
                     }
+                }
+                HubEvent::PlayWaiting { scope, name } => {
+                    self.relays.on_play_waiting(&scope, &name);
                 }
                 HubEvent::StoreFailed { scope, name, error } => {
                     error!(%scope, so = %name, "persistent shared object store failed: {error}");
@@ -131,6 +139,8 @@ pub struct Shared {
     pub(super) connect_rate: Mutex<ConnectRate>,
     /// Who may use the HTTP port's APIs (`[http]` tokens).
     pub(crate) http_access: crate::admin::Access,
+    /// Pushes and pulls (`crate::relay`).
+    pub(crate) relays: Arc<RelayService>,
     /// Wakes the cluster task when the hub has proposals (`[cluster]`).
     pub(super) cluster: Arc<Wakeup>,
 }
@@ -195,6 +205,19 @@ impl Shared {
                 })
                 .collect(),
         );
+        let write_stall = std::time::Duration::from_secs(match config.server.write_timeout_secs {
+            0 => 10,
+            secs => secs,
+        });
+        let relays = Arc::new(RelayService::new(
+            &config.apps,
+            crate::relay::Settings {
+                write_stall,
+                setup_timeout: write_stall,
+                limits: rtmp.limits.clone(),
+            },
+            crate::relay::service::connector_for(&config.tls),
+        ));
         let flv = FlvConfig {
             cors_origins: config.http.cors_origins.clone(),
             ..FlvConfig::default()
@@ -207,6 +230,7 @@ impl Shared {
                 direct_taken: 0,
                 to_record: Vec::new(),
                 records: Arc::clone(&records),
+                relays: Arc::clone(&relays),
             }),
             start: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -216,10 +240,7 @@ impl Shared {
             rtmp,
             ws,
             flv,
-            write_stall: std::time::Duration::from_secs(match config.server.write_timeout_secs {
-                0 => 10,
-                secs => secs,
-            }),
+            write_stall,
             merge_write: std::time::Duration::from_millis(config.streams.merge_write_ms),
             heap_trim: (config.server.heap_trim_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.server.heap_trim_secs)),
@@ -238,6 +259,7 @@ impl Shared {
                 MAX_RATE_ADDRESSES,
             )),
             http_access: crate::admin::Access::from_config(&config.http),
+            relays,
             cluster: Arc::new(Wakeup::default()),
         })
     }
@@ -401,6 +423,21 @@ impl StatsSource for Shared {
             recordings_done: self.recordings_done.load(Ordering::Relaxed),
             recordings_failed: self.recordings_failed.load(Ordering::Relaxed),
             closes: self.closes.snapshot(),
+            relays: self
+                .relays
+                .relays()
+                .infos()
+                .iter()
+                .map(crate::stats::RelayStats::of)
+                .collect(),
+            relay_totals: [Kind::Push, Kind::Pull].map(|kind| {
+                let (bytes_out, bytes_in, reconnects) = self.relays.relays().totals().of(kind);
+                crate::stats::RelayTotals {
+                    bytes_out,
+                    bytes_in,
+                    reconnects,
+                }
+            }),
         }
     }
 }
@@ -410,6 +447,31 @@ impl StatsSource for Shared {
 pub fn close_all(shared: &Shared, reason: &str) {
     let now = shared.now();
     shared.with_hub(|hub| hub.close_all(now, reason));
+}
+
+impl crate::relay::Host for Shared {
+    fn now(&self) -> Instant {
+        Shared::now(self)
+    }
+
+    fn register(&self) -> (ConnId, Arc<Peer>) {
+        Shared::register(self)
+    }
+
+    fn unregister(&self, id: ConnId) {
+        Shared::unregister(self, id);
+    }
+
+    fn with_hub<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        Shared::with_hub(self, f)
+    }
+}
+
+impl Shared {
+    /// Pushes and pulls.
+    pub fn relays(&self) -> &Arc<RelayService> {
+        &self.relays
+    }
 }
 
 #[cfg(test)]
