@@ -38,6 +38,17 @@ else
   apt-get install -y -q --no-install-recommends "${interop[@]}"
 fi
 
+# NATS (issue 22, tests/tests/cluster.rs, docs/cluster.md): Debian's
+# nats-server with JetStream, the cluster bus the tern nodes share.
+if command -v nats-server >/dev/null 2>&1; then
+  echo "tools: nats-server present"
+else
+  echo "tools: installing nats-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends nats-server
+fi
+
 if python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "tools: python websockets present"
 else

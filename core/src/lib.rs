@@ -28,6 +28,7 @@ pub mod access;
 pub mod amf0;
 pub mod amf3;
 pub mod chunk;
+pub mod cluster;
 pub mod connection;
 pub mod flv;
 pub mod hub;

@@ -92,6 +92,7 @@ impl<const N: usize> State<N> {
                 HubEvent::Rejected { .. } => self.counters.rejected_connects += 1,
                 HubEvent::Refused { .. } => self.counters.refused_requests += 1,
                 HubEvent::StoreFailed { .. } => self.counters.store_failures += 1,
+                HubEvent::Cluster { .. } => {}
                 HubEvent::Published { .. } | HubEvent::PlayWaiting { .. } => {}
             }
         }

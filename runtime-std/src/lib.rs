@@ -31,6 +31,7 @@ pub mod admin;
 #[cfg(feature = "count-allocations")]
 pub mod alloc_count;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 mod direct_write;
 pub mod ended;
@@ -79,6 +80,8 @@ pub enum ServeError {
     Store(StoreError),
     /// The TLS certificate or key could not be loaded.
     Tls(tls::TlsError),
+    /// The node could not join its cluster (`[cluster]`).
+    Cluster(cluster::ClusterError),
     /// A listener failed while serving.
     Io(io::Error),
 }
@@ -99,6 +102,7 @@ impl fmt::Display for ServeError {
             ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServeError::Store(e) => e.fmt(f),
             ServeError::Tls(e) => write!(f, "TLS: {e}"),
+            ServeError::Cluster(e) => e.fmt(f),
             ServeError::Io(e) => write!(f, "server failed: {e}"),
         }
     }
@@ -111,6 +115,7 @@ impl std::error::Error for ServeError {
             ServeError::Signals(e) | ServeError::Io(e) => Some(e),
             ServeError::Store(e) => Some(e),
             ServeError::Tls(e) => Some(e),
+            ServeError::Cluster(e) => Some(e),
             ServeError::Config(_) => None,
         }
     }
@@ -235,6 +240,11 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
         "persistent shared objects loaded"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Clustered, the replica is replayed before anyone is served
+    // (docs/cluster.md).
+    let cluster = cluster::start(&config, Arc::clone(&shared), stop_rx.clone())
+        .await
+        .map_err(ServeError::Cluster)?;
     let timers = tokio::spawn(server::run_hub_timers(Arc::clone(&shared), stop_rx.clone()));
     let direct_writes = tokio::spawn(server::run_direct_writes(
         Arc::clone(&shared),
@@ -298,6 +308,9 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
         tokio::join!(rtmp_task, http_task, timers, direct_writes, recordings);
     if let Some(relays) = relays {
         let _ = relays.await;
+    }
+    if let Some(task) = cluster {
+        let _ = task.await;
     }
     let mut results = vec![rtmp_result, http_result];
     for task in tls_tasks {

@@ -189,6 +189,7 @@ impl Hub {
 
     pub(super) fn disconnect(&mut self, now: Instant, conn: ConnId) {
         self.detach(now, conn);
+        self.forget_pending(conn);
         if let Some(state) = self.conns.remove(&conn)
             && let Some(at) = state.timer
         {

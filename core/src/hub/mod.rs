@@ -25,6 +25,7 @@
 
 mod admin;
 mod app;
+mod cluster;
 mod connections;
 mod fanout;
 mod objects;
@@ -46,6 +47,7 @@ pub use request::{
 };
 
 use crate::Limits;
+use crate::cluster::SoMessageOp;
 use crate::scope_path::{NameError, ScopePath};
 use crate::time::{Duration, Instant};
 use alloc::borrow::ToOwned;
@@ -162,6 +164,9 @@ pub enum HubEvent {
         name: String,
         error: StoreError,
     },
+    /// A clustered hub skipped a sequenced message (every node skips it
+    /// alike) or could not apply it as proposed; for the log.
+    Cluster { reason: String },
 }
 
 /// Counters for metrics.
@@ -220,6 +225,8 @@ pub struct SharedObjectInfo<'a> {
 pub enum HubError {
     /// The scope's app is not configured.
     UnknownApp(String),
+    /// A clustered hub could not propose the write (the bus is down).
+    Cluster(String),
     /// A bad object name.
     BadName(NameError),
     /// The object exists with the other persistence.
@@ -240,6 +247,7 @@ impl core::fmt::Display for HubError {
             }
             HubError::Limit(e) => write!(f, "refused by a limit: {e}"),
             HubError::Store(e) => write!(f, "{e}"),
+            HubError::Cluster(why) => f.write_str(why),
         }
     }
 }
@@ -397,6 +405,9 @@ pub struct Hub {
     mail: Mailroom,
     timers: BTreeSet<(Instant, Timer)>,
     counters: HubCounters,
+    /// Set by [`Hub::join_cluster`]: shared-object writes go through the
+    /// cluster bus.
+    cluster: Option<Box<cluster::ClusterState>>,
 }
 
 impl core::fmt::Debug for Hub {
@@ -459,6 +470,7 @@ impl Hub {
             mail: Mailroom::default(),
             timers: BTreeSet::new(),
             counters: HubCounters::default(),
+            cluster: None,
         }
     }
 
@@ -665,6 +677,9 @@ impl Hub {
     /// unloaded again after `room_idle`, as any unused object; they stay in
     /// the store. Returns how many were loaded.
     pub fn load_stored(&mut self, now: Instant) -> Result<usize, StoreError> {
+        if self.cluster.is_some() {
+            return Ok(0); // the cluster's log is the record
+        }
         let mut loaded = 0;
         for (scope, name) in self.store.list()? {
             if self.server_object(now, &scope, &name, true).is_ok() {
@@ -688,7 +703,9 @@ impl Hub {
 
     /// Applies `changes` to shared object `name` in `scope` as the server,
     /// creating scope and object as needed; every subscriber gets the
-    /// changes. Returns the new version.
+    /// changes. Returns the new version. On a clustered hub the write is
+    /// proposed and applies when it comes back sequenced, so the version
+    /// returned is the one before it (as for [`Hub::so_clear`]).
     pub fn so_apply(
         &mut self,
         now: Instant,
@@ -698,6 +715,9 @@ impl Hub {
         changes: Vec<SoChange>,
     ) -> Result<u32, HubError> {
         self.server_object(now, scope, name, persistent)?;
+        if self.cluster.is_some() {
+            return self.propose_server(scope, name, persistent, SoMessageOp::Batch(changes));
+        }
         let limits = self.config.shared_objects;
         let result = self.apply_batch(scope, name, None, changes, &limits);
         self.settle_overflows(now);
@@ -713,6 +733,9 @@ impl Hub {
         persistent: bool,
     ) -> Result<u32, HubError> {
         self.server_object(now, scope, name, persistent)?;
+        if self.cluster.is_some() {
+            return self.propose_server(scope, name, persistent, SoMessageOp::Clear);
+        }
         let Some(so) = self.object_mut(scope, name) else {
             return Err(HubError::BadPersistence);
         };
@@ -744,6 +767,11 @@ impl Hub {
         let Some(so) = self.scopes.get(scope).and_then(|s| s.objects.get(name)) else {
             return Ok(()); // nobody to tell
         };
+        if self.cluster.is_some() {
+            let persistent = so.is_persistent();
+            let op = SoMessageOp::Send { method, args };
+            return self.propose_server(scope, name, persistent, op).map(|_| ());
+        }
         let update = so.message(method, args);
         self.broadcast(scope, name, &update, None);
         self.settle_overflows(now);

@@ -4,6 +4,7 @@ use super::request::{ConnId, SoChange, SoOp, SoUpdate};
 use super::shared_object::{SharedObject, SoLimits, status, status_update};
 use super::store::{StoreError, StoredObject};
 use super::{Decision, Hub, HubError, HubEvent, SoAccess, Timer};
+use crate::cluster::SoMessageOp;
 use crate::scope_path::{ScopePath, validate_segment};
 use crate::time::Instant;
 use alloc::borrow::ToOwned;
@@ -77,6 +78,9 @@ impl Hub {
                 {
                     return self.refuse_so(conn, &name, persistent, code, why);
                 }
+                if self.cluster.is_some() {
+                    return self.propose_batch(conn, scope, &name, persistent, changes);
+                }
                 let limits = self.config.shared_objects;
                 if let Err(e) = self.apply_batch(scope, &name, Some(conn), changes, &limits) {
                     let why = format!("{e}");
@@ -88,6 +92,14 @@ impl Hub {
                     self.check_write(conn, scope, &name, persistent, subscribed)
                 {
                     return self.refuse_so(conn, &name, persistent, code, why);
+                }
+                if self.cluster.is_some() {
+                    let op = SoMessageOp::Send { method, args };
+                    if let Err(why) = self.propose_so(Some(conn), scope, &name, persistent, op) {
+                        let code = status::NO_WRITE_ACCESS;
+                        self.refuse_so(conn, &name, persistent, code, why);
+                    }
+                    return;
                 }
                 if let Some(so) = self.scopes.get(scope).and_then(|s| s.objects.get(&name)) {
                     let update = so.message(method, args);
@@ -213,8 +225,9 @@ impl Hub {
         name: &str,
         persistent: bool,
     ) -> Result<SharedObject, StoreError> {
-        if !persistent {
-            return Ok(SharedObject::new(name.to_owned(), false));
+        if !persistent || self.cluster.is_some() {
+            // Clustered, the replica is filled by the sequenced messages.
+            return Ok(SharedObject::new(name.to_owned(), persistent));
         }
         match self.store.load(scope, name) {
             Ok(Some(stored)) => Ok(SharedObject::restored(
@@ -303,6 +316,9 @@ impl Hub {
     }
 
     pub(super) fn save(&mut self, scope: &ScopePath, name: &str) -> Result<(), StoreError> {
+        if self.cluster.is_some() {
+            return Ok(()); // the cluster's log is the record
+        }
         let Some(so) = self.scopes.get(scope).and_then(|s| s.objects.get(name)) else {
             return Ok(());
         };
@@ -362,6 +378,9 @@ impl Hub {
     }
 
     pub(super) fn check_object_expiry(&mut self, now: Instant, scope: &ScopePath, name: &str) {
+        if self.cluster.is_some() {
+            return; // every node keeps its replica (docs/cluster.md)
+        }
         let Some(s) = self.scopes.get_mut(scope) else {
             return;
         };

@@ -41,6 +41,10 @@ impl Hub {
         if scope.in_use() || self.has_children(path) {
             return; // re-armed when it becomes unused / its last child goes
         }
+        if self.cluster.is_some() && !scope.objects.is_empty() {
+            // Every node keeps its replica of the objects (docs/cluster.md).
+            return;
+        }
         let due = since + self.config.room_idle;
         if due > now {
             self.timers.insert((due, Timer::Scope(path.clone())));

@@ -179,6 +179,40 @@ mod tests {
     }
 
     #[test]
+    fn cluster_table_parses_and_its_values_are_checked() {
+        let config = Config::from_toml_str(
+            "[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\nnode_id = \"edge-1\"\nadvertise_rtmp = \"10.0.0.5:1935\"\n",
+        )
+        .unwrap();
+        let cluster = config.cluster.expect("cluster");
+        assert_eq!(cluster.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(cluster.node_id.as_deref(), Some("edge-1"));
+        assert!(
+            Config::default().cluster.is_none(),
+            "single node by default"
+        );
+        let e = errors(
+            "[cluster]\nnats_url = \"http://x\"\nnode_id = \"a b\"\nadvertise_rtmp = \"nohost\"\n",
+        );
+        let keys: Vec<_> = e
+            .iter()
+            .map(|e| e.key.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "cluster.nats_url",
+                "cluster.node_id",
+                "cluster.advertise_rtmp"
+            ],
+            "{e:?}"
+        );
+        assert_eq!(e.iter().map(line_of).collect::<Vec<_>>(), vec![2, 3, 4]);
+        // nats_url is required inside the table.
+        assert!(Config::from_toml_str("[cluster]\nnode_id = \"a\"\n").is_err());
+    }
+
+    #[test]
     fn no_apps_is_an_error() {
         let e = errors("# comment\napps = {}\n");
         assert_eq!(e[0].kind, ConfigErrorKind::NoApps);

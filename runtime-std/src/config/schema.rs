@@ -40,6 +40,10 @@ pub struct Config {
     /// The certificate of the TLS ports (`server.rtmps_bind`,
     /// `server.https_bind`).
     pub tls: TlsConfig,
+    /// `[cluster]`: share shared objects with other tern nodes over NATS
+    /// JetStream (docs/cluster.md). Absent: a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             logging: LoggingConfig::default(),
             tls: TlsConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -443,6 +448,31 @@ impl Default for TlsConfig {
             tls_verify: true,
         }
     }
+}
+
+/// `[cluster]`: the NATS server (JetStream on) the nodes share, and who
+/// this node is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `nats://host:port` (or `tls://host:port`); several servers of one
+    /// NATS cluster separated by commas.
+    pub nats_url: String,
+    /// This node's name in logs and on the bus (`[A-Za-z0-9_-]`, at most
+    /// 64). Default: the host name and the RTMP port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// `host:port` where other nodes reach this node's RTMP port (for
+    /// pulling its streams; accepted, not used yet: docs/cluster.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_rtmp: Option<String>,
+    /// A NATS credentials file (JWT + NKey seed), passed to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_creds: Option<PathBuf>,
+    /// A PEM file of the CA that signed the NATS server's certificate;
+    /// set, the connection requires TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_tls_ca: Option<PathBuf>,
 }
 
 /// Parses an optional `IP:PORT` (see [`socket_addr`]).

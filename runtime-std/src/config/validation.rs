@@ -158,6 +158,40 @@ impl Config {
                 );
             }
         }
+        if let Some(cluster) = &self.cluster {
+            let urls: Vec<&str> = cluster.nats_url.split(',').map(str::trim).collect();
+            if urls.iter().any(|u| {
+                !(u.starts_with("nats://") || u.starts_with("tls://")) || u.len() <= "nats://".len()
+            }) {
+                invalid(
+                    &["cluster", "nats_url"],
+                    "must be nats://host:port or tls://host:port (comma-separated for several)"
+                        .to_owned(),
+                );
+            }
+            if let Some(id) = &cluster.node_id
+                && (id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            {
+                invalid(
+                    &["cluster", "node_id"],
+                    "must be 1 to 64 characters of [A-Za-z0-9_-]".to_owned(),
+                );
+            }
+            if let Some(addr) = &cluster.advertise_rtmp
+                && !addr
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            {
+                invalid(
+                    &["cluster", "advertise_rtmp"],
+                    "must be host:port".to_owned(),
+                );
+            }
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             invalid(
                 &[

@@ -96,6 +96,7 @@ impl HubCell {
                 HubEvent::StoreFailed { scope, name, error } => {
                     error!(%scope, so = %name, "persistent shared object store failed: {error}");
                 }
+                HubEvent::Cluster { reason } => warn!("cluster: {reason}"),
             }
         }
     }
@@ -151,6 +152,8 @@ pub struct Shared {
     pub(crate) http_access: crate::admin::Access,
     /// Pushes and pulls (`crate::relay`).
     pub(crate) relays: Arc<RelayService>,
+    /// Wakes the cluster task when the hub has proposals (`[cluster]`).
+    pub(super) cluster: Arc<Wakeup>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -276,6 +279,7 @@ impl Shared {
             )),
             http_access: crate::admin::Access::from_config(&config.http),
             relays,
+            cluster: Arc::new(Wakeup::default()),
         })
     }
 
@@ -340,6 +344,11 @@ impl Shared {
         end - std::time::Duration::from_nanos(u64::try_from(past).unwrap_or(0))
     }
 
+    /// What wakes the cluster task: the hub queued proposals.
+    pub(crate) fn cluster_wakeup(&self) -> Arc<Wakeup> {
+        Arc::clone(&self.cluster)
+    }
+
     /// The access policy every connection's gate checks.
     pub(crate) fn access_policy(&self) -> &Arc<AccessPolicy> {
         &self.access
@@ -391,6 +400,9 @@ impl Shared {
         }
         if !cell.to_record.is_empty() {
             self.recordings.wake();
+        }
+        if cell.hub.has_proposals() {
+            self.cluster.wake();
         }
         result
     }
