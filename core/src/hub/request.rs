@@ -83,6 +83,21 @@ pub struct ConnectRequest {
 }
 
 impl ConnectRequest {
+    /// A connection the server makes itself (a recorder, a relay): to the
+    /// room at `scope` (`app[/room…]`, no leading slash), with no connect
+    /// object or arguments, no address (no per-address cap) and no shared
+    /// notice encoding.
+    pub fn server_side(protocol: Protocol, scope: &str) -> Self {
+        ConnectRequest {
+            protocol,
+            target: scope.trim_start_matches('/').into(),
+            params: Value::Null,
+            args: Vec::new(),
+            address: None,
+            notices: None,
+        }
+    }
+
     /// The query part of `target` (after `?`), or `""`.
     pub fn query(&self) -> &str {
         crate::scope_path::split_query(&self.target).1

@@ -326,14 +326,10 @@ fn publish<H: Host>(host: &H, relay: &Relay, id: ConnId) {
         hub.handle(
             now,
             id,
-            Request::Connect(ConnectRequest {
-                protocol: super::PROTOCOL,
-                target: relay.scope.as_str().trim_start_matches('/').to_owned(),
-                params: tern_core::amf0::Value::Null,
-                args: Vec::new(),
-                address: None,
-                notices: None,
-            }),
+            Request::Connect(ConnectRequest::server_side(
+                super::PROTOCOL,
+                relay.scope.as_str(),
+            )),
         );
         hub.handle(
             now,

@@ -92,14 +92,10 @@ pub(super) async fn record_stream(
         hub.handle(
             now,
             id,
-            Request::Connect(tern_core::hub::ConnectRequest {
-                protocol: record::PROTOCOL,
-                target: scope.as_str().trim_start_matches('/').to_owned(),
-                params: tern_core::amf0::Value::Null,
-                args: Vec::new(),
-                address: None,
-                notices: None,
-            }),
+            Request::Connect(tern_core::hub::ConnectRequest::server_side(
+                record::PROTOCOL,
+                scope.as_str(),
+            )),
         );
         hub.handle(
             now,
