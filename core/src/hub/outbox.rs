@@ -297,6 +297,18 @@ impl Outbox {
         while over(self) && self.drop_oldest_media() {
             dropped += 1;
         }
+        if over(self) && media.priority == MediaPriority::SequenceHeader {
+            // Nothing droppable is left: the queue holds sequence headers
+            // only, and those of this stream and kind are superseded by
+            // this one (no frame that needs them is queued any more).
+            // Without this a publisher that repeats its headers to a
+            // stalled player grew the queue past its bound.
+            dropped += self.drop_where(|m| {
+                m.priority == MediaPriority::SequenceHeader
+                    && m.stream == media.stream
+                    && m.kind == media.kind
+            });
+        }
         if is_video
             && media.priority != MediaPriority::Key
             && media.priority != MediaPriority::SequenceHeader
@@ -478,6 +490,39 @@ mod tests {
             max_cutbacks: 2,
             max_pending_notices: 4,
         }
+    }
+
+    /// Found by the hub fuzz target: sequence headers are never dropped as
+    /// frames are, so repeated ones to a player that reads nothing passed
+    /// the media bound. A newer header of the same stream and kind
+    /// supersedes the queued ones once nothing droppable is left.
+    #[test]
+    fn repeated_sequence_headers_stay_within_the_media_bound() {
+        // Cut-backs unlimited: the hub would close this player as too slow
+        // after `max_cutbacks`; here the queue must stay bounded until then
+        // and after.
+        let mut outbox = Outbox::new(OutboxLimits {
+            max_cutbacks: u32::MAX,
+            ..limits()
+        });
+        use MediaPriority::SequenceHeader;
+        for ts in 0..100 {
+            outbox.push_media(media(MediaKind::Audio, SequenceHeader, ts, 1_000));
+            outbox.push_media(media(MediaKind::Video, SequenceHeader, ts, 1_500));
+            assert!(
+                outbox.media_bytes() <= limits().max_media_bytes + 1_500,
+                "{} bytes queued at {ts}",
+                outbox.media_bytes()
+            );
+        }
+        // What is left ends with the newest of each kind.
+        let mut last = [None, None];
+        while let Some(d) = outbox.pop() {
+            if let Delivery::Media(m) = d {
+                last[usize::from(m.kind == MediaKind::Video)] = Some(m.timestamp);
+            }
+        }
+        assert_eq!(last, [Some(99), Some(99)]);
     }
 
     #[test]
