@@ -38,7 +38,9 @@ if [ "${HEAP:-0}" = 1 ]; then
 elif [ "$PROFILE" = release ]; then
     build
 else
-    (cd "$ROOT" && cargo build --locked -q -p tern-runtime-std -p tern-bench)
+    # Debug (CI): the feature set of `cargo test --workspace`, whose
+    # dependencies are then already built (tests/src/lib.rs, tern_binary).
+    (cd "$ROOT" && cargo build --locked -q --workspace --tests --bin tern --bin tern-load)
     LOAD="$ROOT/target/debug/tern-load"
     TERN="$ROOT/target/debug/tern"
 fi

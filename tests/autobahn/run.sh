@@ -65,7 +65,9 @@ if [ ! -f "$site/.installed" ]; then
   mv "$site.tmp" "$site"
 fi
 
-cargo build -q -p tern-runtime-std --bin tern
+# The same feature set as `cargo test --workspace` (see tern_binary() in
+# tests/src/lib.rs): after the tests this only links the binary.
+cargo build -q --workspace --tests --bin tern
 tern="$target/debug/tern"
 
 run_dir=$(mktemp -d "${TMPDIR:-/tmp}/tern-autobahn-XXXXXX")

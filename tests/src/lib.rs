@@ -60,15 +60,22 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The `tern` binary, built once per test process with
-/// `cargo build -p tern-runtime-std --bin tern` (a no-op when `cargo test
-/// --workspace` already built it).
+/// The `tern` binary, built once per test process with `cargo build
+/// --workspace --tests --bin tern`.
+///
+/// The workspace and its test targets are named so that cargo resolves
+/// the same features as `cargo test --workspace` (dev-dependencies turn on
+/// more tokio and digest features): the dependencies `cargo test` just
+/// built are reused and only the binary links. `-p tern-runtime-std` alone
+/// resolves fewer features and rebuilt about twenty crates (a minute here,
+/// two on CI). Run from a single test, the first call builds every test
+/// target of the workspace once.
 pub fn tern_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let output = Command::new(env!("CARGO"))
             .current_dir(workspace_root())
-            .args(["build", "-p", "tern-runtime-std", "--bin", "tern"])
+            .args(["build", "--workspace", "--tests", "--bin", "tern"])
             .stdin(Stdio::null())
             .output()
             .expect("cannot run cargo");
