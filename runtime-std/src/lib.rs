@@ -205,7 +205,24 @@ pub async fn serve_on_with_connector<R: net::Listener, H: net::Listener>(
         rtmps: None,
         https: None,
     };
-    serve_all_with(config, rtmp, http, no_tls, Some(connector), shutdown).await
+    serve_all_with(config, rtmp, http, no_tls, Some(connector), None, shutdown).await
+}
+
+/// [`serve_on`] as one node of a cluster whose sequencer is `bus` (the
+/// simulator's in-memory one) instead of NATS (docs/cluster.md).
+pub async fn serve_on_with_bus<R: net::Listener, H: net::Listener>(
+    config: Config,
+    rtmp: R,
+    http: H,
+    bus: cluster::ExternalBus,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let no_tls = TlsPorts {
+        setup: None,
+        rtmps: None,
+        https: None,
+    };
+    serve_all_with(config, rtmp, http, no_tls, None, Some(bus), shutdown).await
 }
 
 async fn serve_all<R: net::Listener, H: net::Listener>(
@@ -215,7 +232,7 @@ async fn serve_all<R: net::Listener, H: net::Listener>(
     secure: TlsPorts,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    serve_all_with(config, rtmp, http, secure, None, shutdown).await
+    serve_all_with(config, rtmp, http, secure, None, None, shutdown).await
 }
 
 async fn serve_all_with<R: net::Listener, H: net::Listener>(
@@ -224,6 +241,7 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
     http: H,
     secure: TlsPorts,
     connector: Option<relay::service::BoxedConnector>,
+    bus: Option<cluster::ExternalBus>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let shared = server::Shared::new(&config);
@@ -242,9 +260,16 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Clustered, the replica is replayed before anyone is served
     // (docs/cluster.md).
-    let cluster = cluster::start(&config, Arc::clone(&shared), stop_rx.clone())
-        .await
-        .map_err(ServeError::Cluster)?;
+    let cluster = match bus {
+        Some(bus) => Some(cluster::start_external(
+            bus,
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        )),
+        None => cluster::start(&config, Arc::clone(&shared), stop_rx.clone())
+            .await
+            .map_err(ServeError::Cluster)?,
+    };
     let timers = tokio::spawn(server::run_hub_timers(Arc::clone(&shared), stop_rx.clone()));
     let direct_writes = tokio::spawn(server::run_direct_writes(
         Arc::clone(&shared),

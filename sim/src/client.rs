@@ -200,6 +200,12 @@ pub struct ClientSpec {
     /// closed) instead of closed, as by a device whose network changed: the
     /// server gets no FIN and must find out by itself.
     pub abandon_lost: bool,
+    /// Cluster runs: the server hosts it may use, its home node first.
+    /// It connects to the first; when a connection cannot be opened it
+    /// moves on to the next (a client of a crashed node reconnects
+    /// elsewhere). Empty: the single `server` host. Non-empty also puts
+    /// its replicas in cluster mode ([`SoReplica::allow_refusals`]).
+    pub nodes: Vec<String>,
 }
 
 impl ClientSpec {
@@ -216,6 +222,7 @@ impl ClientSpec {
             start: None,
             transport: Transport::Rtmp,
             abandon_lost: false,
+            nodes: Vec::new(),
         }
     }
 
@@ -284,6 +291,12 @@ impl ClientSpec {
         self
     }
 
+    /// The cluster nodes it uses, home first (see [`nodes`](Self::nodes)).
+    pub fn on_nodes(mut self, nodes: Vec<String>) -> ClientSpec {
+        self.nodes = nodes;
+        self
+    }
+
     /// Connects first at `at`.
     pub fn start_at(mut self, at: Duration) -> ClientSpec {
         self.start = Some(at);
@@ -330,6 +343,8 @@ pub struct Snapshot {
     pub at_ms: u64,
     /// Connected and accepted by the server.
     pub connected: bool,
+    /// The server host it was connected to (or last tried).
+    pub host: String,
     /// One per object of its spec.
     pub objects: Vec<ObjectView>,
 }
@@ -373,6 +388,12 @@ pub struct Observations {
     pub unpublish_notifies: u64,
     /// The view at the check.
     pub snapshot: Option<Snapshot>,
+    /// Cluster runs: writes refused with `SharedObject.NoWriteAccess`, as
+    /// (simulated ms, server host).
+    pub refusals: Vec<(u64, String)>,
+    /// Cluster runs: per object, version → hash of someone else's change
+    /// at that version, over all its connections.
+    pub steps: BTreeMap<String, BTreeMap<u32, u64>>,
     /// Every event in words, if the scenario keeps a log.
     pub log: Vec<String>,
 }
@@ -480,6 +501,8 @@ pub(crate) struct Client {
     index: usize,
     /// TCP connections opened so far.
     connects: usize,
+    /// Index in [`ClientSpec::nodes`] of the host it uses now.
+    node: usize,
     spec: ClientSpec,
     timeline: Timeline,
     rng: SimRng,
@@ -510,13 +533,20 @@ impl Client {
         let replicas = spec
             .objects
             .iter()
-            .map(|o| SoReplica::new(o.name.clone(), o.persistent))
+            .map(|o| {
+                let mut r = SoReplica::new(o.name.clone(), o.persistent);
+                if !spec.nodes.is_empty() {
+                    r.allow_refusals();
+                }
+                r
+            })
             .collect();
         let wanted = vec![true; spec.objects.len()];
         Client {
             name,
             index,
             connects: 0,
+            node: 0,
             spec,
             timeline,
             rng,
@@ -528,6 +558,36 @@ impl Client {
             paused_until: Duration::ZERO,
             shared,
             abandoned: Vec::new(),
+        }
+    }
+
+    /// The server host it uses now.
+    pub(crate) fn host(&self) -> &str {
+        self.spec
+            .nodes
+            .get(self.node)
+            .map_or(SERVER, String::as_str)
+    }
+
+    /// Cluster runs: after a refusal detached a replica, uses it again
+    /// (release, then use: a fresh sync).
+    fn resync_refused(&mut self, wire: &mut impl SoWire) {
+        let at = ms(sim_now());
+        let host = self.host().to_owned();
+        for (i, r) in self.replicas.iter_mut().enumerate() {
+            if !r.take_resync() {
+                continue;
+            }
+            self.shared
+                .borrow_mut()
+                .obs
+                .refusals
+                .push((at, host.clone()));
+            wire.so_release(&r.name, r.persistent);
+            if self.wanted.get(i).copied().unwrap_or(false) {
+                wire.so_use(&r.name, r.persistent);
+                r.use_sent();
+            }
         }
     }
 
@@ -578,10 +638,15 @@ impl Client {
                 Transport::Rtmp => RTMP_PORT,
                 Transport::WebSocket => HTTP_PORT,
             };
-            let connect = turmoil::net::TcpStream::connect((SERVER, port));
+            let host = self.host().to_owned();
+            let connect = turmoil::net::TcpStream::connect((host.as_str(), port));
             let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(_)) | Err(_) => {
+                    // A cluster client tries the next node.
+                    if !self.spec.nodes.is_empty() {
+                        self.node = (self.node + 1) % self.spec.nodes.len();
+                    }
                     tokio::time::sleep(RETRY_AFTER).await;
                     continue;
                 }
@@ -618,6 +683,11 @@ impl Client {
         shared.obs.changes = totals.0;
         shared.obs.acks = totals.1;
         shared.obs.messages = totals.2;
+        for r in &self.replicas {
+            if let Some(steps) = &r.steps {
+                shared.obs.steps.insert(r.name.clone(), steps.clone());
+            }
+        }
         shared.obs.frames += self.player.frames;
         shared.obs.dropped += self.player.dropped;
         shared.obs.max_gap = shared.obs.max_gap.max(self.player.max_gap);
@@ -672,9 +742,11 @@ impl Client {
                 pending_writes: r.pending_writes(),
             })
             .collect();
+        let host = self.host().to_owned();
         self.shared.borrow_mut().obs.snapshot = Some(Snapshot {
             at_ms: ms(now),
             connected,
+            host,
             objects,
         });
     }
@@ -757,6 +829,7 @@ impl Client {
                         ms(now.saturating_sub(s.last_rx))
                     ));
                 }
+                self.resync_refused(&mut s);
                 while self.ops.front().is_some_and(|(at, _)| *at <= now) {
                     let Some((_, op)) = self.ops.pop_front() else {
                         break;
@@ -1090,6 +1163,7 @@ impl Client {
                 SoViolation::Version { .. } => ViolationKind::SoVersion,
                 SoViolation::Refused { .. } => ViolationKind::SoRefused,
                 SoViolation::StrayAck { .. } => ViolationKind::SoAck,
+                SoViolation::Order { .. } => ViolationKind::SoVersion,
             };
             let detail = format!("{}: {v}", msg.name);
             self.violate(kind, detail);

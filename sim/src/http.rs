@@ -13,9 +13,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// `GET path` on the server's HTTP port: status code and body. The server
 /// answers `Connection: close`, so the body is everything up to EOF.
 pub async fn get(path: &str) -> io::Result<(u16, String)> {
+    get_from(SERVER, path).await
+}
+
+/// [`get`] from host `host`.
+pub async fn get_from(host: &str, path: &str) -> io::Result<(u16, String)> {
     let exchange = async {
-        let mut stream = turmoil::net::TcpStream::connect((SERVER, HTTP_PORT)).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {SERVER}\r\n\r\n");
+        let mut stream = turmoil::net::TcpStream::connect((host, HTTP_PORT)).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -110,7 +115,12 @@ impl StatsView {
 
 /// `GET /api/stats`, parsed.
 pub async fn fetch_stats() -> Result<StatsView, String> {
-    let (status, body) = get("/api/stats")
+    fetch_stats_from(SERVER).await
+}
+
+/// [`fetch_stats`] from host `host`.
+pub async fn fetch_stats_from(host: &str) -> Result<StatsView, String> {
+    let (status, body) = get_from(host, "/api/stats")
         .await
         .map_err(|e| format!("GET /api/stats: {e}"))?;
     if status != 200 {

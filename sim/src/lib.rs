@@ -26,10 +26,17 @@
 //!   the server holds no TCP connection;
 //! - nothing panics.
 //!
+//! [`cluster::ClusterScenario`] runs three server hosts sharing one
+//! in-memory sequencer ([`bus::SimSequencer`]) with node crashes and
+//! partitions from the bus, and checks the cross-node invariants (one
+//! global order per object, one final state, refusals only while cut off).
+//!
 //! `TERN_SIM_SEED=n` replays one run; `TERN_SIM_SEEDS=count` sweeps (see
 //! [`sweep`]). A failing run prints the command that reproduces it.
 
+pub mod bus;
 pub mod client;
+pub mod cluster;
 pub mod fnv;
 pub mod http;
 pub mod media;

@@ -99,6 +99,14 @@ pub struct Totals {
     /// `NetStream.Play.UnpublishNotify` statuses players got before the
     /// check (a publisher left or was dropped; not sent on a takeover).
     pub unpublish_notifies: u64,
+    /// Cluster runs: writes refused because the writer's node was cut off
+    /// the bus.
+    pub refusals: u64,
+    /// Cluster runs: messages the bus sequenced.
+    pub sequenced: u64,
+    /// Cluster runs: clients that were on another node than their home
+    /// one at the check (they moved after a crash or a lost connection).
+    pub moved: u64,
 }
 
 /// The outcome of one run.

@@ -390,10 +390,7 @@ impl Scenario {
                 steps.sort_by_key(|(at, _)| *at);
                 steps
             }
-            Ops::Random { mean_gap } => {
-                let mut rng = SimRng::fork(seed, 0x0C11_E700 + index as u64);
-                random_ops(&mut rng, spec, index, self.timeline.ops_end, *mean_gap)
-            }
+            Ops::Random { .. } => plan_random_ops(spec, seed, index, self.timeline.ops_end),
         }
     }
 
@@ -821,7 +818,7 @@ impl Scenario {
 /// A fresh store directory for one run: in memory (`/dev/shm`) where there
 /// is one, since the file store fsyncs every change and simulated seconds
 /// should not wait for a disk.
-fn store_dir() -> tempfile::TempDir {
+pub(crate) fn store_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     let builder = || {
         let mut b = tempfile::Builder::new();
@@ -834,6 +831,28 @@ fn store_dir() -> tempfile::TempDir {
         return dir;
     }
     builder().tempdir().expect("a temporary store directory")
+}
+
+/// Client `index`'s operations for `seed` when its spec says
+/// [`Ops::Random`] (nothing otherwise).
+pub(crate) fn plan_random_ops(
+    spec: &ClientSpec,
+    seed: u64,
+    index: usize,
+    ops_end: Duration,
+) -> Vec<(Duration, Op)> {
+    match &spec.ops {
+        Ops::Random { mean_gap } => {
+            let mut rng = SimRng::fork(seed, 0x0C11_E700 + index as u64);
+            random_ops(&mut rng, spec, index, ops_end, *mean_gap)
+        }
+        Ops::Script(steps) => {
+            let mut steps = steps.clone();
+            steps.sort_by_key(|(at, _)| *at);
+            steps
+        }
+        Ops::Idle => Vec::new(),
+    }
 }
 
 /// Random operations for one client, times fixed in advance.
@@ -924,7 +943,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// A short description of how two attribute maps differ.
-fn diff(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> String {
+pub(crate) fn diff(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> String {
     let mut parts = Vec::new();
     for (k, v) in a {
         match b.get(k) {

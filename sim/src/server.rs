@@ -104,3 +104,26 @@ pub fn host(tuning: ServerTuning, data_dir: PathBuf) -> impl Fn() -> HostFuture 
 
 /// What [`host`] returns each time it starts the server.
 pub type HostFuture = std::pin::Pin<Box<dyn std::future::Future<Output = turmoil::Result>>>;
+
+/// The software of cluster node `node` ([`crate::cluster`]): as [`host`],
+/// with the hub joined to `sequencer` through a fresh link each time the
+/// host starts (a bounced node replays the log from its start, as a
+/// restarted tern process replays the JetStream stream).
+pub fn cluster_host(
+    tuning: ServerTuning,
+    data_dir: PathBuf,
+    sequencer: crate::bus::SimSequencer,
+    node: usize,
+) -> impl Fn() -> HostFuture {
+    move || {
+        let config = tuning.config(&data_dir);
+        let bus = sequencer.link(node);
+        Box::pin(async move {
+            let rtmp = SimListener::bind(RTMP_PORT).await?;
+            let http = SimListener::bind(HTTP_PORT).await?;
+            tern_runtime_std::serve_on_with_bus(config, rtmp, http, bus, std::future::pending())
+                .await?;
+            Ok(())
+        })
+    }
+}

@@ -42,6 +42,9 @@ pub enum SoViolation {
     Refused { code: String },
     /// Successes with no write of ours waiting, or for other keys.
     StrayAck { detail: String },
+    /// Cluster mode: a version seen again (after a resync on another
+    /// node) carried a different change than the first time.
+    Order { version: u32 },
 }
 
 impl std::fmt::Display for SoViolation {
@@ -61,6 +64,9 @@ impl std::fmt::Display for SoViolation {
             }
             SoViolation::Refused { code } => write!(f, "server refused: {code}"),
             SoViolation::StrayAck { detail } => write!(f, "stray acknowledgement: {detail}"),
+            SoViolation::Order { version } => {
+                write!(f, "version {version} changed something else than before")
+            }
         }
     }
 }
@@ -90,6 +96,17 @@ pub struct SoReplica {
     uses_sent: u32,
     /// Use-successes received on this connection.
     uses_seen: u32,
+    /// Cluster mode ([`allow_refusals`](Self::allow_refusals)): a
+    /// `SharedObject.NoWriteAccess` is taken as the bus being down.
+    refusals_allowed: bool,
+    /// A refusal detached the replica; the client should use it again.
+    resync_wanted: bool,
+    /// Refusals taken (cluster mode).
+    pub refusals: u64,
+    /// Cluster mode: for each version step of someone else's change, a
+    /// hash of what it changed (for the one-global-order check across
+    /// clients).
+    pub steps: Option<BTreeMap<u32, u64>>,
 }
 
 impl SoReplica {
@@ -107,7 +124,30 @@ impl SoReplica {
             messages: 0,
             uses_sent: 0,
             uses_seen: 0,
+            refusals_allowed: false,
+            resync_wanted: false,
+            refusals: 0,
+            steps: None,
         }
+    }
+
+    /// Cluster mode: a `SharedObject.NoWriteAccess` refusal is what a node
+    /// cut off from the bus answers every write with (docs/cluster.md), so
+    /// it is not a violation here. Which of the unanswered writes it
+    /// refused cannot be told, so the replica detaches (as
+    /// [`detach`](Self::detach)) and asks for a fresh sync
+    /// ([`take_resync`](Self::take_resync)); whether refusals came only
+    /// during partitions is the cluster checker's business. Also records
+    /// [`steps`](Self::steps).
+    pub fn allow_refusals(&mut self) {
+        self.refusals_allowed = true;
+        self.steps = Some(BTreeMap::new());
+    }
+
+    /// True once after a refusal detached the replica: the client should
+    /// send `release` and `use` and call [`use_sent`](Self::use_sent).
+    pub fn take_resync(&mut self) -> bool {
+        std::mem::take(&mut self.resync_wanted)
     }
 
     /// `use` was sent. Until its use-success arrives, whatever comes is
@@ -169,6 +209,12 @@ impl SoReplica {
             .iter()
             .find(|e| matches!(e, SoEvent::Status { .. }))
         {
+            if self.refusals_allowed && code == "SharedObject.NoWriteAccess" {
+                self.refusals += 1;
+                self.resync_wanted = true;
+                self.detach();
+                return Ok(());
+            }
             return Err(SoViolation::Refused { code: code.clone() });
         }
         let changes = has(|e| {
@@ -225,6 +271,18 @@ impl SoReplica {
             .iter()
             .filter(|e| matches!(e, SoEvent::Change { .. } | SoEvent::Remove { .. }))
             .count() as u64;
+        if let Some(steps) = &mut self.steps {
+            let hash = step_hash(msg);
+            if steps
+                .insert(msg.version, hash)
+                .is_some_and(|before| before != hash)
+            {
+                self.apply(msg, None)?;
+                return Err(SoViolation::Order {
+                    version: msg.version,
+                });
+            }
+        }
         self.apply(msg, None)
     }
 
@@ -263,6 +321,27 @@ impl SoReplica {
         }
         Ok(())
     }
+}
+
+/// What a change message did, as a hash: its data events in order.
+fn step_hash(msg: &SharedObjectMessage) -> u64 {
+    let mut h = crate::fnv::Fnv1a::new();
+    for event in &msg.events {
+        match event {
+            SoEvent::Clear => h.write_str("clear"),
+            SoEvent::Change { key, value } => {
+                h.write_str("change");
+                h.write_str(key);
+                h.write_str(&format!("{value:?}"));
+            }
+            SoEvent::Remove { key } => {
+                h.write_str("remove");
+                h.write_str(key);
+            }
+            _ => {}
+        }
+    }
+    h.finish()
 }
 
 #[cfg(test)]

@@ -39,6 +39,22 @@ pub fn sweep(scenario: &Scenario, default_count: u64) -> Vec<Report> {
         }
         None => scenario,
     };
+    let runs = |seed: u64| {
+        let report = scenario.run(seed);
+        if let Some(dir) = &log_dir
+            && !report.is_ok()
+        {
+            write_logs(dir, &report);
+        }
+        report
+    };
+    sweep_seeds(&seeds, runs)
+}
+
+/// Runs `run` for every seed in `seeds` on as many threads as the machine
+/// has cores and returns the reports in seed order (any scenario type,
+/// e.g. [`crate::cluster::ClusterScenario`]).
+pub fn sweep_seeds(seeds: &[u64], run: impl Fn(u64) -> Report + Sync) -> Vec<Report> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -51,12 +67,7 @@ pub fn sweep(scenario: &Scenario, default_count: u64) -> Vec<Report> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(seed) = seeds.get(i) else { break };
-                    let report = scenario.run(*seed);
-                    if let Some(dir) = &log_dir
-                        && !report.is_ok()
-                    {
-                        write_logs(dir, &report);
-                    }
+                    let report = run(*seed);
                     reports
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -31,6 +31,28 @@ impl MemorySequencer {
     pub fn is_empty(&self) -> bool {
         self.log.is_empty()
     }
+
+    /// Appends a proposal unless one with its [`Proposal::id`] was
+    /// sequenced before (then it is dropped, as JetStream drops a
+    /// duplicate). Returns true if it was appended. For a sequencer shared
+    /// some other way than [`MemoryBus`] (the simulator's, across threads).
+    pub fn append(&mut self, proposal: Proposal) -> bool {
+        if self.ids.insert(proposal.id) {
+            self.log.push(proposal.payload);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The message at `index` (sequence number `index + 1`).
+    pub fn get(&self, index: usize) -> Option<Sequenced> {
+        let payload = self.log.get(index)?.clone();
+        Some(Sequenced {
+            seq: index as u64 + 1,
+            payload,
+        })
+    }
 }
 
 /// One node's connection to a [`MemorySequencer`]. It can be taken
@@ -75,10 +97,7 @@ impl Bus for MemoryBus {
             });
             return;
         }
-        let mut log = self.log.borrow_mut();
-        if log.ids.insert(proposal.id) {
-            log.log.push(proposal.payload);
-        }
+        self.log.borrow_mut().append(proposal);
     }
 
     fn poll(&mut self) -> Option<BusEvent> {
@@ -88,12 +107,8 @@ impl Bus for MemoryBus {
         if !self.online {
             return None;
         }
-        let log = self.log.borrow();
-        let payload = log.log.get(self.cursor)?.clone();
+        let next = self.log.borrow().get(self.cursor)?;
         self.cursor += 1;
-        Some(BusEvent::Sequenced(Sequenced {
-            seq: self.cursor as u64,
-            payload,
-        }))
+        Some(BusEvent::Sequenced(next))
     }
 }

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+use tern_core::cluster::{Bus, pump};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -67,6 +68,61 @@ pub fn node_id(config: &Config) -> String {
         host
     };
     format!("{host}-{}", config.server.rtmp_bind.port())
+}
+
+/// A sequencer reached some other way than NATS: the simulator's
+/// in-memory one (`tern-sim`), given to [`crate::serve_on_with_bus`].
+/// `[cluster]` is then not needed and not read.
+pub struct ExternalBus {
+    /// The node's side of the sequencer ([`tern_core::cluster`]'s call
+    /// order). Its first event should say whether the link is up; the hub
+    /// refuses writes until it hears `Online(true)`.
+    pub bus: Box<dyn Bus + Send>,
+    /// Notified by the sequencer whenever `bus` may have news (a message
+    /// appended, the link cut or restored).
+    pub news: Arc<tokio::sync::Notify>,
+    /// This process's member id: unique per start (see
+    /// [`tern_core::hub::Hub::join_cluster`]).
+    pub member: String,
+}
+
+impl fmt::Debug for ExternalBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalBus")
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Joins the hub to an [`ExternalBus`], replays what the bus already has
+/// (before the listeners accept anyone, as with NATS), and returns the
+/// task that pumps proposals and events until `stop`.
+pub fn start_external(
+    external: ExternalBus,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let ExternalBus {
+        mut bus,
+        news,
+        member,
+    } = external;
+    shared.with_hub(|hub| hub.join_cluster(member.clone()));
+    let now = shared.now();
+    let replayed = shared.with_hub(|hub| pump(now, hub, bus.as_mut()));
+    info!(member = %member, replayed, "cluster: joined (external bus)");
+    let wakeup = shared.cluster_wakeup();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = crate::server::stopped(&mut stop) => break,
+                () = wakeup.wait() => {}
+                () = news.notified() => {}
+            }
+            let now = shared.now();
+            shared.with_hub(|hub| pump(now, hub, bus.as_mut()));
+        }
+    })
 }
 
 /// Joins the cluster and replays it into the hub; returns the task that

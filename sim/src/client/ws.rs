@@ -380,6 +380,9 @@ impl Client {
                         ms(now.saturating_sub(s.last_rx))
                     ));
                 }
+                if s.welcomed {
+                    self.resync_refused(s);
+                }
                 // Operations wait for the hub's welcome (uses go first).
                 while s.welcomed && self.ops.front().is_some_and(|(at, _)| *at <= now) {
                     let Some((_, op)) = self.ops.pop_front() else {
