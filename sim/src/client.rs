@@ -26,7 +26,7 @@ use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod ws;
+pub(crate) mod ws;
 
 /// Longest wait for a TCP connection to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

@@ -26,6 +26,7 @@
 //!   replicas (docs/cluster.md, "Unused objects").
 
 use crate::bus::SimSequencer;
+use crate::checker;
 use crate::client::{Client, ClientShared, ClientSpec, Observations, Timeline, Transport};
 use crate::fnv::Fnv1a;
 use crate::http::{StatsView, fetch_stats_from};
@@ -560,35 +561,35 @@ impl ClusterScenario {
 }
 
 /// One global order per object: all clients that saw version `v` of an
-/// object (as someone else's change) saw the same change.
+/// object (as someone else's change) saw the same change
+/// ([`checker::order_conflicts`] per room and object).
 pub fn check_order(
     clients: &[ClientSpec],
     observations: &[Observations],
     at_ms: u64,
 ) -> Vec<Violation> {
-    let mut out = Vec::new();
-    // (room, object, version) → (first client, its hash)
-    let mut seen: BTreeMap<(&str, &str, u32), (usize, u64)> = BTreeMap::new();
-    for (i, (obs, spec)) in observations.iter().zip(clients).enumerate() {
+    let names: Vec<String> = (0..observations.len())
+        .map(crate::Scenario::client_name)
+        .collect();
+    type Steps<'a> = (&'a str, &'a BTreeMap<u32, u64>);
+    let mut groups: BTreeMap<(&str, &str), Vec<Steps<'_>>> = BTreeMap::new();
+    for ((obs, spec), who) in observations.iter().zip(clients).zip(&names) {
         for (name, steps) in &obs.steps {
-            for (version, hash) in steps {
-                let key = (spec.room.as_str(), name.as_str(), *version);
-                match seen.get(&key) {
-                    None => {
-                        seen.insert(key, (i, *hash));
-                    }
-                    Some((first, h)) if h != hash => out.push(Violation {
-                        at_ms,
-                        who: crate::Scenario::client_name(i),
-                        kind: ViolationKind::SoVersion,
-                        detail: format!(
-                            "{}/{name} version {version}: a different change than c{first} saw (two orders)",
-                            spec.room
-                        ),
-                    }),
-                    Some(_) => {}
-                }
-            }
+            groups
+                .entry((spec.room.as_str(), name.as_str()))
+                .or_default()
+                .push((who.as_str(), steps));
+        }
+    }
+    let mut out = Vec::new();
+    for ((room, name), views) in groups {
+        for (who, detail) in checker::order_conflicts(views) {
+            out.push(Violation {
+                at_ms,
+                who,
+                kind: ViolationKind::SoVersion,
+                detail: format!("{room}/{name} {detail}"),
+            });
         }
     }
     out

@@ -35,6 +35,7 @@
 //! [`sweep`]). A failing run prints the command that reproduces it.
 
 pub mod bus;
+pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod fnv;

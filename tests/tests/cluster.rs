@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json, json};
 use std::net::TcpStream as StdTcpStream;
 use std::path::Path;
 use std::time::Duration;
+use tern_sim::checker::{SoLog, View, agreement};
 use tern_tests::rtmp::RtmpClient;
 use tern_tests::{Proc, Server, ServerOptions, require_tool, wait_for};
 use tokio::net::TcpStream;
@@ -125,36 +126,30 @@ impl WsClient {
     }
 }
 
-/// What one subscriber saw, checked the way the simulator's view checks
-/// it: a sync sets the state and the version; every later entry must
-/// carry exactly the next version (no gap, no duplicate, in order).
-/// Returns the final version and state.
-fn check_view(who: &str, entries: &[Json]) -> (u64, Map<String, Json>) {
-    let mut version: Option<u64> = None;
-    let mut state = Map::new();
+/// What one subscriber saw, checked by the simulator's checker
+/// (`tern_sim::checker`): a sync sets the state and the version (never
+/// lower than before: every node here is linked to NATS); every later
+/// change is exactly the next version, one key per version (each write
+/// here sets one key).
+fn view(who: &str, entries: &[Json]) -> View {
+    let mut log = SoLog::new(who, "board", false)
+        .monotonic_syncs()
+        .single_key_batches();
     for e in entries {
-        let v = e["version"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{who}: no version in {e}"));
-        match e["op"].as_str() {
-            Some("sync") => {
-                if let Some(before) = version {
-                    assert!(v >= before, "{who}: a sync went back from {before} to {v}");
-                }
-                version = Some(v);
-                state = e["data"].as_object().cloned().unwrap_or_default();
-            }
-            Some("change") => {
-                let before = version.unwrap_or_else(|| panic!("{who}: change before sync"));
-                assert_eq!(v, before + 1, "{who}: gap or duplicate at {e}");
-                version = Some(v);
-                let key = e["key"].as_str().expect("key").to_owned();
-                state.insert(key, e["value"].clone());
-            }
-            other => panic!("{who}: unexpected entry {other:?}: {e}"),
-        }
+        log.frame(e);
     }
-    (version.unwrap_or(0), state)
+    log.finish()
+}
+
+/// The views agree (each one's rules, one order, one state); returns the
+/// version and the state as JSON.
+fn agree(views: &[View]) -> (u64, Json) {
+    let (version, data) = agreement(views).unwrap_or_else(|errors| panic!("{errors:#?}"));
+    let data: Map<String, Json> = data
+        .into_iter()
+        .map(|(k, v)| (k, tern_tests::rtmp::amf_to_json(&v)))
+        .collect();
+    (u64::from(version), Json::Object(data))
 }
 
 fn acked(n: u64) -> impl FnMut(&[Json]) -> bool {
@@ -257,53 +252,32 @@ async fn three_nodes_agree_on_every_version_through_a_node_kill() {
     ws_entries[0].extend(ws2.collect_until(SECS(30), at_version(last)).await);
     ws_entries[1].extend(ws3.collect_until(SECS(30), at_version(last)).await);
 
-    let expected: Map<String, Json> = [
-        ("a".to_owned(), json!(PER_WRITER - 1)),
-        ("b".to_owned(), json!(PER_WRITER - 1)),
-    ]
-    .into_iter()
-    .collect();
-    let views = entries
+    let expected = json!({"a": PER_WRITER - 1, "b": PER_WRITER - 1});
+    let views: Vec<View> = entries
         .iter()
         .enumerate()
         .map(|(i, e)| (format!("rtmp-sub-{}", i + 1), e))
         .chain([
             ("ws-sub-2".to_owned(), &ws_entries[0]),
             ("ws-sub-3".to_owned(), &ws_entries[1]),
-        ]);
-    let mut orders = Vec::new();
-    for (who, e) in views {
-        let (version, state) = check_view(&who, e);
-        assert_eq!(version, last, "{who}");
-        assert_eq!(state, expected, "{who}");
-        // The order: which key each version changed.
-        let order: Vec<(u64, String)> = e
-            .iter()
-            .filter(|e| e["op"] == "change")
-            .map(|e| (e["version"].as_u64().unwrap_or(0), e["key"].to_string()))
-            .collect();
-        orders.push((who, order));
-    }
-    // Uninterrupted subscribers saw every version from 1; all saw each
-    // version change the same key.
-    let full: Vec<&(String, Vec<(u64, String)>)> = orders
+        ])
+        .map(|(who, e)| view(&who, e))
+        .collect();
+    // One order (every version changed the same key to the same value
+    // for everyone who saw it), one final state, every view synced.
+    let (version, state) = agree(&views);
+    assert_eq!(version, last);
+    assert_eq!(state, expected);
+    // Uninterrupted subscribers (nodes 1 and 3) saw every version from 1.
+    let full: Vec<&str> = views
         .iter()
-        .filter(|(_, o)| o.len() as u64 == last)
+        .filter(|v| (1..=last).all(|n| v.steps.contains_key(&(n as u32))))
+        .map(|v| v.who.as_str())
         .collect();
     assert!(
         full.len() >= 3,
-        "nodes 1 and 3 saw all {last} versions: {orders:?}"
+        "nodes 1 and 3 saw all {last} versions: {full:?}"
     );
-    for (who, order) in &orders {
-        for (v, key) in order {
-            let reference = &full[0].1[(*v - 1) as usize];
-            assert_eq!(
-                (v, key),
-                (&reference.0, &reference.1),
-                "{who} at version {v}"
-            );
-        }
-    }
 }
 
 /// A persistent object written through node 1 is there after every node
@@ -414,9 +388,9 @@ async fn writes_are_refused_while_nats_is_gone_and_nothing_is_lost_or_repeated()
     }
     let (last, value) = acked_after.expect("no write acknowledged after NATS came back");
     seen.extend(sub.collect_until(SECS(20), at_version(last)).await);
-    let (version, state) = check_view("subscriber", &seen);
+    let (version, state) = agree(&[view("subscriber", &seen)]);
     assert_eq!(version, last);
-    assert_eq!(state.get("k"), Some(&json!(value)), "{state:?}");
+    assert_eq!(state["k"], json!(value), "{state:?}");
     // Whatever was refused while NATS was down and not stored after all
     // shows up as a change above (the documented lost-ack case); nothing
     // else may have appeared, and version 5 is the last write before.
