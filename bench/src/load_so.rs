@@ -53,6 +53,10 @@ pub enum Target {
         ws_share: f64,
         /// Shared object name.
         name: String,
+        /// The same scope on other nodes of a tern cluster: RTMP
+        /// subscribers and writers are spread round-robin over `rtmp` and
+        /// these (client `i` on the `i % (1 + len)`-th).
+        more_rtmp: Vec<RtmpUrl>,
     },
     /// A Redis pub/sub channel.
     Redis {
@@ -251,6 +255,14 @@ pub fn run(options: &SoOptions) -> Result<SoRun, String> {
     local.block_on(&runtime, drive(options))
 }
 
+/// Client `i`'s node: `first`, then `more`, round-robin.
+fn spread<'a>(first: &'a RtmpUrl, more: &'a [RtmpUrl], i: usize) -> &'a RtmpUrl {
+    match i % (1 + more.len()) {
+        0 => first,
+        k => more.get(k - 1).unwrap_or(first),
+    }
+}
+
 /// The WebSocket subscribers and writers of a run, and whether the
 /// target can serve both kinds.
 fn ws_split(options: &SoOptions) -> Result<(f64, usize, usize), String> {
@@ -321,8 +333,12 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
                 Target::Tern {
                     rtmp: Some(url),
                     name,
+                    more_rtmp,
                     ..
-                } if !ws_client => rtmp_subscriber(id, url, name, &shared, Some(permit)).await,
+                } if !ws_client => {
+                    let url = spread(url, more_rtmp, id);
+                    rtmp_subscriber(id, url, name, &shared, Some(permit)).await
+                }
                 Target::Tern { .. } => Err(SessionError::Refused("no URL".to_owned())),
                 Target::Redis { address, channel } => {
                     redis_subscriber(id, address, channel, &shared, Some(permit))
@@ -354,8 +370,12 @@ async fn drive(options: &SoOptions) -> Result<SoRun, String> {
                 Target::Tern {
                     rtmp: Some(url),
                     name,
+                    more_rtmp,
                     ..
-                } if !ws_client => rtmp_writer(writer, url, name, &options, &shared).await,
+                } if !ws_client => {
+                    let url = spread(url, more_rtmp, writer);
+                    rtmp_writer(writer, url, name, &options, &shared).await
+                }
                 Target::Tern { .. } => Err(SessionError::Refused("no URL".to_owned())),
                 Target::Redis { address, channel } => {
                     redis_writer(writer, address, channel, &options, &shared)

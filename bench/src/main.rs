@@ -92,6 +92,11 @@ enum Mode {
         /// ws://127.0.0.1:8081/chat/bench (subprotocol tern.v1).
         #[arg(long, conflicts_with = "redis")]
         ws_url: Option<String>,
+        /// The same scope on another node of a tern cluster (repeat for
+        /// several): RTMP subscribers and writers are spread round-robin
+        /// over --url and these.
+        #[arg(long = "also-url", requires = "url")]
+        also_urls: Vec<String>,
         /// Share (0..=1) of the subscribers, and of the writers, that are
         /// WebSocket clients. Default: 0 with --url, 1 with --ws-url alone.
         #[arg(long, requires = "ws_url")]
@@ -262,7 +267,12 @@ fn main() -> ExitCode {
             warmup,
             duration,
             common,
+            also_urls,
         } => {
+            let more_rtmp = also_urls
+                .iter()
+                .map(|u| RtmpUrl::parse(u).map_err(|e| format!("--also-url: {e}")))
+                .collect::<Result<Vec<_>, _>>();
             let target = match (url, ws_url, redis) {
                 (None, None, Some(address)) => Ok(Target::Redis {
                     address,
@@ -286,6 +296,7 @@ fn main() -> ExitCode {
                             ws,
                             ws_share,
                             name: so_name,
+                            more_rtmp: more_rtmp.clone()?,
                         })
                     }),
                 _ => Err("give --url and/or --ws-url (tern), or --redis".to_owned()),

@@ -43,6 +43,7 @@ fn mixed_rtmp_and_websocket_subscribers_all_receive_changes() {
             ws: Some(format!("ws://{http}/chat/wsload")),
             ws_share: 0.5,
             name: "bench".to_owned(),
+            more_rtmp: Vec::new(),
         },
         writers: 2,
         subscribers: 4,

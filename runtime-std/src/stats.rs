@@ -116,6 +116,27 @@ pub struct RelayTotals {
     pub reconnects: u64,
 }
 
+/// The cluster view of `/api/stats` (docs/cluster.md, "Rooms across
+/// nodes"): rooms in use on any node, by the presence of each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterStats {
+    /// This node's id.
+    pub node: String,
+    /// Rooms with connections on some node, in path order.
+    pub rooms: Vec<ClusterRoomStats>,
+}
+
+/// One room of [`ClusterStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterRoomStats {
+    /// Room path, e.g. `/chat/room1`.
+    pub path: String,
+    /// Connections on every node.
+    pub connections: u64,
+    /// Connections per node id.
+    pub nodes: BTreeMap<String, u64>,
+}
+
 /// Everything `/metrics` and `/api/stats` report, at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatsSnapshot {
@@ -153,6 +174,9 @@ pub struct StatsSnapshot {
     pub relays: Vec<RelayStats>,
     /// Relay counters since start: `push`, `pull`.
     pub relay_totals: [RelayTotals; 2],
+    /// Clustered nodes only: the rooms of the whole cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStats>,
 }
 
 /// Anything that can report the server's state (the hub, a test fixture).
@@ -466,7 +490,27 @@ mod tests {
                 },
                 RelayTotals::default(),
             ],
+            cluster: None,
         }
+    }
+
+    #[test]
+    fn the_cluster_section_is_there_only_when_clustered() {
+        let json: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert!(json.get("cluster").is_none());
+        let mut clustered = sample();
+        clustered.cluster = Some(ClusterStats {
+            node: "n1".into(),
+            rooms: vec![ClusterRoomStats {
+                path: "/chat/room1".into(),
+                connections: 3,
+                nodes: [("n1".to_owned(), 1), ("n2".to_owned(), 2)].into(),
+            }],
+        });
+        let json: serde_json::Value = serde_json::from_str(&clustered.to_json()).unwrap();
+        assert_eq!(json["cluster"]["node"], "n1");
+        assert_eq!(json["cluster"]["rooms"][0]["connections"], 3);
+        assert_eq!(json["cluster"]["rooms"][0]["nodes"]["n2"], 2);
     }
 
     #[test]

@@ -47,10 +47,14 @@ fn start_nats(dir: &Path) -> (Proc, u16) {
 }
 
 fn node(nats_port: u16, id: &str) -> Server {
+    node_with(nats_port, id, "")
+}
+
+fn node_with(nats_port: u16, id: &str, more: &str) -> Server {
     Server::start(ServerOptions {
         config: Some(format!(
             "[cluster]\nnats_url = \"nats://127.0.0.1:{nats_port}\"\nnode_id = \"{id}\"\n\n\
-             [shared_objects]\nmax_ops_per_sec = 0\n"
+             [shared_objects]\nmax_ops_per_sec = 0\n{more}"
         )),
         ..ServerOptions::default()
     })
@@ -399,4 +403,85 @@ async fn writes_are_refused_while_nats_is_gone_and_nothing_is_lost_or_repeated()
             .any(|e| e["version"] == json!(5) && e["value"] == json!(4)),
         "{seen:?}"
     );
+}
+
+/// The cluster view of `/api/stats` on `n`: room path → (connections,
+/// per node).
+fn cluster_rooms(n: &Server) -> Map<String, Json> {
+    let stats = n.stats();
+    let rooms = stats["cluster"]["rooms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    rooms
+        .into_iter()
+        .map(|r| (r["path"].as_str().unwrap_or_default().to_owned(), r))
+        .collect()
+}
+
+fn has_local_room(n: &Server, path: &str) -> bool {
+    n.stats()["scopes"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["path"] == path))
+}
+
+/// Rooms are cluster-wide (docs/cluster.md, "Rooms across nodes"): any
+/// node's `/api/stats` shows a room's connections on every node; a room
+/// empty on one node but used on another stays past `room_idle`, and goes
+/// once it was empty everywhere for `room_idle`.
+#[tokio::test(flavor = "current_thread")]
+async fn rooms_count_connections_on_every_node_and_idle_only_when_empty_everywhere() {
+    if !require_tool("nats-server") {
+        return;
+    }
+    const PATH: &str = "/chat/rooms";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_nats, port) = start_nats(dir.path());
+    let idle = "\n[scopes]\nroom_idle_secs = 1\n";
+    let n1 = node_with(port, "n1", idle);
+    let n2 = node_with(port, "n2", idle);
+    let a = RtmpClient::connect("a", n1.rtmp_addr(), "chat/rooms").await;
+    let b1 = RtmpClient::connect("b1", n2.rtmp_addr(), "chat/rooms").await;
+    let b2 = RtmpClient::connect("b2", n2.rtmp_addr(), "chat/rooms").await;
+
+    // Both nodes see 3 connections: 1 on n1, 2 on n2.
+    let want = json!({"n1": 1, "n2": 2});
+    for n in [&n1, &n2] {
+        let seen = wait_for(SECS(10), || {
+            cluster_rooms(n)
+                .get(PATH)
+                .filter(|r| r["nodes"] == want && r["connections"] == json!(3))
+                .cloned()
+        });
+        assert!(seen.is_some(), "cluster view: {:?}", n.stats()["cluster"]);
+    }
+    assert!(n1.stats()["cluster"]["node"] == "n1");
+
+    // n2's clients leave: past room_idle (1 s) and a few presence rounds
+    // the room is still on n2 (n1 uses it) and counts n1's client only.
+    drop(b1);
+    drop(b2);
+    let one = wait_for(SECS(10), || {
+        cluster_rooms(&n2)
+            .get(PATH)
+            .filter(|r| r["nodes"] == json!({"n1": 1}))
+            .cloned()
+    });
+    assert!(one.is_some(), "{:?}", n2.stats()["cluster"]);
+    std::thread::sleep(SECS(3));
+    assert!(
+        has_local_room(&n2, PATH),
+        "n2 dropped a room n1 still uses: {}",
+        n2.stats()
+    );
+
+    // n1's client leaves too: the room goes everywhere within the
+    // presence TTL (3 s) plus room_idle.
+    drop(a);
+    for n in [&n1, &n2] {
+        let gone = wait_for(SECS(10), || {
+            (!has_local_room(n, PATH) && !cluster_rooms(n).contains_key(PATH)).then_some(())
+        });
+        assert!(gone.is_some(), "room still there: {}", n.stats());
+    }
 }

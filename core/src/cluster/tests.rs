@@ -275,3 +275,41 @@ fn redelivered_and_unreadable_messages_change_nothing() {
             .any(|e| matches!(e, crate::hub::HubEvent::Cluster { .. }))
     );
 }
+
+/// A room stays while another node's presence says it is in use, and goes
+/// `room_idle` after the last node let go of it (docs/cluster.md, "Rooms
+/// across nodes").
+#[test]
+fn a_room_lives_while_any_node_uses_it() {
+    let log = MemorySequencer::new();
+    let mut ns = nodes(1, &log);
+    let hub = &mut ns[0].hub;
+    let room = crate::scope_path::ScopePath::resolve("chat/room", 8).unwrap();
+    let at = |s: u64| Instant::from_millis(s * 1000);
+    let has_room = |hub: &Hub| hub.scopes().any(|s| *s.path == room);
+    connect(hub, 1);
+    assert_eq!(hub.local_rooms(), vec![(room.clone(), 1)]);
+    hub.set_remote_rooms(T, "node1", vec![(room.clone(), 2)]);
+    let view = hub.cluster_rooms("node0");
+    assert_eq!(view.len(), 1);
+    assert_eq!(view[0].connections(), 3);
+    assert_eq!(view[0].nodes.get("node1"), Some(&2));
+    hub.handle(at(1), ConnId(1), Request::Disconnect);
+    assert!(hub.local_rooms().is_empty());
+    // Empty here past room_idle (60 s), in use on node1: kept.
+    hub.handle_timeout(at(100));
+    assert!(has_room(hub), "expired while node1 uses it");
+    // node1 lets go at 110 s: the idle clock starts then.
+    hub.set_remote_rooms(at(110), "node1", vec![]);
+    assert!(hub.cluster_rooms("node0").is_empty());
+    hub.handle_timeout(at(160));
+    assert!(
+        has_room(hub),
+        "expired before room_idle after the last node"
+    );
+    hub.handle_timeout(at(171));
+    assert!(
+        !has_room(hub),
+        "not expired room_idle after the last node let go"
+    );
+}

@@ -53,6 +53,26 @@ pub(super) struct ClusterState {
     last_seq: u64,
     /// Objects whose persistence a sequenced message fixed.
     fixed: BTreeSet<(ScopePath, String)>,
+    /// Rooms in use on the other nodes: node → room → connections, as
+    /// their last presence said ([`Hub::set_remote_rooms`]).
+    remote: BTreeMap<String, BTreeMap<ScopePath, u64>>,
+}
+
+/// One room of the cluster view ([`Hub::cluster_rooms`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterRoom {
+    /// The room.
+    pub path: ScopePath,
+    /// Connections per node (this node under its own id), nodes with
+    /// none left out.
+    pub nodes: BTreeMap<String, u64>,
+}
+
+impl ClusterRoom {
+    /// Connections on every node.
+    pub fn connections(&self) -> u64 {
+        self.nodes.values().sum()
+    }
 }
 
 impl Hub {
@@ -74,7 +94,86 @@ impl Hub {
             online: false,
             last_seq: 0,
             fixed: BTreeSet::new(),
+            remote: BTreeMap::new(),
         }));
+    }
+
+    /// This node's rooms with connections, for its presence message
+    /// (docs/cluster.md, "Rooms across nodes").
+    pub fn local_rooms(&self) -> Vec<(ScopePath, u64)> {
+        self.scopes
+            .iter()
+            .filter(|(path, s)| !path.is_app() && s.connections > 0)
+            .map(|(path, s)| (path.clone(), s.connections as u64))
+            .collect()
+    }
+
+    /// Node `node`'s rooms in use, replacing what it said before (an empty
+    /// list: it has none, or it is gone — its presence expired). A room
+    /// stays on this node while any node has it in use; when the last
+    /// other node lets go of a room that is unused here too, its idle
+    /// clock starts now (`room_idle` from the moment it was empty
+    /// everywhere).
+    pub fn set_remote_rooms(&mut self, now: Instant, node: &str, rooms: Vec<(ScopePath, u64)>) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let rooms: BTreeMap<ScopePath, u64> = rooms.into_iter().filter(|(_, n)| *n > 0).collect();
+        let before = if rooms.is_empty() {
+            c.remote.remove(node)
+        } else {
+            c.remote.insert(node.to_owned(), rooms)
+        };
+        for path in before.into_iter().flat_map(BTreeMap::into_keys) {
+            if self.remote_in_use(&path) {
+                continue;
+            }
+            if let Some(scope) = self.scopes.get_mut(&path)
+                && !scope.in_use()
+            {
+                scope.idle_since = Some(now);
+                let due = now + self.config.room_idle;
+                self.timers.insert((due, super::Timer::Scope(path)));
+            }
+        }
+    }
+
+    /// True if another node has connections in `path`.
+    pub(super) fn remote_in_use(&self, path: &ScopePath) -> bool {
+        self.cluster
+            .as_ref()
+            .is_some_and(|c| c.remote.values().any(|rooms| rooms.contains_key(path)))
+    }
+
+    /// Every room in use on some node, with its connections per node;
+    /// this node's under `me`. Empty when not clustered.
+    pub fn cluster_rooms(&self, me: &str) -> Vec<ClusterRoom> {
+        let Some(c) = self.cluster.as_ref() else {
+            return Vec::new();
+        };
+        let mut rooms: BTreeMap<ScopePath, BTreeMap<String, u64>> = BTreeMap::new();
+        for (path, n) in self.local_rooms() {
+            rooms.entry(path).or_default().insert(me.to_owned(), n);
+        }
+        for (node, theirs) in &c.remote {
+            for (path, n) in theirs {
+                rooms
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(node.clone(), *n);
+            }
+        }
+        rooms
+            .into_iter()
+            .map(|(path, nodes)| ClusterRoom { path, nodes })
+            .collect()
+    }
+
+    /// This node's id as the cluster knows it: its member id up to the
+    /// last `/` (the per-start suffix). `None` when not clustered.
+    pub fn cluster_node(&self) -> Option<&str> {
+        let member = self.cluster.as_ref()?.member.as_str();
+        Some(member.rsplit_once('/').map_or(member, |(node, _)| node))
     }
 
     /// True once [`Hub::join_cluster`] was called.

@@ -26,6 +26,7 @@
 mod admin;
 mod app;
 mod cluster;
+pub use cluster::ClusterRoom;
 mod connections;
 mod fanout;
 mod objects;

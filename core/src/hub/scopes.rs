@@ -45,6 +45,11 @@ impl Hub {
             // Every node keeps its replica of the objects (docs/cluster.md).
             return;
         }
+        if self.remote_in_use(path) {
+            // In use on another node: re-armed when its presence lets go
+            // (`set_remote_rooms`).
+            return;
+        }
         let due = since + self.config.room_idle;
         if due > now {
             self.timers.insert((due, Timer::Scope(path.clone())));

@@ -7,6 +7,7 @@
 //! order, back to the hub (the call order of `tern_core::cluster`).
 
 mod nats;
+pub mod presence;
 
 use crate::config::Config;
 use crate::server::Shared;
@@ -165,8 +166,17 @@ pub async fn start(
     }
     shared.with_hub(|hub| hub.set_bus_online(true));
     info!(node = %node, member = %member, replayed = applied, last_sequence = last, "cluster: joined");
-    let task = tokio::spawn(run(shared, link, messages, stop));
-    Ok(Some(task))
+    let presence = tokio::spawn(presence::run(
+        Arc::clone(&shared),
+        link.js.client(),
+        node,
+        stop.clone(),
+    ));
+    let sequencer = tokio::spawn(run(shared, link, messages, stop));
+    Ok(Some(tokio::spawn(async move {
+        let _ = sequencer.await;
+        let _ = presence.await;
+    })))
 }
 
 fn incarnation() -> u64 {

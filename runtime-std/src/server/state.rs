@@ -445,7 +445,20 @@ impl StatsSource for Shared {
         let cell = self.lock();
         let hub = &cell.hub;
         let counters = hub.counters();
+        let cluster = hub.cluster_node().map(|node| crate::stats::ClusterStats {
+            node: node.to_owned(),
+            rooms: hub
+                .cluster_rooms(node)
+                .into_iter()
+                .map(|r| crate::stats::ClusterRoomStats {
+                    path: r.path.to_string(),
+                    connections: r.connections(),
+                    nodes: r.nodes,
+                })
+                .collect(),
+        });
         StatsSnapshot {
+            cluster,
             connections: ConnectionCounts {
                 rtmp: hub.connection_count(tern_core::rtmp::PROTOCOL) as u64,
                 websocket: hub.connection_count(tern_core::ws::PROTOCOL) as u64,
