@@ -35,7 +35,7 @@ use std::time::Duration;
 use tern_core::hub::PublishConflict;
 use tern_core::scope_path::ScopePath;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The KV bucket of live streams.
 pub const BUCKET: &str = "TERN_STREAMS";
@@ -167,27 +167,32 @@ pub struct Node {
 
 /// Opens (or creates) the registry bucket. Its `max_age` is the TTL: on
 /// NATS 2.9 a key has no TTL of its own, so every write keeps an entry
-/// alive for `ttl`.
+/// alive for `ttl`. The bucket's stream is made here with KV's settings
+/// (`KV_<bucket>`, `$KV.<bucket>.>`, one message per subject, roll-ups,
+/// direct get): async-nats' `create_key_value` first asks for the
+/// account's limits, an answer it cannot read from nats-server 2.9.
 pub async fn open(js: &async_nats::jetstream::Context, ttl: Duration) -> Result<kv::Store, String> {
-    let config = kv::Config {
-        bucket: BUCKET.to_owned(),
-        history: 1,
+    use async_nats::jetstream::stream;
+    let config = stream::Config {
+        name: format!("KV_{BUCKET}"),
+        subjects: vec![format!("$KV.{BUCKET}.>")],
+        max_messages_per_subject: 1,
         max_age: ttl,
-        storage: async_nats::jetstream::stream::StorageType::Memory,
+        storage: stream::StorageType::Memory,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
         ..Default::default()
     };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        Err(create) => {
-            // It exists with other settings (another TTL): use it as it is.
-            let store = js
-                .get_key_value(BUCKET)
-                .await
-                .map_err(|e| format!("KV bucket {BUCKET}: {create}; {e}"))?;
-            warn!("cluster: KV bucket {BUCKET} exists with other settings ({create}); using it");
-            Ok(store)
-        }
+    if let Err(e) = js.get_or_create_stream(config).await {
+        // It exists with other settings (another TTL): use it as it is.
+        warn!("cluster: KV bucket {BUCKET}: {e}; using the bucket as it is");
     }
+    js.get_key_value(BUCKET)
+        .await
+        .map_err(|e| format!("KV bucket {BUCKET}: {e}"))
 }
 
 /// This node's publish of a name.
@@ -322,12 +327,15 @@ impl Registry {
                     return;
                 }
                 match timed(self.kv.entry(&key)).await {
-                    Ok(Some(entry)) => {
-                        if let Some(holder) = live_entry(&entry) {
-                            self.pull(&scope, &name, &holder);
+                    Ok(Some(entry)) => match live_entry(&entry) {
+                        Some(holder) => self.pull(&scope, &name, &holder),
+                        None => {
+                            debug!(stream = %key, "cluster: a player waits; the name is not live")
                         }
+                    },
+                    Ok(None) => {
+                        debug!(stream = %key, "cluster: a player waits; the name is not live")
                     }
-                    Ok(None) => {}
                     Err(e) => warn!(stream = %key, "cluster: registry lookup failed: {e}"),
                 }
             }
