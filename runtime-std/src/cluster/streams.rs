@@ -328,7 +328,7 @@ impl Registry {
                 }
                 match timed(self.kv.entry(&key)).await {
                     Ok(Some(entry)) => match live_entry(&entry) {
-                        Some(holder) => self.pull(&scope, &name, &holder),
+                        Some(holder) => self.pull(&scope, &name, &holder).await,
                         None => {
                             debug!(stream = %key, "cluster: a player waits; the name is not live")
                         }
@@ -343,8 +343,10 @@ impl Registry {
     }
 
     /// Pulls `scope`/`name` from `holder` for the players here (nothing if
-    /// it is this node).
-    fn pull(&self, scope: &ScopePath, name: &str, holder: &Entry) {
+    /// it is this node). A pull of the name from a former holder is
+    /// stopped first and given up to 2 s to leave: a pull does not
+    /// publish over a stream that has a publisher.
+    async fn pull(&self, scope: &ScopePath, name: &str, holder: &Entry) {
         if holder.node == self.node.id {
             return;
         }
@@ -352,17 +354,38 @@ impl Registry {
             warn!(node = %holder.node, "cluster: node advertises an unusable address {:?}", holder.rtmp);
             return;
         };
+        let relays = self.shared.relays();
+        let former = |relays: &crate::relay::service::RelayService| {
+            relays
+                .relays()
+                .cluster_pulls()
+                .into_iter()
+                .filter(|r| &r.scope == scope && r.name == name && r.target != target)
+                .collect::<Vec<_>>()
+        };
+        let leaving = former(relays);
+        if !leaving.is_empty() {
+            for relay in &leaving {
+                relay.stop();
+            }
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if former(relays).is_empty() {
+                    break;
+                }
+            }
+        }
         let idle = self
             .node
             .pull_idle
             .get(scope.app_name())
             .copied()
             .unwrap_or(Duration::from_secs(10));
-        self.shared.relays().pull_from(scope, name, target, idle);
+        relays.pull_from(scope, name, target, idle);
     }
 
     /// A change seen on the watch.
-    fn on_watch(&mut self, entry: &kv::Entry) {
+    async fn on_watch(&mut self, entry: &kv::Entry) {
         if let Some(owned) = self.owned.get(&entry.key) {
             let holder = live_entry(entry);
             let taken = entry.revision > owned.revision
@@ -396,7 +419,7 @@ impl Registry {
                 .any(|s| s.scope == &scope && s.name == holder.name && s.players > 0)
         });
         if players {
-            self.pull(&scope, &holder.name, &holder);
+            self.pull(&scope, &holder.name, &holder).await;
         }
     }
 
@@ -442,7 +465,7 @@ impl Registry {
                 info!(stream = %relay.stream(), "cluster: {} no longer holds the stream; pull stopped", relay.target);
                 relay.stop();
                 if let Some(holder) = holder {
-                    self.pull(&relay.scope, &relay.name, &holder);
+                    self.pull(&relay.scope, &relay.name, &holder).await;
                 }
             }
         }
@@ -522,7 +545,7 @@ pub async fn run(shared: Arc<Shared>, kv: kv::Store, node: Node, mut stop: watch
                     None => std::future::pending().await,
                 }
             } => match next {
-                Some(Ok(entry)) => registry.on_watch(&entry),
+                Some(Ok(entry)) => registry.on_watch(&entry).await,
                 Some(Err(e)) => warn!("cluster: registry watch: {e}"),
                 None => {
                     watch = registry.kv.watch_all().await.ok();
