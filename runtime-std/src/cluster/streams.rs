@@ -309,11 +309,8 @@ impl Registry {
             }
             Job::Unpublished { scope, name } => {
                 let key = key(&scope, &name);
-                // Only a publish that is still this node's is deleted.
-                let still_ours = self.shared.with_hub(|hub| hub.is_published(&scope, &name));
-                if still_ours {
-                    return;
-                }
+                // Jobs run in the hub's order: a later publish of the name
+                // here is claimed after this delete.
                 if let Some(owned) = self.owned.remove(&key) {
                     match timed(self.kv.delete_expect_revision(&key, Some(owned.revision))).await {
                         Ok(()) => info!(stream = %key, "cluster: stream unregistered"),
