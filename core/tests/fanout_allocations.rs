@@ -1,7 +1,10 @@
 //! Allocation-light fan-out: relaying one media message to 100 players
 //! allocates exactly as often as relaying it to one (the encoded chunks are
 //! shared; nothing is allocated or copied per subscriber), and so does a
-//! stream of shared-object changes to 1 or 100 subscribers.
+//! stream of shared-object changes to 1 or 100 subscribers. The same holds
+//! with FLV players beside the RTMP ones: 100 of each allocate as often as
+//! one of each (FLV players that started at the same message share one
+//! encoding, docs/flv.md).
 //!
 //! Every subscriber's deliveries are counted too (into counters allocated
 //! before the measurement), so a fan-out that skipped subscribers cannot
@@ -15,7 +18,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use tern_core::Instant;
 use tern_core::hub::{
-    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Request, SoChange, SoOp,
+    ConnId, ConnectRequest, Delivery, Hub, HubConfig, MediaKind, Protocol, Request, SoChange, SoOp,
 };
 
 struct Counting;
@@ -51,16 +54,21 @@ fn allocations() -> u64 {
 }
 
 fn connect(hub: &mut Hub, now: Instant, id: u64) {
+    connect_as(hub, now, id, tern_core::rtmp::PROTOCOL);
+}
+
+fn connect_as(hub: &mut Hub, now: Instant, id: u64, protocol: Protocol) {
+    let rtmp = protocol == tern_core::rtmp::PROTOCOL;
     hub.handle(
         now,
         ConnId(id),
         Request::Connect(ConnectRequest {
-            protocol: tern_core::rtmp::PROTOCOL,
+            protocol,
             target: "live".into(),
             params: tern_core::amf0::Value::Null,
             args: Vec::new(),
             address: None,
-            notices: Some(tern_core::rtmp::notices_encoder()),
+            notices: rtmp.then(tern_core::rtmp::notices_encoder),
         }),
     );
 }
@@ -107,10 +115,13 @@ fn assert_everyone_received(received: &[Received], subscribers: u64, want: Recei
     );
 }
 
-/// Allocations for relaying `messages` video messages to `players` players,
-/// after a warm-up that lets every queue reach its steady capacity. Asserts
-/// that every player received every message, the warm-up's and these.
-fn relay_allocations(players: u64, messages: u32) -> u64 {
+/// Allocations for relaying `messages` video messages to `rtmp` RTMP and
+/// `flv` HTTP-FLV players (ids `1..=rtmp`, then the FLV ones), after a
+/// warm-up of two GOPs that lets every queue reach its steady capacity.
+/// Asserts that every player received every message, the warm-up's and
+/// these, and that FLV encodings were built when there are FLV players.
+fn relay_allocations(rtmp: u64, flv: u64, messages: u32) -> u64 {
+    let players = rtmp + flv;
     let mut received = vec![Received::default(); players as usize + 2];
     let now = Instant::from_millis(1);
     let mut hub = Hub::new(HubConfig::default());
@@ -125,15 +136,30 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
         },
     );
     for id in 1..=players {
-        connect(&mut hub, now, id);
+        // Each player plays as its connection asks: RTMP live-or-recorded
+        // (-2), FLV live only (-1).
+        let (protocol, start, encoder) = if id <= rtmp {
+            (
+                tern_core::rtmp::PROTOCOL,
+                -2.0,
+                tern_core::rtmp::media_encoder(4096, 1),
+            )
+        } else {
+            (
+                tern_core::flv::PROTOCOL,
+                -1.0,
+                tern_core::flv::fanout::media_encoder(tern_core::flv::Framing::HttpChunked),
+            )
+        };
+        connect_as(&mut hub, now, id, protocol);
         hub.handle(
             now,
             ConnId(id),
             Request::Play {
                 stream: 1,
                 name: "cam".into(),
-                start: -2.0,
-                encoder: tern_core::rtmp::media_encoder(4096, 1),
+                start,
+                encoder,
             },
         );
     }
@@ -151,13 +177,14 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
             Request::Media {
                 stream: 1,
                 kind: MediaKind::Video,
-                timestamp: n * 40,
+                // Not from 0, so each FLV player's clock (from 0) differs
+                // from the publisher's.
+                timestamp: 5_000 + n * 40,
                 payload,
             },
         );
         drain(hub, players, &mut received);
     };
-    // Warm-up: two GOPs, so the GOP cache and every queue have grown.
     for n in 0..100 {
         send(&mut hub, n);
     }
@@ -171,16 +198,32 @@ fn relay_allocations(players: u64, messages: u32) -> u64 {
         so: 0,
     };
     assert_everyone_received(&received, players, want);
+    if flv > 0 {
+        assert!(hub.encodings().of("flv") > 0, "FLV encodings were built");
+    }
     allocated
 }
 
 #[test]
 fn allocations_per_relayed_message_do_not_depend_on_subscriber_count() {
     let messages = 100;
-    let one = relay_allocations(1, messages);
-    let hundred = relay_allocations(100, messages);
+    let one = relay_allocations(1, 0, messages);
+    let hundred = relay_allocations(100, 0, messages);
     println!(
         "allocations for {messages} messages: 1 player {one}, 100 players {hundred} ({:.2} per message)",
+        one as f64 / f64::from(messages)
+    );
+    assert_eq!(one, hundred, "no per-subscriber allocation");
+    assert!(one > 0, "the counter counts");
+}
+
+#[test]
+fn flv_players_add_no_allocation_per_subscriber() {
+    let messages = 100;
+    let one = relay_allocations(1, 1, messages);
+    let hundred = relay_allocations(100, 100, messages);
+    println!(
+        "allocations for {messages} messages: 1+1 players {one}, 100+100 players {hundred} ({:.2} per message)",
         one as f64 / f64::from(messages)
     );
     assert_eq!(one, hundred, "no per-subscriber allocation");

@@ -1,13 +1,20 @@
-//! Origin and edge (docs/relay.md): two tern hosts in turmoil, the edge
-//! with `pull` from the origin. A publisher on the origin sends numbered
-//! synthetic frames; a player on the edge plays the same name, so the
-//! edge pulls it. Faults: the origin–edge link is partitioned for 3 s,
-//! later the origin crashes and comes back (the publisher reconnects).
+//! Origin and edge (docs/relay.md): two tern hosts in turmoil. A
+//! publisher on the origin sends numbered synthetic frames; a player on
+//! the edge plays the same name. Two ways the stream gets there:
+//! - pull: the edge has `pull` from the origin, so the play starts a pull.
+//!   Faults: the origin–edge link is partitioned for 3 s, later the origin
+//!   crashes and comes back (the publisher reconnects).
+//! - push: the origin has `push` to the edge, so the publish is pushed
+//!   there. Faults: the same partition, later the edge (the push's target)
+//!   crashes and comes back (the player reconnects, the push reconnects
+//!   with its backoff and republishes, starting on a keyframe).
 //!
 //! Invariants, per seed: the edge player's frames are a subsequence of the
-//! publisher's, in order; it gets frames again after each fault; the
-//! edge's pull reconnected a bounded number of times; the same seed gives
-//! the same frames and reconnects.
+//! publisher's, in order; after any missed video frame its next video frame
+//! is a keyframe (a relay that restarts starts on one); it gets frames
+//! again after each fault; the relay
+//! (the edge's pull, the origin's push) reconnected a bounded number of
+//! times; the same seed gives the same frames and reconnects.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -71,16 +78,58 @@ struct Outcome {
     reconnects: Option<u64>,
 }
 
+/// How the stream reaches the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Relay {
+    /// The edge pulls from the origin; the origin crashes.
+    Pull,
+    /// The origin pushes to the edge; the edge crashes.
+    Push,
+}
+
+impl Relay {
+    /// The host whose `/api/stats` lists the relay.
+    fn relaying_host(self) -> &'static str {
+        match self {
+            Relay::Pull => EDGE,
+            Relay::Push => ORIGIN,
+        }
+    }
+
+    /// When the relay's stats are read: while it still runs (a pull runs
+    /// until its players are gone, a push until the publish ends).
+    fn observe_at(self) -> Duration {
+        match self {
+            Relay::Pull => PLAY_UNTIL - Duration::from_millis(500),
+            Relay::Push => PUBLISH_UNTIL - Duration::from_millis(500),
+        }
+    }
+
+    /// The host that crashes and comes back.
+    fn crashing_host(self) -> &'static str {
+        match self {
+            Relay::Pull => ORIGIN,
+            Relay::Push => EDGE,
+        }
+    }
+}
+
+/// The server on `host`, relaying as `relay` says.
 fn server_host(
     dir: std::path::PathBuf,
-    pull: bool,
+    host: &'static str,
+    relay: Relay,
 ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = turmoil::Result>>> {
     move || {
         let mut config = ServerTuning::default().config(&dir);
-        if pull {
-            let live = config.apps.entry("live".to_owned()).or_default();
-            live.pull = Some(format!("rtmp://{ORIGIN}:{RTMP_PORT}/live"));
-            live.pull_idle_secs = 2;
+        let live = config.apps.entry("live".to_owned()).or_default();
+        match (relay, host) {
+            (Relay::Pull, EDGE) => {
+                live.pull = Some(format!("rtmp://{ORIGIN}:{RTMP_PORT}/live"));
+                live.pull_idle_secs = 2;
+            }
+            (Relay::Push, ORIGIN) => live.push = vec![format!("rtmp://{EDGE}:{RTMP_PORT}/live")],
+            _ => {}
         }
         Box::pin(async move {
             let rtmp = SimListener::bind(RTMP_PORT).await?;
@@ -255,12 +304,13 @@ async fn player(played: Rc<RefCell<Vec<(Duration, Frame)>>>) -> turmoil::Result 
     Ok(())
 }
 
-/// The edge's pull reconnects, from its `/api/stats`.
-async fn edge_reconnects(out: Rc<RefCell<Option<u64>>>) -> turmoil::Result {
-    tokio::time::sleep(PLAY_UNTIL - Duration::from_millis(500)).await;
-    let mut stream = turmoil::net::TcpStream::connect((EDGE, HTTP_PORT)).await?;
+/// The relay's reconnects, from the `/api/stats` of the host that runs it.
+async fn relay_reconnects(relay: Relay, out: Rc<RefCell<Option<u64>>>) -> turmoil::Result {
+    tokio::time::sleep(relay.observe_at()).await;
+    let host = relay.relaying_host();
+    let mut stream = turmoil::net::TcpStream::connect((host, HTTP_PORT)).await?;
     stream
-        .write_all(b"GET /api/stats HTTP/1.1\r\nHost: edge\r\n\r\n")
+        .write_all(format!("GET /api/stats HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
         .await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
@@ -274,7 +324,7 @@ async fn edge_reconnects(out: Rc<RefCell<Option<u64>>>) -> turmoil::Result {
     Ok(())
 }
 
-fn run(seed: u64) -> Outcome {
+fn run(seed: u64, relay: Relay) -> Outcome {
     let faults = Faults::of(seed);
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut sim = turmoil::Builder::new()
@@ -284,14 +334,17 @@ fn run(seed: u64) -> Outcome {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(5))
         .build();
-    sim.host(ORIGIN, server_host(dirs[0].path().to_owned(), false));
-    sim.host(EDGE, server_host(dirs[1].path().to_owned(), true));
+    sim.host(
+        ORIGIN,
+        server_host(dirs[0].path().to_owned(), ORIGIN, relay),
+    );
+    sim.host(EDGE, server_host(dirs[1].path().to_owned(), EDGE, relay));
     let sent = Rc::new(RefCell::new(Vec::new()));
     let played = Rc::new(RefCell::new(Vec::new()));
     let reconnects = Rc::new(RefCell::new(None));
     sim.client("publisher", publisher(Rc::clone(&sent)));
     sim.client("player", player(Rc::clone(&played)));
-    sim.client("observer", edge_reconnects(Rc::clone(&reconnects)));
+    sim.client("observer", relay_reconnects(relay, Rc::clone(&reconnects)));
     let mut actions: Vec<(Duration, &str)> = vec![
         (faults.partition_at, "partition"),
         (faults.partition_at + PARTITION_FOR, "repair"),
@@ -304,8 +357,8 @@ fn run(seed: u64) -> Outcome {
             match actions.pop().map(|(_, a)| a) {
                 Some("partition") => sim.partition(ORIGIN, EDGE),
                 Some("repair") => sim.repair(ORIGIN, EDGE),
-                Some("crash") => sim.crash(ORIGIN),
-                Some("bounce") => sim.bounce(ORIGIN),
+                Some("crash") => sim.crash(relay.crashing_host()),
+                Some("bounce") => sim.bounce(relay.crashing_host()),
                 _ => {}
             }
         }
@@ -326,6 +379,22 @@ fn run(seed: u64) -> Outcome {
     }
 }
 
+/// The first video frame of `played` that is an inter frame not directly
+/// after its predecessor (a decoder could not show it), if any.
+fn inter_after_gap(played: &[(Duration, Frame)]) -> Option<&(Duration, Frame)> {
+    let mut last: Option<u32> = None;
+    played.iter().find(|(_, frame)| {
+        let (n, key) = match *frame {
+            Frame::Key(n) => (n, true),
+            Frame::Inter(n) => (n, false),
+            _ => return false,
+        };
+        let broken = !key && last.is_none_or(|prev| prev.wrapping_add(1) != n);
+        last = Some(n);
+        broken
+    })
+}
+
 /// True if `sub` is a subsequence of `all`, in order.
 fn is_subsequence(sub: &[Frame], all: &[Frame]) -> Option<usize> {
     let mut it = all.iter();
@@ -334,13 +403,23 @@ fn is_subsequence(sub: &[Frame], all: &[Frame]) -> Option<usize> {
 
 #[test]
 fn an_edge_player_sees_a_subsequence_of_the_origin_through_partition_and_crash() {
+    check_seeds(Relay::Pull);
+}
+
+#[test]
+fn a_pushed_stream_reaches_the_edge_player_through_partition_and_a_target_crash() {
+    check_seeds(Relay::Push);
+}
+
+/// Runs the seeds (`TERN_SIM_SEED`, or 1 to 5) and checks the invariants.
+fn check_seeds(relay: Relay) {
     let seeds: Vec<u64> = match std::env::var("TERN_SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("TERN_SIM_SEED is a number")],
         Err(_) => (1..=5).collect(),
     };
     for seed in seeds {
-        let repro = format!("TERN_SIM_SEED={seed} cargo test -p tern-sim --test relay");
-        let outcome = run(seed);
+        let repro = format!("TERN_SIM_SEED={seed} cargo test -p tern-sim --test relay ({relay:?})");
+        let outcome = run(seed, relay);
         let played: Vec<Frame> = outcome.played.iter().map(|(_, f)| *f).collect();
         assert!(
             outcome.sent.len() > 800,
@@ -352,6 +431,9 @@ fn an_edge_player_sees_a_subsequence_of_the_origin_through_partition_and_crash()
                 "{repro}: frame {at} of the edge player ({:?}) is not next in the origin's order",
                 outcome.played[at]
             );
+        }
+        if let Some((at, frame)) = inter_after_gap(&outcome.played) {
+            panic!("{repro}: the edge player got {frame:?} at {at:?} after a gap");
         }
         // Frames arrived before the partition, between the repair and the
         // crash, and after the origin came back.
@@ -374,16 +456,40 @@ fn an_edge_player_sees_a_subsequence_of_the_origin_through_partition_and_crash()
         }
         let reconnects = outcome
             .reconnects
-            .unwrap_or_else(|| panic!("{repro}: the edge reported no pull"));
+            .unwrap_or_else(|| panic!("{repro}: {} reported no relay", relay.relaying_host()));
         assert!(
             (1..=8).contains(&reconnects),
-            "{repro}: the pull reconnected {reconnects} times"
+            "{repro}: the relay reconnected {reconnects} times"
         );
         eprintln!(
-            "seed {seed}: {f:?}: {} frames sent, {} played at the edge, {reconnects} reconnects",
+            "{relay:?} seed {seed}: {f:?}: {} frames sent, {} played at the edge, {reconnects} reconnects",
             outcome.sent.len(),
             played.len()
         );
-        assert_eq!(run(seed), outcome, "{repro}: not deterministic");
+        assert_eq!(run(seed, relay), outcome, "{repro}: not deterministic");
     }
+}
+
+#[test]
+fn the_gap_check_finds_an_inter_frame_after_a_missed_one() {
+    let at = |ms| Duration::from_millis(ms);
+    let played = [
+        (at(0), Frame::Key(0)),
+        (at(1), Frame::Audio(0)),
+        (at(2), Frame::Inter(1)),
+        (at(3), Frame::Key(25)),
+        (at(4), Frame::Inter(26)),
+    ];
+    assert_eq!(inter_after_gap(&played), None);
+    let missed = [
+        (at(0), Frame::Key(0)),
+        (at(1), Frame::Inter(1)),
+        (at(2), Frame::Inter(3)),
+    ];
+    assert_eq!(inter_after_gap(&missed), Some(&(at(2), Frame::Inter(3))));
+    assert_eq!(
+        inter_after_gap(&[(at(0), Frame::Inter(7))]),
+        Some(&(at(0), Frame::Inter(7))),
+        "a play that starts on an inter frame"
+    );
 }

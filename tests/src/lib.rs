@@ -946,16 +946,24 @@ pub fn check_av_capture(
 /// Starts `ffmpeg -re -i test.flv -c copy -f flv URL` (stopped after
 /// `limit`).
 pub fn ffmpeg_publish(dir: &Path, name: &str, url: &str, limit: Duration) -> Proc {
+    publish_test_flv(dir, name, url, limit, false)
+}
+
+/// Starts `ffmpeg -re -stream_loop -1 -i test.flv -c copy -f flv URL`: the
+/// 12-s test stream over and over, for tests that run longer (stopped
+/// after `limit`).
+pub fn ffmpeg_publish_looped(dir: &Path, name: &str, url: &str, limit: Duration) -> Proc {
+    publish_test_flv(dir, name, url, limit, true)
+}
+
+fn publish_test_flv(dir: &Path, name: &str, url: &str, limit: Duration, looped: bool) -> Proc {
     let flv = test_flv().to_string_lossy().into_owned();
-    Proc::spawn(
-        dir,
-        name,
-        limit,
-        "ffmpeg",
-        [
-            "-nostdin", "-v", "error", "-re", "-i", &flv, "-c", "copy", "-f", "flv", url,
-        ],
-    )
+    let mut args = vec!["-nostdin", "-v", "error", "-re"];
+    if looped {
+        args.extend(["-stream_loop", "-1"]);
+    }
+    args.extend(["-i", &flv, "-c", "copy", "-f", "flv", url]);
+    Proc::spawn(dir, name, limit, "ffmpeg", args)
 }
 
 /// Starts `ffmpeg -i URL -c copy -t SECS -f flv OUT` (a player that records

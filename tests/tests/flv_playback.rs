@@ -171,29 +171,8 @@ fn a_slow_http_flv_reader_does_not_hold_back_fast_ones() {
     });
     // The test stream looped, so it cannot end before the slow reader has
     // fallen behind (the captures below end well before the first loop).
-    let flv = tern_tests::test_flv().to_string_lossy().into_owned();
     let url = server.rtmp_url("live/cam");
-    let publisher = tern_tests::Proc::spawn(
-        server.dir(),
-        "publisher",
-        SECS(40),
-        "ffmpeg",
-        [
-            "-nostdin",
-            "-v",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            &flv,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            &url,
-        ],
-    );
+    let publisher = tern_tests::ffmpeg_publish_looped(server.dir(), "publisher", &url, SECS(40));
     wait_publishing(&server, "/live", "cam");
     let addr = server.http_addr();
     let slow = std::thread::spawn(move || slow_reader(addr, "/live/cam.flv", 10 * 1024, 8));

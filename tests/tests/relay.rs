@@ -150,28 +150,7 @@ fn wait_relay(server: &Server, within: Duration, f: impl Fn(&Json) -> bool) -> J
 
 /// ffmpeg publishing the test stream in a loop (for tests longer than 12 s).
 fn publish_looped(dir: &Path, url: &str, limit: Duration) -> Proc {
-    let flv = test_flv().to_string_lossy().into_owned();
-    Proc::spawn(
-        dir,
-        "publisher",
-        limit,
-        "ffmpeg",
-        [
-            "-nostdin",
-            "-v",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            &flv,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            url,
-        ],
-    )
+    tern_tests::ffmpeg_publish_looped(dir, "publisher", url, limit)
 }
 
 fn capture(dir: &Path, name: &str) -> PathBuf {
