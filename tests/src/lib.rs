@@ -11,6 +11,8 @@
 //!   [`http::request`] for any method, headers and a body.
 //! - [`require_tool`], [`test_flv`], [`Probe`]: external tools, the test
 //!   media and ffprobe's view of a capture.
+//! - [`browser`]: Chromium through tests/browser's scripts (readiness,
+//!   the demo page's chat round trip).
 //! - [`rtmp::RtmpClient`]: the core RTMP client over tokio, for
 //!   shared-object tests that mix RTMP and WebSocket clients.
 //! - [`recording_proxy::RecordingProxy`]: what a client sent on the wire, rendered
@@ -19,6 +21,7 @@
 //!
 //! See docs/testing.md for what each test shows.
 
+pub mod browser;
 pub mod http;
 pub mod recording_proxy;
 pub mod rtmp;
