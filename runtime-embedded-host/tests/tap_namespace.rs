@@ -171,29 +171,31 @@ fn build_binaries() -> (PathBuf, PathBuf, PathBuf) {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
-    for args in [
-        &[
-            "-p",
-            "tern-runtime-embedded-host",
-            "--example",
-            "tap_server",
-            "--example",
-            "ws_watch",
-        ][..],
-        &["-p", "tern-runtime-std", "--bin", "tern"][..],
-    ] {
-        let out = run(Command::new(env!("CARGO"))
-            .arg("build")
-            .args(args)
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(workspace));
-        assert!(
-            out.status.success(),
-            "cargo build {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // One build naming the workspace and its tests: the feature set of
+    // `cargo test --workspace`, so after it nothing but these binaries
+    // links (`-p` builds resolved fewer features and rebuilt ~20 crates;
+    // tern-tests' `tern_binary()` does the same).
+    let args = [
+        "--workspace",
+        "--tests",
+        "--example",
+        "tap_server",
+        "--example",
+        "ws_watch",
+        "--bin",
+        "tern",
+    ];
+    let out = run(Command::new(env!("CARGO"))
+        .arg("build")
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(workspace));
+    assert!(
+        out.status.success(),
+        "cargo build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let examples = profile_dir.join("examples");
     (
         examples.join("tap_server"),

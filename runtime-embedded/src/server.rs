@@ -93,7 +93,10 @@ impl<const N: usize> State<N> {
                 HubEvent::Refused { .. } => self.counters.refused_requests += 1,
                 HubEvent::StoreFailed { .. } => self.counters.store_failures += 1,
                 HubEvent::Cluster { .. } => {}
-                HubEvent::Published { .. } | HubEvent::PlayWaiting { .. } => {}
+                HubEvent::Published { .. }
+                | HubEvent::PlayWaiting { .. }
+                | HubEvent::PublishClaim { .. }
+                | HubEvent::Unpublished { .. } => {}
             }
         }
     }

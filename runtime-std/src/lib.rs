@@ -252,8 +252,12 @@ async fn serve_all_with<R: net::Listener, H: net::Listener>(
     ));
     let recordings = tokio::spawn(server::run_recordings(Arc::clone(&shared), stop_rx.clone()));
     // Relays need their task only where some can exist: apps with `push`
-    // or `pull`, or an admin API that adds pushes.
-    let relays = (shared.relays().configured() || config.http.admin_token.is_some()).then(|| {
+    // or `pull`, an admin API that adds pushes, or a cluster whose nodes
+    // pull each other's streams.
+    let relays = (shared.relays().configured()
+        || config.http.admin_token.is_some()
+        || config.cluster.is_some())
+    .then(|| {
         tokio::spawn(Arc::clone(shared.relays()).run(
             Arc::clone(&shared),
             0x7e1a_7e1a,

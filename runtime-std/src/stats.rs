@@ -95,6 +95,7 @@ impl RelayStats {
             source: match info.source {
                 crate::relay::Source::Config => "config",
                 crate::relay::Source::Api => "api",
+                crate::relay::Source::Cluster => "cluster",
             },
             state: info.state.as_str(),
             bytes_out: info.bytes_out,

@@ -25,6 +25,7 @@
 
 mod admin;
 mod app;
+mod claims;
 mod cluster;
 mod connections;
 mod fanout;
@@ -158,6 +159,18 @@ pub enum HubEvent {
     /// pull the stream from an origin). Sent for every such play; the
     /// runtime starts at most one pull per stream.
     PlayWaiting { scope: ScopePath, name: String },
+    /// A publish waits for the runtime's grant (a hub that requires
+    /// claims: [`Hub::require_publish_claims`]); answer with
+    /// [`Hub::resolve_publish_claim`].
+    PublishClaim {
+        claim: u64,
+        scope: ScopePath,
+        name: String,
+    },
+    /// A live stream's publisher left (unpublished, disconnected, dropped
+    /// as idle). Not sent when a new publisher took the name over here, nor
+    /// by [`Hub::end_publish`].
+    Unpublished { scope: ScopePath, name: String },
     /// A persistent shared object could not be loaded or saved.
     StoreFailed {
         scope: ScopePath,
@@ -408,6 +421,9 @@ pub struct Hub {
     /// Set by [`Hub::join_cluster`]: shared-object writes go through the
     /// cluster bus.
     cluster: Option<Box<cluster::ClusterState>>,
+    /// Set by [`Hub::require_publish_claims`]: publishes wait for the
+    /// runtime's grant (`claims.rs`).
+    claims: Option<Box<claims::Claims>>,
 }
 
 impl core::fmt::Debug for Hub {
@@ -471,6 +487,7 @@ impl Hub {
             timers: BTreeSet::new(),
             counters: HubCounters::default(),
             cluster: None,
+            claims: None,
         }
     }
 

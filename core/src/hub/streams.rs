@@ -60,6 +60,30 @@ impl Hub {
         stream: u32,
         target: &str,
     ) {
+        self.publish_checked(now, conn, scope, stream, target, false);
+    }
+
+    /// A publish whose cluster claim was granted (`claims.rs`).
+    pub(super) fn publish_claimed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        scope: &ScopePath,
+        stream: u32,
+        target: &str,
+    ) {
+        self.publish_checked(now, conn, scope, stream, target, true);
+    }
+
+    fn publish_checked(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        scope: &ScopePath,
+        stream: u32,
+        target: &str,
+        claimed: bool,
+    ) {
         let (name, query) = split_query(target);
         let refuse = |hub: &mut Hub, why: String| {
             hub.refuse_stream(
@@ -100,6 +124,10 @@ impl Hub {
         }
         if let Decision::Reject(why) = self.app.on_publish(conn, scope, name, query) {
             return refuse(self, why);
+        }
+        // Every local check passed: a clustered hub now asks the cluster.
+        if !claimed && self.hold_for_claim(conn, scope, stream, name, target) {
+            return;
         }
         if let Some(old) = current {
             self.take_over(now, &key, old);
@@ -265,6 +293,10 @@ impl Hub {
                 format!("{name} is now unpublished"),
             );
         }
+        self.mail.events.push_back(HubEvent::Unpublished {
+            scope: scope.clone(),
+            name: name.to_owned(),
+        });
         self.drop_stream_if_unused(now, &key);
     }
 

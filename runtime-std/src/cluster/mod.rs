@@ -7,6 +7,7 @@
 //! order, back to the hub (the call order of `tern_core::cluster`).
 
 mod nats;
+pub mod streams;
 
 use crate::config::Config;
 use crate::server::Shared;
@@ -108,8 +109,44 @@ pub async fn start(
         }
     }
     shared.with_hub(|hub| hub.set_bus_online(true));
+    let ttl = Duration::from_secs(cluster.stream_ttl_secs);
+    let registry = streams::open(&link.js, ttl)
+        .await
+        .map_err(|e| ClusterError::Setup(format!("stream registry: {e}")))?;
+    let streams_node = streams::Node {
+        id: node.clone(),
+        member: member.clone(),
+        rtmp: cluster
+            .advertise_rtmp
+            .clone()
+            .unwrap_or_else(|| config.server.rtmp_bind.to_string()),
+        ttl,
+        conflict: crate::server::hub_config(config, &tern_core::Limits::default()).publish_conflict,
+        pull_idle: config
+            .apps
+            .iter()
+            .map(|(name, app)| (name.clone(), Duration::from_secs(app.pull_idle_secs)))
+            .collect(),
+    };
+    if cluster.advertise_rtmp.is_none() && config.server.rtmp_bind.ip().is_unspecified() {
+        warn!(
+            "cluster: [cluster] advertise_rtmp is not set and rtmp_bind is {}: other nodes cannot pull this node's streams",
+            config.server.rtmp_bind
+        );
+    }
+    streams::enable(&shared);
     info!(node = %node, member = %member, replayed = applied, last_sequence = last, "cluster: joined");
-    let task = tokio::spawn(run(shared, link, messages, stop));
+    let streams_task = tokio::spawn(streams::run(
+        Arc::clone(&shared),
+        registry,
+        streams_node,
+        stop.clone(),
+    ));
+    let so_task = tokio::spawn(run(shared, link, messages, stop));
+    let task = tokio::spawn(async move {
+        let _ = so_task.await;
+        let _ = streams_task.await;
+    });
     Ok(Some(task))
 }
 

@@ -462,10 +462,16 @@ pub struct ClusterConfig {
     /// 64). Default: the host name and the RTMP port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
-    /// `host:port` where other nodes reach this node's RTMP port (for
-    /// pulling its streams; accepted, not used yet: docs/cluster.md).
+    /// `host:port` where other nodes reach this node's RTMP port (they
+    /// pull its streams from there). Default: `server.rtmp_bind`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise_rtmp: Option<String>,
+    /// How long a stream's entry in the cluster's stream registry lives
+    /// without its node refreshing it (every third of it): a dead node's
+    /// streams are gone from the registry this long after its death. The
+    /// same on every node (the registry bucket's `max_age`).
+    #[serde(default = "default_stream_ttl_secs")]
+    pub stream_ttl_secs: u64,
     /// A NATS credentials file (JWT + NKey seed), passed to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_creds: Option<PathBuf>,
@@ -473,6 +479,10 @@ pub struct ClusterConfig {
     /// set, the connection requires TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_tls_ca: Option<PathBuf>,
+}
+
+fn default_stream_ttl_secs() -> u64 {
+    10
 }
 
 /// Parses an optional `IP:PORT` (see [`socket_addr`]).

@@ -181,6 +181,12 @@ impl Config {
                     "must be 1 to 64 characters of [A-Za-z0-9_-]".to_owned(),
                 );
             }
+            if !(2..=3600).contains(&cluster.stream_ttl_secs) {
+                invalid(
+                    &["cluster", "stream_ttl_secs"],
+                    "must be 2 to 3600".to_owned(),
+                );
+            }
             if let Some(addr) = &cluster.advertise_rtmp
                 && !addr
                     .rsplit_once(':')

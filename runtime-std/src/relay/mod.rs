@@ -173,6 +173,8 @@ pub enum Source {
     Config,
     /// The admin API.
     Api,
+    /// The cluster's stream registry (a stream published on another node).
+    Cluster,
 }
 
 /// A relay's state.
@@ -498,6 +500,15 @@ impl Relays {
             .iter()
             .find(|r| r.kind == kind && &r.scope == scope && r.name == name)
             .cloned()
+    }
+
+    /// The running pulls the cluster started.
+    pub fn cluster_pulls(&self) -> Vec<Arc<Relay>> {
+        self.lock()
+            .iter()
+            .filter(|r| r.kind == Kind::Pull && r.source == Source::Cluster)
+            .cloned()
+            .collect()
     }
 
     /// The server-wide counters.

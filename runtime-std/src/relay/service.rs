@@ -229,6 +229,23 @@ impl RelayService {
         }
     }
 
+    /// Pulls `scope`/`name` from `origin` (another node of the cluster,
+    /// which publishes it) for the players here: pulls of the name from
+    /// anywhere else stop; nothing happens if this pull runs already.
+    pub fn pull_from(&self, scope: &ScopePath, name: &str, origin: Target, idle: Duration) {
+        for relay in self.relays.cluster_pulls() {
+            if &relay.scope == scope && relay.name == name && relay.target != origin {
+                relay.stop();
+            }
+        }
+        if let Some(relay) = self
+            .relays
+            .add(Kind::Pull, scope, name, origin, Source::Cluster)
+        {
+            self.queue(Job::Pull(relay, idle));
+        }
+    }
+
     /// Starts pushing `scope`/`name` to `target` (admin API); false if
     /// such a push runs already.
     pub fn add_push(&self, scope: &ScopePath, name: &str, target: Target) -> bool {

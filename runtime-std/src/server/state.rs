@@ -3,6 +3,7 @@
 
 use super::hub_config::{hub_config, secs_or_never};
 use crate::access::hooks::HookRunner;
+use crate::cluster::streams::{Job as StreamJob, StreamJobs};
 use crate::config::Config;
 use crate::direct_write::Peer;
 use crate::ended::{CloseCounts, Ended};
@@ -51,6 +52,8 @@ pub(super) struct HubCell {
     pub(super) records: Arc<BTreeMap<String, RecordSettings>>,
     /// Pushes and pulls (`crate::relay`).
     pub(super) relays: Arc<RelayService>,
+    /// Stream events for the cluster's registry (`crate::cluster::streams`).
+    pub(super) stream_jobs: Arc<StreamJobs>,
 }
 
 impl HubCell {
@@ -92,6 +95,16 @@ impl HubCell {
                 }
                 HubEvent::PlayWaiting { scope, name } => {
                     self.relays.on_play_waiting(&scope, &name);
+                    self.stream_jobs
+                        .push(StreamJob::PlayWaiting { scope, name });
+                }
+                HubEvent::PublishClaim { claim, scope, name } => {
+                    self.stream_jobs
+                        .push(StreamJob::Claim { claim, scope, name });
+                }
+                HubEvent::Unpublished { scope, name } => {
+                    self.stream_jobs
+                        .push(StreamJob::Unpublished { scope, name });
                 }
                 HubEvent::StoreFailed { scope, name, error } => {
                     error!(%scope, so = %name, "persistent shared object store failed: {error}");
@@ -154,6 +167,8 @@ pub struct Shared {
     pub(crate) relays: Arc<RelayService>,
     /// Wakes the cluster task when the hub has proposals (`[cluster]`).
     pub(super) cluster: Arc<Wakeup>,
+    /// The hub's stream events for the cluster's registry.
+    pub(super) stream_jobs: Arc<StreamJobs>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -234,6 +249,7 @@ impl Shared {
             },
             crate::relay::service::connector_for(&config.tls),
         ));
+        let stream_jobs = Arc::new(StreamJobs::default());
         let flv = FlvConfig {
             cors_origins: config.http.cors_origins.clone(),
             ..FlvConfig::default()
@@ -247,6 +263,7 @@ impl Shared {
                 to_record: Vec::new(),
                 records: Arc::clone(&records),
                 relays: Arc::clone(&relays),
+                stream_jobs: Arc::clone(&stream_jobs),
             }),
             start: tokio::time::Instant::now(),
             next_conn: AtomicU64::new(1),
@@ -280,6 +297,7 @@ impl Shared {
             http_access: crate::admin::Access::from_config(&config.http),
             relays,
             cluster: Arc::new(Wakeup::default()),
+            stream_jobs,
         })
     }
 
@@ -347,6 +365,11 @@ impl Shared {
     /// What wakes the cluster task: the hub queued proposals.
     pub(crate) fn cluster_wakeup(&self) -> Arc<Wakeup> {
         Arc::clone(&self.cluster)
+    }
+
+    /// The queue of stream events for the cluster's registry.
+    pub(crate) fn stream_jobs(&self) -> &Arc<StreamJobs> {
+        &self.stream_jobs
     }
 
     /// The access policy every connection's gate checks.
