@@ -7,6 +7,7 @@
 
 use crate::time::{Duration, Instant};
 use alloc::collections::VecDeque;
+use bytes::Bytes;
 
 /// Entries an emptied queue that carries a stream (media) keeps allocated.
 ///
@@ -68,6 +69,60 @@ impl QueueUse {
     }
 }
 
+/// The bytes a connection has for its socket, in order, with their total
+/// and the memory policy above (a [`QueueUse`] on the refills): the
+/// transmit queue of the FLV and WebSocket connections. Call order:
+/// [`note_delivery`](Self::note_delivery) when a hub delivery arrives
+/// (before it queues anything), [`push`](Self::push) per piece,
+/// [`pop`](Self::pop) from the connection's `poll_transmit`.
+#[derive(Debug, Default)]
+pub(crate) struct OutputQueue {
+    items: VecDeque<Bytes>,
+    /// How often deliveries refill the queue.
+    usage: QueueUse,
+    /// The bytes in `items`.
+    pending: usize,
+    /// Whether the queue carries a stream (see [`release_queue`]).
+    streaming: bool,
+}
+
+impl OutputQueue {
+    /// An empty queue; `streaming` for one that carries media.
+    pub(crate) fn new(streaming: bool) -> Self {
+        OutputQueue {
+            streaming,
+            ..OutputQueue::default()
+        }
+    }
+
+    /// Notes a delivery at `now`: a refill if the queue is empty.
+    pub(crate) fn note_delivery(&mut self, now: Instant) {
+        if self.items.is_empty() {
+            self.usage.refill(now);
+        }
+    }
+
+    /// Queues `bytes` after what is queued.
+    pub(crate) fn push(&mut self, bytes: Bytes) {
+        self.pending = self.pending.saturating_add(bytes.len());
+        self.items.push_back(bytes);
+    }
+
+    /// The oldest queued bytes; the queue's memory is given back when this
+    /// empties it.
+    pub(crate) fn pop(&mut self) -> Option<Bytes> {
+        let bytes = self.items.pop_front()?;
+        self.pending = self.pending.saturating_sub(bytes.len());
+        self.usage.release(&mut self.items, self.streaming);
+        Some(bytes)
+    }
+
+    /// Bytes queued.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +155,27 @@ mod tests {
         assert!(cycle(&mut usage, 500) > 0, "again within 1 s: kept");
         assert!(cycle(&mut usage, 900) > 0);
         assert_eq!(cycle(&mut usage, 5_000), 0, "after a quiet spell: freed");
+    }
+
+    #[test]
+    fn output_queue_counts_bytes_in_order_and_gives_memory_back() {
+        for streaming in [false, true] {
+            let mut q = OutputQueue::new(streaming);
+            q.note_delivery(Instant::from_millis(0));
+            for i in 0..20u8 {
+                q.push(Bytes::from(alloc::vec![i; usize::from(i) + 1]));
+            }
+            assert_eq!(q.pending_bytes(), (1..=20).sum::<usize>());
+            assert_eq!(q.pop().map(|b| b.len()), Some(1));
+            assert_eq!(q.pending_bytes(), (2..=20).sum::<usize>());
+            while q.pop().is_some() {}
+            assert_eq!(q.pending_bytes(), 0);
+            let kept = q.items.capacity();
+            if streaming {
+                assert!(kept > 0 && kept <= KEEP_QUEUED, "{kept}");
+            } else {
+                assert_eq!(kept, 0, "an idle connection's queue is freed");
+            }
+        }
     }
 }

@@ -125,14 +125,23 @@ pub struct AdminRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// A route handler: the request and the path segments after its prefix.
+type Route = fn(&Shared, &AdminRequest<'_>, Vec<&str>) -> Answer;
+
+/// The admin API's routes: a path prefix and its handler, which matches
+/// the method and the rest of the path.
+const ROUTES: [(&str, Route); 3] = [
+    ("/api/connections", connections),
+    ("/api/streams", streams),
+    ("/api/so", shared_objects),
+];
+
 /// True if `path` belongs to the admin API.
 pub fn is_admin_path(path: &str) -> bool {
-    ["/api/connections", "/api/streams", "/api/so"]
-        .iter()
-        .any(|prefix| {
-            path.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+    ROUTES.iter().any(|(prefix, _)| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 fn json_response(status: u16, body: &Json) -> Response {
@@ -157,16 +166,40 @@ fn method_not_allowed(allow: &str) -> Response {
 /// Answers an admin API request (whose token was checked) from `shared`'s
 /// hub.
 pub fn handle(shared: &Shared, request: &AdminRequest<'_>) -> Response {
-    let result = if let Some(rest) = strip(request.path, "/api/connections") {
-        connections(shared, request, rest)
-    } else if let Some(rest) = strip(request.path, "/api/streams") {
-        streams(shared, request, rest)
-    } else if let Some(rest) = strip(request.path, "/api/so") {
-        shared_objects(shared, request, rest)
-    } else {
-        Err(error(404, "no such API"))
+    let route = ROUTES
+        .iter()
+        .find_map(|(prefix, route)| Some((*route, strip(request.path, prefix)?)));
+    let result = match route {
+        Some((route, rest)) => route(shared, request, rest),
+        None => Err(error(404, "no such API")),
     };
     result.unwrap_or_else(|response| response)
+}
+
+/// `200` with `body`.
+fn ok(body: &Json) -> Answer {
+    Ok(json_response(200, body))
+}
+
+/// A hub call's answer: `200` with `body` of its value, or its error.
+fn hub_answer<T>(result: Result<T, HubError>, body: impl FnOnce(T) -> Json) -> Answer {
+    result.map_err(|e| hub_error(&e)).and_then(|v| ok(&body(v)))
+}
+
+/// `{app}/{room…}/{name}`: the scope and the (validated) last segment,
+/// `usage` when there is no scope before the name.
+fn scoped_name<'s>(
+    shared: &Shared,
+    segments: &[&'s str],
+    what: &str,
+    usage: impl Fn() -> Response,
+) -> Result<(ScopePath, &'s str), Response> {
+    let (name, scope) = segments.split_last().ok_or_else(&usage)?;
+    if scope.is_empty() {
+        return Err(usage());
+    }
+    let scope = scope_of(shared, scope)?;
+    Ok((scope, name_segment(name, what)?))
 }
 
 /// `path` without `prefix`, as the segments after it (`""` → none).
@@ -207,7 +240,7 @@ fn connections(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>)
                     })
                     .collect()
             });
-            Ok(json_response(200, &json!({ "connections": list })))
+            ok(&json!({ "connections": list }))
         }
         (_, []) => Err(method_not_allowed("GET, HEAD")),
         ("DELETE", [id]) => {
@@ -216,7 +249,7 @@ fn connections(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>)
                 shared.with_hub(|hub| hub.kick(now, id, "closed by the server's admin".to_owned()));
             if kicked {
                 tracing::info!(conn = %id, "connection closed through the admin API");
-                Ok(json_response(200, &json!({ "closed": id.0 })))
+                ok(&json!({ "closed": id.0 }))
             } else {
                 Err(error(404, format!("no open connection {}", id.0)))
             }
@@ -278,14 +311,9 @@ fn streams(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>) -> 
     if request.method != "DELETE" {
         return Err(method_not_allowed("DELETE"));
     }
-    let Some((name, scope)) = segments.split_last() else {
-        return Err(error(400, "expected /api/streams/{app}/{room…}/{name}"));
-    };
-    if scope.is_empty() {
-        return Err(error(400, "expected /api/streams/{app}/{room…}/{name}"));
-    }
-    let name = name_segment(name, "stream name")?;
-    let scope = scope_of(shared, scope)?;
+    let (scope, name) = scoped_name(shared, &segments, "stream name", || {
+        error(400, "expected /api/streams/{app}/{room…}/{name}")
+    })?;
     let now = shared.now();
     let dropped = shared.with_hub(|hub| {
         let conn = hub.publisher_of(&scope, name)?;
@@ -299,10 +327,7 @@ fn streams(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>) -> 
     match dropped {
         Some(conn) => {
             tracing::info!(conn = %conn, stream = %format!("{scope}/{name}"), "publisher dropped through the admin API");
-            Ok(json_response(
-                200,
-                &json!({ "dropped": format!("{scope}/{name}"), "connection": conn.0 }),
-            ))
+            ok(&json!({ "dropped": format!("{scope}/{name}"), "connection": conn.0 }))
         }
         None => Err(error(404, format!("nobody publishes {scope}/{name}"))),
     }
@@ -313,14 +338,9 @@ fn streams(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&str>) -> 
 /// `DELETE` stops the pushes of the stream to that URL, or all of its
 /// pushes without a body.
 fn push(shared: &Shared, request: &AdminRequest<'_>, segments: &[&str]) -> Answer {
-    let Some((name, scope)) = segments.split_last() else {
-        return Err(error(
-            400,
-            "expected /api/streams/{app}/{room…}/{name}/push",
-        ));
-    };
-    let name = name_segment(name, "stream name")?;
-    let scope = scope_of(shared, scope)?;
+    let (scope, name) = scoped_name(shared, segments, "stream name", || {
+        error(400, "expected /api/streams/{app}/{room…}/{name}/push")
+    })?;
     let stream = format!("{scope}/{name}");
     let url = if request.body.is_empty() {
         None
@@ -343,10 +363,7 @@ fn push(shared: &Shared, request: &AdminRequest<'_>, segments: &[&str]) -> Answe
             return Err(error(404, format!("no such push of {stream}")));
         }
         tracing::info!(stream = %stream, stopped, "pushes stopped through the admin API");
-        return Ok(json_response(
-            200,
-            &json!({ "stream": stream, "stopped": stopped }),
-        ));
+        return ok(&json!({ "stream": stream, "stopped": stopped }));
     }
     let Some(target) = target else {
         return Err(error(400, "the body must be {\"url\": \"rtmp://…\"}"));
@@ -394,23 +411,12 @@ fn so_target<'p>(
     };
     match method {
         "GET" | "HEAD" => {
-            let (so, scope) = segments.split_last().ok_or_else(usage)?;
-            if scope.is_empty() {
-                return Err(usage());
-            }
-            Ok(SoTarget::Object {
-                scope: scope_of(shared, scope)?,
-                so: name_segment(so, "shared object name")?,
-            })
+            let (scope, so) = scoped_name(shared, segments, "shared object name", usage)?;
+            Ok(SoTarget::Object { scope, so })
         }
         "PUT" | "DELETE" | "POST" => {
             let (last, rest) = segments.split_last().ok_or_else(usage)?;
-            let (so, scope) = rest.split_last().ok_or_else(usage)?;
-            if scope.is_empty() {
-                return Err(usage());
-            }
-            let scope = scope_of(shared, scope)?;
-            let so = name_segment(so, "shared object name")?;
+            let (scope, so) = scoped_name(shared, rest, "shared object name", usage)?;
             if method == "POST" {
                 return match *last {
                     "send" | "clear" => Ok(SoTarget::Action {
@@ -518,7 +524,7 @@ fn shared_objects(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&st
                 }))
             });
             match found {
-                Some(body) => Ok(json_response(200, &body)),
+                Some(body) => ok(&body),
                 None => Err(error(
                     404,
                     format!("no shared object {so:?} loaded in {scope}"),
@@ -538,13 +544,10 @@ fn shared_objects(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&st
             };
             let result =
                 shared.with_hub(|hub| hub.so_apply(now, &scope, so, persistent, vec![change]));
-            match result {
-                Ok(version) => {
-                    tracing::info!(%scope, so, key, method = request.method, version, "shared object written through the admin API");
-                    Ok(json_response(200, &json!({ "version": version })))
-                }
-                Err(e) => Err(hub_error(&e)),
-            }
+            hub_answer(result, |version| {
+                tracing::info!(%scope, so, key, method = request.method, version, "shared object written through the admin API");
+                json!({ "version": version })
+            })
         }
         SoTarget::Action {
             scope,
@@ -571,17 +574,12 @@ fn shared_objects(shared: &Shared, request: &AdminRequest<'_>, segments: Vec<&st
                 hub.so_send(now, &scope, so, method, args)
                     .map(|()| subscribers)
             });
-            match result {
-                Ok(subscribers) => Ok(json_response(200, &json!({ "sent_to": subscribers }))),
-                Err(e) => Err(hub_error(&e)),
-            }
+            hub_answer(result, |subscribers| json!({ "sent_to": subscribers }))
         }
         SoTarget::Action { scope, so, .. } => {
             let persistent = persistence(shared, request.query, &scope, so)?;
-            match shared.with_hub(|hub| hub.so_clear(now, &scope, so, persistent)) {
-                Ok(version) => Ok(json_response(200, &json!({ "version": version }))),
-                Err(e) => Err(hub_error(&e)),
-            }
+            let result = shared.with_hub(|hub| hub.so_clear(now, &scope, so, persistent));
+            hub_answer(result, |version| json!({ "version": version }))
         }
     }
 }

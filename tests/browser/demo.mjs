@@ -13,10 +13,7 @@
 // and {"event":"pageerror"|"console"|"http-error",…} for errors in the page.
 // Exit status 0 when every step worked; 1 (with {"event":"error",…}) if not.
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { emit, withPage } from './chromium.mjs';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
@@ -30,38 +27,14 @@ const { values: args } = parseArgs({
     timeout: { type: 'string', default: '20000' },
   },
 });
-const timeout = Number(args.timeout);
-const emit = obj => process.stdout.write(JSON.stringify(obj) + '\n');
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'tern-chromium-'));
-let context;
-let status = 1;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: args.chromium,
-    headless: true,
-    viewport: { width: 1100, height: 560 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      // The TLS test serves the page and wss:// with a certificate it made.
-      '--ignore-certificate-errors',
-    ],
-  });
-  const page = context.pages()[0] ?? await context.newPage();
-  page.setDefaultTimeout(timeout);
-  page.on('pageerror', e => emit({ event: 'pageerror', message: String(e) }));
-  // Failed loads are reported with their URL by the response handler; the
-  // console only repeats them without it.
-  page.on('console', m => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) {
-      emit({ event: 'console', text: m.text() });
-    }
-  });
-  page.on('response', r => {
-    if (r.status() >= 400) emit({ event: 'http-error', url: r.url(), status: r.status() });
-  });
-
+await withPage({
+  executablePath: args.chromium,
+  viewport: { width: 1100, height: 560 },
+  // The TLS test serves the page and wss:// with a certificate it made.
+  args: ['--ignore-certificate-errors'],
+  timeout: Number(args.timeout),
+  consoleErrors: true,
+}, async page => {
   await page.goto(args.url);
   await page.fill('#room', args.room);
   await page.click('#join');
@@ -92,11 +65,4 @@ try {
 
   await page.screenshot({ path: args.screenshot });
   emit({ event: 'screenshot', path: args.screenshot });
-  status = 0;
-} catch (e) {
-  emit({ event: 'error', message: String(e && e.stack || e) });
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
-}
-process.exit(status);
+});

@@ -11,10 +11,7 @@
 // {"event":"first-frame","ms":…} {"event":"playing","frames":…,"currentTime":…,"delay":…,"ms":…}
 // {"event":"screenshot","path":…}; {"event":"error",…} and exit 1 on failure.
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { emit, withPage } from './chromium.mjs';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
@@ -29,27 +26,12 @@ const { values: args } = parseArgs({
     chromium: { type: 'string', default: '/usr/bin/chromium' },
   },
 });
-const emit = obj => process.stdout.write(JSON.stringify(obj) + '\n');
-const userDataDir = mkdtempSync(join(tmpdir(), 'tern-chromium-'));
-let context;
-let status = 1;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: args.chromium,
-    headless: true,
-    viewport: { width: 1400, height: 700 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
-  const page = context.pages()[0] ?? await context.newPage();
-  page.setDefaultTimeout(15000);
-  page.on('pageerror', e => emit({ event: 'pageerror', message: String(e) }));
-  page.on('response', r => {
-    if (r.status() >= 400) emit({ event: 'http-error', url: r.url(), status: r.status() });
-  });
+await withPage({
+  executablePath: args.chromium,
+  viewport: { width: 1400, height: 700 },
+  args: ['--autoplay-policy=no-user-gesture-required'],
+  timeout: 15000,
+}, async page => {
   await page.goto(args.url);
   await page.fill('#l-room', args.room);
   await page.selectOption('#l-transport', args.transport);
@@ -72,11 +54,4 @@ try {
     await page.screenshot({ path: args.screenshot, fullPage: true });
     emit({ event: 'screenshot', path: args.screenshot });
   }
-  status = 0;
-} catch (e) {
-  emit({ event: 'error', message: String(e) });
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
-}
-process.exit(status);
+});

@@ -9,6 +9,16 @@ encoding of the case's Python value (each with fresh reference tables).
 cases) from stdin, decodes each with py3amf and prints {"name", "ok",
 "got"}: whether the decoded value equals the case's Python value (numbers
 compared with their type: int is not float).
+
+`bodies`: prints {"name", "hex"} per message body of `bodies()`: the AMF0
+values of a type-17 command or type-15 data message as py3amf writes them
+with `use_amf3` (one AMF0 encoder, so ONE set of AMF3 reference tables for
+all the AVM+ values of the body: later values refer to strings and traits
+of earlier ones).
+
+`read_bodies`: reads {"name", "hex"} lines (bodies tern wrote) and decodes
+each with one py3amf AMF0 decoder (shared AMF3 tables, as py3amf and Red5
+read a message), printing {"name", "ok", "got"} against `bodies()`.
 """
 import datetime
 import json
@@ -110,6 +120,59 @@ def same(a, b):
     return type(a) is type(b) and a == b
 
 
+def bodies():
+    """Message bodies: (AMF0 prefix values, AVM+ values), by name."""
+    return {
+        # A call: name and transaction id in AMF0, as Flash writes them.
+        "command": (
+            ["m", 0],
+            [None, {"k": "v"}, {"k": "v"}, "v", Point(1, "two"), Point(3, "two")],
+        ),
+        # NetStream.send data: every value AVM+. The last Point repeats a
+        # string within itself, which only a reader whose tables match the
+        # writer's reads right.
+        "data": (
+            [],
+            ["onText", {"text": "hi"}, {"text": "hi"}, "hi", Point(1, "hi"), Point("zz", "zz")],
+        ),
+    }
+
+
+def encode_bodies():
+    for name, (amf0_values, avm_values) in bodies().items():
+        enc = pyamf.get_encoder(pyamf.AMF0)
+        for v in amf0_values:
+            enc.writeElement(v)
+        enc.use_amf3 = True
+        for v in avm_values:
+            enc.writeElement(v)
+        print(json.dumps({"name": name, "hex": enc.stream.getvalue().hex()}))
+
+
+def read_bodies():
+    expected = bodies()
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        case = json.loads(line)
+        name = case["name"]
+        amf0_values, avm_values = expected[name]
+        dec = pyamf.get_decoder(pyamf.AMF0, bytes.fromhex(case["hex"]))
+        got = []
+        try:
+            while dec.stream.remaining():
+                got.append(dec.readElement())
+            want = [float(v) if type(v) is int else v for v in amf0_values] + avm_values
+            ok = len(got) == len(want) and all(
+                (g == w if name == "command" and i < 2 else same(g, w))
+                for i, (g, w) in enumerate(zip(got, want))
+            )
+        except Exception as e:  # report, the Rust test fails on ok=false
+            got, ok = "error: %r" % (e,), False
+        print(json.dumps({"name": name, "ok": ok, "got": repr(got)}))
+
+
 def encode():
     for name, value in cases().items():
         enc = amf3.Encoder()
@@ -137,4 +200,9 @@ def decode():
 
 
 if __name__ == "__main__":
-    {"encode": encode, "decode": decode}[sys.argv[1]]()
+    {
+        "encode": encode,
+        "decode": decode,
+        "bodies": encode_bodies,
+        "read_bodies": read_bodies,
+    }[sys.argv[1]]()

@@ -11,18 +11,23 @@
 //!   [`http::request`] for any method, headers and a body.
 //! - [`require_tool`], [`test_flv`], [`Probe`]: external tools, the test
 //!   media and ffprobe's view of a capture.
+//! - [`browser`]: Chromium through tests/browser's scripts (readiness,
+//!   the demo page's chat round trip).
 //! - [`rtmp::RtmpClient`]: the core RTMP client over tokio, for
 //!   shared-object tests that mix RTMP and WebSocket clients.
 //! - [`recording_proxy::RecordingProxy`]: what a client sent on the wire, rendered
 //!   by `tern trace`.
 //! - [`webhook::Webhook`]: a webhook receiver for the HTTP callback tests.
+//! - [`ws::WsClient`]: a WebSocket (protocol v1) client over tokio.
 //!
 //! See docs/testing.md for what each test shows.
 
+pub mod browser;
 pub mod http;
 pub mod recording_proxy;
 pub mod rtmp;
 pub mod webhook;
+pub mod ws;
 
 use serde_json::Value as Json;
 use std::ffi::OsStr;
@@ -665,35 +670,55 @@ pub fn metric(metrics: &str, series: &str) -> Option<f64> {
 /// ffmpeg: call [`require_tool`] first.
 pub fn test_flv() -> &'static Path {
     static FLV: OnceLock<PathBuf> = OnceLock::new();
-    FLV.get_or_init(|| {
-        let dir = target_dir().join("tern-tests");
-        fs::create_dir_all(&dir).expect("cannot create the media dir");
-        let path = dir.join("testsrc-320x180-25fps-gop50-12s.flv");
-        if path.is_file() {
-            return path;
-        }
-        // Several test processes may race: each writes its own file and
-        // renames it into place.
-        let tmp = dir.join(format!("testsrc-{}.flv.tmp", std::process::id()));
-        let output = Command::new("timeout")
-            .args(["-k", "5", "60", "ffmpeg", "-nostdin", "-v", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-            .args(["-t", &TEST_FLV_SECS.to_string()])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"])
-            .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
-            .arg(&tmp)
-            .stdin(Stdio::null())
-            .output()
-            .expect("cannot run ffmpeg");
-        assert!(
-            output.status.success(),
-            "ffmpeg could not make the test FLV:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        fs::rename(&tmp, &path).expect("cannot move the test FLV into place");
-        path
-    })
+    FLV.get_or_init(|| pattern_flv("testsrc", 50, TEST_FLV_SECS))
+}
+
+/// A `secs`-second H.264/AAC FLV of the lavfi video source `source`
+/// (`testsrc`, `testsrc2`, `smptebars`, …) at 320x180, 25 fps, a keyframe
+/// every `gop` frames, with a 440 Hz tone; made with ffmpeg once and
+/// cached in the target directory (several test processes may race: each
+/// writes its own file and renames it into place). Needs ffmpeg.
+pub fn pattern_flv(source: &str, gop: u32, secs: u32) -> PathBuf {
+    let dir = target_dir().join("tern-tests");
+    fs::create_dir_all(&dir).expect("cannot create the media dir");
+    let path = dir.join(format!("{source}-320x180-25fps-gop{gop}-{secs}s.flv"));
+    if path.is_file() {
+        return path;
+    }
+    let tmp = dir.join(format!(
+        "{source}-{gop}-{secs}-{}.flv.tmp",
+        std::process::id()
+    ));
+    let output = Command::new("timeout")
+        .args(["-k", "5", "60", "ffmpeg", "-nostdin", "-v", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("{source}=size=320x180:rate=25"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &secs.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            &gop.to_string(),
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
+        .arg(&tmp)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run ffmpeg");
+    assert!(
+        output.status.success(),
+        "ffmpeg could not make the test FLV:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fs::rename(&tmp, &path).expect("cannot move the test FLV into place");
+    path
 }
 
 /// One stream of a probed file.

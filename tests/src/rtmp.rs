@@ -147,6 +147,76 @@ impl RtmpClient {
         }
     }
 
+    /// The next event `pick` accepts within 10 s, skipping the others;
+    /// panics with `what` otherwise.
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(ClientEvent) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event(left).await {
+                Some(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
+                None => panic!("{}: no {what} within 10 s", self.name),
+            }
+        }
+    }
+
+    /// Creates a stream and returns its id (within 10 s).
+    pub async fn create_stream(&mut self) -> u32 {
+        self.conn.create_stream().expect("createStream");
+        self.wait_for("createStream result", |e| match e {
+            ClientEvent::StreamCreated { stream_id, .. } => Some(stream_id),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits (10 s) for an `onStatus` with `code`.
+    pub async fn status(&mut self, code: &str) {
+        self.wait_for(code, |e| match e {
+            ClientEvent::Status { code: c, .. } if c == code => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Publishes `name` on a new stream; returns the stream id once
+    /// `NetStream.Publish.Start` came.
+    pub async fn publish(&mut self, name: &str) -> u32 {
+        let stream = self.create_stream().await;
+        self.conn.publish(stream, name).expect("publish");
+        self.status("NetStream.Publish.Start").await;
+        stream
+    }
+
+    /// Plays `name` on a new stream, until `NetStream.Play.Start`.
+    pub async fn play(&mut self, name: &str) {
+        let stream = self.create_stream().await;
+        self.conn.play(stream, name, -1.0).expect("play");
+        self.status("NetStream.Play.Start").await;
+    }
+
+    /// The payload of the next data message (type 18, or type 15 after its
+    /// encoding byte) within 10 s.
+    pub async fn next_data_payload(&mut self) -> Vec<u8> {
+        self.wait_for("data message", |e| match e {
+            ClientEvent::Media {
+                kind: tern_core::hub::MediaKind::Data,
+                payload,
+                ..
+            } => Some(payload.to_vec()),
+            _ => None,
+        })
+        .await
+    }
+
     /// The next shared-object message within `within`, skipping other
     /// events.
     pub async fn next_so(&mut self, within: Duration) -> Option<SharedObjectMessage> {

@@ -38,67 +38,9 @@ async fn amf3_client(server: &Server, name: &str) -> RtmpClient {
     RtmpClient::connect_with(name, server.rtmp_addr(), APP, |c| c.amf3 = true).await
 }
 
-/// The next event `pick` accepts within 10 s; panics with `what` otherwise.
-async fn wait_for<T>(
-    client: &mut RtmpClient,
-    what: &str,
-    mut pick: impl FnMut(ClientEvent) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + SECS(10);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.next_event(left).await {
-            Some(event) => {
-                if let Some(found) = pick(event) {
-                    return found;
-                }
-            }
-            None => panic!("no {what} within 10 s"),
-        }
-    }
-}
-
-async fn create_stream(client: &mut RtmpClient) -> u32 {
-    client.conn().create_stream().expect("createStream");
-    wait_for(client, "createStream result", |e| match e {
-        ClientEvent::StreamCreated { stream_id, .. } => Some(stream_id),
-        _ => None,
-    })
-    .await
-}
-
-async fn status(client: &mut RtmpClient, code: &str) {
-    wait_for(client, code, |e| match e {
-        ClientEvent::Status { code: c, .. } if c == code => Some(()),
-        _ => None,
-    })
-    .await
-}
-
-async fn publish(client: &mut RtmpClient, name: &str) -> u32 {
-    let stream = create_stream(client).await;
-    client.conn().publish(stream, name).expect("publish");
-    status(client, "NetStream.Publish.Start").await;
-    stream
-}
-
-async fn play(client: &mut RtmpClient, name: &str) {
-    let stream = create_stream(client).await;
-    client.conn().play(stream, name, -1.0).expect("play");
-    status(client, "NetStream.Play.Start").await;
-}
-
 /// The values of the next data message a player receives.
 async fn next_data(client: &mut RtmpClient) -> Vec<amf0::Value> {
-    let payload = wait_for(client, "data message", |e| match e {
-        ClientEvent::Media {
-            kind: MediaKind::Data,
-            payload,
-            ..
-        } => Some(payload),
-        _ => None,
-    })
-    .await;
+    let payload = client.next_data_payload().await;
     amf0::decode_all(&payload, &Limits::default()).expect("data message AMF0")
 }
 
@@ -199,16 +141,17 @@ impl WsClient {
 /// into the shared model; that its values came as AVM+ is checked by the
 /// shared-object tests, that it came as type 16 by the counter below.)
 async fn amf3_message(client: &mut RtmpClient, method: &str) -> Vec<Value> {
-    let args = wait_for(client, method, |e| match e {
-        ClientEvent::SharedObject(so) => so.events.into_iter().find_map(|ev| match ev {
-            tern_core::message::SoEvent::SendMessage { method: m, args } if m == method => {
-                Some(args)
-            }
+    let args = client
+        .wait_for(method, |e| match e {
+            ClientEvent::SharedObject(so) => so.events.into_iter().find_map(|ev| match ev {
+                tern_core::message::SoEvent::SendMessage { method: m, args } if m == method => {
+                    Some(args)
+                }
+                _ => None,
+            }),
             _ => None,
-        }),
-        _ => None,
-    })
-    .await;
+        })
+        .await;
     args.iter()
         .map(|a| amf3::from_amf0(a, &Limits::default()).expect("AMF3 argument"))
         .collect()
@@ -225,9 +168,9 @@ async fn amf3_commands_and_data_reach_amf0_amf3_and_websocket_clients() {
 
     // Calls from the AMF3 client are type 17 and understood; the answers
     // come back as type 17.
-    let stream = publish(&mut flash, "cam").await;
-    play(&mut flash_player, "cam").await;
-    play(&mut plain, "cam").await;
+    let stream = flash.publish("cam").await;
+    flash_player.play("cam").await;
+    plain.play("cam").await;
 
     // AMF3 data → the AMF0 player as AMF0 (type 18), the AMF3 player as
     // type 15, both the same values.
@@ -244,8 +187,8 @@ async fn amf3_commands_and_data_reach_amf0_amf3_and_websocket_clients() {
     assert_eq!(next_data(&mut flash_player).await, want);
 
     // AMF0 data → the AMF3 player as type 15, the same values.
-    let back = publish(&mut plain, "desk").await;
-    play(&mut flash_player, "desk").await;
+    let back = plain.publish("desk").await;
+    flash_player.play("desk").await;
     let reply = amf0::Value::object([
         ("from", amf0::Value::string("amf0")),
         ("n", amf0::Value::Number(1.5)),
@@ -311,11 +254,12 @@ async fn amf3_commands_and_data_reach_amf0_amf3_and_websocket_clients() {
         .call("whoami", vec![avmplus(&Value::string("x"))], true)
         .expect("call");
     flash.flush().await;
-    let code = wait_for(&mut flash, "_error", |e| match e {
-        ClientEvent::Error { info, .. } => info.get("code").cloned(),
-        _ => None,
-    })
-    .await;
+    let code = flash
+        .wait_for("_error", |e| match e {
+            ClientEvent::Error { info, .. } => info.get("code").cloned(),
+            _ => None,
+        })
+        .await;
     assert_eq!(code, amf0::Value::string("NetConnection.Call.Failed"));
 
     // The forms, by type id.

@@ -10,8 +10,13 @@ use serde_json::Value as Json;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use tern_core::Limits;
+use tern_core::amf0;
 use tern_core::amf3::{self, Array, Object, Value};
-use tern_tests::{require, require_tool, workspace_root};
+use tern_core::chunk::RawMessage;
+use tern_core::hub::MediaKind;
+use tern_core::message::{Message, type_id};
+use tern_tests::rtmp::RtmpClient;
+use tern_tests::{Server, ServerOptions, require, require_tool, workspace_root};
 
 fn s(text: &str) -> Value {
     Value::string(text)
@@ -255,4 +260,144 @@ fn tern_encodings_decode_in_py3amf() {
             line["got"]
         );
     }
+}
+
+/// amf3_interop.py's `bodies()` in tern's shared model: what tern makes of
+/// each whole message body (typed objects stay AMF3, as AVM+ values).
+fn body(name: &str) -> Vec<amf0::Value> {
+    let typed = |x: Value, y: Value| amf3::to_amf0(&point(x, y));
+    let obj = |k: &str, v: &str| amf0::Value::object([(k, amf0::Value::string(v))]);
+    match name {
+        "command" => vec![
+            amf0::Value::string("m"),
+            amf0::Value::Number(0.0),
+            amf0::Value::Null,
+            obj("k", "v"),
+            obj("k", "v"),
+            amf0::Value::string("v"),
+            typed(Value::Integer(1), s("two")),
+            typed(Value::Integer(3), s("two")),
+        ],
+        "data" => vec![
+            amf0::Value::string("onText"),
+            obj("text", "hi"),
+            obj("text", "hi"),
+            amf0::Value::string("hi"),
+            typed(Value::Integer(1), s("hi")),
+            typed(s("zz"), s("zz")),
+        ],
+        other => panic!("no body {other}"),
+    }
+}
+
+/// py3amf's message bodies (one AMF0 encoder with `use_amf3`: one set of
+/// AMF3 reference tables for the whole body, so later values refer to
+/// strings and traits of earlier ones) as type-17 and type-15 payloads:
+/// tern decodes them to the values py3amf wrote.
+#[test]
+fn py3amf_message_bodies_decode_in_tern() {
+    if !require_py3amf() {
+        return;
+    }
+    let lines = script("bodies", "");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let name = line["name"].as_str().expect("name");
+        let mut payload = vec![0];
+        payload.extend(unhex(line["hex"].as_str().expect("hex")));
+        let type_id = if name == "command" {
+            type_id::COMMAND_AMF3
+        } else {
+            type_id::DATA_AMF3
+        };
+        let raw = RawMessage {
+            csid: 3,
+            timestamp: 0,
+            type_id,
+            stream_id: 0,
+            payload: payload.clone().into(),
+        };
+        let values = match Message::decode(&raw, &Limits::default()) {
+            Ok(Message::Command(c)) => [
+                vec![
+                    amf0::Value::String(c.name),
+                    amf0::Value::Number(c.transaction_id),
+                    c.command_object,
+                ],
+                c.args,
+            ]
+            .concat(),
+            Ok(Message::Data(d)) => d.values,
+            other => panic!("{name}: py3amf's {payload:02x?} read as {other:?}"),
+        };
+        assert_eq!(values, body(name), "{name}: py3amf's {payload:02x?}");
+    }
+}
+
+/// End to end through `tern`: an objectEncoding-3 publisher sends
+/// py3amf's type-15 body (tables shared across its values); the AMF0
+/// player receives the values py3amf wrote, and the body the AMF3 player
+/// receives (type 15) decodes in py3amf — one decoder for the body, as
+/// py3amf and Red5 read — to the same Python values. (Written with fresh
+/// tables per value, the last `Point("zz", "zz")` would read as
+/// `Point("zz", "hi")` there: its own string reference would name an
+/// entry of the first Point.)
+#[tokio::test(flavor = "current_thread")]
+async fn py3amf_data_body_through_tern_reads_the_same_in_amf0_and_py3amf() {
+    if !require_py3amf() {
+        return;
+    }
+    let lines = script("bodies", "");
+    let data = lines
+        .iter()
+        .find(|l| l["name"] == "data")
+        .expect("data body");
+    let sent = unhex(data["hex"].as_str().expect("hex"));
+    let server = Server::start(ServerOptions::default());
+    let app = "live/py3amf";
+    let mut flash = RtmpClient::connect_with("py3amf publisher", server.rtmp_addr(), app, |c| {
+        c.amf3 = true
+    })
+    .await;
+    let mut flash_player =
+        RtmpClient::connect_with("amf3 player", server.rtmp_addr(), app, |c| c.amf3 = true).await;
+    let mut plain = RtmpClient::connect("amf0 player", server.rtmp_addr(), app).await;
+    let stream = flash.publish("cam").await;
+    flash_player.play("cam").await;
+    plain.play("cam").await;
+    flash
+        .conn()
+        .send_media(stream, MediaKind::Data, 0, sent.into())
+        .expect("send data");
+    flash.flush().await;
+    // (Compared by meaning: the AVM+ values after the first are written
+    // anew, without references.)
+    let meaning = |values: &[amf0::Value]| -> Vec<Value> {
+        values
+            .iter()
+            .map(|v| amf3::from_amf0(v, &Limits::default()).expect("AMF3 meaning"))
+            .collect()
+    };
+    let amf0_body = plain.next_data_payload().await;
+    assert_eq!(
+        meaning(&amf0::decode_all(&amf0_body, &Limits::default()).expect("type 18 body")),
+        meaning(&body("data"))
+    );
+    assert_eq!(
+        flash_player.conn().received_messages(type_id::DATA_AMF3),
+        0,
+        "not yet received"
+    );
+    let amf3_body = flash_player.next_data_payload().await;
+    assert_eq!(flash_player.conn().received_messages(type_id::DATA_AMF3), 1);
+    let input = serde_json::json!({"name": "data", "hex": hex(&amf3_body)}).to_string();
+    let read = script("read_bodies", &input);
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(
+        read[0]["ok"],
+        true,
+        "py3amf read tern's type-15 body {} as {}",
+        hex(&amf3_body),
+        read[0]["got"]
+    );
 }

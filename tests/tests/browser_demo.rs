@@ -3,15 +3,12 @@
 //! clients through the transient SO `chat`.
 
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
+use tern_tests::browser::{DemoChat, browser_dir, browser_failed, browser_ready, page_errors};
 use tern_tests::rtmp::RtmpClient;
-use tern_tests::{
-    Proc, Server, ServerOptions, require, require_tool, target_dir, tern_so, workspace_root,
-};
+use tern_tests::{Proc, Server, ServerOptions, target_dir};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The page joins room `chat/room1` and sends a line: a core RTMP client
 /// using SO `chat` receives it as a change of `message`. `tern so set`
@@ -21,20 +18,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// `<target>/tern-tests/artifacts/demo.png`.
 #[tokio::test(flavor = "current_thread")]
 async fn demo_page_chats_with_rtmp_clients_in_chromium() {
-    let browser_dir = workspace_root().join("tests/browser");
-    let playwright = browser_dir.join("node_modules/playwright-core/package.json");
-    let ready = [
-        require_tool("node"),
-        require(
-            "chromium (/usr/bin/chromium)",
-            Path::new(CHROMIUM).is_file(),
-        ),
-        require(
-            "playwright-core (npm ci in tests/browser)",
-            playwright.is_file(),
-        ),
-    ];
-    if ready.contains(&false) {
+    if !browser_ready(&[]) {
         return;
     }
     let server = Server::start(ServerOptions::default());
@@ -46,112 +30,28 @@ async fn demo_page_chats_with_rtmp_clients_in_chromium() {
     std::fs::create_dir_all(&artifacts).expect("cannot create the artifacts dir");
     let screenshot = artifacts.join("demo.png");
     let _ = std::fs::remove_file(&screenshot);
-    let page_line = "hello from chromium";
     let rtmp_line = "hello from RTMP";
-    let url = format!("http://{}/", server.http_addr());
-    let script = browser_dir.join("demo.mjs");
-    let mut browser = Proc::spawn(
-        server.dir(),
-        "chromium",
-        SECS(60),
-        "node",
-        [
-            script.as_os_str(),
-            "--url".as_ref(),
-            url.as_ref(),
-            "--room".as_ref(),
-            "chat/room1".as_ref(),
-            "--say".as_ref(),
-            page_line.as_ref(),
-            "--expect".as_ref(),
-            rtmp_line.as_ref(),
-            "--screenshot".as_ref(),
-            screenshot.as_os_str(),
-        ],
-    );
-    let failed = |browser: &Proc, what: &str| {
-        panic!(
-            "{what}; browser stdout:\n{}\nstderr:\n{}",
-            browser.stdout_text(),
-            browser.stderr_text()
-        )
-    };
-    if browser
-        .wait_for_json(SECS(30), |l| {
-            l["event"] == "joined" || l["event"] == "error"
-        })
-        .is_none_or(|l| l["event"] != "joined")
-    {
-        failed(&browser, "the page did not join the room");
+    let browser = DemoChat {
+        dir: server.dir(),
+        page_url: &format!("http://{}/", server.http_addr()),
+        rtmp_url: &server.rtmp_url("chat/room1"),
+        page_line: "hello from chromium",
+        rtmp_line,
+        screenshot: &screenshot,
     }
-
-    // The page's line reaches the RTMP client as a change of `message`.
-    let seen = rtmp
-        .collect_until(SECS(15), |entries| !entries.is_empty())
-        .await;
-    if seen
-        != [json!({"op": "change", "so": "chat", "version": v0 + 1,
-        "key": "message", "value": page_line})]
-    {
-        failed(&browser, &format!("the RTMP client saw {seen:?}"));
-    }
-
-    // An RTMP client's line reaches the page.
-    let mut set = tern_so(
-        server.dir(),
-        "so-set",
-        SECS(15),
-        &[
-            "set",
-            &server.rtmp_url("chat/room1"),
-            "chat",
-            "message",
-            &json!(rtmp_line).to_string(),
-        ],
-    );
-    let status = set.wait_exit(SECS(20));
-    assert!(
-        status.success(),
-        "tern so set failed: {}",
-        set.stderr_text()
-    );
-    let status = browser.wait_exit(SECS(30));
-    if !status.success() {
-        failed(&browser, &format!("the browser script failed ({status})"));
-    }
-    let log = browser
-        .json_lines()
-        .into_iter()
-        .find(|l| l["event"] == "log")
-        .unwrap_or_else(|| failed(&browser, "no log line"));
-    assert_eq!(
-        log["lines"],
-        json!([{"text": page_line, "mine": true}, {"text": rtmp_line, "mine": false}]),
-        "the page's chat log"
-    );
+    .run(&mut rtmp, v0)
+    .await;
     let inspected = browser
         .json_lines()
         .into_iter()
         .find(|l| l["event"] == "inspected")
-        .unwrap_or_else(|| failed(&browser, "no inspector line"));
+        .unwrap_or_else(|| browser_failed(&browser, "no inspector line"));
     assert_eq!(
         inspected["keys"],
         json!([["message", json!(rtmp_line).to_string()]]),
         "the inspector's table of SO chat"
     );
-    // (Chromium asks for /favicon.ico by itself; the demo has none.)
-    let errors: Vec<_> = browser
-        .json_lines()
-        .into_iter()
-        .filter(|l| {
-            matches!(
-                l["event"].as_str(),
-                Some("pageerror" | "console" | "http-error")
-            ) && !l["url"]
-                .as_str()
-                .is_some_and(|u| u.ends_with("/favicon.ico"))
-        })
-        .collect();
+    let errors = page_errors(&browser);
     assert!(errors.is_empty(), "errors in the page: {errors:?}");
     let png = std::fs::read(&screenshot).expect("no screenshot");
     assert!(
@@ -172,21 +72,7 @@ async fn demo_page_chats_with_rtmp_clients_in_chromium() {
 /// Screenshots: `<target>/tern-tests/artifacts/live-{http,ws}.png`.
 #[test]
 fn live_section_plays_http_flv_and_ws_flv_in_chromium() {
-    let browser_dir = workspace_root().join("tests/browser");
-    let playwright = browser_dir.join("node_modules/playwright-core/package.json");
-    let ready = [
-        require_tool("node"),
-        require_tool("ffmpeg"),
-        require(
-            "chromium (/usr/bin/chromium)",
-            Path::new(CHROMIUM).is_file(),
-        ),
-        require(
-            "playwright-core (npm ci in tests/browser)",
-            playwright.is_file(),
-        ),
-    ];
-    if ready.contains(&false) {
+    if !browser_ready(&["ffmpeg"]) {
         return;
     }
     let server = Server::start(ServerOptions::default());
@@ -217,7 +103,7 @@ fn live_section_plays_http_flv_and_ws_flv_in_chromium() {
     let artifacts = target_dir().join("tern-tests/artifacts");
     std::fs::create_dir_all(&artifacts).expect("cannot create the artifacts dir");
     let page = format!("http://{}/", server.http_addr());
-    let script = browser_dir.join("live.mjs");
+    let script = browser_dir().join("live.mjs");
     for transport in ["http", "ws"] {
         // Past the first keyframe, so the player joins inside a GOP.
         std::thread::sleep(Duration::from_millis(700));

@@ -3,17 +3,14 @@
 //! node, a `kill -9` of a node whose clients move to another, and a
 //! persistent object that outlives every node.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Map, Value as Json, json};
 use std::net::TcpStream as StdTcpStream;
 use std::path::Path;
 use std::time::Duration;
 use tern_sim::checker::{SoLog, View, agreement};
 use tern_tests::rtmp::RtmpClient;
+use tern_tests::ws::WsClient;
 use tern_tests::{Proc, Server, ServerOptions, require_tool, wait_for};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const ROOM: &str = "chat/cluster";
@@ -58,76 +55,6 @@ fn node_with(nats_port: u16, id: &str, more: &str) -> Server {
         )),
         ..ServerOptions::default()
     })
-}
-
-/// A WebSocket subscriber (protocol v1, docs/ws-protocol.md).
-struct WsClient {
-    name: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl WsClient {
-    async fn connect(name: &str, url: &str) -> WsClient {
-        let (ws, _) = tokio::time::timeout(SECS(10), tokio_tungstenite::connect_async(url))
-            .await
-            .unwrap_or_else(|_| panic!("{name}: no WebSocket handshake within 10 s"))
-            .unwrap_or_else(|e| panic!("{name}: WebSocket handshake with {url} failed: {e}"));
-        WsClient {
-            name: name.to_owned(),
-            ws,
-        }
-    }
-
-    async fn next_json(&mut self, within: Duration) -> Option<Json> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()??;
-            match frame.unwrap_or_else(|e| panic!("{}: receive failed: {e}", self.name)) {
-                Message::Text(text) => {
-                    return Some(serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
-                        panic!("{}: frame is not JSON ({e}): {text:?}", self.name)
-                    }));
-                }
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("{}: unexpected frame {other:?}", self.name),
-            }
-        }
-    }
-
-    /// Waits for `welcome`, uses `so` (transient) and returns its `sync`.
-    async fn use_so(&mut self, so: &str) -> Json {
-        let welcome = self.next_json(SECS(10)).await;
-        let welcome = welcome.unwrap_or_else(|| panic!("{}: no welcome", self.name));
-        assert_eq!(welcome["op"], "welcome", "{}: {welcome}", self.name);
-        let use_so = json!({"op": "use", "so": so, "persistent": false}).to_string();
-        self.ws
-            .send(Message::text(use_so))
-            .await
-            .unwrap_or_else(|e| panic!("{}: send failed: {e}", self.name));
-        let sync = self.next_json(SECS(10)).await;
-        let sync = sync.unwrap_or_else(|| panic!("{}: no sync", self.name));
-        assert_eq!(sync["op"], "sync", "{}: {sync}", self.name);
-        sync
-    }
-
-    async fn collect_until(
-        &mut self,
-        within: Duration,
-        mut done: impl FnMut(&[Json]) -> bool,
-    ) -> Vec<Json> {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut frames = Vec::new();
-        while !done(&frames) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next_json(left).await {
-                Some(frame) => frames.push(frame),
-                None => break,
-            }
-        }
-        frames
-    }
 }
 
 /// What one subscriber saw, checked by the simulator's checker

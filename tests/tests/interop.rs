@@ -32,41 +32,13 @@ fn short_flv(secs: u32) -> PathBuf {
 /// Like [`short_flv`] with another lavfi video source (`testsrc2`,
 /// `smptebars`, …), so two publishers' pictures differ.
 fn pattern_flv(source: &str, secs: u32) -> PathBuf {
+    // One maker at a time within this process.
     static MADE: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
     let _guard = MADE
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let dir = target_dir().join("tern-tests");
-    fs::create_dir_all(&dir).expect("cannot create the media dir");
-    let path = dir.join(format!("{source}-320x180-25fps-gop25-{secs}s.flv"));
-    if path.is_file() {
-        return path;
-    }
-    let tmp = dir.join(format!("{source}-{secs}-{}.flv.tmp", std::process::id()));
-    let output = Command::new("timeout")
-        .args(["-k", "5", "60", "ffmpeg", "-nostdin", "-v", "error", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("{source}=size=320x180:rate=25"),
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
-        .arg(&tmp)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run ffmpeg");
-    assert!(
-        output.status.success(),
-        "ffmpeg could not make the test FLV:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    fs::rename(&tmp, &path).expect("cannot move the test FLV into place");
-    path
+    tern_tests::pattern_flv(source, 25, secs)
 }
 
 /// `gst-launch-1.0` publishing `flv` (demuxed and muxed again, as the

@@ -13,11 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tern_tests::browser::{DemoChat, browser_ready, page_errors};
 use tern_tests::http::{parse_response, request_bytes};
 use tern_tests::rtmp::RtmpClient;
 use tern_tests::{
     HttpResponse, Probe, Proc, Server, ServerOptions, check_av_capture, require, require_tool,
-    require_tools, target_dir, tern_so, test_flv, wait_for, wait_publishing, workspace_root,
+    require_tools, target_dir, test_flv, wait_for, wait_publishing, workspace_root,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -580,27 +581,12 @@ async fn bad_tls_input_and_stalled_handshakes_leave_the_server_serving() {
     assert_eq!(tls.server.http_get("/healthz").unwrap().status, 200);
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// The demo page from `https://`, its chat over `wss://`, in Chromium
 /// (`--ignore-certificate-errors`, see tests/browser/demo.mjs): the page's
 /// line reaches an RTMP client and an RTMP client's line reaches the page.
 #[tokio::test(flavor = "current_thread")]
 async fn demo_page_over_https_and_wss_in_chromium() {
-    let browser_dir = workspace_root().join("tests/browser");
-    let playwright = browser_dir.join("node_modules/playwright-core/package.json");
-    let ready = [
-        require_tool("node"),
-        require(
-            "chromium (/usr/bin/chromium)",
-            Path::new(CHROMIUM).is_file(),
-        ),
-        require(
-            "playwright-core (npm ci in tests/browser)",
-            playwright.is_file(),
-        ),
-    ];
-    if ready.contains(&false) {
+    if !browser_ready(&[]) {
         return;
     }
     let tls = TlsServer::start();
@@ -610,90 +596,17 @@ async fn demo_page_over_https_and_wss_in_chromium() {
         .unwrap();
     let artifacts = target_dir().join("tern-tests/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let screenshot = artifacts.join("demo-https.png");
-    let page_line = "hello over wss";
-    let rtmp_line = "hello from RTMP to wss";
-    let url = format!("https://127.0.0.1:{}/", tls.https.port());
-    let script = browser_dir.join("demo.mjs");
-    let mut browser = Proc::spawn(
-        tls.dir(),
-        "chromium",
-        SECS(60),
-        "node",
-        [
-            script.to_str().unwrap(),
-            "--url",
-            &url,
-            "--room",
-            "chat/room1",
-            "--say",
-            page_line,
-            "--expect",
-            rtmp_line,
-            "--screenshot",
-            screenshot.to_str().unwrap(),
-        ],
-    );
-    let failed = |browser: &Proc, what: &str| -> ! {
-        panic!(
-            "{what}; browser stdout:\n{}\nstderr:\n{}",
-            browser.stdout_text(),
-            browser.stderr_text()
-        )
-    };
-    if browser
-        .wait_for_json(SECS(30), |l| {
-            l["event"] == "joined" || l["event"] == "error"
-        })
-        .is_none_or(|l| l["event"] != "joined")
-    {
-        failed(&browser, "the page did not join the room over wss");
+    let browser = DemoChat {
+        dir: tls.dir(),
+        page_url: &format!("https://127.0.0.1:{}/", tls.https.port()),
+        rtmp_url: &tls.server.rtmp_url("chat/room1"),
+        page_line: "hello over wss",
+        rtmp_line: "hello from RTMP to wss",
+        screenshot: &artifacts.join("demo-https.png"),
     }
-    let seen = rtmp.collect_until(SECS(15), |e| !e.is_empty()).await;
-    if seen
-        != [json!({"op": "change", "so": "chat", "version": v0 + 1,
-                   "key": "message", "value": page_line})]
-    {
-        failed(&browser, &format!("the RTMP client saw {seen:?}"));
-    }
-    let mut set = tern_so(
-        tls.dir(),
-        "so-set",
-        SECS(15),
-        &[
-            "set",
-            &tls.server.rtmp_url("chat/room1"),
-            "chat",
-            "message",
-            &json!(rtmp_line).to_string(),
-        ],
-    );
-    assert!(set.wait_exit(SECS(20)).success(), "{}", set.stderr_text());
-    let status = browser.wait_exit(SECS(30));
-    if !status.success() {
-        failed(&browser, &format!("the browser script failed ({status})"));
-    }
-    let log = browser
-        .json_lines()
-        .into_iter()
-        .find(|l| l["event"] == "log")
-        .unwrap_or_else(|| failed(&browser, "no log line"));
-    assert_eq!(
-        log["lines"],
-        json!([{"text": page_line, "mine": true}, {"text": rtmp_line, "mine": false}]),
-    );
-    let errors: Vec<Json> = browser
-        .json_lines()
-        .into_iter()
-        .filter(|l| {
-            matches!(
-                l["event"].as_str(),
-                Some("pageerror" | "console" | "http-error")
-            ) && !l["url"]
-                .as_str()
-                .is_some_and(|u| u.ends_with("/favicon.ico"))
-        })
-        .collect();
+    .run(&mut rtmp, v0)
+    .await;
+    let errors = page_errors(&browser);
     assert!(errors.is_empty(), "errors in the page: {errors:?}");
     // The page's WebSocket went through the HTTPS port.
     let log = tls.server.log();

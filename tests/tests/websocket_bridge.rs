@@ -5,124 +5,17 @@
 //! order for all; Red5 chat mode (subprotocol `chat`) bridges plain text and
 //! SO changes of `message`.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tern_tests::rtmp::RtmpClient;
+use tern_tests::ws::WsClient;
 use tern_tests::{Proc, Server, ServerOptions, require_tool, wait_for, workspace_root};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 /// Between two scripted ops of one client, so the scripts interleave.
 const PAUSE: Duration = Duration::from_millis(3);
-
-/// A tokio-tungstenite client.
-struct WsClient {
-    name: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// The subprotocol the server selected.
-    subprotocol: Option<String>,
-}
-
-impl WsClient {
-    async fn connect(name: &str, url: &str, subprotocol: Option<&str>) -> WsClient {
-        let mut request = url.into_client_request().expect("bad WebSocket URL");
-        if let Some(protocol) = subprotocol {
-            request.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_str(protocol).expect("bad subprotocol"),
-            );
-        }
-        let (ws, response) =
-            tokio::time::timeout(SECS(10), tokio_tungstenite::connect_async(request))
-                .await
-                .unwrap_or_else(|_| panic!("{name}: no WebSocket handshake within 10 s"))
-                .unwrap_or_else(|e| panic!("{name}: WebSocket handshake with {url} failed: {e}"));
-        let subprotocol = response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        WsClient {
-            name: name.to_owned(),
-            ws,
-            subprotocol,
-        }
-    }
-
-    async fn send_text(&mut self, text: &str) {
-        self.ws
-            .send(Message::text(text))
-            .await
-            .unwrap_or_else(|e| panic!("{}: send failed: {e}", self.name));
-    }
-
-    async fn send_json(&mut self, value: &Json) {
-        self.send_text(&value.to_string()).await;
-    }
-
-    /// The next text frame within `within` (pings and pongs skipped).
-    async fn next_text(&mut self, within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()??;
-            match frame.unwrap_or_else(|e| panic!("{}: receive failed: {e}", self.name)) {
-                Message::Text(text) => return Some(text.as_str().to_owned()),
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("{}: unexpected frame {other:?}", self.name),
-            }
-        }
-    }
-
-    async fn next_json(&mut self, within: Duration) -> Option<Json> {
-        let text = self.next_text(within).await?;
-        Some(
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: frame is not JSON ({e}): {text:?}", self.name)),
-        )
-    }
-
-    /// Waits for `welcome`, uses `so` (transient) and returns its `sync`.
-    async fn use_so(&mut self, so: &str) -> Json {
-        let welcome = self.next_json(SECS(10)).await;
-        let welcome = welcome.unwrap_or_else(|| panic!("{}: no welcome", self.name));
-        assert_eq!(welcome["op"], "welcome", "{}: {welcome}", self.name);
-        self.send_json(&json!({"op": "use", "so": so, "persistent": false}))
-            .await;
-        let sync = self.next_json(SECS(10)).await;
-        let sync = sync.unwrap_or_else(|| panic!("{}: no sync", self.name));
-        assert_eq!(sync["op"], "sync", "{}: {sync}", self.name);
-        assert_eq!(sync["so"], so, "{}: {sync}", self.name);
-        sync
-    }
-
-    /// JSON frames until `done` says the list is complete or `within`
-    /// passes.
-    async fn collect_until(
-        &mut self,
-        within: Duration,
-        mut done: impl FnMut(&[Json]) -> bool,
-    ) -> Vec<Json> {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut frames = Vec::new();
-        while !done(&frames) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next_json(left).await {
-                Some(frame) => frames.push(frame),
-                None => break,
-            }
-        }
-        frames
-    }
-}
 
 fn python_client() -> PathBuf {
     workspace_root().join("tests/python/ws_client.py")
@@ -388,8 +281,8 @@ async fn one_room_of_rtmp_and_websocket_clients_sees_every_op_once_in_one_order(
 
     let mut rtmp_a = RtmpClient::connect("rtmp-a", server.rtmp_addr(), "chat/room1").await;
     let mut rtmp_b = RtmpClient::connect("rtmp-b", server.rtmp_addr(), "chat/room1").await;
-    let mut ws_a = WsClient::connect("ws-a", &server.ws_url("chat/room1"), None).await;
-    let mut ws_b = WsClient::connect("ws-b", &server.ws_url("chat?scope=room1"), None).await;
+    let mut ws_a = WsClient::connect("ws-a", &server.ws_url("chat/room1")).await;
+    let mut ws_b = WsClient::connect("ws-b", &server.ws_url("chat?scope=room1")).await;
     assert_eq!(
         ws_a.subprotocol, None,
         "no subprotocol offered, none selected"
@@ -574,7 +467,7 @@ async fn one_room_of_rtmp_and_websocket_clients_sees_every_op_once_in_one_order(
         }
     }
     let last_version = sequence.last().map_or(v0, |(version, _, _)| *version);
-    let mut late = WsClient::connect("late", &server.ws_url("chat/room1"), None).await;
+    let mut late = WsClient::connect("late", &server.ws_url("chat/room1")).await;
     let sync = late.use_so(so).await;
     assert_eq!(sync["version"].as_u64(), Some(last_version), "{sync}");
     assert_eq!(sync["data"], Json::Object(state), "{sync}");
@@ -635,9 +528,11 @@ async fn red5_chat_mode_bridges_text_lines_and_so_changes() {
     let mut rtmp = RtmpClient::connect("rtmp", server.rtmp_addr(), "chat/room2").await;
     let sync = rtmp.use_so("chat", false).await;
     let v0 = sync["version"].as_u64().expect("version");
-    let mut json_client = WsClient::connect("json", &server.ws_url("chat/room2"), None).await;
+    let mut json_client = WsClient::connect("json", &server.ws_url("chat/room2")).await;
     json_client.use_so("chat").await;
-    let mut chat = WsClient::connect("chat-rs", &server.ws_url("chat/room2"), Some("chat")).await;
+    let mut chat =
+        WsClient::connect_with_subprotocol("chat-rs", &server.ws_url("chat/room2"), Some("chat"))
+            .await;
     assert_eq!(
         chat.subprotocol.as_deref(),
         Some("chat"),

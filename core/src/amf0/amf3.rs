@@ -9,11 +9,14 @@
 //! resolved), with one exception: objects that use a *traits reference* need
 //! the referenced traits' member count, so a traits table is kept.
 //!
-//! Each AVM+ value gets fresh reference tables: a traits reference to traits
-//! defined in an earlier AVM+ value of the same message is rejected as
-//! [`Amf3Error::BadTraitsReference`]. That is a known gap: py3amf and Red5
-//! keep one set of tables for all the AVM+ values of a message, and such a
-//! reference is theirs to make ("One value model" in docs/architecture.md).
+//! Which traits a traits reference may name depends on the caller: with
+//! [`Bounds::new`] each AVM+ value starts with an empty traits table (a
+//! reference to traits of an earlier AVM+ value is
+//! [`Amf3Error::BadTraitsReference`]); with [`Bounds::sharing_amf3`] (the
+//! [`BodyDecoder`](super::BodyDecoder) of an AMF3-typed message body) the
+//! table lives as long as the bounds, as py3amf and Red5 keep one set of
+//! tables for all the AVM+ values of a message ("AMF3 reference tables" in
+//! docs/architecture.md).
 //!
 //! Bounds are shared with the AMF0 decoder: every AMF3 value counts against
 //! `amf0_max_values`, and arrays, objects, object vectors and dictionaries
@@ -23,7 +26,6 @@
 use super::decoder::Bounds;
 use super::reader::Reader;
 use super::{Amf0Error, Amf3Error};
-use alloc::vec::Vec;
 
 /// Skips one AMF3 value found at AMF0 nesting `depth`.
 pub(crate) fn skip_value(
@@ -31,12 +33,10 @@ pub(crate) fn skip_value(
     b: &mut Bounds,
     depth: usize,
 ) -> Result<(), Amf0Error> {
-    Skipper {
-        r,
-        b,
-        traits: Vec::new(),
+    if !b.share_amf3 {
+        b.amf3_traits.clear();
     }
-    .value(depth)
+    Skipper { r, b }.value(depth)
 }
 
 /// What the skipper must remember about a traits definition to skip a later
@@ -44,7 +44,7 @@ pub(crate) fn skip_value(
 /// for the classes whose body is one value
 /// ([`crate::amf3::EXTERNALIZABLE_ONE_VALUE`]); others are rejected.
 #[derive(Clone, Copy, Debug)]
-struct Traits {
+pub(crate) struct Traits {
     sealed: u32,
     dynamic: bool,
     externalizable: bool,
@@ -52,9 +52,8 @@ struct Traits {
 
 struct Skipper<'r, 'a> {
     r: &'r mut Reader<'a>,
+    /// Holds the traits table too ([`Bounds::amf3_traits`]).
     b: &'r mut Bounds,
-    /// At most one entry per object value, so bounded by the value budget.
-    traits: Vec<Traits>,
 }
 
 /// The low bit of a U29 header: 1 = an inline value follows, 0 = a
@@ -160,7 +159,9 @@ impl Skipper<'_, '_> {
         let inner = self.b.enter(depth)?;
         let traits = if header & 0b10 == 0 {
             let index = header >> 2;
-            let slot = usize::try_from(index).ok().and_then(|i| self.traits.get(i));
+            let slot = usize::try_from(index)
+                .ok()
+                .and_then(|i| self.b.amf3_traits.get(i));
             *slot.ok_or(Amf3Error::BadTraitsReference(index))?
         } else if header & 0b100 != 0 {
             // Only an inline class name can be checked: the skipper keeps
@@ -184,7 +185,7 @@ impl Skipper<'_, '_> {
                 dynamic: false,
                 externalizable: true,
             };
-            self.traits.push(traits);
+            self.b.amf3_traits.push(traits);
             traits
         } else {
             let traits = Traits {
@@ -197,7 +198,7 @@ impl Skipper<'_, '_> {
                 self.inline_bytes()?; // sealed member names
             }
             // Registered before the members: they may refer to it.
-            self.traits.push(traits);
+            self.b.amf3_traits.push(traits);
             traits
         };
         if traits.externalizable {

@@ -11,13 +11,21 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 /// The depth and value-count budget of one decode call (or of one
-/// [`decode_all`](super::decode_all) buffer). Shared with the AMF3 skipper so
-/// an AVM+ value cannot escape the bounds.
+/// [`decode_all`](super::decode_all) buffer, or of one
+/// [`BodyDecoder`](super::BodyDecoder)). Shared with the AMF3 skipper so
+/// an AVM+ value cannot escape the bounds; it also holds the skipper's
+/// traits table.
 #[derive(Debug)]
 pub(crate) struct Bounds {
     max_depth: usize,
     max_values: usize,
     values_left: usize,
+    /// Whether the AVM+ values met share one set of AMF3 reference tables
+    /// (else each starts with empty ones).
+    pub(crate) share_amf3: bool,
+    /// The AMF3 skipper's traits table. At most one entry per counted
+    /// object value, so bounded by the value budget.
+    pub(crate) amf3_traits: Vec<amf3::Traits>,
 }
 
 impl Bounds {
@@ -26,6 +34,17 @@ impl Bounds {
             max_depth: limits.amf0_max_depth,
             max_values: limits.amf0_max_values,
             values_left: limits.amf0_max_values,
+            share_amf3: false,
+            amf3_traits: Vec::new(),
+        }
+    }
+
+    /// Like [`new`](Self::new), with every AVM+ value sharing one set of
+    /// AMF3 reference tables.
+    pub(crate) fn sharing_amf3(limits: &Limits) -> Self {
+        Bounds {
+            share_amf3: true,
+            ..Bounds::new(limits)
         }
     }
 

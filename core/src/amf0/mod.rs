@@ -51,7 +51,11 @@
 //!   bytes; [`crate::amf3`] decodes them, and maps them onto this model
 //!   ([`crate::amf3::unwrap_avmplus`]), where AMF3-only values stay
 //!   `Avmplus`. Externalizable AMF3 objects are refused because their
-//!   length cannot be known.
+//!   length cannot be known. [`decode`] and [`decode_all`] give every AVM+
+//!   value its own (empty) AMF3 reference tables, so its bytes stand alone;
+//!   a [`BodyDecoder`] (for the AMF3-typed message bodies, types 15/16/17)
+//!   lets them share one set, as py3amf and Red5 write them — such bytes
+//!   are only meaningful together ([`crate::amf3::unwrap_body`]).
 //! - **References** (0x07) are kept as indices, not resolved or checked.
 //! - **Errors**: [`decode`] advances its input only on success.
 //! - **Encoding** is infallible. A `String` longer than 65535 bytes is
@@ -102,6 +106,43 @@ pub fn decode_all(input: &[u8], limits: &Limits) -> Result<Vec<Value>, Amf0Error
         out.push(decoder::decode_one(&mut rest, &mut bounds)?);
     }
     Ok(out)
+}
+
+/// Decodes the values of one message body in order with one value budget,
+/// the AVM+ values among them sharing one set of AMF3 reference tables
+/// (a later one may refer to traits an earlier one defined, as py3amf and
+/// Red5 write a message body). Their bytes then do not stand alone: put
+/// them into the shared model with [`crate::amf3::unwrap_body`], in the
+/// same order. After an error the decoder's state is unspecified; the
+/// body should be refused.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    bounds: decoder::Bounds,
+}
+
+impl BodyDecoder {
+    /// A decoder for one body, bounded by `limits` as a whole.
+    pub fn new(limits: &Limits) -> Self {
+        BodyDecoder {
+            bounds: decoder::Bounds::sharing_amf3(limits),
+        }
+    }
+
+    /// Decodes one value from the front of `input`, advancing it past the
+    /// value; on error `input` is left where it was.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Value, Amf0Error> {
+        decoder::decode_one(input, &mut self.bounds)
+    }
+
+    /// Decodes every value in `input` until it is empty.
+    pub fn decode_all(&mut self, input: &[u8]) -> Result<Vec<Value>, Amf0Error> {
+        let mut rest = input;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            out.push(self.decode(&mut rest)?);
+        }
+        Ok(out)
+    }
 }
 
 /// Appends the encoding of `value` to `out`. See the module docs for the

@@ -2,7 +2,8 @@
 //!
 //! Recursive descent; recursion depth is bounded by `amf0_max_depth`, so the
 //! stack a peer can make us use is bounded by configuration, not by input.
-//! The three reference tables live for one [`decode`](super::decode) call.
+//! The three reference tables live for one [`decode`](super::decode) call,
+//! or for one message body ([`unwrap_body`](super::unwrap_body)).
 
 use super::{Array, DecodeError, EXTERNALIZABLE_ONE_VALUE, Object, Properties, Value, Vector};
 use crate::Limits;
@@ -62,6 +63,17 @@ impl<'a> Decoder<'a> {
     /// Bytes not yet consumed.
     pub(crate) fn rest(&self) -> &'a [u8] {
         self.rest
+    }
+
+    /// Goes on with `input`, keeping the reference tables and budgets: the
+    /// next AVM+ value of the same message body.
+    pub(crate) fn set_input(&mut self, input: &'a [u8]) {
+        self.rest = input;
+    }
+
+    /// The object table's length so far.
+    pub(crate) fn objects(&self) -> u32 {
+        self.objects
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {

@@ -55,6 +55,9 @@ pub(crate) struct Encoder<'v, 'o> {
     out: &'o mut Vec<u8>,
     strings: BTreeMap<&'v str, u32>,
     traits: BTreeMap<TraitsKey<'v>, u32>,
+    /// Whether repeated strings and traits are written as references
+    /// (else every one is written inline).
+    references: bool,
 }
 
 impl<'v, 'o> Encoder<'v, 'o> {
@@ -63,12 +66,29 @@ impl<'v, 'o> Encoder<'v, 'o> {
             out,
             strings: BTreeMap::new(),
             traits: BTreeMap::new(),
+            references: true,
+        }
+    }
+
+    /// An encoder that writes every string and traits inline: its output
+    /// refers to no table entry (object references aside, which are
+    /// written as they are), so it reads the same whatever the reader's
+    /// tables already hold.
+    pub(crate) fn without_references(out: &'o mut Vec<u8>) -> Self {
+        Encoder {
+            references: false,
+            ..Encoder::new(out)
         }
     }
 
     /// `UTF-8-vr`: a reference if this non-empty string was written before.
     fn string(&mut self, s: &'v str) {
         let s = fit(s);
+        if !self.references {
+            inline(s.len(), self.out);
+            self.out.extend_from_slice(s.as_bytes());
+            return;
+        }
         if let Some(&i) = self.strings.get(s) {
             u29(i << 1, self.out);
             return;
@@ -144,7 +164,8 @@ impl<'v, 'o> Encoder<'v, 'o> {
             Value::Externalizable { class_name, body } => {
                 self.out.push(0x0A);
                 let key = (class_name.as_str(), Vec::new(), false, true);
-                if let Some(&i) = self.traits.get(&key) {
+                let known = self.traits.get(&key).filter(|_| self.references);
+                if let Some(&i) = known {
                     u29((i << 2) | 0b01, self.out);
                 } else {
                     // U29O-traits-ext: 0b0111, then the class name.
@@ -221,7 +242,8 @@ impl<'v, 'o> Encoder<'v, 'o> {
         let names: Vec<&'v str> = o.sealed.iter().map(|(k, _)| k.as_str()).collect();
         let sealed = names.len().min(MAX_LEN >> 2);
         let key = (o.class_name.as_str(), names, o.dynamic.is_some(), false);
-        if let Some(&i) = self.traits.get(&key) {
+        let known = self.traits.get(&key).filter(|_| self.references);
+        if let Some(&i) = known {
             // U29O-traits-ref: index << 2 | 0b01.
             u29((i << 2) | 0b01, self.out);
         } else {

@@ -61,6 +61,7 @@
 //!   empty name are skipped (the empty name ends a member list).
 //! - **Errors**: [`decode`] advances its input only on success.
 
+mod body;
 mod convert;
 mod decoder;
 mod encoder;
@@ -134,6 +135,40 @@ pub fn from_amf0(value: &amf0::Value, limits: &Limits) -> Result<Value, DecodeEr
 /// when an AVM+ value does not decode.
 pub fn unwrap_avmplus(value: &mut amf0::Value, limits: &Limits) -> Result<(), DecodeError> {
     convert::unwrap_avmplus(value, limits)
+}
+
+/// [`unwrap_avmplus`] for the values of one message body (types 15, 16,
+/// 17 — and 19, whose values are unwrapped too), in order, as decoded by
+/// one [`amf0::BodyDecoder`]: their AVM+ values are read with one set of
+/// string, traits and object tables, as py3amf and Red5 write them, so a
+/// later one may refer to what an earlier one defined. A body written with
+/// fresh tables per value reads the same as long as no value after the
+/// first uses a reference ("AMF3 reference tables" in
+/// docs/architecture.md). The tables, the value budget and the copies made
+/// for references are bounded by `limits` for the body as a whole.
+///
+/// Every AVM+ value left in the model afterwards stands alone (it is
+/// decodable by itself): a value with no tree form (it contains itself)
+/// is written anew with its own tables, and refused with
+/// [`DecodeError::CyclicReference`] when it refers to an object of an
+/// earlier value. On error the values are left as they were.
+pub fn unwrap_body<'v>(
+    values: impl IntoIterator<Item = &'v mut amf0::Value>,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    body::unwrap_body(values, limits)
+}
+
+/// Rewrites, in place, the AVM+ values of one message body tern writes
+/// (in order) so that it reads the same with one set of reference tables
+/// for the body (py3amf, Red5, tern) and with fresh tables per value: the
+/// first AVM+ value is left as it is, every later one is written with no
+/// string or traits references. (Values holding object references — no
+/// tree form — are numbered for the shared-table reader.) A body with
+/// fewer than two AVM+ values is left alone. `limits` bound the decoding
+/// of the AVM+ values; one that does not decode is left as it is.
+pub fn portable_body<'v>(values: impl IntoIterator<Item = &'v mut amf0::Value>, limits: &Limits) {
+    body::portable_body(values, limits);
 }
 
 /// `value` as one AVM+ value ([`from_amf0`], encoded): what an AMF3

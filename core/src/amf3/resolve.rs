@@ -8,26 +8,29 @@ use alloc::vec::Vec;
 
 /// See [`resolve`](super::resolve).
 pub(crate) fn resolve(value: &Value, limits: &Limits) -> Result<Value, DecodeError> {
-    let mut table = Vec::new();
-    collect(value, &mut table);
-    let index = table
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (core::ptr::from_ref(*v) as usize, i))
-        .collect();
-    let max_copy = usize::try_from(limits.max_message).unwrap_or(usize::MAX);
-    let mut r = Resolver {
-        table,
-        index,
-        open: Vec::new(),
-        max_depth: limits.amf0_max_depth,
-        max_values: limits.amf0_max_values,
-        values_left: limits.amf0_max_values,
-        max_copy,
-        copy_left: max_copy,
-        copying: 0,
-    };
+    let mut r = Resolver::new(core::slice::from_ref(value), limits);
     r.expand(value, 0)
+}
+
+/// The values of one message body, decoded with one set of reference
+/// tables ([`unwrap_body`](super::unwrap_body)), each resolved against the
+/// object table of all of them: `None` for one that contains itself (or
+/// refers to one that does), an error for anything else, with one copy and
+/// value budget for the body.
+pub(crate) fn resolve_roots(
+    roots: &[Value],
+    limits: &Limits,
+) -> Result<Vec<Option<Value>>, DecodeError> {
+    let mut r = Resolver::new(roots, limits);
+    let mut out = Vec::with_capacity(roots.len());
+    for root in roots {
+        match r.expand(root, 0) {
+            Ok(v) => out.push(Some(v)),
+            Err(DecodeError::CyclicReference(_)) => out.push(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// The object table of `v`: its complex values in pre-order, which is the
@@ -57,6 +60,31 @@ struct Resolver<'v> {
 }
 
 impl<'v> Resolver<'v> {
+    /// A resolver over the object table of `roots`, in order.
+    fn new(roots: &'v [Value], limits: &Limits) -> Self {
+        let mut table = Vec::new();
+        for root in roots {
+            collect(root, &mut table);
+        }
+        let index = table
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (core::ptr::from_ref(*v) as usize, i))
+            .collect();
+        let max_copy = usize::try_from(limits.max_message).unwrap_or(usize::MAX);
+        Resolver {
+            table,
+            index,
+            open: Vec::new(),
+            max_depth: limits.amf0_max_depth,
+            max_values: limits.amf0_max_values,
+            values_left: limits.amf0_max_values,
+            max_copy,
+            copy_left: max_copy,
+            copying: 0,
+        }
+    }
+
     /// Accounts for one value holding `bytes` bytes of text or data.
     fn count(&mut self, bytes: usize) -> Result<(), DecodeError> {
         self.values_left = self

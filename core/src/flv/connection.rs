@@ -7,7 +7,7 @@ use crate::amf0::Value;
 use crate::connection::CloseReason;
 use crate::connection::SharedEncoding;
 use crate::hub::{ConnectRequest, Delivery, Level, RejectCode, Request};
-use crate::queue::{QueueUse, release_queue};
+use crate::queue::{OutputQueue, release_queue};
 use crate::time::{Duration, Instant};
 use crate::ws::frame::{self, Decoder, Incoming, Opcode, close_code};
 use crate::ws::handshake::{self, MAX_HEAD};
@@ -205,9 +205,8 @@ pub struct FlvConnection {
     /// `Access-Control-Allow-Origin` value for this request, if any.
     allow_origin: Option<String>,
     events: VecDeque<Request>,
-    transmit: VecDeque<Bytes>,
-    usage: QueueUse,
-    pending: usize,
+    /// The bytes for the socket.
+    transmit: OutputQueue,
     started: Instant,
     /// A HEAD request: the response head only.
     head_only: bool,
@@ -234,9 +233,7 @@ impl FlvConnection {
             peer,
             allow_origin: None,
             events: VecDeque::new(),
-            transmit: VecDeque::new(),
-            usage: QueueUse::default(),
-            pending: 0,
+            transmit: OutputQueue::new(true),
             started: now,
             head_only: false,
             done: false,
@@ -411,8 +408,7 @@ impl FlvConnection {
         if self.done || bytes.is_empty() {
             return;
         }
-        self.pending = self.pending.saturating_add(bytes.len());
-        self.transmit.push_back(bytes);
+        self.transmit.push(bytes);
     }
 
     fn send_close(&mut self, code: u16, reason: &str) {
@@ -479,15 +475,12 @@ impl FlvConnection {
 
     /// The next bytes for the socket.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let bytes = self.transmit.pop_front()?;
-        self.pending = self.pending.saturating_sub(bytes.len());
-        self.usage.release(&mut self.transmit, true);
-        Some(bytes)
+        self.transmit.pop()
     }
 
     /// Bytes waiting in `poll_transmit`.
     pub fn pending_bytes(&self) -> usize {
-        self.pending
+        self.transmit.pending_bytes()
     }
 
     /// When `handle_timeout` should run next: the head's deadline only (a
@@ -543,9 +536,7 @@ impl FlvConnection {
         if self.done {
             return;
         }
-        if self.transmit.is_empty() {
-            self.usage.refill(now);
-        }
+        self.transmit.note_delivery(now);
         match delivery {
             Delivery::Rejected { code, description } => {
                 self.refuse(FlvError::Rejected { code, description });

@@ -50,16 +50,20 @@ impl Command {
 
     /// Parses a type-17 payload (after its encoding byte): like
     /// [`decode`](Self::decode), with every AVM+ value first put into the
-    /// shared model ([`crate::amf3::unwrap_avmplus`]) — the name and
-    /// transaction id too, which some writers (Red5 2.x) send as AMF3.
+    /// shared model — the name and transaction id too, which some writers
+    /// (Red5 2.x) send as AMF3. The AVM+ values of the payload share one
+    /// set of AMF3 reference tables ([`crate::amf3::unwrap_body`]).
     pub fn decode_amf3(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
-        let mut values = decode_values(payload, limits)?;
-        for v in &mut values {
-            crate::amf3::unwrap_avmplus(v, limits).map_err(|error| MessageError::Amf3 {
-                what: "command argument",
+        let mut values = amf0::BodyDecoder::new(limits)
+            .decode_all(payload)
+            .map_err(|error| MessageError::Amf0 {
+                what: "command",
                 error,
             })?;
-        }
+        crate::amf3::unwrap_body(&mut values, limits).map_err(|error| MessageError::Amf3 {
+            what: "command argument",
+            error,
+        })?;
         Self::from_values(values)
     }
 
@@ -105,18 +109,27 @@ impl Command {
     /// on an objectEncoding-3 connection: the encoding byte 0, the name
     /// and transaction id as AMF0 string and number, the command object as
     /// AMF0 when it is null or undefined (else as one AVM+ value), and
-    /// every argument as one AVM+ value ([`crate::amf3::wrap_avmplus`]).
-    /// (`limits` bound the decoding of AVM+ values nested in AMF0 ones.)
+    /// every argument as one AVM+ value ([`crate::amf3::wrap_avmplus`]),
+    /// the AVM+ values made readable with shared or per-value tables
+    /// ([`crate::amf3::portable_body`]). (`limits` bound the decoding of
+    /// AVM+ values nested in AMF0 ones.)
     pub fn encode_amf3(&self, limits: &Limits, out: &mut Vec<u8>) {
         out.push(0);
         amf0::encode(&Value::String(self.name.clone()), out);
         amf0::encode(&Value::Number(self.transaction_id), out);
-        match &self.command_object {
-            v @ (Value::Null | Value::Undefined) => amf0::encode(v, out),
-            v => amf0::encode(&crate::amf3::wrap_avmplus(v, limits), out),
-        }
-        for a in &self.args {
-            amf0::encode(&crate::amf3::wrap_avmplus(a, limits), out);
+        let mut values = Vec::with_capacity(self.args.len() + 1);
+        values.push(match &self.command_object {
+            v @ (Value::Null | Value::Undefined) => v.clone(),
+            v => crate::amf3::wrap_avmplus(v, limits),
+        });
+        values.extend(
+            self.args
+                .iter()
+                .map(|a| crate::amf3::wrap_avmplus(a, limits)),
+        );
+        crate::amf3::portable_body(&mut values, limits);
+        for v in &values {
+            amf0::encode(v, out);
         }
     }
 

@@ -34,17 +34,21 @@ impl DataMessage {
 
     /// Parses a type-15 payload (after its encoding byte): like
     /// [`decode`](Self::decode), with every AVM+ value put into the shared
-    /// model ([`crate::amf3::unwrap_avmplus`]), so what an AMF3 publisher
-    /// sends reads (and is relayed) as an AMF0 publisher's would be.
+    /// model, so what an AMF3 publisher sends reads (and is relayed) as an
+    /// AMF0 publisher's would be. The AVM+ values of the payload share one
+    /// set of AMF3 reference tables ([`crate::amf3::unwrap_body`]).
     pub fn decode_amf3(payload: &[u8], limits: &Limits) -> Result<Self, MessageError> {
-        let mut message = Self::decode(payload, limits)?;
-        for v in &mut message.values {
-            crate::amf3::unwrap_avmplus(v, limits).map_err(|error| MessageError::Amf3 {
+        let mut values = amf0::BodyDecoder::new(limits)
+            .decode_all(payload)
+            .map_err(|error| MessageError::Amf0 {
                 what: "data message",
                 error,
             })?;
-        }
-        Ok(message)
+        crate::amf3::unwrap_body(&mut values, limits).map_err(|error| MessageError::Amf3 {
+            what: "data message",
+            error,
+        })?;
+        Ok(DataMessage { values })
     }
 
     /// `onMetaData` followed by `metadata`: what players are sent.

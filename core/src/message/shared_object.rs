@@ -149,8 +149,43 @@ impl SoEvent {
         }
     }
 
-    /// Parses one event body (exactly the event's `length` bytes).
+    /// Parses one event body (exactly the event's `length` bytes), its
+    /// AVM+ values put into the shared model.
     fn decode(event_type: u8, body: &[u8], limits: &Limits) -> Result<Self, MessageError> {
+        let mut ev = Self::decode_values(event_type, body, &mut amf0::BodyDecoder::new(limits))?;
+        let what = ev.amf3_what();
+        amf3::unwrap_body(ev.values_mut(), limits)
+            .map_err(|error| MessageError::Amf3 { what, error })?;
+        Ok(ev)
+    }
+
+    /// What an AMF3 error in this event's values is about.
+    fn amf3_what(&self) -> &'static str {
+        match self {
+            SoEvent::SendMessage { .. } => "shared object send message argument",
+            _ => "shared object value",
+        }
+    }
+
+    /// The AMF values of the event, in wire order.
+    fn values_mut(&mut self) -> Vec<&mut Value> {
+        match self {
+            SoEvent::RequestChange { value, .. } | SoEvent::Change { value, .. } => {
+                alloc::vec![value]
+            }
+            SoEvent::SendMessage { args, .. } => args.iter_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Parses one event body (exactly the event's `length` bytes) with
+    /// `values`, which may be shared by the events of one message; AVM+
+    /// values are left as they are.
+    fn decode_values(
+        event_type: u8,
+        body: &[u8],
+        values: &mut amf0::BodyDecoder,
+    ) -> Result<Self, MessageError> {
         let mut r = Reader::new(body);
         let ev = match event_type {
             1 => SoEvent::Use,
@@ -160,15 +195,12 @@ impl SoEvent {
             3 | 4 => {
                 let key = r.short_string("shared object key")?;
                 let mut rest = r.remaining();
-                let mut value =
-                    amf0::decode(&mut rest, limits).map_err(|error| MessageError::Amf0 {
+                let value = values
+                    .decode(&mut rest)
+                    .map_err(|error| MessageError::Amf0 {
                         what: "shared object value",
                         error,
                     })?;
-                amf3::unwrap_avmplus(&mut value, limits).map_err(|error| MessageError::Amf3 {
-                    what: "shared object value",
-                    error,
-                })?;
                 r = Reader::new(rest);
                 if event_type == 3 {
                     SoEvent::RequestChange { key, value }
@@ -187,8 +219,9 @@ impl SoEvent {
             },
             6 => {
                 let mut rest = r.remaining();
-                let method =
-                    amf0::decode(&mut rest, limits).map_err(|error| MessageError::Amf0 {
+                let method = values
+                    .decode(&mut rest)
+                    .map_err(|error| MessageError::Amf0 {
                         what: "shared object send message method",
                         error,
                     })?;
@@ -202,17 +235,12 @@ impl SoEvent {
                         });
                     }
                 };
-                let mut args =
-                    amf0::decode_all(rest, limits).map_err(|error| MessageError::Amf0 {
+                let args = values
+                    .decode_all(rest)
+                    .map_err(|error| MessageError::Amf0 {
                         what: "shared object send message arguments",
                         error,
                     })?;
-                for arg in &mut args {
-                    amf3::unwrap_avmplus(arg, limits).map_err(|error| MessageError::Amf3 {
-                        what: "shared object send message argument",
-                        error,
-                    })?;
-                }
                 r = Reader::new(&[]);
                 SoEvent::SendMessage { method, args }
             }
@@ -270,6 +298,18 @@ pub struct SharedObjectMessage {
     pub events: Vec<SoEvent>,
 }
 
+/// How many AVM+ values `v` holds, nested ones included.
+fn avmplus_in(v: &Value) -> usize {
+    match v {
+        Value::Avmplus(_) => 1,
+        Value::Object(p)
+        | Value::EcmaArray { properties: p, .. }
+        | Value::TypedObject { properties: p, .. } => p.iter().map(|(_, v)| avmplus_in(v)).sum(),
+        Value::StrictArray(items) => items.iter().map(avmplus_in).sum(),
+        _ => 0,
+    }
+}
+
 impl SharedObjectMessage {
     /// Parses a type-19 payload (for type 16 the caller strips the leading
     /// encoding byte first): the [`SharedObjectView`] of it, every event
@@ -286,7 +326,36 @@ impl SharedObjectMessage {
     }
 
     /// Appends the type-19 payload to `out`: flags 2 or 0, reserved 0.
+    /// When the values hold two or more AVM+ values, they are written so
+    /// that readers with one set of AMF3 tables per message (Flash's and
+    /// Red5's AMF0 readers, py3amf) and with fresh ones per value read
+    /// the same ([`crate::amf3::portable_body`], decoding within
+    /// `Limits::default()`).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let avmplus: usize = self
+            .events
+            .iter()
+            .map(|ev| match ev {
+                SoEvent::RequestChange { value, .. } | SoEvent::Change { value, .. } => {
+                    avmplus_in(value)
+                }
+                SoEvent::SendMessage { args, .. } => args.iter().map(avmplus_in).sum(),
+                _ => 0,
+            })
+            .sum();
+        if avmplus < 2 {
+            return self.encode_as_is(out);
+        }
+        let mut portable = self.clone();
+        amf3::portable_body(
+            portable.events.iter_mut().flat_map(SoEvent::values_mut),
+            &Limits::default(),
+        );
+        portable.encode_as_is(out);
+    }
+
+    /// [`encode`](Self::encode) without the rewriting.
+    fn encode_as_is(&self, out: &mut Vec<u8>) {
         put_short_string(out, &self.name);
         out.extend_from_slice(&self.version.to_be_bytes());
         let flags = if self.persistent { FLAG_PERSISTENT } else { 0 };
@@ -306,11 +375,12 @@ impl SharedObjectMessage {
     /// Appends the type-16 payload to `out`: the encoding byte 0, then the
     /// type-19 layout with every value and message argument written as one
     /// AVM+ value ([`crate::amf3::wrap_avmplus`]), as Flash and Red5 write
-    /// them for AMF3 peers. (`limits` bound the decoding of AVM+ values
+    /// them for AMF3 peers, made readable with shared or per-value tables
+    /// ([`crate::amf3::portable_body`]). (`limits` bound the decoding of AVM+ values
     /// nested in AMF0 ones.)
     pub fn encode_amf3(&self, limits: &Limits, out: &mut Vec<u8>) {
         let wrap = |v: &Value| amf3::wrap_avmplus(v, limits);
-        let events = self
+        let mut events: Vec<SoEvent> = self
             .events
             .iter()
             .map(|ev| match ev {
@@ -329,6 +399,7 @@ impl SharedObjectMessage {
                 other => other.clone(),
             })
             .collect();
+        amf3::portable_body(events.iter_mut().flat_map(SoEvent::values_mut), limits);
         out.push(0);
         SharedObjectMessage {
             name: self.name.clone(),
@@ -336,7 +407,7 @@ impl SharedObjectMessage {
             persistent: self.persistent,
             events,
         }
-        .encode(out);
+        .encode_as_is(out);
     }
 
     /// The type-19 payload as a shareable buffer.
@@ -405,12 +476,26 @@ impl<'a> SharedObjectView<'a> {
         }
     }
 
-    /// The owned message, every event decoded.
+    /// The owned message, every event decoded. The AVM+ values of all the
+    /// events share one set of AMF3 reference tables, as Red5 reads a
+    /// shared-object message ([`crate::amf3::unwrap_body`]).
     pub fn to_message(&self, limits: &Limits) -> Result<SharedObjectMessage, MessageError> {
+        let mut values = amf0::BodyDecoder::new(limits);
         let mut events = Vec::new();
         for event in self.events() {
-            events.push(event?.to_event(limits)?);
+            let event = event?;
+            events.push(SoEvent::decode_values(
+                event.event_type,
+                event.body,
+                &mut values,
+            )?);
         }
+        amf3::unwrap_body(events.iter_mut().flat_map(SoEvent::values_mut), limits).map_err(
+            |error| MessageError::Amf3 {
+                what: "shared object value",
+                error,
+            },
+        )?;
         Ok(SharedObjectMessage {
             name: String::from(self.name),
             version: self.version,

@@ -1540,15 +1540,13 @@ mod amf3_values {
         );
     }
 
-    /// KNOWN GAP (ignored until fixed; docs/architecture.md, "One value
-    /// model"): py3amf (like Red5) keeps one set of AMF3 reference tables
-    /// for all the AVM+ values of one message, so its second `{k: "v"}`
-    /// refers to the traits and strings of the first (bytes from
+    /// py3amf (like Red5) keeps one set of AMF3 reference tables for all
+    /// the AVM+ values of one message, so its second `{k: "v"}` refers to
+    /// the traits and strings of the first (bytes from
     /// `pyamf.get_encoder(pyamf.AMF0)` with `use_amf3 = True`, two
-    /// `writeElement({'k': 'v'})`). tern reads each AVM+ value with fresh
-    /// tables and refuses the message.
+    /// `writeElement({'k': 'v'})`; docs/architecture.md, "AMF3 reference
+    /// tables"). Refused before the tables were shared per message.
     #[test]
-    #[ignore = "known gap: AMF3 reference tables shared across the values of one message"]
     fn type_17_arguments_may_share_reference_tables() {
         let mut payload = hex("00 02 0001 6d 00 0000000000000000 05");
         payload.extend_from_slice(&hex("110a0b01036b06037601 110a0100060201"));
@@ -1561,5 +1559,181 @@ mod amf3_values {
                 vec![k_v.clone(), k_v]
             )))
         );
+    }
+
+    /// py3amf's type-15 body (`use_amf3`; `writeElement` of "onText",
+    /// `{text: "hi"}` twice, "hi"): the second object uses the first's
+    /// traits and strings, the last string a string of the first object.
+    #[test]
+    fn type_15_values_share_reference_tables() {
+        let mut payload = vec![0];
+        payload.extend(hex(
+            "11060d6f6e54657874 110a0b010974657874060568690111 0a0102060401 110604",
+        ));
+        let text = Value::object([("text", Value::string("hi"))]);
+        assert_eq!(
+            Message::decode(&raw(15, payload), &Limits::default()),
+            Ok(Message::Data(DataMessage {
+                values: vec![
+                    Value::string("onText"),
+                    text.clone(),
+                    text,
+                    Value::string("hi")
+                ]
+            }))
+        );
+    }
+
+    /// Red5 reads every AVM+ value of a shared-object message with one
+    /// AMF3 `Input`: the second change refers to the first's traits and
+    /// strings.
+    #[test]
+    fn type_16_events_share_reference_tables() {
+        let change = |key: &str, amf3: &str| {
+            let mut body = (key.len() as u16).to_be_bytes().to_vec();
+            body.extend_from_slice(key.as_bytes());
+            body.push(0x11);
+            body.extend(hex(amf3));
+            let mut ev = vec![4];
+            ev.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            ev.extend(body);
+            ev
+        };
+        let mut payload = hex("00 0002 736f 00000001 00000000 00000000");
+        payload.extend(change("a", "0a0b01036b06037601"));
+        payload.extend(change("b", "0a0100060201"));
+        let k_v = Value::object([("k", Value::string("v"))]);
+        let Ok(Message::SharedObject(so)) = Message::decode(&raw(16, payload), &Limits::default())
+        else {
+            panic!("type 16 with shared tables does not decode");
+        };
+        assert_eq!(
+            so.events,
+            vec![
+                SoEvent::Change {
+                    key: String::from("a"),
+                    value: k_v.clone()
+                },
+                SoEvent::Change {
+                    key: String::from("b"),
+                    value: k_v
+                },
+            ]
+        );
+    }
+
+    /// tern writes a body that reads the same with one set of tables per
+    /// message (py3amf, Red5, tern) and with fresh tables per value: the
+    /// second argument repeats strings within itself, which a per-value
+    /// writer would write as references that a shared-table reader
+    /// resolves against the first argument's strings (py3amf read
+    /// `{a: "x", b: "x"}` after `{k: "v"}` as `{a: "x", b: "v"}`).
+    #[test]
+    fn type_17_output_reads_the_same_with_shared_or_fresh_tables() {
+        let limits = Limits::default();
+        let cyclic = Value::Avmplus(Bytes::from_static(&[0x09, 0x03, 0x01, 0x09, 0x00]));
+        let sent = Command::new(
+            "m",
+            0.0,
+            vec![
+                Value::object([("k", Value::string("v"))]),
+                Value::object([("a", Value::string("x")), ("b", Value::string("x"))]),
+                cyclic,
+            ],
+        );
+        let payload = sent.to_bytes_amf3(&limits);
+        // Shared tables.
+        assert_eq!(
+            Message::decode(&raw(17, payload.to_vec()), &limits),
+            Ok(Message::Command(sent.clone()))
+        );
+        // Fresh tables per value, for the tree-form values.
+        let mut values = amf0::decode_all(&payload[1..], &limits).unwrap();
+        for v in &mut values[3..5] {
+            amf3::unwrap_avmplus(v, &limits).unwrap();
+        }
+        assert_eq!(values[3..5], sent.args[..2]);
+        // The cyclic value's self-reference is numbered after the two
+        // objects before it, as a shared-table reader counts.
+        assert_eq!(
+            values[5],
+            Value::Avmplus(Bytes::from_static(&[0x09, 0x03, 0x01, 0x09, 0x04]))
+        );
+    }
+
+    /// A value that contains itself has no tree form and is carried as
+    /// AMF3 bytes that must stand alone; one that also refers to an object
+    /// of an earlier value cannot, and is refused.
+    #[test]
+    fn later_cyclic_values_are_carried_alone_or_refused() {
+        let limits = Limits::default();
+        let mut head = hex("00 02 0001 6d 00 0000000000000000 05 11 090101");
+        head.extend(hex("11 09030109 02"));
+        let Ok(Message::Command(c)) = Message::decode(&raw(17, head), &limits) else {
+            panic!("a later self-contained cycle decodes");
+        };
+        assert_eq!(
+            c.args[1],
+            Value::Avmplus(Bytes::from_static(&[0x09, 0x03, 0x01, 0x09, 0x00]))
+        );
+        let mut payload = hex("00 02 0001 6d 00 0000000000000000 05 11 090101");
+        payload.extend(hex("11 0905010902 0900"));
+        assert_eq!(
+            Message::decode(&raw(17, payload), &limits),
+            Err(MessageError::Amf3 {
+                what: "command argument",
+                error: amf3::DecodeError::CyclicReference(1)
+            })
+        );
+    }
+
+    /// The type-19 form of several AMF3-only values (an AMF0 client's
+    /// sync) reads right with one set of AMF3 tables for the message, as
+    /// Flash's and Red5's AMF0 readers keep: the second typed object
+    /// repeats a string of its own, which written with fresh tables would
+    /// be a reference to the first object's "hi".
+    #[test]
+    fn type_19_output_with_several_avmplus_values_reads_right_with_shared_tables() {
+        let limits = Limits::default();
+        let point = |x: &str, y: &str| {
+            amf3::to_amf0(&amf3::Value::Object(amf3::Object {
+                class_name: String::from("P"),
+                sealed: vec![
+                    (String::from("x"), amf3::Value::string(x)),
+                    (String::from("y"), amf3::Value::string(y)),
+                ],
+                dynamic: None,
+            }))
+        };
+        let sent = SharedObjectMessage {
+            name: String::from("so"),
+            version: 1,
+            persistent: false,
+            events: vec![
+                SoEvent::Change {
+                    key: String::from("a"),
+                    value: point("a", "hi"),
+                },
+                SoEvent::Change {
+                    key: String::from("b"),
+                    value: point("zz", "zz"),
+                },
+            ],
+        };
+        let Ok(Message::SharedObject(got)) =
+            Message::decode(&raw(19, sent.to_bytes().to_vec()), &limits)
+        else {
+            panic!("type 19 does not decode");
+        };
+        let meaning = |m: &SharedObjectMessage| -> Vec<amf3::Value> {
+            m.events
+                .iter()
+                .map(|ev| match ev {
+                    SoEvent::Change { value, .. } => amf3::from_amf0(value, &limits).unwrap(),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(meaning(&got), meaning(&sent));
     }
 }

@@ -476,6 +476,9 @@ impl ServerConnection {
                 // players of either encoding and the metadata cache read
                 // what an AMF0 publisher would have sent.
                 let body = if raw.type_id == type_id::DATA_AMF3 {
+                    // Readable by shared- and per-value-table readers alike.
+                    let mut data = data;
+                    crate::amf3::portable_body(&mut data.values, &self.config.limits);
                     data.to_bytes()
                 } else {
                     raw.payload

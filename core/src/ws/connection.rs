@@ -12,7 +12,7 @@ use crate::amf0::Value;
 use crate::connection::{CloseReason, SharedEncoding, ToleratedLog};
 use crate::hub::{ConnectRequest, Delivery, Request, SoChange, SoDelivery, SoNotice, SoOp};
 use crate::message::Tolerated;
-use crate::queue::{QueueUse, release_queue};
+use crate::queue::{OutputQueue, release_queue};
 use crate::scope_path::validate_segment;
 use crate::time::{Duration, Instant};
 use alloc::boxed::Box;
@@ -92,10 +92,8 @@ pub struct WsConnection {
     phase: Phase,
     peer: Option<IpAddr>,
     events: VecDeque<Request>,
-    transmit: VecDeque<Bytes>,
-    /// How often deliveries refill `transmit` (see [`QueueUse`]).
-    usage: QueueUse,
-    pending: usize,
+    /// The bytes for the socket.
+    transmit: OutputQueue,
     /// Shared objects this connection used, with the persistence it asked for.
     objects: BTreeMap<String, bool>,
     started: Instant,
@@ -119,9 +117,7 @@ impl WsConnection {
             phase: Phase::Upgrade(Vec::new()),
             peer,
             events: VecDeque::new(),
-            transmit: VecDeque::new(),
-            usage: QueueUse::default(),
-            pending: 0,
+            transmit: OutputQueue::new(false),
             objects: BTreeMap::new(),
             started: now,
             last_input: now,
@@ -366,8 +362,7 @@ impl WsConnection {
         if self.done {
             return;
         }
-        self.pending = self.pending.saturating_add(bytes.len());
-        self.transmit.push_back(bytes);
+        self.transmit.push(bytes);
     }
 
     fn send_text(&mut self, text: String) {
@@ -404,15 +399,12 @@ impl WsConnection {
 
     /// The next bytes for the socket.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        let bytes = self.transmit.pop_front()?;
-        self.pending = self.pending.saturating_sub(bytes.len());
-        self.usage.release(&mut self.transmit, false);
-        Some(bytes)
+        self.transmit.pop()
     }
 
     /// Bytes waiting in `poll_transmit`.
     pub fn pending_bytes(&self) -> usize {
-        self.pending
+        self.transmit.pending_bytes()
     }
 
     /// When `handle_timeout` should run next.
@@ -488,9 +480,7 @@ impl WsConnection {
         if self.done {
             return;
         }
-        if self.transmit.is_empty() {
-            self.usage.refill(now);
-        }
+        self.transmit.note_delivery(now);
         let Some(mode) = self.mode() else {
             return;
         };
