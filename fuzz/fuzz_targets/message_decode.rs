@@ -125,18 +125,25 @@ fn amf3_forms(type_id: u8, msg: &Message) {
             let body = d.to_bytes();
             let mut p15 = vec![0u8];
             p15.extend_from_slice(&body);
-            let back = match Message::decode(&raw(15, Bytes::from(p15)), &limits) {
+            let mut back = match Message::decode(&raw(15, Bytes::from(p15)), &limits) {
                 Ok(Message::Data(back)) => back,
                 // As above, for AVM+ values type-18 data carried opaquely.
                 Err(MessageError::Amf3 { .. }) if type_id != 15 => return,
                 other => panic!("type-15 form of {d:?} does not decode: {other:?}"),
             };
+            // What the server relays of a type-15 message: its values made
+            // readable with shared or fresh AMF3 tables, then encoded
+            // (`ServerConnection`'s data path). Without `portable_body` a
+            // later AVM+ value's own references read differently under
+            // shared tables, so only the portable form can be stable.
+            tern_core::amf3::portable_body(&mut back.values, &limits);
             let again = back.to_bytes();
-            let Ok(Message::Data(third)) =
+            let Ok(Message::Data(mut third)) =
                 Message::decode(&raw(15, Bytes::from([&[0u8][..], &again].concat())), &limits)
             else {
                 panic!("second type-15 form of {d:?} does not decode");
             };
+            tern_core::amf3::portable_body(&mut third.values, &limits);
             assert_eq!(third.to_bytes(), again, "type-15 round trip of {d:?} not stable");
         }
         _ => {}
