@@ -1012,6 +1012,35 @@ pub fn ffmpeg_play(dir: &Path, name: &str, url: &str, secs: u32, out: &Path) -> 
     )
 }
 
+/// A `nats-server -js` on a free port, its store in `dir/jetstream`,
+/// stopped after 300 s (the cluster tests start one per test).
+pub fn start_nats(dir: &Path) -> (Proc, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("no free port")
+        .port();
+    let store = dir.join("jetstream");
+    let args = [
+        "-a".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "-js".to_owned(),
+        "-sd".to_owned(),
+        store.display().to_string(),
+    ];
+    let nats = Proc::spawn(dir, "nats", Duration::from_secs(300), "nats-server", args);
+    let up = wait_for(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    });
+    assert!(
+        up.is_some(),
+        "nats-server did not listen: {}",
+        nats.stderr_text()
+    );
+    (nats, port)
+}
+
 /// Waits up to 10 s until `/api/stats` lists `scope`/`name` as publishing.
 pub fn wait_publishing(server: &Server, scope: &str, name: &str) {
     let publishing = wait_for(Duration::from_secs(10), || {

@@ -4,44 +4,14 @@
 //! persistent object that outlives every node.
 
 use serde_json::{Map, Value as Json, json};
-use std::net::TcpStream as StdTcpStream;
-use std::path::Path;
 use std::time::Duration;
 use tern_sim::checker::{SoLog, View, agreement};
 use tern_tests::rtmp::RtmpClient;
 use tern_tests::ws::WsClient;
-use tern_tests::{Proc, Server, ServerOptions, require_tool, wait_for};
+use tern_tests::{Proc, Server, ServerOptions, require_tool, start_nats, wait_for};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const ROOM: &str = "chat/cluster";
-
-/// A `nats-server -js` on a free port, its store in `dir`.
-fn start_nats(dir: &Path) -> (Proc, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("no free port")
-        .port();
-    let store = dir.join("jetstream");
-    let args = [
-        "-a".to_owned(),
-        "127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "-js".to_owned(),
-        "-sd".to_owned(),
-        store.display().to_string(),
-    ];
-    let nats = Proc::spawn(dir, "nats", SECS(300), "nats-server", args);
-    let up = wait_for(SECS(10), || {
-        StdTcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    });
-    assert!(
-        up.is_some(),
-        "nats-server did not listen: {}",
-        nats.stderr_text()
-    );
-    (nats, port)
-}
 
 fn node(nats_port: u16, id: &str) -> Server {
     node_with(nats_port, id, "")

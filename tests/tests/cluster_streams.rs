@@ -6,48 +6,18 @@
 //! node ends the stream for node 3's player with the unpublish status.
 
 use serde_json::Value as Json;
-use std::net::TcpStream as StdTcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use tern_core::hub::MediaKind;
 use tern_core::rtmp::ClientEvent;
 use tern_tests::rtmp::RtmpClient;
 use tern_tests::{
-    Probe, Proc, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish,
-    require_tools, wait_for, wait_publishing,
+    Probe, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish, require_tools,
+    start_nats, wait_for, wait_publishing,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 /// `[cluster] stream_ttl_secs` of the nodes.
 const TTL_SECS: u64 = 3;
-
-/// A `nats-server -js` on a free port, its store in `dir`.
-fn start_nats(dir: &Path) -> (Proc, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("no free port")
-        .port();
-    let store = dir.join("jetstream");
-    let args = [
-        "-a".to_owned(),
-        "127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "-js".to_owned(),
-        "-sd".to_owned(),
-        store.display().to_string(),
-    ];
-    let nats = Proc::spawn(dir, "nats", SECS(300), "nats-server", args);
-    let up = wait_for(SECS(10), || {
-        StdTcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    });
-    assert!(
-        up.is_some(),
-        "nats-server did not listen: {}",
-        nats.stderr_text()
-    );
-    (nats, port)
-}
 
 /// A node of the cluster; other nodes pull from its `rtmp_bind`
 /// (127.0.0.1 and its port: `advertise_rtmp`'s default).
