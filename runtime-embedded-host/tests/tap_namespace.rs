@@ -185,7 +185,29 @@ fn build_binaries() -> (PathBuf, PathBuf, PathBuf) {
         "--bin",
         "tern",
     ];
-    let out = run(Command::new(env!("CARGO"))
+    // Without the variables cargo sets for a test process: ring's build
+    // script reruns when they change (`rerun-if-env-changed`), and a nested
+    // build that inherited them rebuilt ring, rustls and what uses them
+    // (tern-tests' `cargo()` does the same).
+    let mut cargo = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| {
+            k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    k,
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                )
+        }) {
+            cargo.env_remove(key);
+        }
+    }
+    let out = run(cargo
         .arg("build")
         .args(args)
         .arg("--target-dir")

@@ -65,6 +65,34 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// The cargo that runs the tests, without the variables cargo sets for a
+/// test process (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …). Build scripts
+/// such as ring's rerun when those change (`rerun-if-env-changed`), so a
+/// nested cargo that inherited them rebuilt ring and every crate above it
+/// (rustls, async-nats, tern) and the outer `cargo test` rebuilt them back
+/// on its next run.
+pub fn cargo() -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                key,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// The `tern` binary, built once per test process with `cargo build
 /// --workspace --tests --bin tern`.
 ///
@@ -74,11 +102,11 @@ pub fn target_dir() -> PathBuf {
 /// built are reused and only the binary links. `-p tern-runtime-std` alone
 /// resolves fewer features and rebuilt about twenty crates (a minute here,
 /// two on CI). Run from a single test, the first call builds every test
-/// target of the workspace once.
+/// target of the workspace once. See [`cargo`] for the environment.
 pub fn tern_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let output = Command::new(env!("CARGO"))
+        let output = cargo()
             .current_dir(workspace_root())
             .args(["build", "--workspace", "--tests", "--bin", "tern"])
             .stdin(Stdio::null())
