@@ -33,6 +33,9 @@ PROFILE=${PROFILE:-release}
 WARMUP=${WARMUP:-$(( DURATION / 4 < 300 ? DURATION / 4 : 300 ))}
 ROOM_IDLE=5
 mkdir -p "$OUT"
+# A stop file left by an earlier run into the same OUT would end the
+# sampler after its first sample.
+rm -f "$OUT/stop"
 if [ "${HEAP:-0}" = 1 ]; then
     build_counting
 elif [ "$PROFILE" = release ]; then
