@@ -249,17 +249,31 @@ async fn a_second_publisher_on_node_2_replaces_the_first_and_node_3_s_player_con
     eprintln!("node 3: first frame {} ms after play", took.as_millis());
 
     let _second = ffmpeg_publish(dir, "publisher-2", &n2.rtmp_url("live/cam"), SECS(40));
-    // Sampled until node 2 publishes alone: never both at once.
+    // Sampled until node 2 publishes alone. Node 2 is read first: its
+    // publish, once started, lasts, so "node 2 live, then node 1 still
+    // live" means both were live at node 1's read (reading node 1 first
+    // could see the old publisher just before its end and the new one just
+    // after its start). Node 2 starts when its compare-and-set succeeds and
+    // node 1 ends its publisher when its KV watch shows the new owner, so
+    // the two can overlap for that delivery (docs/cluster.md, "One
+    // publisher per name"); what must not happen is an overlap that
+    // outlasts one sampling interval.
     let started = Instant::now();
     let mut samples = 0;
+    let mut overlapping = 0;
+    let mut overlapped_last = false;
     loop {
-        let (one, two) = (publishes_itself(&n1), publishes_itself(&n2));
+        let two = publishes_itself(&n2);
+        let one = publishes_itself(&n1);
         samples += 1;
+        let both = one && two;
         assert!(
-            !(one && two),
-            "two live publishers of live/cam after {:?}",
+            !(both && overlapped_last),
+            "two live publishers of live/cam in two samples in a row, {:?} after node 2's start",
             started.elapsed()
         );
+        overlapping += usize::from(both);
+        overlapped_last = both;
         if two && !one {
             break;
         }
@@ -271,7 +285,8 @@ async fn a_second_publisher_on_node_2_replaces_the_first_and_node_3_s_player_con
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!(
-        "node 2 took over {} ms after its publisher started ({samples} samples)",
+        "node 2 took over {} ms after its publisher started ({samples} samples, \
+         {overlapping} with both live)",
         started.elapsed().as_millis()
     );
     let status = first.wait(SECS(10));
