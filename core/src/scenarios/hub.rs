@@ -1456,3 +1456,135 @@ fn rejected_conflicts_clear_when_the_stale_publisher_is_dropped() {
     h.drive();
     assert_eq!(status_codes(&h.take(q)), ["NetStream.Publish.Start"]);
 }
+
+/// Publish claims (`crate::hub::claims`) seen by RTMP clients: the hub
+/// module itself stays protocol-neutral, so its claim tests live here.
+mod publish_claims {
+    use crate::hub::{HubConfig, HubEvent};
+    use crate::rtmp::ClientEvent;
+    use crate::scope_path::ScopePath;
+    use crate::testing::Harness;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    fn statuses(events: Vec<ClientEvent>) -> Vec<(String, String)> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Status {
+                    code, description, ..
+                } => Some((code, description)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn has(events: &[(String, String)], code: &str) -> bool {
+        events.iter().any(|(c, _)| c == code)
+    }
+
+    fn publish(h: &mut Harness) -> (usize, u64) {
+        let p = h.connect("live");
+        let s = h.create_stream(p);
+        h.hub_events.clear();
+        h.peers[p].client.publish(s, "cam").unwrap();
+        h.drive();
+        let claim = h.hub_events.iter().find_map(|e| match e {
+            HubEvent::PublishClaim { claim, name, .. } if name == "cam" => Some(*claim),
+            _ => None,
+        });
+        (p, claim.expect("no PublishClaim event"))
+    }
+
+    /// A clustered hub starts a publish only when its claim is granted,
+    /// refuses it with the runtime's reason, and ends a publisher whose
+    /// name another node took over without telling its players.
+    #[test]
+    fn publishes_wait_for_their_claim() {
+        let mut h = Harness::new(HubConfig::default());
+        h.hub.require_publish_claims(&[]);
+        let v = h.connect("live");
+        let vs = h.create_stream(v);
+        h.peers[v].client.play(vs, "cam", -1.0).unwrap();
+        h.drive();
+        h.take(v);
+
+        let (p, claim) = publish(&mut h);
+        assert!(
+            !has(&statuses(h.take(p)), "NetStream.Publish.Start"),
+            "started before the claim was decided"
+        );
+        let live = ScopePath::app("live").unwrap();
+        assert!(!h.hub.is_published(&live, "cam"));
+        let now = h.now;
+        assert!(h.hub.resolve_publish_claim(now, claim, Ok(())));
+        h.drive();
+        assert!(has(&statuses(h.take(p)), "NetStream.Publish.Start"));
+        assert!(has(&statuses(h.take(v)), "NetStream.Play.PublishNotify"));
+        // A claim is answered once.
+        assert!(!h.hub.resolve_publish_claim(now, claim, Ok(())));
+
+        let (q, refused) = publish(&mut h);
+        let why = String::from("cam is already being published (on node n1)");
+        assert!(!h.hub.resolve_publish_claim(now, refused, Err(why.clone())));
+        h.drive();
+        let answer = statuses(h.take(q));
+        assert!(
+            answer
+                .iter()
+                .any(|(c, d)| c == "NetStream.Publish.BadName" && *d == why),
+            "{answer:?}"
+        );
+        assert!(h.hub.is_published(&live, "cam"));
+
+        h.hub_events.clear();
+        let reason = "was taken over by a publisher on node n2";
+        assert!(h.hub.end_publish(now, &live, "cam", reason));
+        h.drive();
+        let told = statuses(h.take(p));
+        assert!(
+            told.iter()
+                .any(|(c, d)| c == "NetStream.Unpublish.Success" && d.contains(reason)),
+            "{told:?}"
+        );
+        assert!(!has(&statuses(h.take(v)), "NetStream.Play.UnpublishNotify"));
+        assert!(h.hub.has_waiting_players(&live, "cam"));
+        assert!(
+            h.hub_events
+                .iter()
+                .any(|e| matches!(e, HubEvent::PlayWaiting { name, .. } if name == "cam"))
+        );
+        assert!(
+            !h.hub_events
+                .iter()
+                .any(|e| matches!(e, HubEvent::Unpublished { .. })),
+            "a taken-over name is not ours to unregister"
+        );
+    }
+
+    /// Exempt protocols (relays pulling from the owner) publish at once;
+    /// a normal unpublish is reported for the registry.
+    #[test]
+    fn exempt_publishes_start_at_once_and_unpublish_is_reported() {
+        let mut h = Harness::new(HubConfig::default());
+        h.hub.require_publish_claims(&[crate::rtmp::PROTOCOL]);
+        let p = h.connect("live");
+        let s = h.create_stream(p);
+        h.hub_events.clear();
+        h.peers[p].client.publish(s, "cam").unwrap();
+        h.drive();
+        assert!(has(&statuses(h.take(p)), "NetStream.Publish.Start"));
+        assert!(
+            !h.hub_events
+                .iter()
+                .any(|e| matches!(e, HubEvent::PublishClaim { .. }))
+        );
+        h.peers[p].client.close_stream(s).unwrap();
+        h.drive();
+        assert!(
+            h.hub_events
+                .iter()
+                .any(|e| matches!(e, HubEvent::Unpublished { name, .. } if name == "cam"))
+        );
+    }
+}
