@@ -23,7 +23,7 @@ else
   apt-get install -y -q "${missing[@]}"
 fi
 
-# Interop matrix (tests/tests/interop.rs, docs/interop.md): the players
+# Interop matrix (tests/tests/e2e/interop.rs, docs/interop.md): the players
 # mpv and VLC, headless, without their desktop recommends. GStreamer's
 # rtmpsink/rtmpsrc (librtmp) come with gstreamer1.0-plugins-bad above.
 interop=()
@@ -38,7 +38,7 @@ else
   apt-get install -y -q --no-install-recommends "${interop[@]}"
 fi
 
-# NATS (issue 22, tests/tests/cluster.rs, docs/cluster.md): Debian's
+# NATS (issue 22, tests/tests/e2e/cluster.rs, docs/cluster.md): Debian's
 # nats-server with JetStream, the cluster bus the tern nodes share.
 if command -v nats-server >/dev/null 2>&1; then
   echo "tools: nats-server present"
@@ -56,7 +56,7 @@ else
   python3 -m pip install -q websockets
 fi
 
-# py3amf: the independent AMF3 codec of tests/tests/amf3_py3amf.rs (driven
+# py3amf: the independent AMF3 codec of tests/tests/e2e/amf3_py3amf.rs (driven
 # through tests/python/amf3_interop.py).
 if python3 -c 'import pyamf.amf3' >/dev/null 2>&1; then
   echo "tools: python py3amf present"
@@ -108,7 +108,7 @@ else
 fi
 
 # nginx-rtmp, for the "same webhook, two servers" test of HTTP callbacks
-# (tests/tests/webhooks.rs); the benchmarks install it too
+# (tests/tests/e2e/webhooks.rs); the benchmarks install it too
 # (bench/install-peers.sh).
 if [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] && command -v nginx >/dev/null 2>&1; then
   echo "tools: nginx-rtmp present"

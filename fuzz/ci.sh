@@ -4,8 +4,17 @@
 # then runs each target SECS seconds (default 30) starting from its committed
 # minimized corpus (fuzz/corpus/<target>/), two targets at a time. New inputs
 # go to a scratch directory, so the tree stays as committed.
+#
+#   fuzz/ci.sh [SECS]       both steps
+#   fuzz/ci.sh build        the crate's tests, the build and the regression inputs
+#   fuzz/ci.sh run [SECS]   the timed runs (after `build`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step=all
+case "${1:-}" in
+    build) step=build; shift ;;
+    run) step=run; shift ;;
+esac
 secs=${1:-30}
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzz: no nightly toolchain (rustup toolchain install nightly)" >&2
@@ -13,6 +22,8 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 start=$(date +%s)
+mapfile -t targets < <(cargo +nightly fuzz list)
+if [ "$step" != run ]; then
 # The fuzz crate's own tests (the hub world's live-room prelude reaches the
 # media drop policy).
 cargo +nightly test --manifest-path fuzz/Cargo.toml --lib
@@ -21,7 +32,6 @@ built=$(date +%s)
 echo "fuzz: build took $((built - start)) s"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-mapfile -t targets < <(cargo +nightly fuzz list)
 for t in "${targets[@]}"; do
     if compgen -G "fuzz/regressions/$t/*" >/dev/null; then
         cargo +nightly fuzz run "$t" fuzz/regressions/"$t"/* -- -runs=1 >"$scratch/$t.regressions.log" 2>&1 \
@@ -29,6 +39,12 @@ for t in "${targets[@]}"; do
         echo "fuzz: $t replays $(ls fuzz/regressions/$t | wc -l) regression inputs"
     fi
 done
+rm -rf "$scratch"
+fi
+[ "$step" = build ] && exit 0
+built=$(date +%s)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
 run() {
     local t=$1
     mkdir -p "$scratch/$t"

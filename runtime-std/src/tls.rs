@@ -19,7 +19,7 @@
 //!
 //! The simulator runs the plain ports only (turmoil has no use for
 //! certificates); the TLS layer is tested end to end in
-//! `tests/tests/tls.rs`.
+//! `tests/tests/e2e/tls.rs`.
 
 use crate::config::TlsConfig;
 use crate::net::Listener;

@@ -1,5 +1,5 @@
 //! The shared-object checker of the simulator, usable from outside it: by
-//! `tests/tests/cluster.rs`, which records what real `tern` nodes sent to
+//! `tests/tests/e2e/cluster.rs`, which records what real `tern` nodes sent to
 //! its RTMP and WebSocket subscribers as JSON frames, and by
 //! [`crate::cluster`] for the simulated nodes.
 //!

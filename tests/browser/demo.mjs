@@ -1,5 +1,5 @@
 // Drives Debian's headless chromium through tern's demo page (the chat room
-// at `/`) with playwright-core, for tests/tests/browser_demo.rs:
+// at `/`) with playwright-core, for tests/tests/e2e/browser_demo.rs:
 //
 //   node demo.mjs --url http://127.0.0.1:PORT/ --room chat/room1 \
 //     --say "line from the page" --expect "line from RTMP" --screenshot out.png

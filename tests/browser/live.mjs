@@ -1,6 +1,6 @@
 // Plays a live stream in tern's demo page (the Live section, mpegts.js
 // served by tern) in Debian's headless chromium, for
-// tests/tests/browser_demo.rs:
+// tests/tests/e2e/browser_demo.rs:
 //
 //   node live.mjs --url http://127.0.0.1:PORT/ --room live --stream cam \
 //     --transport http|ws --screenshot out.png

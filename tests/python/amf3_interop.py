@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """py3amf (PyPI 0.9.1, `import pyamf.amf3`) as the independent AMF3 codec of
-tests/tests/amf3_py3amf.rs.
+tests/tests/e2e/amf3_py3amf.rs.
 
 `encode`: prints one JSON line {"name", "hex"} per case: py3amf's AMF3
 encoding of the case's Python value (each with fresh reference tables).

@@ -1,5 +1,5 @@
 //! Chromium driven by the scripts in tests/browser (playwright-core): what
-//! the browser tests (tests/tests/browser_demo.rs, tests/tests/tls.rs)
+//! the browser tests (tests/tests/e2e/browser_demo.rs, tests/tests/e2e/tls.rs)
 //! share — the readiness check and the demo page's chat round trip with an
 //! RTMP client.
 

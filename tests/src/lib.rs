@@ -285,6 +285,14 @@ impl Proc {
         }
     }
 
+    /// Sends `signal` to the whole process group: `timeout` and the
+    /// program (for `"STOP"` and `"CONT"`, which `timeout` cannot forward).
+    pub fn signal_group(&self, signal: &str) {
+        if self.status.is_none() {
+            signal_pid(signal, &format!("-{}", self.child.id()));
+        }
+    }
+
     /// Waits up to `within` for the process to exit.
     pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
         if self.status.is_none() {

@@ -6,6 +6,7 @@
 //! the hub's proposals to JetStream and JetStream's messages, in sequence
 //! order, back to the hub (the call order of `tern_core::cluster`).
 
+pub mod leases;
 mod nats;
 pub mod presence;
 pub mod streams;

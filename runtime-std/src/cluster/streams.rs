@@ -9,19 +9,25 @@
 //!
 //! - [`Job::Claim`]: a compare-and-set on the name's key (`create` if it
 //!   is free, `update` at the revision read if this node has it or the
-//!   policy is `replace`), then the hub's grant or refusal.
+//!   policy is `replace`), then the hub's grant or refusal. A claim that
+//!   replaced another node's live publish is granted only when that node
+//!   has confirmed its publisher ended ([`Entry::takes_over`]), or when
+//!   its lease has surely lapsed ([`leases`](super::leases)): never two
+//!   live publishers of one name.
 //! - [`Job::Unpublished`]: this node's entry is deleted (at its revision,
 //!   so an entry another node wrote meanwhile stays).
 //! - [`Job::PlayWaiting`]: a player here waits for a name another node
 //!   publishes: one pull from that node (the relay's machinery).
 //! - the watch: an entry of ours that another publish overwrote means the
-//!   name was taken over — the local publisher is ended; an entry of
-//!   another node for a name with players here moves their pull there.
+//!   name was taken over — the local publisher is ended and the takeover
+//!   confirmed; an entry of another node for a name with players here
+//!   moves their pull there.
 //! - every third of the TTL: this node's entries are rewritten (at their
 //!   revision) and pulls whose origin no longer holds the name are stopped.
 //!
 //! [`Hub::require_publish_claims`]: tern_core::hub::Hub::require_publish_claims
 
+use super::leases::{self, Leases};
 use crate::relay::Target;
 use crate::server::Shared;
 use crate::wakeup::Wakeup;
@@ -35,6 +41,7 @@ use std::time::Duration;
 use tern_core::hub::PublishConflict;
 use tern_core::scope_path::ScopePath;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 /// The KV bucket of live streams.
@@ -45,6 +52,11 @@ const OP_TIMEOUT: Duration = Duration::from_secs(3);
 const CLAIM_ATTEMPTS: usize = 5;
 /// Jobs waiting at most (claims are never dropped: the hub bounds them).
 const MAX_JOBS: usize = 65_536;
+/// Ended publishes whose takeover this node still has to confirm, at most
+/// (beyond it a takeover goes ahead after its wait instead).
+const MAX_RELEASED: usize = 4096;
+/// How often waiting takeovers are checked for their deadline.
+const PENDING_CHECK: Duration = Duration::from_millis(100);
 
 /// What the hub asked of the registry, in its order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +120,13 @@ pub struct Entry {
     pub scope: String,
     /// The stream's name.
     pub name: String,
+    /// While a takeover waits: the publish id of the live publisher this
+    /// entry replaces. That publisher's node clears it (writes the entry
+    /// back without it) once its publisher has ended; the new publisher
+    /// starts only then, or after the old one's lease has lapsed
+    /// (docs/cluster.md, "Replace across nodes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_over: Option<String>,
 }
 
 /// The registry key of `scope`/`name`: each segment escaped (bytes other
@@ -204,11 +223,40 @@ struct Owned {
     name: String,
 }
 
+/// A claim that replaced another node's live publish, waiting for that
+/// node's confirmation.
+#[derive(Debug)]
+struct Pending {
+    claim: u64,
+    publish: String,
+    revision: u64,
+    scope: ScopePath,
+    name: String,
+    /// The node whose publish it replaces (for the log).
+    from: String,
+    /// When it goes ahead without the confirmation.
+    deadline: Instant,
+}
+
+/// A successful claim write.
+struct Written {
+    revision: u64,
+    /// When the write was sent (the lease starts then).
+    sent: Instant,
+    /// The live publish it replaced, if that one was on another node.
+    takes_over: Option<(String, String)>,
+}
+
 struct Registry {
     shared: Arc<Shared>,
     kv: kv::Store,
     node: Node,
     owned: BTreeMap<String, Owned>,
+    pending: BTreeMap<String, Pending>,
+    /// Publishes of this node ended by a takeover whose confirmation did
+    /// not get through yet: key → publish id.
+    released: BTreeMap<String, String>,
+    leases: Arc<Leases>,
     publishes: u64,
 }
 
@@ -229,20 +277,45 @@ fn live_entry(entry: &kv::Entry) -> Option<Entry> {
     serde_json::from_slice(&entry.value).ok()
 }
 
+fn encode(entry: &Entry) -> bytes::Bytes {
+    serde_json::to_vec(entry).unwrap_or_default().into()
+}
+
 impl Registry {
-    fn value(&self, publish: &str, scope: &ScopePath, name: &str) -> bytes::Bytes {
-        let entry = Entry {
+    fn entry(
+        &self,
+        publish: &str,
+        scope: &ScopePath,
+        name: &str,
+        takes_over: Option<String>,
+    ) -> Entry {
+        Entry {
             node: self.node.id.clone(),
             rtmp: self.node.rtmp.clone(),
             publish: publish.to_owned(),
             scope: scope.as_str().trim_start_matches('/').to_owned(),
             name: name.to_owned(),
-        };
-        serde_json::to_vec(&entry).unwrap_or_default().into()
+            takes_over,
+        }
     }
 
-    /// Takes `key` for a new publish: `Ok(revision)` or why not.
-    async fn claim(&self, key: &str, value: &bytes::Bytes, name: &str) -> Result<u64, String> {
+    /// True if `publish` is one of this incarnation's (a node restarted
+    /// under the same id is another incarnation: its publishes are taken
+    /// over, not continued).
+    fn is_mine(&self, publish: &str) -> bool {
+        publish
+            .strip_prefix(self.node.member.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Takes `key` for a new publish: the write, or why not.
+    async fn claim(
+        &self,
+        key: &str,
+        publish: &str,
+        scope: &ScopePath,
+        name: &str,
+    ) -> Result<Written, String> {
         let mut last = String::new();
         for _ in 0..CLAIM_ATTEMPTS {
             let current = timed(self.kv.entry(key))
@@ -251,8 +324,12 @@ impl Registry {
             let holder = current
                 .as_ref()
                 .and_then(|e| live_entry(e).map(|h| (e.revision, h)));
-            let attempt = match holder {
-                None => timed(self.kv.create(key, value.clone())).await,
+            let sent = Instant::now();
+            let (takes_over, attempt) = match holder {
+                None => {
+                    let value = encode(&self.entry(publish, scope, name, None));
+                    (None, timed(self.kv.create(key, value)).await)
+                }
                 Some((revision, holder)) => {
                     if holder.node != self.node.id && self.node.conflict == PublishConflict::Reject
                     {
@@ -261,11 +338,30 @@ impl Registry {
                             holder.node
                         ));
                     }
-                    timed(self.kv.update(key, value.clone(), revision)).await
+                    // The publish live under this entry: its own, or (while
+                    // a takeover waits) the one that takeover replaces.
+                    let live = holder.takes_over.clone().unwrap_or(holder.publish.clone());
+                    let takes_over = (!self.is_mine(&live)).then(|| (live, holder.node.clone()));
+                    let value = encode(&self.entry(
+                        publish,
+                        scope,
+                        name,
+                        takes_over.as_ref().map(|(p, _)| p.clone()),
+                    ));
+                    (
+                        takes_over,
+                        timed(self.kv.update(key, value, revision)).await,
+                    )
                 }
             };
             match attempt {
-                Ok(revision) => return Ok(revision),
+                Ok(revision) => {
+                    return Ok(Written {
+                        revision,
+                        sent,
+                        takes_over,
+                    });
+                }
                 // Another node wrote between the read and the write: read again.
                 Err(e) => last = e,
             }
@@ -275,42 +371,200 @@ impl Registry {
         ))
     }
 
+    /// Answers the hub's claim `claim` with a grant; a publisher that left
+    /// meanwhile has its entry deleted again.
+    #[allow(clippy::too_many_arguments)]
+    async fn grant(
+        &mut self,
+        key: String,
+        claim: u64,
+        publish: String,
+        revision: u64,
+        sent: Instant,
+        scope: ScopePath,
+        name: String,
+    ) {
+        let now = self.shared.now();
+        let granted = self
+            .shared
+            .with_hub(|hub| hub.resolve_publish_claim(now, claim, Ok(())));
+        if !granted {
+            let _ = timed(self.kv.delete_expect_revision(&key, Some(revision))).await;
+            return;
+        }
+        info!(stream = %key, publish = %publish, revision, "cluster: stream registered");
+        self.leases.grant(&key, sent, &scope, &name);
+        self.owned.insert(
+            key,
+            Owned {
+                publish,
+                revision,
+                scope,
+                name,
+            },
+        );
+    }
+
+    fn refuse(&self, claim: u64, why: String) {
+        info!("cluster: publish refused: {why}");
+        let now = self.shared.now();
+        self.shared
+            .with_hub(|hub| hub.resolve_publish_claim(now, claim, Err(why)));
+    }
+
+    /// A takeover of `key` waits: granted when the entry comes back
+    /// without `takes_over` (the old node's confirmation), refused when
+    /// someone else wrote it meanwhile.
+    async fn on_pending_watch(&mut self, entry: &kv::Entry) {
+        let Some(pending) = self.pending.get(&entry.key) else {
+            return;
+        };
+        match live_entry(entry) {
+            // The echo of our own write.
+            Some(h) if h.publish == pending.publish && h.takes_over.is_some() => {}
+            Some(h) if h.publish == pending.publish => {
+                if let Some(p) = self.pending.remove(&entry.key) {
+                    info!(stream = %entry.key, "cluster: node {} confirmed its publisher ended", p.from);
+                    self.finish_takeover(entry.key.clone(), p).await;
+                }
+            }
+            other => {
+                if let Some(p) = self.pending.remove(&entry.key) {
+                    let by =
+                        other.map_or_else(|| "nobody".to_owned(), |h| format!("node {}", h.node));
+                    self.refuse(
+                        p.claim,
+                        format!("{} was claimed by {by} while its takeover waited", p.name),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Takeovers whose old node did not answer within
+    /// [`leases::takeover_wait`] go ahead: by then the old publish's lease
+    /// has lapsed.
+    async fn expire_pending(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(p) = self.pending.remove(&key) {
+                info!(stream = %key, "cluster: node {} did not confirm the takeover within {:?}; its lease has lapsed", p.from, leases::takeover_wait(self.node.ttl));
+                self.finish_takeover(key, p).await;
+            }
+        }
+    }
+
+    /// Writes a waiting takeover's entry once more, without
+    /// `takes_over`, if it is still its own (or free), and grants it: the
+    /// new publish's lease starts with this write.
+    async fn finish_takeover(&mut self, key: String, p: Pending) {
+        let value = encode(&self.entry(&p.publish, &p.scope, &p.name, None));
+        let current = match timed(self.kv.entry(&key)).await {
+            Ok(current) => current,
+            Err(e) => {
+                let why = format!("the cluster's stream registry is unreachable: {e}");
+                return self.refuse(p.claim, why);
+            }
+        };
+        let sent = Instant::now();
+        let write = match current.as_ref().map(|e| (e.revision, live_entry(e))) {
+            None | Some((_, None)) => timed(self.kv.create(&key, value)).await,
+            Some((revision, Some(h))) if h.publish == p.publish => {
+                timed(self.kv.update(&key, value, revision)).await
+            }
+            Some((_, Some(h))) => Err(format!("claimed by node {} meanwhile", h.node)),
+        };
+        match write {
+            Ok(revision) => {
+                self.grant(key, p.claim, p.publish, revision, sent, p.scope, p.name)
+                    .await;
+            }
+            Err(e) => self.refuse(p.claim, format!("{}: {e}", p.name)),
+        }
+    }
+
+    /// Our publish `publish` of `entry.key` has ended because `entry`
+    /// took it over: tell the new owner by writing its entry back without
+    /// `takes_over` (at the revision seen, so a later write wins). Kept in
+    /// `released` until that got through.
+    async fn confirm_release(&mut self, entry: &kv::Entry, holder: &Entry, publish: &str) {
+        if holder.takes_over.as_deref() != Some(publish) {
+            return;
+        }
+        let confirmed = Entry {
+            takes_over: None,
+            ..holder.clone()
+        };
+        match timed(
+            self.kv
+                .update(&entry.key, encode(&confirmed), entry.revision),
+        )
+        .await
+        {
+            Ok(_) => {
+                self.released.remove(&entry.key);
+                debug!(stream = %entry.key, "cluster: takeover confirmed");
+            }
+            Err(e) => {
+                debug!(stream = %entry.key, "cluster: takeover not confirmed yet: {e}");
+                if self.released.len() < MAX_RELEASED {
+                    self.released.insert(entry.key.clone(), publish.to_owned());
+                }
+            }
+        }
+    }
+
     async fn on_job(&mut self, job: Job) {
         match job {
             Job::Claim { claim, scope, name } => {
                 let key = key(&scope, &name);
                 self.publishes += 1;
                 let publish = format!("{}/{}", self.node.member, self.publishes);
-                let value = self.value(&publish, &scope, &name);
-                let decision = self.claim(&key, &value, &name).await;
-                let now = self.shared.now();
-                let granted = self.shared.with_hub(|hub| {
-                    hub.resolve_publish_claim(now, claim, decision.clone().map(|_| ()))
-                });
-                match decision {
-                    Ok(revision) if granted => {
-                        info!(stream = %key, publish = %publish, revision, "cluster: stream registered");
-                        self.owned.insert(
+                if let Some(earlier) = self.pending.remove(&key) {
+                    self.refuse(
+                        earlier.claim,
+                        format!("{name}: a later publish here replaced this one"),
+                    );
+                }
+                match self.claim(&key, &publish, &scope, &name).await {
+                    Ok(Written {
+                        revision,
+                        takes_over: Some((_, from)),
+                        ..
+                    }) => {
+                        info!(stream = %key, publish = %publish, "cluster: taking the stream over from node {from}; waiting until its publisher has ended");
+                        let deadline = Instant::now() + leases::takeover_wait(self.node.ttl);
+                        self.pending.insert(
                             key,
-                            Owned {
+                            Pending {
+                                claim,
                                 publish,
                                 revision,
                                 scope,
                                 name,
+                                from,
+                                deadline,
                             },
                         );
                     }
-                    Ok(revision) => {
-                        // The publisher left while the claim was out.
-                        let _ = timed(self.kv.delete_expect_revision(&key, Some(revision))).await;
+                    Ok(w) => {
+                        self.grant(key, claim, publish, w.revision, w.sent, scope, name)
+                            .await;
                     }
-                    Err(why) => info!(stream = %key, "cluster: publish refused: {why}"),
+                    Err(why) => self.refuse(claim, why),
                 }
             }
             Job::Unpublished { scope, name } => {
                 let key = key(&scope, &name);
                 // Jobs run in the hub's order: a later publish of the name
                 // here is claimed after this delete.
+                self.leases.end(&key);
                 if let Some(owned) = self.owned.remove(&key) {
                     match timed(self.kv.delete_expect_revision(&key, Some(owned.revision))).await {
                         Ok(()) => info!(stream = %key, "cluster: stream unregistered"),
@@ -383,6 +637,19 @@ impl Registry {
 
     /// A change seen on the watch.
     async fn on_watch(&mut self, entry: &kv::Entry) {
+        if self.pending.contains_key(&entry.key) {
+            return self.on_pending_watch(entry).await;
+        }
+        if let Some(publish) = self.released.get(&entry.key).cloned() {
+            match live_entry(entry) {
+                Some(h) if h.takes_over.as_deref() == Some(publish.as_str()) => {
+                    self.confirm_release(entry, &h, &publish).await;
+                }
+                _ => {
+                    self.released.remove(&entry.key);
+                }
+            }
+        }
         if let Some(owned) = self.owned.get(&entry.key) {
             let holder = live_entry(entry);
             let taken = entry.revision > owned.revision
@@ -390,14 +657,14 @@ impl Registry {
             if !taken {
                 return;
             }
-            let Some(owned) = self.owned.remove(&entry.key) else {
+            let (Some(owned), Some(holder)) = (self.owned.remove(&entry.key), holder) else {
                 return;
             };
-            let by = holder.map(|h| h.node).unwrap_or_default();
             self.end_local(
                 &owned,
-                &format!("was taken over by a publisher on node {by}"),
+                &format!("was taken over by a publisher on node {}", holder.node),
             );
+            self.confirm_release(entry, &holder, &owned.publish).await;
             return;
         }
         let Some(holder) = live_entry(entry) else {
@@ -421,6 +688,7 @@ impl Registry {
     }
 
     fn end_local(&self, owned: &Owned, reason: &str) {
+        self.leases.end(&key(&owned.scope, &owned.name));
         let now = self.shared.now();
         let ended = self
             .shared
@@ -438,9 +706,11 @@ impl Registry {
             let Some(owned) = self.owned.get(&key) else {
                 continue;
             };
-            let value = self.value(&owned.publish, &owned.scope, &owned.name);
+            let value = encode(&self.entry(&owned.publish, &owned.scope, &owned.name, None));
+            let sent = Instant::now();
             match timed(self.kv.update(&key, value.clone(), owned.revision)).await {
                 Ok(revision) => {
+                    self.leases.renew(&key, sent);
                     if let Some(o) = self.owned.get_mut(&key) {
                         o.revision = revision;
                     }
@@ -480,11 +750,12 @@ impl Registry {
         let Some(owned) = self.owned.get(key) else {
             return;
         };
-        match current.as_ref().and_then(live_entry) {
-            Some(holder) if holder.publish != owned.publish => {
+        match current.as_ref().and_then(|e| live_entry(e).map(|h| (e, h))) {
+            Some((entry, holder)) if holder.publish != owned.publish => {
                 if let Some(owned) = self.owned.remove(key) {
                     let reason = format!("was taken over by a publisher on node {}", holder.node);
                     self.end_local(&owned, &reason);
+                    self.confirm_release(entry, &holder, &owned.publish).await;
                 }
             }
             Some(_) => {
@@ -495,8 +766,10 @@ impl Registry {
             None => {
                 // Expired (NATS was away longer than the TTL): take it
                 // again if nobody did.
+                let sent = Instant::now();
                 match timed(self.kv.create(key, value.clone())).await {
                     Ok(revision) => {
+                        self.leases.renew(key, sent);
                         if let Some(o) = self.owned.get_mut(key) {
                             o.revision = revision;
                         }
@@ -520,11 +793,22 @@ pub async fn run(shared: Arc<Shared>, kv: kv::Store, node: Node, mut stop: watch
     };
     let mut refresh = tokio::time::interval(node.ttl / 3);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending_check = tokio::time::interval(PENDING_CHECK);
+    pending_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let leases = Arc::new(Leases::default());
+    let lease_watch = tokio::spawn(leases::watch(
+        Arc::clone(&shared),
+        Arc::clone(&leases),
+        node.ttl,
+    ));
     let mut registry = Registry {
         shared,
         kv,
         node,
         owned: BTreeMap::new(),
+        pending: BTreeMap::new(),
+        released: BTreeMap::new(),
+        leases,
         publishes: 0,
     };
     loop {
@@ -536,6 +820,7 @@ pub async fn run(shared: Arc<Shared>, kv: kv::Store, node: Node, mut stop: watch
                 }
             }
             _ = refresh.tick() => registry.refresh().await,
+            _ = pending_check.tick(), if !registry.pending.is_empty() => registry.expire_pending().await,
             next = async {
                 match watch.as_mut() {
                     Some(w) => w.next().await,
@@ -550,7 +835,16 @@ pub async fn run(shared: Arc<Shared>, kv: kv::Store, node: Node, mut stop: watch
             },
         }
     }
+    lease_watch.abort();
     // Leaving: this node's names are free at once rather than after the TTL.
+    for (key, pending) in std::mem::take(&mut registry.pending) {
+        let _ = timed(
+            registry
+                .kv
+                .delete_expect_revision(&key, Some(pending.revision)),
+        )
+        .await;
+    }
     for (key, owned) in std::mem::take(&mut registry.owned) {
         let _ = timed(
             registry
@@ -593,6 +887,7 @@ mod tests {
             publish: "p".into(),
             scope: "live/room".into(),
             name: "cam".into(),
+            takes_over: None,
         };
         let target = pull_target(&entry).unwrap();
         assert_eq!((target.host.as_str(), target.port), ("::1", 1936));

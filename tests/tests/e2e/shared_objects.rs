@@ -209,7 +209,7 @@ async fn a_subscriber_that_reads_late_gets_every_change_once_in_order() {
     const CHANGES: usize = 2500;
     // The writer sends as fast as it can, far above the default
     // shared-object rate limit (100/s, burst 500): this test is about
-    // delivery order, so the limit is off (tests/tests/so_rate_limit.rs
+    // delivery order, so the limit is off (tests/tests/e2e/so_rate_limit.rs
     // tests the limit).
     let server = Server::start(ServerOptions {
         config: Some("[shared_objects]\nmax_ops_per_sec = 0\n".to_owned()),

@@ -253,27 +253,20 @@ async fn a_second_publisher_on_node_2_replaces_the_first_and_node_3_s_player_con
     // publish, once started, lasts, so "node 2 live, then node 1 still
     // live" means both were live at node 1's read (reading node 1 first
     // could see the old publisher just before its end and the new one just
-    // after its start). Node 2 starts when its compare-and-set succeeds and
-    // node 1 ends its publisher when its KV watch shows the new owner, so
-    // the two can overlap for that delivery (docs/cluster.md, "One
-    // publisher per name"); what must not happen is an overlap that
-    // outlasts one sampling interval.
+    // after its start). Node 2's publish starts only after node 1 has
+    // confirmed through the registry that its publisher ended
+    // (docs/cluster.md, "Replace across nodes"): no sample may see both.
     let started = Instant::now();
     let mut samples = 0;
-    let mut overlapping = 0;
-    let mut overlapped_last = false;
     loop {
         let two = publishes_itself(&n2);
         let one = publishes_itself(&n1);
         samples += 1;
-        let both = one && two;
         assert!(
-            !(both && overlapped_last),
-            "two live publishers of live/cam in two samples in a row, {:?} after node 2's start",
+            !(one && two),
+            "two live publishers of live/cam {:?} after node 2's encoder started",
             started.elapsed()
         );
-        overlapping += usize::from(both);
-        overlapped_last = both;
         if two && !one {
             break;
         }
@@ -282,12 +275,16 @@ async fn a_second_publisher_on_node_2_replaces_the_first_and_node_3_s_player_con
             "node 2 did not take the stream over in 10 s; node 2 log:\n{}",
             n2.log()
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     eprintln!(
-        "node 2 took over {} ms after its publisher started ({samples} samples, \
-         {overlapping} with both live)",
+        "node 2 took over {} ms after its publisher started ({samples} samples)",
         started.elapsed().as_millis()
+    );
+    assert!(
+        n2.log().contains("confirmed its publisher ended"),
+        "node 2 went ahead without node 1's confirmation; node 2 log:\n{}",
+        n2.log()
     );
     let status = first.wait(SECS(10));
     assert!(
@@ -370,4 +367,61 @@ async fn with_reject_a_second_publisher_on_node_2_is_refused() {
         }
     };
     assert_eq!(code, "NetStream.Publish.Start");
+}
+
+/// The two sides of a takeover nobody answers: node 2 takes over the name
+/// of a killed node 1 only after node 1's lease has surely lapsed (the TTL
+/// and a margin after its claim), and a node that loses NATS ends its own
+/// publisher when its lease lapses, before the TTL — so a takeover
+/// elsewhere that it cannot confirm never overlaps it.
+#[tokio::test(flavor = "current_thread")]
+async fn an_unanswered_takeover_waits_for_the_lease_and_a_node_without_nats_ends_its_publisher() {
+    if !require_tools(&["nats-server", "ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let (nats, port) = start_nats(dir);
+    let mut n1 = node(port, "n1", "replace");
+    let n2 = node(port, "n2", "replace");
+    let _first = ffmpeg_publish(dir, "publisher-1", &n1.rtmp_url("live/cam"), SECS(40));
+    wait_publishing(&n1, "/live", "cam");
+
+    n1.kill9();
+    let killed = Instant::now();
+    let _second = ffmpeg_publish(dir, "publisher-2", &n2.rtmp_url("live/cam"), SECS(40));
+    let live = wait_for(SECS(TTL_SECS + 8), || publishes_itself(&n2).then_some(()));
+    assert!(live.is_some(), "node 2 never published; log:\n{}", n2.log());
+    let took = killed.elapsed();
+    eprintln!(
+        "node 2 published {} ms after node 1's kill",
+        took.as_millis()
+    );
+    assert!(
+        n2.log().contains("did not confirm the takeover"),
+        "node 2 went ahead without waiting for node 1's lease; log:\n{}",
+        n2.log()
+    );
+
+    nats.signal_group("STOP");
+    let stopped = Instant::now();
+    let ended = wait_for(SECS(TTL_SECS + 5), || {
+        (!publishes_itself(&n2)).then_some(())
+    });
+    let took = stopped.elapsed();
+    nats.signal_group("CONT");
+    assert!(ended.is_some(), "node 2 kept publishing without NATS");
+    eprintln!(
+        "node 2 ended its publisher {} ms after NATS stopped",
+        took.as_millis()
+    );
+    assert!(
+        took < SECS(TTL_SECS),
+        "node 2 ended its publisher {took:?} after NATS stopped: not within the TTL"
+    );
+    assert!(
+        n2.log().contains("did not confirm this node's publish"),
+        "log:\n{}",
+        n2.log()
+    );
 }
