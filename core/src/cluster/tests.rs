@@ -313,3 +313,31 @@ fn a_room_lives_while_any_node_uses_it() {
         "not expired room_idle after the last node let go"
     );
 }
+
+/// `max_connections_per_scope` counts the connections other nodes'
+/// presence reports (docs/cluster.md, "Rooms across nodes").
+#[test]
+fn the_connection_cap_of_a_room_counts_every_node() {
+    let log = MemorySequencer::new();
+    let mut ns = nodes(1, &log);
+    let hub = &mut ns[0].hub;
+    let room = crate::scope_path::ScopePath::resolve("chat/room", 8).unwrap();
+    let cap = HubConfig::default().max_connections_per_scope;
+    let open = |hub: &Hub| hub.connections().count();
+    connect(hub, 1);
+    assert_eq!(open(hub), 1);
+    // Another node holds all but one place: this node's second is refused.
+    hub.set_remote_rooms(T, "node1", vec![(room.clone(), (cap - 2) as u64)]);
+    connect(hub, 2);
+    assert_eq!(open(hub), 2, "the last place was refused");
+    connect(hub, 3);
+    assert_eq!(
+        open(hub),
+        2,
+        "a connection beyond the cluster-wide cap was let in"
+    );
+    // The other node's clients leave: there is room again.
+    hub.set_remote_rooms(T, "node1", vec![]);
+    connect(hub, 4);
+    assert_eq!(open(hub), 3);
+}

@@ -145,6 +145,16 @@ impl Hub {
             .is_some_and(|c| c.remote.values().any(|rooms| rooms.contains_key(path)))
     }
 
+    /// Connections other nodes have in `path`, as their last presence
+    /// said; 0 when not clustered.
+    pub(super) fn remote_connections(&self, path: &ScopePath) -> usize {
+        let Some(c) = self.cluster.as_ref() else {
+            return 0;
+        };
+        let total: u64 = c.remote.values().filter_map(|rooms| rooms.get(path)).sum();
+        usize::try_from(total).unwrap_or(usize::MAX)
+    }
+
     /// Every room in use on some node, with its connections per node;
     /// this node's under `me`. Empty when not clustered.
     pub fn cluster_rooms(&self, me: &str) -> Vec<ClusterRoom> {

@@ -120,16 +120,26 @@ impl Hub {
                 ));
             }
         }
+        // In a cluster the cap counts every node's connections, as the
+        // other nodes' last presence (at most about a second old) said:
+        // joins on two nodes within that second can both pass.
+        let here = self.scopes.get(&scope).map_or(0, |s| s.connections);
+        let elsewhere = self.remote_connections(&scope);
+        if here.saturating_add(elsewhere) >= self.config.max_connections_per_scope {
+            let across = if elsewhere > 0 {
+                format!(" across the cluster; {elsewhere} on other nodes")
+            } else {
+                String::new()
+            };
+            return Err((
+                RejectCode::Rejected,
+                format!(
+                    "scope {scope} is full (at most {} connections{across})",
+                    self.config.max_connections_per_scope
+                ),
+            ));
+        }
         match self.scopes.get(&scope) {
-            Some(s) if s.connections >= self.config.max_connections_per_scope => {
-                return Err((
-                    RejectCode::Rejected,
-                    format!(
-                        "scope {scope} is full (at most {} connections)",
-                        self.config.max_connections_per_scope
-                    ),
-                ));
-            }
             Some(_) => {}
             None => {
                 let new_rooms = self.missing_ancestors(&scope);
