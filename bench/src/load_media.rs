@@ -119,6 +119,9 @@ struct Stats {
     /// player's receipt, every delivery in the window.
     chat: Hist,
     half: usize,
+    /// The window's start on the tool's clock, and its seconds so far.
+    window_start_us: u64,
+    seconds: Vec<SecondLag>,
     playing: usize,
     failed: usize,
     first_error: Option<String>,
@@ -137,6 +140,19 @@ impl Stats {
         if let Some(h) = self.lag.get_mut(half) {
             h.record(lag);
             self.added.record(now_us.saturating_sub(stamp.sent_us));
+            let second = now_us.saturating_sub(self.window_start_us) / 1_000_000;
+            if let Ok(second) = usize::try_from(second)
+                && second < MAX_SECONDS
+            {
+                if self.seconds.len() <= second {
+                    self.seconds.resize(second + 1, SecondLag::default());
+                }
+                if let Some(s) = self.seconds.get_mut(second) {
+                    s.frames += 1;
+                    s.max_lag_ms = s.max_lag_ms.max(lag as f64 / 1000.0);
+                    s.late_frames += u64::from(lag > LATE_US);
+                }
+            }
         }
         let Some(p) = self.players.get_mut(id) else {
             return;
@@ -177,7 +193,9 @@ impl Stats {
         }
     }
 
-    fn start_window(&mut self) {
+    fn start_window(&mut self, now_us: u64) {
+        self.window_start_us = now_us;
+        self.seconds.clear();
         for p in &mut self.players {
             p.bytes = 0;
             p.frames = 0;
@@ -245,6 +263,8 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     let stats = Rc::new(RefCell::new(Stats {
         players: Vec::new(),
         lag: [Hist::new(), Hist::new()],
+        window_start_us: 0,
+        seconds: Vec::new(),
         added: Hist::new(),
         chat: Hist::new(),
         half: 0,
@@ -308,15 +328,28 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
         }
         tokio::time::sleep(options.settle).await;
 
-        stats.borrow_mut().start_window();
+        stats.borrow_mut().start_window(clock.now_us());
         publisher.late_max_us.store(0, Ordering::Relaxed);
         let heap0 = heap(options).await?;
         let sent0 = publisher.sent.load(Ordering::Relaxed);
         let server0 = options.server.sample(clock.now_secs());
         let tool0 = tool.sample(clock.now_secs());
-        tokio::time::sleep(options.window / 2).await;
-        stats.borrow_mut().half = 1;
-        tokio::time::sleep(options.window / 2).await;
+        let mut cpu = Vec::new();
+        let mut last = server0;
+        for half in 0..2 {
+            stats.borrow_mut().half = half;
+            let until = tokio::time::Instant::now() + options.window / 2;
+            // One server sample a second: the timeline's CPU column.
+            while tokio::time::Instant::now() < until {
+                let next = (tokio::time::Instant::now() + Duration::from_secs(1)).min(until);
+                tokio::time::sleep_until(next).await;
+                let sample = options.server.sample(clock.now_secs());
+                if sample.at - last.at >= 0.5 {
+                    cpu.push((sample.at - server0.at, sample.core_fraction_since(&last)));
+                    last = sample;
+                }
+            }
+        }
         let server1 = options.server.sample(clock.now_secs());
         let tool1 = tool.sample(clock.now_secs());
         let sent = publisher.sent.load(Ordering::Relaxed) - sent0;
@@ -325,7 +358,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             _ => None,
         };
 
-        let step = {
+        let mut step = {
             let s = stats.borrow();
             measure(
                 options,
@@ -337,6 +370,25 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 (sent, heap),
             )
         };
+        step.timeline = timeline(&stats.borrow().seconds, &cpu);
+        if let Some(worst) = step
+            .timeline
+            .iter()
+            .filter(|s| s.late_frames > 0)
+            .max_by(|a, b| a.max_lag_ms.total_cmp(&b.max_lag_ms))
+        {
+            eprintln!(
+                "  late frames (lag > {} ms) in {} of {} seconds; worst second {}: max lag {:.0} ms, {} of {} frames late, server CPU {:.0} %",
+                LATE_US / 1000,
+                step.timeline.iter().filter(|s| s.late_frames > 0).count(),
+                step.timeline.len(),
+                worst.second,
+                worst.max_lag_ms,
+                worst.late_frames,
+                worst.frames,
+                worst.server_cpu * 100.0
+            );
+        }
         println!(
             "{}",
             serde_json::to_string(&Record::Media(step.clone())).map_err(|e| e.to_string())?
@@ -398,6 +450,44 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
     Ok(records)
 }
 
+/// Frames later than this behind the publisher's schedule count as late in
+/// the timeline.
+const LATE_US: u64 = 500_000;
+/// Seconds of a window the timeline keeps at most.
+const MAX_SECONDS: usize = 3600;
+
+/// One second of the window as the players saw it.
+#[derive(Clone, Copy, Debug, Default)]
+struct SecondLag {
+    frames: u64,
+    late_frames: u64,
+    max_lag_ms: f64,
+}
+
+/// The window's seconds with the server's CPU in each (the sample that
+/// ended in or after it).
+fn timeline(seconds: &[SecondLag], cpu: &[(f64, f64)]) -> Vec<crate::record::LagSecond> {
+    seconds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let end = (i + 1) as f64;
+            let server_cpu = cpu
+                .iter()
+                .find(|(at, _)| *at >= end - 0.05)
+                .or(cpu.last())
+                .map_or(0.0, |(_, c)| *c);
+            crate::record::LagSecond {
+                second: i,
+                frames: s.frames,
+                late_frames: s.late_frames,
+                max_lag_ms: s.max_lag_ms,
+                server_cpu,
+            }
+        })
+        .collect()
+}
+
 fn measure(
     options: &MediaOptions,
     target: usize,
@@ -453,6 +543,7 @@ fn measure(
         messages_sent,
         allocations: heap.map(|h| h.allocations),
         allocated_bytes: heap.map(|h| h.allocated_bytes),
+        timeline: Vec::new(),
     };
     step.derive();
     step

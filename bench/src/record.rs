@@ -17,6 +17,21 @@ pub enum Record {
 }
 
 /// Which process ran out of CPU first.
+/// One second of a media step's window ([`MediaStep::timeline`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LagSecond {
+    /// Seconds since the window's start.
+    pub second: usize,
+    /// Frames received by every player in that second.
+    pub frames: u64,
+    /// Of them, more than 500 ms behind the publisher's schedule.
+    pub late_frames: u64,
+    /// The largest lag of a frame received in that second, ms.
+    pub max_lag_ms: f64,
+    /// The server's CPU in about that second, fraction of one core.
+    pub server_cpu: f64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Saturated {
@@ -91,6 +106,12 @@ pub struct MediaStep {
     pub player_bytes: [u64; 3],
     /// Per-player spread of the largest lag in the window (ms).
     pub player_max_lag_ms: [f64; 3],
+    /// The window second by second: frames, late frames (> 500 ms behind
+    /// the schedule), the largest lag, the server's CPU (a stall shows as
+    /// late frames in a few seconds; the CPU says whether the server was
+    /// busy or idle meanwhile).
+    #[serde(default)]
+    pub timeline: Vec<LagSecond>,
     /// Server CPU time in the window, s.
     pub server_cpu_secs: f64,
     /// Server CPU as a fraction of one core.
@@ -296,6 +317,7 @@ mod tests {
             publisher_late_ms: 0.1,
             player_bytes: [1, 2, 3],
             player_max_lag_ms: [1.0, 2.0, 3.0],
+            timeline: Vec::new(),
             server_cpu_secs: 3.0,
             server_cpu: 0.3,
             tool_cpu: 0.5,

@@ -674,6 +674,7 @@ mod tests {
             publisher_late_ms: 0.0,
             player_bytes: [0; 3],
             player_max_lag_ms: [0.0; 3],
+            timeline: Vec::new(),
             server_cpu_secs: cpu_secs,
             server_cpu: cpu_secs / 10.0,
             tool_cpu: tool,
