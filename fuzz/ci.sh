@@ -2,7 +2,7 @@
 # CI's fuzz regression (called from .ci/run): builds every target with
 # nightly, replays the committed crash inputs (fuzz/regressions/<target>/),
 # then runs each target SECS seconds (default 30) starting from its committed
-# minimized corpus (fuzz/corpus/<target>/), two targets at a time. New inputs
+# minimized corpus (fuzz/corpus/<target>/), FUZZ_JOBS (2) targets at a time. New inputs
 # go to a scratch directory, so the tree stays as committed.
 #
 #   fuzz/ci.sh [SECS]       both steps
@@ -61,9 +61,10 @@ run() {
     fi
 }
 failed=0
-for ((i = 0; i < ${#targets[@]}; i += 2)); do
+jobs=${FUZZ_JOBS:-2}
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
     pids=()
-    for t in "${targets[@]:i:2}"; do
+    for t in "${targets[@]:i:jobs}"; do
         run "$t" &
         pids+=($!)
     done

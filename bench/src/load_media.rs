@@ -371,24 +371,6 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             )
         };
         step.timeline = timeline(&stats.borrow().seconds, &cpu);
-        if let Some(worst) = step
-            .timeline
-            .iter()
-            .filter(|s| s.late_frames > 0)
-            .max_by(|a, b| a.max_lag_ms.total_cmp(&b.max_lag_ms))
-        {
-            eprintln!(
-                "  late frames (lag > {} ms) in {} of {} seconds; worst second {}: max lag {:.0} ms, {} of {} frames late, server CPU {:.0} %",
-                LATE_US / 1000,
-                step.timeline.iter().filter(|s| s.late_frames > 0).count(),
-                step.timeline.len(),
-                worst.second,
-                worst.max_lag_ms,
-                worst.late_frames,
-                worst.frames,
-                worst.server_cpu * 100.0
-            );
-        }
         println!(
             "{}",
             serde_json::to_string(&Record::Media(step.clone())).map_err(|e| e.to_string())?
@@ -429,6 +411,24 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 None => "",
             }
         );
+        if let Some(worst) = step
+            .timeline
+            .iter()
+            .filter(|s| s.late_frames > 0)
+            .max_by(|a, b| a.max_lag_ms.total_cmp(&b.max_lag_ms))
+        {
+            eprintln!(
+                "  late frames (lag > {} ms) in {} of {} seconds; worst second {}: max lag {:.0} ms, {} of {} frames late, server CPU {:.0} %",
+                LATE_US / 1000,
+                step.timeline.iter().filter(|s| s.late_frames > 0).count(),
+                step.timeline.len(),
+                worst.second,
+                worst.max_lag_ms,
+                worst.late_frames,
+                worst.frames,
+                worst.server_cpu * 100.0
+            );
+        }
         if step.chat_deliveries > 0 {
             eprintln!(
                 "  chat during video: {} changes delivered, p50 {:.1} p99 {:.1} max {:.1} ms",

@@ -11,8 +11,8 @@ use tern_core::hub::MediaKind;
 use tern_core::rtmp::ClientEvent;
 use tern_tests::rtmp::RtmpClient;
 use tern_tests::{
-    Probe, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish, require_tools,
-    start_nats, wait_for, wait_publishing,
+    Probe, Proc, Server, ServerOptions, check_av_capture, ffmpeg_play, ffmpeg_publish,
+    require_tools, start_nats, wait_for, wait_publishing,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -29,6 +29,18 @@ fn node(nats_port: u16, id: &str, conflict: &str) -> Server {
         )),
         ..ServerOptions::default()
     })
+}
+
+/// A temp dir, a nats-server and `N` nodes ("n1"…) under `policy`;
+/// `None` (the test skips) without nats-server, ffmpeg or ffprobe.
+fn cluster<const N: usize>(policy: &str) -> Option<(tempfile::TempDir, Proc, [Server; N])> {
+    if !require_tools(&["nats-server", "ffmpeg", "ffprobe"]) {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (nats, port) = start_nats(dir.path());
+    let nodes = std::array::from_fn(|i| node(port, &format!("n{}", i + 1), policy));
+    Some((dir, nats, nodes))
 }
 
 fn relays(server: &Server) -> Vec<Json> {
@@ -133,15 +145,10 @@ async fn watch_player(client: &mut RtmpClient, within: Duration) -> (u32, u32, V
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_stream_published_on_node_1_plays_on_node_3_until_node_1_is_killed() {
-    if !require_tools(&["nats-server", "ffmpeg", "ffprobe"]) {
+    let Some((dir, _nats, [mut n1, n2, n3])) = cluster("replace") else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    };
     let dir = dir.path();
-    let (_nats, port) = start_nats(dir);
-    let mut n1 = node(port, "n1", "replace");
-    let n2 = node(port, "n2", "replace");
-    let n3 = node(port, "n3", "replace");
     let _publisher = ffmpeg_publish(dir, "publisher-1", &n1.rtmp_url("live/cam"), SECS(40));
     wait_publishing(&n1, "/live", "cam");
 
@@ -234,15 +241,10 @@ async fn a_stream_published_on_node_1_plays_on_node_3_until_node_1_is_killed() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_second_publisher_on_node_2_replaces_the_first_and_node_3_s_player_continues() {
-    if !require_tools(&["nats-server", "ffmpeg"]) {
+    let Some((dir, _nats, [n1, n2, n3])) = cluster("replace") else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    };
     let dir = dir.path();
-    let (_nats, port) = start_nats(dir);
-    let n1 = node(port, "n1", "replace");
-    let n2 = node(port, "n2", "replace");
-    let n3 = node(port, "n3", "replace");
     let mut first = ffmpeg_publish(dir, "publisher-1", &n1.rtmp_url("live/cam"), SECS(40));
     wait_publishing(&n1, "/live", "cam");
     let (mut player, took) = play_first_frame("player-3", &n3).await;
@@ -322,14 +324,10 @@ async fn a_second_publisher_on_node_2_replaces_the_first_and_node_3_s_player_con
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_reject_a_second_publisher_on_node_2_is_refused() {
-    if !require_tools(&["nats-server", "ffmpeg"]) {
+    let Some((dir, _nats, [n1, n2])) = cluster("reject") else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    };
     let dir = dir.path();
-    let (_nats, port) = start_nats(dir);
-    let n1 = node(port, "n1", "reject");
-    let n2 = node(port, "n2", "reject");
     let _first = ffmpeg_publish(dir, "publisher-1", &n1.rtmp_url("live/cam"), SECS(40));
     wait_publishing(&n1, "/live", "cam");
 
@@ -376,14 +374,10 @@ async fn with_reject_a_second_publisher_on_node_2_is_refused() {
 /// elsewhere that it cannot confirm never overlaps it.
 #[tokio::test(flavor = "current_thread")]
 async fn an_unanswered_takeover_waits_for_the_lease_and_a_node_without_nats_ends_its_publisher() {
-    if !require_tools(&["nats-server", "ffmpeg"]) {
+    let Some((dir, nats, [mut n1, n2])) = cluster("replace") else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
+    };
     let dir = dir.path();
-    let (nats, port) = start_nats(dir);
-    let mut n1 = node(port, "n1", "replace");
-    let n2 = node(port, "n2", "replace");
     let _first = ffmpeg_publish(dir, "publisher-1", &n1.rtmp_url("live/cam"), SECS(40));
     wait_publishing(&n1, "/live", "cam");
 
