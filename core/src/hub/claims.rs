@@ -144,7 +144,14 @@ impl Hub {
             );
             return false;
         }
-        self.publish_claimed(now, held.conn, &held.scope, held.stream, &held.target);
+        self.publish(
+            now,
+            held.conn,
+            &held.scope,
+            held.stream,
+            &held.target,
+            super::streams::Claim::Granted,
+        );
         let key = (held.scope, name);
         self.streams
             .get(&key)

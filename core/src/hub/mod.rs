@@ -543,7 +543,7 @@ impl Hub {
                         op,
                     } => self.shared_object(now, conn, &scope, name, persistent, op),
                     Request::Publish { stream, name } => {
-                        self.publish(now, conn, &scope, stream, &name)
+                        self.publish(now, conn, &scope, stream, &name, streams::Claim::Unclaimed)
                     }
                     Request::Play {
                         stream,

@@ -15,6 +15,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+/// Where a publish stands with the cluster's claims (`claims.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// A client's publish: held for a claim if the hub requires claims.
+    Unclaimed,
+    /// Back from a granted claim: started without another.
+    Granted,
+}
+
 impl Hub {
     /// Refuses a publish or play: an error status to the client, a log event.
     pub(super) fn refuse_stream(
@@ -52,6 +61,9 @@ impl Hub {
         );
     }
 
+    /// `conn`'s publish of `target` in `scope`: checked, held for a
+    /// cluster claim if the hub requires claims (unless it comes back
+    /// granted from one, [`Claim::Granted`]), then started.
     pub(super) fn publish(
         &mut self,
         now: Instant,
@@ -59,30 +71,7 @@ impl Hub {
         scope: &ScopePath,
         stream: u32,
         target: &str,
-    ) {
-        self.publish_checked(now, conn, scope, stream, target, false);
-    }
-
-    /// A publish whose cluster claim was granted (`claims.rs`).
-    pub(super) fn publish_claimed(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        scope: &ScopePath,
-        stream: u32,
-        target: &str,
-    ) {
-        self.publish_checked(now, conn, scope, stream, target, true);
-    }
-
-    fn publish_checked(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        scope: &ScopePath,
-        stream: u32,
-        target: &str,
-        claimed: bool,
+        claim: Claim,
     ) {
         let (name, query) = split_query(target);
         let refuse = |hub: &mut Hub, why: String| {
@@ -126,7 +115,7 @@ impl Hub {
             return refuse(self, why);
         }
         // Every local check passed: a clustered hub now asks the cluster.
-        if !claimed && self.hold_for_claim(conn, scope, stream, name, target) {
+        if claim == Claim::Unclaimed && self.hold_for_claim(conn, scope, stream, name, target) {
             return;
         }
         if let Some(old) = current {
