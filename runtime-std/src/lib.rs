@@ -163,6 +163,7 @@ pub async fn serve_until(
 
 /// The TLS side of [`serve_until`]: the certificates (if `[tls]` is set)
 /// and the TLS listeners (if their binds are). The simulator has none.
+#[derive(Default)]
 struct TlsPorts {
     setup: Option<tls::TlsSetup>,
     rtmps: Option<tokio::net::TcpListener>,
@@ -183,12 +184,7 @@ pub async fn serve_on<R: net::Listener, H: net::Listener>(
     http: H,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let no_tls = TlsPorts {
-        setup: None,
-        rtmps: None,
-        https: None,
-    };
-    serve_all(config, rtmp, http, no_tls, shutdown).await
+    serve_all(config, rtmp, http, TlsPorts::default(), shutdown).await
 }
 
 /// [`serve_on`] with relays (`push`, `pull`) opening their connections
@@ -200,12 +196,16 @@ pub async fn serve_on_with_connector<R: net::Listener, H: net::Listener>(
     connector: relay::service::BoxedConnector,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let no_tls = TlsPorts {
-        setup: None,
-        rtmps: None,
-        https: None,
-    };
-    serve_all_with(config, rtmp, http, no_tls, Some(connector), None, shutdown).await
+    serve_all_with(
+        config,
+        rtmp,
+        http,
+        TlsPorts::default(),
+        Some(connector),
+        None,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve_on`] as one node of a cluster whose sequencer is `bus` (the
@@ -217,12 +217,16 @@ pub async fn serve_on_with_bus<R: net::Listener, H: net::Listener>(
     bus: cluster::ExternalBus,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let no_tls = TlsPorts {
-        setup: None,
-        rtmps: None,
-        https: None,
-    };
-    serve_all_with(config, rtmp, http, no_tls, None, Some(bus), shutdown).await
+    serve_all_with(
+        config,
+        rtmp,
+        http,
+        TlsPorts::default(),
+        None,
+        Some(bus),
+        shutdown,
+    )
+    .await
 }
 
 async fn serve_all<R: net::Listener, H: net::Listener>(
