@@ -104,6 +104,22 @@ impl WsClient {
         )
     }
 
+    /// The next JSON frame whose `op` is `op`, skipping others; panics if
+    /// none comes within 10 s.
+    pub async fn next_op(&mut self, op: &str) -> Json {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self
+                .next_json(left)
+                .await
+                .unwrap_or_else(|| panic!("{}: no {op} within 10 s", self.name));
+            if frame["op"] == op {
+                return frame;
+            }
+        }
+    }
+
     /// Waits for `welcome`, uses `so` (transient) and returns its `sync`.
     pub async fn use_so(&mut self, so: &str) -> Json {
         let welcome = self.next_json(Duration::from_secs(10)).await;

@@ -14,7 +14,6 @@
 //! every data message as type 15, the AMF0 client types 20 and 18.
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 use tern_core::Limits;
@@ -24,10 +23,8 @@ use tern_core::hub::MediaKind;
 use tern_core::message::type_id;
 use tern_core::rtmp::ClientEvent;
 use tern_tests::rtmp::RtmpClient;
+use tern_tests::ws::WsClient;
 use tern_tests::{Server, ServerOptions};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 /// 2026-12-06T10:00:00.123Z
@@ -98,44 +95,6 @@ fn json_cue() -> Json {
     })
 }
 
-struct WsClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl WsClient {
-    async fn connect(url: &str) -> WsClient {
-        let (ws, _) = tokio::time::timeout(SECS(10), tokio_tungstenite::connect_async(url))
-            .await
-            .expect("no WebSocket handshake within 10 s")
-            .expect("WebSocket handshake");
-        WsClient { ws }
-    }
-
-    async fn send(&mut self, value: &Json) {
-        self.ws
-            .send(Message::text(value.to_string()))
-            .await
-            .expect("WebSocket send");
-    }
-
-    /// The next frame whose `op` is `op`.
-    async fn next_op(&mut self, op: &str) -> Json {
-        loop {
-            let frame = tokio::time::timeout(SECS(10), self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no WebSocket {op} within 10 s"))
-                .expect("WebSocket closed")
-                .expect("WebSocket receive");
-            if let Message::Text(text) = frame {
-                let json: Json = serde_json::from_str(text.as_str()).expect("JSON frame");
-                if json["op"] == op {
-                    return json;
-                }
-            }
-        }
-    }
-}
-
 /// The arguments of the next shared-object `send` of `method` an AMF3
 /// subscriber receives, as AMF3 values. (The core client decodes type 16
 /// into the shared model; that its values came as AVM+ is checked by the
@@ -163,7 +122,7 @@ async fn amf3_commands_and_data_reach_amf0_amf3_and_websocket_clients() {
     let mut flash = amf3_client(&server, "amf3 publisher").await;
     let mut flash_player = amf3_client(&server, "amf3 player").await;
     let mut plain = RtmpClient::connect("amf0", server.rtmp_addr(), APP).await;
-    let mut ws = WsClient::connect(&server.ws_url(APP)).await;
+    let mut ws = WsClient::connect("ws", &server.ws_url(APP)).await;
     ws.next_op("welcome").await;
 
     // Calls from the AMF3 client are type 17 and understood; the answers
@@ -209,7 +168,7 @@ async fn amf3_commands_and_data_reach_amf0_amf3_and_websocket_clients() {
     // A call with an AMF3 object from the AMF3 client to every subscriber
     // of a shared object (SharedObject.send): the WebSocket client reads
     // it as JSON, the AMF0 client as AMF0.
-    ws.send(&json!({"op": "use", "so": "cues"})).await;
+    ws.send_json(&json!({"op": "use", "so": "cues"})).await;
     ws.next_op("sync").await;
     plain.use_so("cues", false).await;
     flash.conn().so_use("cues", false).expect("so_use");
@@ -234,7 +193,7 @@ async fn amf3_commands_and_data_reach_amf0_amf3_and_websocket_clients() {
     );
     // And back: the WebSocket client's call reaches the AMF3 client with
     // its object as AMF3.
-    ws.send(&json!({"op": "send", "so": "cues", "method": "onAnswer",
+    ws.send_json(&json!({"op": "send", "so": "cues", "method": "onAnswer",
         "args": [{"ok": true, "n": 7, "text": "yes"}]}))
         .await;
     let args = amf3_message(&mut flash, "onAnswer").await;

@@ -6,7 +6,6 @@
 //! and a persistent object keeps AMF3-only values across a restart.
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 use tern_core::Limits;
@@ -15,10 +14,8 @@ use tern_core::amf3::{self, Array, Object, Value, Vector};
 use tern_core::message::{SharedObjectView, SoEvent, so_event_type};
 use tern_core::rtmp::ClientEvent;
 use tern_tests::rtmp::RtmpClient;
+use tern_tests::ws::WsClient;
 use tern_tests::{Server, ServerOptions};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const SO: &str = "board";
@@ -91,51 +88,17 @@ async fn amf0_changes(client: &mut RtmpClient, count: usize) -> Vec<(String, amf
     changes
 }
 
-struct WsClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl WsClient {
-    async fn connect(url: &str) -> WsClient {
-        let (ws, _) = tokio::time::timeout(SECS(10), tokio_tungstenite::connect_async(url))
-            .await
-            .expect("no WebSocket handshake within 10 s")
-            .expect("WebSocket handshake");
-        WsClient { ws }
-    }
-
-    async fn send(&mut self, value: &Json) {
-        self.ws
-            .send(Message::text(value.to_string()))
-            .await
-            .expect("WebSocket send");
-    }
-
-    async fn next(&mut self) -> Json {
-        loop {
-            let frame = tokio::time::timeout(SECS(10), self.ws.next())
-                .await
-                .expect("no WebSocket frame within 10 s")
-                .expect("WebSocket closed")
-                .expect("WebSocket receive");
-            if let Message::Text(text) = frame {
-                return serde_json::from_str(text.as_str()).expect("JSON frame");
-            }
+/// The `change` ops (key → value) among `ws`'s next frames, until `count`.
+async fn changes(ws: &mut WsClient, count: usize) -> Vec<(String, Json)> {
+    let mut changes = Vec::new();
+    while changes.len() < count {
+        let frame = ws.next_op("change").await;
+        if frame["so"] == SO {
+            let key = frame["key"].as_str().expect("key").to_owned();
+            changes.push((key, frame["value"].clone()));
         }
     }
-
-    /// The `change` ops (key → value) among the next frames, until `count`.
-    async fn changes(&mut self, count: usize) -> Vec<(String, Json)> {
-        let mut changes = Vec::new();
-        while changes.len() < count {
-            let frame = self.next().await;
-            if frame["op"] == "change" && frame["so"] == SO {
-                let key = frame["key"].as_str().expect("key").to_owned();
-                changes.push((key, frame["value"].clone()));
-            }
-        }
-        changes
-    }
+    changes
 }
 
 fn s(text: &str) -> Value {
@@ -188,11 +151,11 @@ async fn amf3_amf0_and_websocket_clients_see_the_same_values() {
     let server = Server::start(ServerOptions::default());
     let mut flash = amf3_client(&server, "amf3").await;
     let mut amf0_client = RtmpClient::connect("amf0", server.rtmp_addr(), "chat/room1").await;
-    let mut ws = WsClient::connect(&server.ws_url("chat/room1")).await;
+    let mut ws = WsClient::connect("ws", &server.ws_url("chat/room1")).await;
 
-    assert_eq!(ws.next().await["op"], "welcome");
-    ws.send(&json!({"op": "use", "so": SO})).await;
-    assert_eq!(ws.next().await["op"], "sync");
+    ws.next_op("welcome").await;
+    ws.send_json(&json!({"op": "use", "so": SO})).await;
+    ws.next_op("sync").await;
     amf0_client.use_so(SO, false).await;
     flash.conn().so_use(SO, false).expect("so_use");
     flash.flush().await;
@@ -251,7 +214,7 @@ async fn amf3_amf0_and_websocket_clients_see_the_same_values() {
     ]);
     assert_eq!(got, want, "what the AMF0 client received");
 
-    let got = sorted(ws.changes(8).await);
+    let got = sorted(changes(&mut ws, 8).await);
     let want = pairs(vec![
         ("string", json!("hello")),
         ("integer", json!(42)),
@@ -275,7 +238,7 @@ async fn amf3_amf0_and_websocket_clients_see_the_same_values() {
         ("bytes", json!({"$bytes": "AAEC"})),
     ];
     for (key, value) in &ws_sets {
-        ws.send(&json!({"op": "set", "so": SO, "key": key, "value": value}))
+        ws.send_json(&json!({"op": "set", "so": SO, "key": key, "value": value}))
             .await;
     }
     let got = sorted(amf3_changes(&mut flash, ws_sets.len()).await);
