@@ -521,3 +521,21 @@ impl Relays {
         self.lock().iter().map(|r| r.info()).collect()
     }
 }
+
+/// Connects `id` to `relay`'s scope as a server-side connection of
+/// protocol [`PROTOCOL`], then sends `request` (the pull's publish, the
+/// push's play).
+fn join<H: Host>(host: &H, relay: &Relay, id: ConnId, request: tern_core::hub::Request) {
+    let now = host.now();
+    host.with_hub(|hub| {
+        hub.handle(
+            now,
+            id,
+            tern_core::hub::Request::Connect(tern_core::hub::ConnectRequest::server_side(
+                PROTOCOL,
+                relay.scope.as_str(),
+            )),
+        );
+        hub.handle(now, id, request);
+    });
+}

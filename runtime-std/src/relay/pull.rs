@@ -24,7 +24,7 @@ use super::backoff::{Backoff, Jitter};
 use super::{Connector, Host, Relay, RelayError, Relays, Settings, State};
 use bytes::{Buf, Bytes};
 use std::time::Duration;
-use tern_core::hub::{ConnId, ConnectRequest, Delivery, Hub, Request};
+use tern_core::hub::{ConnId, Delivery, Hub, Request};
 use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -227,7 +227,12 @@ async fn once<H: Host, C: Connector>(
                                     break 'session Ok(());
                                 }
                                 let (id, peer) = host.register();
-                                publish(host, relay, id);
+                                super::join(
+                                    host,
+                                    relay,
+                                    id,
+                                    Request::Publish { stream: 1, name: relay.name.clone() },
+                                );
                                 publishing = Some((id, peer));
                                 *got_through = true;
                                 relay.set_state(State::Live, None);
@@ -317,27 +322,4 @@ async fn once<H: Host, C: Connector>(
         let _ = tokio::time::timeout(Duration::from_millis(500), wr.shutdown()).await;
     }
     result
-}
-
-/// Publishes the pulled stream into the hub as `id`.
-fn publish<H: Host>(host: &H, relay: &Relay, id: ConnId) {
-    let now = host.now();
-    host.with_hub(|hub| {
-        hub.handle(
-            now,
-            id,
-            Request::Connect(ConnectRequest::server_side(
-                super::PROTOCOL,
-                relay.scope.as_str(),
-            )),
-        );
-        hub.handle(
-            now,
-            id,
-            Request::Publish {
-                stream: 1,
-                name: relay.name.clone(),
-            },
-        );
-    });
 }

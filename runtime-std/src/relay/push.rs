@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tern_core::flv::Framing;
 use tern_core::flv::fanout::{media_encoder, rebase};
 use tern_core::flv::tag::{FlvTagView, TAG_HEADER_LEN};
-use tern_core::hub::{ConnId, ConnectRequest, Delivery, Level, MediaDelivery, MediaKind, Request};
+use tern_core::hub::{ConnId, Delivery, Level, MediaDelivery, MediaKind, Request};
 use tern_core::rtmp::handshake::RANDOM_LEN;
 use tern_core::rtmp::{ClientConfig, ClientConnection, ClientEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -195,7 +195,17 @@ async fn once<H: Host, C: Connector>(
                             }
                             if code == "NetStream.Publish.Start" && sub.is_none() {
                                 let (id, peer) = host.register();
-                                subscribe(host, relay, id);
+                                super::join(
+                                    host,
+                                    relay,
+                                    id,
+                                    Request::Play {
+                                        stream: 1,
+                                        name: relay.name.clone(),
+                                        start: -1.0,
+                                        encoder: media_encoder(Framing::Raw),
+                                    },
+                                );
                                 sub = Some(Subscription { id, peer, stream: stream_id, base: None });
                                 *got_through = true;
                                 relay.set_state(State::Live, None);
@@ -286,31 +296,6 @@ async fn once<H: Host, C: Connector>(
         let _ = tokio::time::timeout(GOODBYE, goodbye).await;
     }
     result
-}
-
-/// Joins the local stream as a server-side player.
-fn subscribe<H: Host>(host: &H, relay: &Relay, id: ConnId) {
-    let now = host.now();
-    host.with_hub(|hub| {
-        hub.handle(
-            now,
-            id,
-            Request::Connect(ConnectRequest::server_side(
-                super::PROTOCOL,
-                relay.scope.as_str(),
-            )),
-        );
-        hub.handle(
-            now,
-            id,
-            Request::Play {
-                stream: 1,
-                name: relay.name.clone(),
-                start: -1.0,
-                encoder: media_encoder(Framing::Raw),
-            },
-        );
-    });
 }
 
 /// Sends one relayed message to the target.
