@@ -1048,6 +1048,21 @@ pub fn ffmpeg_play(dir: &Path, name: &str, url: &str, secs: u32, out: &Path) -> 
     )
 }
 
+/// `nats-server`'s arguments for JetStream on 127.0.0.1:`port` with its
+/// store in `dir/jetstream` (a restart with the same ones keeps the
+/// store).
+pub fn nats_args(dir: &Path, port: u16) -> [String; 7] {
+    [
+        "-a".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "-js".to_owned(),
+        "-sd".to_owned(),
+        dir.join("jetstream").display().to_string(),
+    ]
+}
+
 /// A `nats-server -js` on a free port, its store in `dir/jetstream`,
 /// stopped after 300 s (the cluster tests start one per test).
 pub fn start_nats(dir: &Path) -> (Proc, u16) {
@@ -1055,17 +1070,13 @@ pub fn start_nats(dir: &Path) -> (Proc, u16) {
         .and_then(|l| l.local_addr())
         .expect("no free port")
         .port();
-    let store = dir.join("jetstream");
-    let args = [
-        "-a".to_owned(),
-        "127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "-js".to_owned(),
-        "-sd".to_owned(),
-        store.display().to_string(),
-    ];
-    let nats = Proc::spawn(dir, "nats", Duration::from_secs(300), "nats-server", args);
+    let nats = Proc::spawn(
+        dir,
+        "nats",
+        Duration::from_secs(300),
+        "nats-server",
+        nats_args(dir, port),
+    );
     let up = wait_for(Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
     });

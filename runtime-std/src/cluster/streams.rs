@@ -243,8 +243,8 @@ struct Written {
     revision: u64,
     /// When the write was sent (the lease starts then).
     sent: Instant,
-    /// The live publish it replaced, if that one was on another node.
-    takes_over: Option<(String, String)>,
+    /// The node whose live publish it replaced, if not this one.
+    takes_over_from: Option<String>,
 }
 
 struct Registry {
@@ -325,7 +325,7 @@ impl Registry {
                 .as_ref()
                 .and_then(|e| live_entry(e).map(|h| (e.revision, h)));
             let sent = Instant::now();
-            let (takes_over, attempt) = match holder {
+            let (takes_over_from, attempt) = match holder {
                 None => {
                     let value = encode(&self.entry(publish, scope, name, None));
                     (None, timed(self.kv.create(key, value)).await)
@@ -341,17 +341,10 @@ impl Registry {
                     // The publish live under this entry: its own, or (while
                     // a takeover waits) the one that takeover replaces.
                     let live = holder.takes_over.clone().unwrap_or(holder.publish.clone());
-                    let takes_over = (!self.is_mine(&live)).then(|| (live, holder.node.clone()));
-                    let value = encode(&self.entry(
-                        publish,
-                        scope,
-                        name,
-                        takes_over.as_ref().map(|(p, _)| p.clone()),
-                    ));
-                    (
-                        takes_over,
-                        timed(self.kv.update(key, value, revision)).await,
-                    )
+                    let takes_over = (!self.is_mine(&live)).then_some(live);
+                    let from = takes_over.is_some().then(|| holder.node.clone());
+                    let value = encode(&self.entry(publish, scope, name, takes_over));
+                    (from, timed(self.kv.update(key, value, revision)).await)
                 }
             };
             match attempt {
@@ -359,7 +352,7 @@ impl Registry {
                     return Ok(Written {
                         revision,
                         sent,
-                        takes_over,
+                        takes_over_from,
                     });
                 }
                 // Another node wrote between the read and the write: read again.
@@ -535,7 +528,7 @@ impl Registry {
                 match self.claim(&key, &publish, &scope, &name).await {
                     Ok(Written {
                         revision,
-                        takes_over: Some((_, from)),
+                        takes_over_from: Some(from),
                         ..
                     }) => {
                         info!(stream = %key, publish = %publish, "cluster: taking the stream over from node {from}; waiting until its publisher has ended");

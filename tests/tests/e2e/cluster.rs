@@ -265,16 +265,7 @@ async fn writes_are_refused_while_nats_is_gone_and_nothing_is_lost_or_repeated()
     assert_eq!(refusal["code"], "SharedObject.NoWriteAccess", "{refusal}");
 
     // NATS back on the same port with the same store.
-    let store = dir.path().join("jetstream");
-    let args = [
-        "-a".to_owned(),
-        "127.0.0.1".to_owned(),
-        "-p".to_owned(),
-        port.to_string(),
-        "-js".to_owned(),
-        "-sd".to_owned(),
-        store.display().to_string(),
-    ];
+    let args = tern_tests::nats_args(dir.path(), port);
     let _nats = Proc::spawn(dir.path(), "nats-again", SECS(300), "nats-server", args);
     let mut acked_after = None;
     // Refusals come at once; an attempt every 250 ms for up to 20 s.
