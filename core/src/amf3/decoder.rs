@@ -46,7 +46,15 @@ fn is_inline(header: u32) -> bool {
 
 impl<'a> Decoder<'a> {
     pub(crate) fn new(input: &'a [u8], limits: &Limits) -> Self {
-        let max_copy = usize::try_from(limits.max_message).unwrap_or(usize::MAX);
+        // Inline and referenced string bytes share one budget of twice
+        // the message limit: an input within the limit holds at most that
+        // much inline, so it may copy at least as much as before by
+        // reference, and the encoder turning a repeated inline string
+        // into a reference costs the same — what tern writes, it reads
+        // back under the same limits (fuzz/regressions/so_message).
+        let max_copy = usize::try_from(limits.max_message)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2);
         Decoder {
             rest: input,
             strings: Vec::new(),
@@ -157,7 +165,8 @@ impl<'a> Decoder<'a> {
         Ok(count)
     }
 
-    /// Charges `len` copied bytes against the copy budget.
+    /// Charges `len` string bytes (inline or copied from a table entry)
+    /// against the budget.
     fn copy(&mut self, len: usize) -> Result<(), DecodeError> {
         self.copy_left = self
             .copy_left
@@ -187,6 +196,7 @@ impl<'a> Decoder<'a> {
         let s = self.utf8(len)?;
         if !s.is_empty() {
             self.count_value()?;
+            self.copy(s.len())?;
             self.strings.push(s);
         }
         Ok(s)

@@ -39,8 +39,9 @@ pub enum DecodeError {
         /// The configured bound.
         max: usize,
     },
-    /// String references (or object references, when resolving) would copy
-    /// more bytes than `Limits::max_message`.
+    /// String bytes, inline and copied by string and traits references,
+    /// would pass twice `Limits::max_message` (or, when resolving, object
+    /// references would copy more than `Limits::max_message`).
     TooLarge {
         /// The configured bound, in bytes.
         max: usize,
@@ -78,7 +79,7 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::TooLarge { max } => write!(
                 f,
-                "AMF3 references would copy more than the limit of {max} bytes"
+                "AMF3 strings or references would take more than the limit of {max} bytes"
             ),
         }
     }

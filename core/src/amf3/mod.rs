@@ -52,9 +52,11 @@
 //!   objects, object vectors and dictionaries nest against
 //!   `Limits::amf0_max_depth`; every length and count is checked against
 //!   the remaining input (and the value budget) before anything is
-//!   allocated; bytes copied for string and traits references (and, in
-//!   [`resolve`], for object references) are bounded by
-//!   `Limits::max_message`.
+//!   allocated; string bytes, inline or copied for string and traits
+//!   references, are bounded by twice `Limits::max_message` (one budget
+//!   for both, so that writing a repeated inline string as a reference
+//!   costs a reader nothing more), and bytes copied for object references
+//!   in [`resolve`] by `Limits::max_message`.
 //! - **Encoding** is infallible: an `Integer` outside the 29-bit range is
 //!   written as a double (as Flash does); lengths and counts past 2^28−1
 //!   are cut to that (never the case for decoded values); members with an

@@ -511,7 +511,8 @@ fn shares_amf0_bounds() {
 
 #[test]
 fn string_references_are_bounded_by_max_message() {
-    // A 100-byte string then 20 references to it: 2000 bytes copied.
+    // A 100-byte string then 20 references to it: 2100 string bytes, past
+    // twice the 1000-byte message limit.
     let mut bytes = vec![0x09, 0x2B, 0x01, 0x06, 0x81, 0x49];
     bytes.extend_from_slice(&[b'x'; 100]);
     for _ in 0..20 {
@@ -524,8 +525,13 @@ fn string_references_are_bounded_by_max_message() {
     let mut input = &bytes[..];
     assert_eq!(
         decode(&mut input, &small),
-        Err(DecodeError::TooLarge { max: 1000 })
+        Err(DecodeError::TooLarge { max: 2000 })
     );
+    let enough = Limits {
+        max_message: 1050,
+        ..Limits::default()
+    };
+    assert!(decode(&mut &bytes[..], &enough).is_ok());
     let Value::Array(a) = dec(&bytes).unwrap() else {
         panic!("not an array")
     };
@@ -954,4 +960,38 @@ mod properties {
             _ => v.clone(),
         }
     }
+}
+
+#[test]
+fn what_the_encoder_writes_decodes_under_the_limits_its_input_did() {
+    // The same 6-byte key inline twice in an array's associative part (a
+    // crafted input: Flash writes the second as a reference). The encoder
+    // writes the second as a reference; under the old copy-only budget
+    // that cost 6 bytes the input never paid, and the encoding of a value
+    // decoded with `max_message` 4 or 5 was refused with the same limits
+    // (found by the `so_message` fuzz target).
+    let mut bytes = vec![0x09, 0x01];
+    for value in [b'1', b'2'] {
+        bytes.extend_from_slice(&[0x0D]);
+        bytes.extend_from_slice(b"keykey");
+        bytes.extend_from_slice(&[0x06, 0x03, value]);
+    }
+    bytes.push(0x01);
+    for max_message in 0..64 {
+        let limits = Limits {
+            max_message,
+            ..Limits::default()
+        };
+        let Ok(v) = decode(&mut &bytes[..], &limits) else {
+            continue;
+        };
+        let written = enc(&v);
+        assert!(written.len() < bytes.len(), "the repeat became a reference");
+        assert_eq!(
+            decode(&mut &written[..], &limits),
+            Ok(v),
+            "max_message {max_message}"
+        );
+    }
+    assert!(decode(&mut &bytes[..], &Limits::default()).is_ok());
 }
