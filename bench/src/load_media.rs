@@ -335,17 +335,25 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
         let server0 = options.server.sample(clock.now_secs());
         let tool0 = tool.sample(clock.now_secs());
         let mut cpu = Vec::new();
-        let mut last = server0;
+        let mut last = (server0, tool0);
         for half in 0..2 {
             stats.borrow_mut().half = half;
             let until = tokio::time::Instant::now() + options.window / 2;
-            // One server sample a second: the timeline's CPU column.
+            // One sample of the server and of the players' thread a second:
+            // the timeline's CPU and run-queue columns.
             while tokio::time::Instant::now() < until {
                 let next = (tokio::time::Instant::now() + Duration::from_secs(1)).min(until);
                 tokio::time::sleep_until(next).await;
-                let sample = options.server.sample(clock.now_secs());
-                if sample.at - last.at >= 0.5 {
-                    cpu.push((sample.at - server0.at, sample.core_fraction_since(&last)));
+                let now = clock.now_secs();
+                let sample = (options.server.sample(now), tool.sample(now));
+                if sample.0.at - last.0.at >= 0.5 {
+                    cpu.push(CpuSecond {
+                        at: sample.0.at - server0.at,
+                        server: sample.0.core_fraction_since(&last.0),
+                        server_wait: sample.0.wait_fraction_since(&last.0),
+                        tool: sample.1.core_fraction_since(&last.1),
+                        tool_wait: sample.1.wait_fraction_since(&last.1),
+                    });
                     last = sample;
                 }
             }
@@ -418,7 +426,7 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
             .max_by(|a, b| a.max_lag_ms.total_cmp(&b.max_lag_ms))
         {
             eprintln!(
-                "  late frames (lag > {} ms) in {} of {} seconds; worst second {}: max lag {:.0} ms, {} of {} frames late, server CPU {:.0} %",
+                "  late frames (lag > {} ms) in {} of {} seconds; worst second {}: max lag {:.0} ms, {} of {} frames late, server CPU {:.0} % (run queue {:.0} %), players' thread {:.0} % (run queue {:.0} %)",
                 LATE_US / 1000,
                 step.timeline.iter().filter(|s| s.late_frames > 0).count(),
                 step.timeline.len(),
@@ -426,7 +434,10 @@ async fn drive(options: &MediaOptions) -> Result<Vec<MediaStep>, String> {
                 worst.max_lag_ms,
                 worst.late_frames,
                 worst.frames,
-                worst.server_cpu * 100.0
+                worst.server_cpu * 100.0,
+                worst.server_wait * 100.0,
+                worst.tool_cpu * 100.0,
+                worst.tool_wait * 100.0
             );
         }
         if step.chat_deliveries > 0 {
@@ -464,25 +475,41 @@ struct SecondLag {
     max_lag_ms: f64,
 }
 
-/// The window's seconds with the server's CPU in each (the sample that
-/// ended in or after it).
-fn timeline(seconds: &[SecondLag], cpu: &[(f64, f64)]) -> Vec<crate::record::LagSecond> {
+/// CPU and run-queue time of the server and of the players' thread over
+/// about one second of the window, fractions of one core.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuSecond {
+    /// End of the sample, seconds since the window's start.
+    at: f64,
+    server: f64,
+    server_wait: f64,
+    tool: f64,
+    tool_wait: f64,
+}
+
+/// The window's seconds with the CPU figures of each (the sample that ended
+/// in or after it).
+fn timeline(seconds: &[SecondLag], cpu: &[CpuSecond]) -> Vec<crate::record::LagSecond> {
     seconds
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let end = (i + 1) as f64;
-            let server_cpu = cpu
+            let c = cpu
                 .iter()
-                .find(|(at, _)| *at >= end - 0.05)
+                .find(|c| c.at >= end - 0.05)
                 .or(cpu.last())
-                .map_or(0.0, |(_, c)| *c);
+                .copied()
+                .unwrap_or_default();
             crate::record::LagSecond {
                 second: i,
                 frames: s.frames,
                 late_frames: s.late_frames,
                 max_lag_ms: s.max_lag_ms,
-                server_cpu,
+                server_cpu: c.server,
+                server_wait: c.server_wait,
+                tool_cpu: c.tool,
+                tool_wait: c.tool_wait,
             }
         })
         .collect()
@@ -872,4 +899,36 @@ async fn publish(
         session.flush().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_second_takes_the_sample_that_ended_in_or_after_it() {
+        let seconds = [SecondLag::default(); 3];
+        let cpu = [
+            CpuSecond {
+                at: 1.02,
+                server: 0.25,
+                server_wait: 0.75,
+                tool: 0.4,
+                tool_wait: 0.02,
+            },
+            CpuSecond {
+                at: 2.5,
+                server: 0.6,
+                ..CpuSecond::default()
+            },
+        ];
+        let t = timeline(&seconds, &cpu);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].server_cpu, t[0].server_wait), (0.25, 0.75));
+        assert_eq!((t[0].tool_cpu, t[0].tool_wait), (0.4, 0.02));
+        assert_eq!((t[1].server_cpu, t[1].server_wait), (0.6, 0.0));
+        // Past the last sample: the last one.
+        assert_eq!(t[2].server_cpu, 0.6);
+        assert!(timeline(&seconds, &[]).iter().all(|s| s.server_wait == 0.0));
+    }
 }

@@ -144,6 +144,17 @@ impl Sample {
     }
 
     /// Fraction of the time between `earlier` and `self` the processes
+    /// spent on a run queue: runnable, but another task had the core.
+    pub fn wait_fraction_since(&self, earlier: &Sample) -> f64 {
+        let wall = self.at - earlier.at;
+        if wall <= 0.0 {
+            0.0
+        } else {
+            (self.wait - earlier.wait) / wall
+        }
+    }
+
+    /// Fraction of the time between `earlier` and `self` the processes
     /// wanted a core: running or waiting for one. Near 1 (or above, for
     /// several busy threads) means CPU-bound, whatever share they got.
     pub fn demand_since(&self, earlier: &Sample) -> f64 {

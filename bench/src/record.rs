@@ -30,6 +30,17 @@ pub struct LagSecond {
     pub max_lag_ms: f64,
     /// The server's CPU in about that second, fraction of one core.
     pub server_cpu: f64,
+    /// The server's threads' time on a run queue in that second (runnable,
+    /// not running), fraction of one core: high when another job took the
+    /// CPU the server wanted.
+    #[serde(default)]
+    pub server_wait: f64,
+    /// CPU of the load tool's players' thread in that second.
+    #[serde(default)]
+    pub tool_cpu: f64,
+    /// Run-queue time of the load tool's players' thread in that second.
+    #[serde(default)]
+    pub tool_wait: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
