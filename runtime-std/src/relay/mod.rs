@@ -539,3 +539,64 @@ fn join<H: Host>(host: &H, relay: &Relay, id: ConnId, request: tern_core::hub::R
         hub.handle(now, id, request);
     });
 }
+
+/// The part of a relay session's RTMP conversation that pull and push
+/// share: `Connected` moves `phase` on to `createStream`; a refused
+/// `connect`, an `error`-level status and a `_error` reply end the session
+/// as [`RelayError::Refused`]. Every other event is handed back.
+fn setup_event(
+    event: tern_core::rtmp::ClientEvent,
+    phase: &mut &'static str,
+) -> Result<Option<tern_core::rtmp::ClientEvent>, RelayError> {
+    use tern_core::rtmp::ClientEvent;
+    match event {
+        ClientEvent::Connected { .. } => {
+            *phase = "createStream";
+            Ok(None)
+        }
+        ClientEvent::ConnectFailed { code, description } => {
+            Err(RelayError::Refused { code, description })
+        }
+        ClientEvent::Status {
+            level,
+            code,
+            description,
+            ..
+        } if level == "error" => Err(RelayError::Refused { code, description }),
+        ClientEvent::Error { info, .. } => {
+            let text = |key: &str| {
+                info.get(key)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            Err(RelayError::Refused {
+                code: text("code"),
+                description: text("description"),
+            })
+        }
+        other => Ok(Some(other)),
+    }
+}
+
+/// The outcome of one write of a relay session's pending bytes `out`:
+/// counted on `relay`, taken off `out`, and `last_progress` moved; a
+/// closed socket or an error ends the session.
+fn wrote(
+    written: std::io::Result<usize>,
+    relay: &Relay,
+    out: &mut bytes::Bytes,
+    last_progress: &mut tokio::time::Instant,
+) -> Result<(), RelayError> {
+    use bytes::Buf;
+    match written {
+        Ok(0) => Err(RelayError::Closed),
+        Ok(n) => {
+            relay.wrote(n);
+            out.advance(n);
+            *last_progress = tokio::time::Instant::now();
+            Ok(())
+        }
+        Err(e) => Err(RelayError::Io(e.to_string())),
+    }
+}

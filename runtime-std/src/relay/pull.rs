@@ -22,7 +22,7 @@
 
 use super::backoff::{Backoff, Jitter};
 use super::{Connector, Host, Relay, RelayError, Relays, Settings, State};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use std::time::Duration;
 use tern_core::hub::{ConnId, Delivery, Hub, Request};
 use tern_core::rtmp::handshake::RANDOM_LEN;
@@ -202,11 +202,12 @@ async fn once<H: Host, C: Connector>(
                     break Err(RelayError::Protocol(e));
                 }
                 while let Some(event) = client.poll_event() {
+                    let event = match super::setup_event(event, &mut phase) {
+                        Ok(Some(event)) => event,
+                        Ok(None) => continue,
+                        Err(e) => break 'session Err(e),
+                    };
                     match event {
-                        ClientEvent::Connected { .. } => phase = "createStream",
-                        ClientEvent::ConnectFailed { code, description } => {
-                            break 'session Err(RelayError::Refused { code, description });
-                        }
                         ClientEvent::StreamCreated { stream_id, .. } => {
                             phase = "play";
                             let name = target.stream_name(&relay.name);
@@ -214,41 +215,29 @@ async fn once<H: Host, C: Connector>(
                                 break 'session Err(RelayError::Protocol(e));
                             }
                         }
-                        ClientEvent::Status { level, code, description, .. } => {
-                            if level == "error" {
-                                break 'session Err(RelayError::Refused { code, description });
+                        ClientEvent::Status { code, .. }
+                            if code == "NetStream.Play.Start" && publishing.is_none() =>
+                        {
+                            let taken = host.with_hub(|hub| {
+                                hub.publisher_of(&relay.scope, &relay.name).is_some()
+                            });
+                            if taken {
+                                // A local publisher wins over the pull.
+                                break 'session Ok(());
                             }
-                            if code == "NetStream.Play.Start" && publishing.is_none() {
-                                let taken = host.with_hub(|hub| {
-                                    hub.publisher_of(&relay.scope, &relay.name).is_some()
-                                });
-                                if taken {
-                                    // A local publisher wins over the pull.
-                                    break 'session Ok(());
-                                }
-                                let (id, peer) = host.register();
-                                super::join(
-                                    host,
-                                    relay,
-                                    id,
-                                    Request::Publish { stream: 1, name: relay.name.clone() },
-                                );
-                                publishing = Some((id, peer));
-                                *got_through = true;
-                                relay.set_state(State::Live, None);
-                            }
+                            let (id, peer) = host.register();
+                            super::join(
+                                host,
+                                relay,
+                                id,
+                                Request::Publish { stream: 1, name: relay.name.clone() },
+                            );
+                            publishing = Some((id, peer));
+                            *got_through = true;
+                            relay.set_state(State::Live, None);
                         }
                         ClientEvent::Media { kind, timestamp, payload, .. } if publishing.is_some() => {
                             requests.push(Request::Media { stream: 1, kind, timestamp, payload });
-                        }
-                        ClientEvent::Error { info, .. } => {
-                            let text = |key: &str| {
-                                info.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
-                            };
-                            break 'session Err(RelayError::Refused {
-                                code: text("code"),
-                                description: text("description"),
-                            });
                         }
                         _ => {}
                     }
@@ -264,15 +253,11 @@ async fn once<H: Host, C: Connector>(
                     });
                 }
             }
-            w = wr.write(&out), if !out.is_empty() => match w {
-                Ok(0) => break Err(RelayError::Closed),
-                Ok(n) => {
-                    relay.wrote(n);
-                    out.advance(n);
-                    last_progress = Instant::now();
+            w = wr.write(&out), if !out.is_empty() => {
+                if let Err(e) = super::wrote(w, relay, &mut out, &mut last_progress) {
+                    break Err(e);
                 }
-                Err(e) => break Err(RelayError::Io(e.to_string())),
-            },
+            }
             () = sleep_until(last_progress + settings.write_stall), if !out.is_empty() => {
                 break Err(RelayError::Stalled(settings.write_stall));
             }

@@ -24,7 +24,7 @@
 use super::backoff::{Backoff, Jitter};
 use super::{Connector, Host, Relay, RelayError, Settings, State};
 use crate::direct_write::Peer;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use std::sync::Arc;
 use tern_core::flv::Framing;
 use tern_core::flv::fanout::{media_encoder, rebase};
@@ -176,11 +176,12 @@ async fn once<H: Host, C: Connector>(
                     break Err(RelayError::Protocol(e));
                 }
                 while let Some(event) = client.poll_event() {
+                    let event = match super::setup_event(event, &mut phase) {
+                        Ok(Some(event)) => event,
+                        Ok(None) => continue,
+                        Err(e) => break 'session Err(e),
+                    };
                     match event {
-                        ClientEvent::Connected { .. } => phase = "createStream",
-                        ClientEvent::ConnectFailed { code, description } => {
-                            break 'session Err(RelayError::Refused { code, description });
-                        }
                         ClientEvent::StreamCreated { stream_id, .. } => {
                             phase = "publish";
                             target_stream = Some(stream_id);
@@ -189,50 +190,34 @@ async fn once<H: Host, C: Connector>(
                                 break 'session Err(RelayError::Protocol(e));
                             }
                         }
-                        ClientEvent::Status { level, code, description, stream_id } => {
-                            if level == "error" {
-                                break 'session Err(RelayError::Refused { code, description });
-                            }
-                            if code == "NetStream.Publish.Start" && sub.is_none() {
-                                let (id, peer) = host.register();
-                                super::join(
-                                    host,
-                                    relay,
-                                    id,
-                                    Request::Play {
-                                        stream: 1,
-                                        name: relay.name.clone(),
-                                        start: -1.0,
-                                        encoder: media_encoder(Framing::Raw),
-                                    },
-                                );
-                                sub = Some(Subscription { id, peer, stream: stream_id, base: None });
-                                *got_through = true;
-                                relay.set_state(State::Live, None);
-                            }
-                        }
-                        ClientEvent::Error { info, .. } => {
-                            let text = |key: &str| {
-                                info.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
-                            };
-                            break 'session Err(RelayError::Refused {
-                                code: text("code"),
-                                description: text("description"),
-                            });
+                        ClientEvent::Status { code, stream_id, .. }
+                            if code == "NetStream.Publish.Start" && sub.is_none() =>
+                        {
+                            let (id, peer) = host.register();
+                            super::join(
+                                host,
+                                relay,
+                                id,
+                                Request::Play {
+                                    stream: 1,
+                                    name: relay.name.clone(),
+                                    start: -1.0,
+                                    encoder: media_encoder(Framing::Raw),
+                                },
+                            );
+                            sub = Some(Subscription { id, peer, stream: stream_id, base: None });
+                            *got_through = true;
+                            relay.set_state(State::Live, None);
                         }
                         _ => {}
                     }
                 }
             }
-            w = wr.write(&out), if !out.is_empty() => match w {
-                Ok(0) => break Err(RelayError::Closed),
-                Ok(n) => {
-                    relay.wrote(n);
-                    out.advance(n);
-                    last_progress = Instant::now();
+            w = wr.write(&out), if !out.is_empty() => {
+                if let Err(e) = super::wrote(w, relay, &mut out, &mut last_progress) {
+                    break Err(e);
                 }
-                Err(e) => break Err(RelayError::Io(e.to_string())),
-            },
+            }
             () = sleep_until(last_progress + settings.write_stall), if !out.is_empty() => {
                 break Err(RelayError::Stalled(settings.write_stall));
             }
