@@ -5,10 +5,11 @@
 //! Checks, besides "never panics":
 //! - `decode` leaves its input untouched on error and consumes something on
 //!   success;
-//! - the encoding of a decoded value decodes again (same limits, except
-//!   the copy budget: re-created string references may copy more than the
-//!   input's inline strings did) to a value with the same encoding
-//!   (encodings are compared, not values: a double may be NaN);
+//! - the encoding of a decoded value decodes again under the same limits
+//!   (inline and referenced string bytes share one budget, so the string
+//!   references the encoder re-creates cost what the input's inline
+//!   repeats did) to a value with the same encoding (encodings are
+//!   compared, not values: a double may be NaN);
 //! - `resolve`, `to_amf0`, `from_amf0`, `unwrap_avmplus`, `wrap_avmplus`
 //!   and `to_json` never panic; a resolved value holds no reference, and
 //!   its AVM+ form unwraps to what `to_amf0` gives.
@@ -69,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         ..limits.clone()
     };
     let mut again_input = &e1[..];
-    let again = amf3::decode(&mut again_input, &roomy)
+    let again = amf3::decode(&mut again_input, &limits)
         .unwrap_or_else(|e| panic!("re-decode of {v:?} ({e1:02x?}) failed: {e}"));
     assert!(again_input.is_empty(), "re-decode left bytes");
     assert_eq!(enc(&again), e1, "encode(decode(encode(v))) != encode(v)");
