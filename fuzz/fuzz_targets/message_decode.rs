@@ -31,7 +31,7 @@ use tern_core::chunk::RawMessage;
 use tern_core::message::{
     AudioTag, ClientCommand, Message, MessageError, ServerReply, VideoTag, split_stream_name,
 };
-use tern_core_fuzz::limits_from;
+use tern_core_fuzz::{limits_from, over_budget};
 
 fn raw(type_id: u8, payload: Bytes) -> RawMessage {
     RawMessage {
@@ -93,20 +93,6 @@ fuzz_target!(|data: &[u8]| {
     );
     amf3_forms(type_id, &msg);
 });
-
-/// A refusal for the value budget or the string-bytes budget only.
-fn over_budget(e: &MessageError) -> bool {
-    use tern_core::amf0::Amf0Error;
-    use tern_core::amf3::DecodeError;
-    match e {
-        MessageError::Amf3 { error, .. } => matches!(
-            error,
-            DecodeError::TooManyValues { .. } | DecodeError::TooLarge { .. }
-        ),
-        MessageError::Amf0 { error, .. } => matches!(error, Amf0Error::TooManyValues { .. }),
-        _ => false,
-    }
-}
 
 /// The type-17 and type-15 forms of `msg`, decoded from a message of type
 /// `type_id` (see the module docs).

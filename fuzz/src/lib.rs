@@ -29,6 +29,39 @@ pub fn limits_from(a: u8, b: u8) -> Limits {
     }
 }
 
+/// A message refused for the value budget or the string-bytes budget only.
+///
+/// What tern reads into its shared model may be larger when written again:
+/// AMF3 object references are resolved into copies (the model holds trees)
+/// and each AVM+ value is written with its own tables, so a reader with
+/// the same budgets may refuse the new form although it read the old one
+/// (`fuzz/regressions/*/expanded-references-*`). Targets that re-decode
+/// tern's own encodings allow exactly this refusal, and only for an
+/// encoding larger than what was read.
+pub fn over_budget(e: &tern_core::message::MessageError) -> bool {
+    use tern_core::amf0::Amf0Error;
+    use tern_core::amf3::DecodeError;
+    use tern_core::message::MessageError;
+    match e {
+        MessageError::Amf3 { error, .. } => matches!(
+            error,
+            DecodeError::TooManyValues { .. } | DecodeError::TooLarge { .. }
+        ),
+        MessageError::Amf0 { error, .. } => matches!(error, Amf0Error::TooManyValues { .. }),
+        _ => false,
+    }
+}
+
+/// Limits without the value and string budgets (`u32::MAX` bytes,
+/// `usize::MAX` values), the rest as `limits`.
+pub fn without_budgets(limits: &Limits) -> Limits {
+    Limits {
+        max_message: u32::MAX,
+        amf0_max_values: usize::MAX,
+        ..limits.clone()
+    }
+}
+
 /// Cuts `data` into pieces whose lengths follow from `selector`.
 ///
 /// Selector 0 gives the whole input as one piece (plus nothing else); any
