@@ -133,37 +133,29 @@ impl Procs {
 }
 
 impl Sample {
+    /// `amount` (seconds of CPU or of waiting) per second of wall time
+    /// between `earlier` and `self`; 0 when no time passed.
+    fn per_wall_second(&self, earlier: &Sample, amount: f64) -> f64 {
+        let wall = self.at - earlier.at;
+        if wall <= 0.0 { 0.0 } else { amount / wall }
+    }
+
     /// Fraction of one core used between `earlier` and `self`.
     pub fn core_fraction_since(&self, earlier: &Sample) -> f64 {
-        let wall = self.at - earlier.at;
-        if wall <= 0.0 {
-            0.0
-        } else {
-            (self.cpu - earlier.cpu) / wall
-        }
+        self.per_wall_second(earlier, self.cpu - earlier.cpu)
     }
 
     /// Fraction of the time between `earlier` and `self` the processes
     /// spent on a run queue: runnable, but another task had the core.
     pub fn wait_fraction_since(&self, earlier: &Sample) -> f64 {
-        let wall = self.at - earlier.at;
-        if wall <= 0.0 {
-            0.0
-        } else {
-            (self.wait - earlier.wait) / wall
-        }
+        self.per_wall_second(earlier, self.wait - earlier.wait)
     }
 
     /// Fraction of the time between `earlier` and `self` the processes
     /// wanted a core: running or waiting for one. Near 1 (or above, for
     /// several busy threads) means CPU-bound, whatever share they got.
     pub fn demand_since(&self, earlier: &Sample) -> f64 {
-        let wall = self.at - earlier.at;
-        if wall <= 0.0 {
-            0.0
-        } else {
-            (self.cpu - earlier.cpu + self.wait - earlier.wait) / wall
-        }
+        self.core_fraction_since(earlier) + self.wait_fraction_since(earlier)
     }
 }
 

@@ -34,8 +34,8 @@ pub(crate) struct Decoder<'a> {
     max_depth: usize,
     max_values: usize,
     values_left: usize,
-    max_copy: usize,
-    copy_left: usize,
+    max_string_bytes: usize,
+    string_bytes_left: usize,
 }
 
 /// The low bit of a U29 header: 1 = an inline value follows, 0 = a
@@ -52,7 +52,7 @@ impl<'a> Decoder<'a> {
         // reference, and the encoder turning a repeated inline string
         // into a reference costs the same — what tern writes, it reads
         // back under the same limits (fuzz/regressions/so_message).
-        let max_copy = usize::try_from(limits.max_message)
+        let max_string_bytes = usize::try_from(limits.max_message)
             .unwrap_or(usize::MAX)
             .saturating_mul(2);
         Decoder {
@@ -63,8 +63,8 @@ impl<'a> Decoder<'a> {
             max_depth: limits.amf0_max_depth,
             max_values: limits.amf0_max_values,
             values_left: limits.amf0_max_values,
-            max_copy,
-            copy_left: max_copy,
+            max_string_bytes,
+            string_bytes_left: max_string_bytes,
         }
     }
 
@@ -167,11 +167,13 @@ impl<'a> Decoder<'a> {
 
     /// Charges `len` string bytes (inline or copied from a table entry)
     /// against the budget.
-    fn copy(&mut self, len: usize) -> Result<(), DecodeError> {
-        self.copy_left = self
-            .copy_left
-            .checked_sub(len)
-            .ok_or(DecodeError::TooLarge { max: self.max_copy })?;
+    fn charge_string_bytes(&mut self, len: usize) -> Result<(), DecodeError> {
+        self.string_bytes_left =
+            self.string_bytes_left
+                .checked_sub(len)
+                .ok_or(DecodeError::TooLarge {
+                    max: self.max_string_bytes,
+                })?;
         Ok(())
     }
 
@@ -189,14 +191,14 @@ impl<'a> Decoder<'a> {
                 .ok()
                 .and_then(|i| self.strings.get(i))
                 .ok_or(DecodeError::BadStringReference(n))?;
-            self.copy(s.len())?;
+            self.charge_string_bytes(s.len())?;
             return Ok(s);
         }
         let len = self.items(n, 1, false)?;
         let s = self.utf8(len)?;
         if !s.is_empty() {
             self.count_value()?;
-            self.copy(s.len())?;
+            self.charge_string_bytes(s.len())?;
             self.strings.push(s);
         }
         Ok(s)
@@ -394,7 +396,7 @@ impl<'a> Decoder<'a> {
                 .clone();
             // The names are copied into this object's members.
             let names = t.sealed.iter().map(|n| n.len()).sum::<usize>();
-            self.copy(names.saturating_add(t.class_name.len()))?;
+            self.charge_string_bytes(names.saturating_add(t.class_name.len()))?;
             t
         } else if header & 0b100 != 0 {
             let class_name = self.string()?;
