@@ -130,6 +130,15 @@ fn amf3_forms(type_id: u8, msg: &Message) {
             );
         }
         Message::Data(d) => {
+            // What the server relays (`ServerConnection`'s data path): a
+            // type-18 body as sent; a type-15 one with its AVM+ values made
+            // portable, since `decode_amf3` leaves a later value written with
+            // its own tables, which a shared-table reader (type 15) reads
+            // differently (fuzz/regressions/message_decode/type15-own-traits-before-the-first-read).
+            let mut d = d.clone();
+            if type_id == 15 {
+                tern_core::amf3::portable_body(&mut d.values, &limits);
+            }
             let body = d.to_bytes();
             let mut p15 = vec![0u8];
             p15.extend_from_slice(&body);
