@@ -196,6 +196,14 @@ fn value(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Value, Amf0
 /// Key/value pairs up to the terminator `00 00 09`. An empty key followed by
 /// anything but 0x09 is an ordinary property with an empty name.
 fn properties(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Properties, Amf0Error> {
+    properties_with(r, |r| value(r, b, depth))
+}
+
+/// [`properties`], each value read by `read`.
+fn properties_with(
+    r: &mut Reader<'_>,
+    mut read: impl FnMut(&mut Reader<'_>) -> Result<Value, Amf0Error>,
+) -> Result<Properties, Amf0Error> {
     let mut props = Properties::new();
     loop {
         let len = r.u16()?;
@@ -204,9 +212,32 @@ fn properties(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Proper
             return Ok(props);
         }
         let key = utf8(r, usize::from(len))?;
-        let v = value(r, b, depth)?;
+        let v = read(r)?;
         props.push((key, v));
     }
+}
+
+/// An ECMA array (0x08) or anonymous object (0x03) from the front of
+/// `input` whose property values were each accepted on their own: every
+/// value is read at depth 0 with a budget of its own, as it was in the
+/// message that carried it, and the container counts against none. The
+/// number of properties is bounded by the input's length only. `Ok(None)`
+/// if the next value is of another type. Advances `input` only on success.
+pub(crate) fn decode_separate_properties(
+    input: &mut &[u8],
+    limits: &Limits,
+) -> Result<Option<Properties>, Amf0Error> {
+    let mut r = Reader::new(input);
+    match r.u8()? {
+        0x08 => {
+            r.u32()?; // the count, a hint only
+        }
+        0x03 => {}
+        _ => return Ok(None),
+    }
+    let props = properties_with(&mut r, |r| value(r, &mut Bounds::new(limits), 0))?;
+    *input = r.rest();
+    Ok(Some(props))
 }
 
 fn strict_array(r: &mut Reader<'_>, b: &mut Bounds, depth: usize) -> Result<Vec<Value>, Amf0Error> {

@@ -96,6 +96,19 @@ pub fn decode_str<'a>(input: &mut &'a [u8]) -> Result<Option<&'a str>, Amf0Error
     decoder::decode_str(input)
 }
 
+/// Decodes an object or ECMA array from the front of `input` whose
+/// property values were each accepted on their own, such as a stored shared
+/// object's attributes: each value is bounded by `limits` as in its own
+/// message, the container by the input's length. `Ok(None)`, with `input`
+/// where it was, if the next value is of another type; on error `input` is
+/// also left where it was.
+pub(crate) fn decode_separate_properties(
+    input: &mut &[u8],
+    limits: &Limits,
+) -> Result<Option<Properties>, Amf0Error> {
+    decoder::decode_separate_properties(input, limits)
+}
+
 /// Decodes every value in `input` until it is empty. The value-count limit
 /// applies to the buffer as a whole.
 pub fn decode_all(input: &[u8], limits: &Limits) -> Result<Vec<Value>, Amf0Error> {

@@ -55,13 +55,25 @@ impl StoredObject {
     }
 
     /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
+    ///
+    /// `limits` bound each attribute's value as they bound it in the
+    /// message that set it (depth and value count from the value itself,
+    /// not from the object holding it), so whatever the hub accepted and
+    /// stored loads again, however many attributes share the object; the
+    /// number of attributes is bounded by the length of `bytes` (which the
+    /// hub's [`SoLimits`](super::shared_object::SoLimits) bounded when it saved them).
     pub fn from_bytes(bytes: &[u8], limits: &Limits) -> Result<StoredObject, StoreError> {
-        let values = amf0::decode_all(bytes, limits).map_err(|_| StoreError::Corrupt)?;
-        match values.as_slice() {
-            [Value::String(magic), Value::Number(version), array] if magic == MAGIC => {
-                let properties = array.properties().ok_or(StoreError::Corrupt)?;
-                let version = whole_u32(*version).ok_or(StoreError::Corrupt)?;
-                let mut data: BTreeMap<String, Value> = properties.iter().cloned().collect();
+        let mut rest = bytes;
+        let corrupt = |_| StoreError::Corrupt;
+        let magic = amf0::decode(&mut rest, limits).map_err(corrupt)?;
+        let version = amf0::decode(&mut rest, limits).map_err(corrupt)?;
+        let properties = amf0::decode_separate_properties(&mut rest, limits).map_err(corrupt)?;
+        match (magic, version, properties) {
+            (Value::String(magic), Value::Number(version), Some(properties))
+                if magic == MAGIC && rest.is_empty() =>
+            {
+                let version = whole_u32(version).ok_or(StoreError::Corrupt)?;
+                let mut data: BTreeMap<String, Value> = properties.into_iter().collect();
                 // Objects stored before AMF3 was decoded hold AVM+ values
                 // that have AMF0 twins: put them in the shared model (one
                 // that does not decode stays as it was stored).
@@ -205,5 +217,58 @@ mod tests {
         fixed.data.insert(String::from("s"), Value::string("hello"));
         let back = StoredObject::from_bytes(&old.to_bytes(), &Limits::default());
         assert_eq!(back, Ok(fixed));
+    }
+
+    /// What the hub accepted one message at a time loads again, although
+    /// the attributes together pass one message's value budget and the
+    /// object holding them adds a level of nesting.
+    #[test]
+    fn attributes_are_bounded_each_as_in_their_own_message() {
+        let limits = Limits {
+            amf0_max_depth: 2,
+            amf0_max_values: 8,
+            ..Limits::default()
+        };
+        let numbers = Value::StrictArray((0..7).map(f64::from).map(Value::Number).collect());
+        let deep = Value::object([("a", Value::object([("b", Value::Null)]))]);
+        let mut data = BTreeMap::new();
+        for (key, value) in [("x", &numbers), ("y", &numbers), ("deep", &deep)] {
+            // Each value alone is within the limits, as the message that
+            // set it was.
+            let mut encoded = Vec::new();
+            amf0::encode(value, &mut encoded);
+            assert_eq!(amf0::decode(&mut &encoded[..], &limits).as_ref(), Ok(value));
+            data.insert(String::from(key), value.clone());
+        }
+        let stored = StoredObject { version: 3, data };
+        let bytes = stored.to_bytes();
+        // Read as one value, the object is past both bounds.
+        assert!(amf0::decode_all(&bytes, &limits).is_err());
+        assert_eq!(
+            StoredObject::from_bytes(&bytes, &limits),
+            Ok(stored.clone())
+        );
+
+        // Each value is still bounded: one past the budget is refused.
+        let mut big = stored.clone();
+        big.data.insert(
+            String::from("z"),
+            Value::StrictArray((0..8).map(f64::from).map(Value::Number).collect()),
+        );
+        assert_eq!(
+            StoredObject::from_bytes(&big.to_bytes(), &limits),
+            Err(StoreError::Corrupt)
+        );
+        // So is what follows the attributes.
+        let mut trailing = bytes.clone();
+        trailing.push(0x05);
+        assert_eq!(
+            StoredObject::from_bytes(&trailing, &limits),
+            Err(StoreError::Corrupt)
+        );
+        assert_eq!(
+            StoredObject::from_bytes(&bytes[..bytes.len() - 1], &limits),
+            Err(StoreError::Corrupt)
+        );
     }
 }
