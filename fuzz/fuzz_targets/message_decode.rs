@@ -100,9 +100,9 @@ fuzz_target!(|data: &[u8]| {
 /// value with no tree form (it contains itself) is written anew with its
 /// objects copied, one AMF0 level further in
 /// (fuzz/regressions/message_decode/cyclic-values-copied-past-the-depth-bound).
-/// The shared checks (`over_budget`) leave depth out because `so_message`
-/// reads a refused form again without budgets and needs it stable, which
-/// such a value is not (docs/fuzzing.md).
+/// `over_budget` leaves depth out: `so_message`, its other user, reads a
+/// refused form again with the budgets lifted, and no input has needed
+/// the depth bound lifted there.
 fn too_deep(e: &MessageError) -> bool {
     use tern_core::amf0::Amf0Error;
     use tern_core::amf3::DecodeError;
