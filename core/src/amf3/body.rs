@@ -14,24 +14,32 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 /// The AVM+ values inside `v`, in wire order (a container's before its
-/// children's, members in order).
-fn gather(v: &amf0::Value, out: &mut Vec<Bytes>) {
+/// children's, members in order), each with the AMF0 depth it sits at
+/// (`depth` for `v` itself, as the AMF0 decoder counts it).
+fn gather_at(v: &amf0::Value, depth: usize, out: &mut Vec<(Bytes, usize)>) {
     match v {
-        amf0::Value::Avmplus(bytes) => out.push(bytes.clone()),
+        amf0::Value::Avmplus(bytes) => out.push((bytes.clone(), depth)),
         amf0::Value::Object(p)
         | amf0::Value::EcmaArray { properties: p, .. }
         | amf0::Value::TypedObject { properties: p, .. } => {
             for (_, item) in p {
-                gather(item, out);
+                gather_at(item, depth.saturating_add(1), out);
             }
         }
         amf0::Value::StrictArray(items) => {
             for item in items {
-                gather(item, out);
+                gather_at(item, depth.saturating_add(1), out);
             }
         }
         _ => {}
     }
+}
+
+/// [`gather_at`] without the depths.
+fn gather(v: &amf0::Value, out: &mut Vec<Bytes>) {
+    let mut at = Vec::new();
+    gather_at(v, 0, &mut at);
+    out.extend(at.into_iter().map(|(bytes, _)| bytes));
 }
 
 /// Replaces the AVM+ values inside `v`, in [`gather`]'s order, by the
@@ -119,13 +127,14 @@ pub(crate) fn unwrap_body<'v>(
     limits: &Limits,
 ) -> Result<(), DecodeError> {
     let mut values: Vec<&'v mut amf0::Value> = values.into_iter().collect();
-    let mut buffers = Vec::new();
+    let mut found = Vec::new();
     for v in &values {
-        gather(v, &mut buffers);
+        gather_at(v, 0, &mut found);
     }
-    if buffers.is_empty() {
+    if found.is_empty() {
         return Ok(());
     }
+    let (buffers, depths): (Vec<Bytes>, Vec<usize>) = found.into_iter().unzip();
     // One decoder, so one set of tables and one value budget, for the body.
     let mut d = decoder::Decoder::new(&[], limits);
     let mut roots = Vec::with_capacity(buffers.len());
@@ -138,7 +147,10 @@ pub(crate) fn unwrap_body<'v>(
             return Err(DecodeError::Truncated);
         }
     }
-    let trees = resolve::resolve_roots(&roots, limits)?;
+    // Copies made for references are bounded by the depth each value
+    // sits at, as the AMF0 decoder bounded the value itself: the model
+    // then holds nothing deeper than `limits` allow in either encoding.
+    let trees = resolve::resolve_roots(&roots, &depths, limits)?;
     let mut out = Vec::with_capacity(roots.len());
     for (i, tree) in trees.into_iter().enumerate() {
         let replacement = match tree {

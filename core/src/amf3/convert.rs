@@ -67,9 +67,16 @@ pub(crate) fn to_amf0(v: &Value) -> amf0::Value {
 
 /// See [`super::from_amf0`].
 pub(crate) fn from_amf0(v: &amf0::Value, limits: &Limits) -> Result<Value, DecodeError> {
+    from_amf0_at(v, 0, limits)
+}
+
+/// [`from_amf0`] of a value found at `depth`: an AVM+ value's copies for
+/// references count their depth from there.
+fn from_amf0_at(v: &amf0::Value, depth: usize, limits: &Limits) -> Result<Value, DecodeError> {
+    let inner = depth.saturating_add(1);
     let props = |p: &amf0::Properties| -> Result<Properties, DecodeError> {
         p.iter()
-            .map(|(k, v)| Ok((k.clone(), from_amf0(v, limits)?)))
+            .map(|(k, v)| Ok((k.clone(), from_amf0_at(v, inner, limits)?)))
             .collect()
     };
     Ok(match v {
@@ -91,7 +98,7 @@ pub(crate) fn from_amf0(v: &amf0::Value, limits: &Limits) -> Result<Value, Decod
             assoc: Vec::new(),
             dense: items
                 .iter()
-                .map(|i| from_amf0(i, limits))
+                .map(|i| from_amf0_at(i, inner, limits))
                 .collect::<Result<_, _>>()?,
         }),
         amf0::Value::Date { millis, .. } => Value::Date(*millis),
@@ -110,7 +117,7 @@ pub(crate) fn from_amf0(v: &amf0::Value, limits: &Limits) -> Result<Value, Decod
             if !input.is_empty() {
                 return Err(DecodeError::Truncated);
             }
-            super::resolve(&v, limits)?
+            super::resolve::resolve_at(&v, depth, limits)?
         }
     })
 }
@@ -131,6 +138,16 @@ fn number(n: f64) -> Value {
 
 /// See [`super::unwrap_avmplus`].
 pub(crate) fn unwrap_avmplus(v: &mut amf0::Value, limits: &Limits) -> Result<(), DecodeError> {
+    unwrap_avmplus_at(v, 0, limits)
+}
+
+/// [`unwrap_avmplus`] of a value found at `depth` (see [`from_amf0_at`]).
+fn unwrap_avmplus_at(
+    v: &mut amf0::Value,
+    depth: usize,
+    limits: &Limits,
+) -> Result<(), DecodeError> {
+    let inner = depth.saturating_add(1);
     match v {
         amf0::Value::Avmplus(bytes) => {
             let mut input = bytes.as_ref();
@@ -138,7 +155,7 @@ pub(crate) fn unwrap_avmplus(v: &mut amf0::Value, limits: &Limits) -> Result<(),
             if !input.is_empty() {
                 return Err(DecodeError::Truncated);
             }
-            match super::resolve(&decoded, limits) {
+            match super::resolve::resolve_at(&decoded, depth, limits) {
                 Ok(tree) => *v = to_amf0(&tree),
                 // No tree form: carried whole, as sent.
                 Err(DecodeError::CyclicReference(_)) => {}
@@ -149,12 +166,12 @@ pub(crate) fn unwrap_avmplus(v: &mut amf0::Value, limits: &Limits) -> Result<(),
         | amf0::Value::EcmaArray { properties: p, .. }
         | amf0::Value::TypedObject { properties: p, .. } => {
             for (_, item) in p.iter_mut() {
-                unwrap_avmplus(item, limits)?;
+                unwrap_avmplus_at(item, inner, limits)?;
             }
         }
         amf0::Value::StrictArray(items) => {
             for item in items.iter_mut() {
-                unwrap_avmplus(item, limits)?;
+                unwrap_avmplus_at(item, inner, limits)?;
             }
         }
         _ => {}

@@ -56,7 +56,12 @@
 //!   references, are bounded by twice `Limits::max_message` (one budget
 //!   for both, so that writing a repeated inline string as a reference
 //!   costs a reader nothing more), and bytes copied for object references
-//!   in [`resolve`] by `Limits::max_message`.
+//!   in [`resolve`] by `Limits::max_message`. The copies nest against
+//!   `Limits::amf0_max_depth` too, counted from where the AVM+ value sits
+//!   among AMF0 containers when it sits in one ([`from_amf0`],
+//!   [`unwrap_avmplus`], [`unwrap_body`]), as the AMF0 decoder counted the
+//!   value as sent: the shared model then holds nothing deeper than the
+//!   limits in either encoding.
 //! - **Encoding** is infallible: an `Integer` outside the 29-bit range is
 //!   written as a double (as Flash does); lengths and counts past 2^28−1
 //!   are cut to that (never the case for decoded values); members with an

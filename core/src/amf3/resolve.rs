@@ -8,23 +8,36 @@ use alloc::vec::Vec;
 
 /// See [`resolve`](super::resolve).
 pub(crate) fn resolve(value: &Value, limits: &Limits) -> Result<Value, DecodeError> {
+    resolve_at(value, 0, limits)
+}
+
+/// [`resolve`] of a value found at `depth` (inside AMF0 containers): the
+/// copies count their depth from there, as the AMF0 decoder counted the
+/// value's own.
+pub(crate) fn resolve_at(
+    value: &Value,
+    depth: usize,
+    limits: &Limits,
+) -> Result<Value, DecodeError> {
     let mut r = Resolver::new(core::slice::from_ref(value), limits);
-    r.expand(value, 0)
+    r.expand(value, depth)
 }
 
 /// The values of one message body, decoded with one set of reference
 /// tables ([`unwrap_body`](super::unwrap_body)), each resolved against the
 /// object table of all of them: `None` for one that contains itself (or
 /// refers to one that does), an error for anything else, with one copy and
-/// value budget for the body.
+/// value budget for the body. `depths[i]` is the depth `roots[i]` sits
+/// at (0 when missing), which its copies count from.
 pub(crate) fn resolve_roots(
     roots: &[Value],
+    depths: &[usize],
     limits: &Limits,
 ) -> Result<Vec<Option<Value>>, DecodeError> {
     let mut r = Resolver::new(roots, limits);
     let mut out = Vec::with_capacity(roots.len());
-    for root in roots {
-        match r.expand(root, 0) {
+    for (i, root) in roots.iter().enumerate() {
+        match r.expand(root, depths.get(i).copied().unwrap_or(0)) {
             Ok(v) => out.push(Some(v)),
             Err(DecodeError::CyclicReference(_)) => out.push(None),
             Err(e) => return Err(e),

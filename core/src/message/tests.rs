@@ -1661,6 +1661,47 @@ mod amf3_values {
         );
     }
 
+    /// The copies made for an AVM+ value's references count their depth
+    /// from where the value sits in the AMF0 body, as the AMF0 decoder
+    /// counted the value itself: what tern accepts, its type-17 form
+    /// included, stays within `amf0_max_depth`. The argument is an AMF0
+    /// array holding `[A = [[null]], [ref A]]` in AMF3: 4 levels as sent
+    /// (AMF0 array, outer, A, A's array), 5 once B holds a copy of A.
+    #[test]
+    fn copies_for_references_count_depth_from_where_the_value_sits() {
+        let payload = hex("00 02 0004 74657374 00 0000000000000000 05 \
+             0A 00000001 11 090501 09030109030101 0903010902");
+        let at = |depth| Limits {
+            amf0_max_depth: depth,
+            ..Limits::default()
+        };
+        // Refused where the copy would pass the bound; before, it was
+        // accepted at depth 4 and its own type-17 form was refused.
+        assert_eq!(
+            Message::decode(&raw(17, payload.clone()), &at(4)),
+            Err(MessageError::Amf3 {
+                what: "command argument",
+                error: amf3::DecodeError::TooDeep { max: 4 }
+            })
+        );
+        let Ok(Message::Command(c)) = Message::decode(&raw(17, payload), &at(5)) else {
+            panic!("the argument fits 5 levels");
+        };
+        let copy = Value::StrictArray(vec![Value::StrictArray(vec![Value::Null])]);
+        assert_eq!(
+            c.args,
+            vec![Value::StrictArray(vec![Value::StrictArray(vec![
+                copy.clone(),
+                Value::StrictArray(vec![copy]),
+            ])])]
+        );
+        let p17 = c.to_bytes_amf3(&at(5));
+        assert_eq!(
+            Message::decode(&raw(17, p17.to_vec()), &at(5)),
+            Ok(Message::Command(c))
+        );
+    }
+
     /// A value that contains itself has no tree form and is carried as
     /// AMF3 bytes that must stand alone; one that also refers to an object
     /// of an earlier value cannot, and is refused.
