@@ -14,7 +14,7 @@
 //! change, which is the point.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use tern_core::Limits;
 use tern_core::hub::store::{Store, StoreError, StoredObject};
@@ -27,26 +27,46 @@ pub const EXTENSION: &str = "so";
 /// Suffix of a save in progress.
 const TMP_SUFFIX: &str = ".tmp";
 
+/// What a stored object's file holds besides its attributes: the magic
+/// string, the version and the ECMA array's marker, count and end (30
+/// bytes), with room to spare.
+const FILE_FRAMING: u64 = 64;
+
 /// A [`Store`] of one file per shared object under a data directory.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     root: PathBuf,
     limits: Limits,
+    /// Longest file [`Store::load`] reads.
+    max_file_bytes: u64,
 }
 
 impl FileStore {
     /// A store rooted at `root`. Nothing is touched until the first save
     /// (a missing directory is an empty store).
     pub fn new(root: impl Into<PathBuf>) -> FileStore {
+        let object = tern_core::hub::shared_object::SoLimits::default().max_object_bytes;
         FileStore {
             root: root.into(),
             limits: Limits::default(),
+            max_file_bytes: FILE_FRAMING.saturating_add(object as u64),
         }
     }
 
     /// Bounds for decoding stored objects (default: [`Limits::default`]).
     pub fn with_limits(mut self, limits: Limits) -> FileStore {
         self.limits = limits;
+        self
+    }
+
+    /// The largest object the hub stores (`shared_objects.max_object_bytes`;
+    /// default: the core's `SoLimits` default). A file longer than that
+    /// object's encoding is not read into memory: loading it fails, with a
+    /// log line, as a corrupt object does. (An object saved under a larger
+    /// bound than the server now runs with is refused until the bound is
+    /// raised again.)
+    pub fn with_max_object_bytes(mut self, max_object_bytes: usize) -> FileStore {
+        self.max_file_bytes = FILE_FRAMING.saturating_add(max_object_bytes as u64);
         self
     }
 
@@ -148,11 +168,24 @@ impl FileStore {
 impl Store for FileStore {
     fn load(&mut self, scope: &ScopePath, name: &str) -> Result<Option<StoredObject>, StoreError> {
         let path = self.object_path(scope, name)?;
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let file = match File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("read", &path, &e)),
         };
+        let mut bytes = Vec::new();
+        file.take(self.max_file_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error("read", &path, &e))?;
+        if bytes.len() as u64 > self.max_file_bytes {
+            warn!(
+                path = %path.display(),
+                max = self.max_file_bytes,
+                "cannot load shared object: the file is longer than the largest object \
+                 shared_objects.max_object_bytes allows"
+            );
+            return Err(StoreError::Corrupt);
+        }
         StoredObject::from_bytes(&bytes, &self.limits)
             .map(Some)
             .inspect_err(|e| warn!(path = %path.display(), "cannot load shared object: {e}"))
@@ -304,6 +337,29 @@ mod tests {
         fs::write(dir.path().join("chat/bad.so"), b"\xff\x00garbage").unwrap();
         let mut store = FileStore::new(dir.path());
         assert_eq!(store.load(&scope("chat"), "bad"), Err(StoreError::Corrupt));
+    }
+
+    /// An object the hub could have stored under `max_object_bytes`
+    /// loads; a longer file is not read, although it would decode.
+    #[test]
+    fn files_longer_than_the_largest_object_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let string_of = |len: usize| {
+            let mut data = BTreeMap::new();
+            data.insert("k".to_owned(), Value::String("x".repeat(len)));
+            StoredObject { version: 1, data }
+        };
+        // One attribute of 2 + 1 + 3 + 94 = 100 bytes (the hub's measure),
+        // 130 bytes with the file's framing.
+        let fits = string_of(94);
+        let over = string_of(94 + 35);
+        let mut store = FileStore::new(dir.path()).with_max_object_bytes(100);
+        store.save(&scope("chat"), "fits", &fits).unwrap();
+        store.save(&scope("chat"), "over", &over).unwrap();
+        assert_eq!(store.load(&scope("chat"), "fits"), Ok(Some(fits)));
+        assert_eq!(store.load(&scope("chat"), "over"), Err(StoreError::Corrupt));
+        let mut unbounded = FileStore::new(dir.path());
+        assert_eq!(unbounded.load(&scope("chat"), "over"), Ok(Some(over)));
     }
 
     #[test]

@@ -202,7 +202,9 @@ impl Shared {
                 session_timeout: config.sessions.session_timeout_secs.map(secs_or_never),
             },
         };
-        let store = FileStore::new(&config.server.data_dir).with_limits(limits.clone());
+        let store = FileStore::new(&config.server.data_dir)
+            .with_limits(limits.clone())
+            .with_max_object_bytes(config.shared_objects.max_object_bytes);
         let hub = Hub::with_parts(hub_config, Box::new(app), Box::new(store));
         let rtmp = ServerConfig {
             out_chunk_size: config.server.out_chunk_size,
