@@ -6,6 +6,7 @@
 #
 #   bench/ab-media.sh OLD_TERN NEW_TERN
 #   ROUNDS=3 KBPS=2500 STEPS=100,500 WINDOW=10 SETTLE=2 OUT=dir
+#   FLV=1: the players are HTTP-FLV players (`--flv-http`) instead of RTMP
 #
 # To get an older binary: git worktree add /tmp/old <commit> &&
 # (cd /tmp/old && cargo build --release -p tern-runtime-std).
@@ -29,6 +30,7 @@ for round in $(seq "$ROUNDS"); do
         start_tern "$OUT/$label-$round"
         load media --url "rtmp://127.0.0.1:$TERN_PORT/live" --bitrate "$KBPS" --steps "$STEPS" \
             --settle "$SETTLE" --window "$WINDOW" --label "tern-$label" --server-pid "$TERN_PID" \
+            ${FLV:+--flv-http "127.0.0.1:$TERN_HTTP_PORT"} \
             > "$OUT/$label-$round.jsonl" 2> "$OUT/$label-$round.log" ||
             echo "$label run $round failed" >&2
         stop_tern

@@ -33,6 +33,7 @@
 
 use crate::admin::Access;
 use crate::stats::{PROMETHEUS_CONTENT_TYPE, StatsSource};
+use bytes::BufMut;
 use std::fmt;
 use std::io;
 use std::time::Duration;
@@ -208,13 +209,15 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<(RequestHead, Vec<u8>), ReadHeadError> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
     loop {
-        let room = MAX_HEAD_BYTES
-            .saturating_sub(buf.len())
-            .clamp(1, chunk.len());
+        // Read straight into `buf`: a read buffer of its own would sit in
+        // this future, and so in the task of every HTTP-FLV and WebSocket
+        // connection for its whole life (the task's size is its largest
+        // state's).
+        let room = MAX_HEAD_BYTES.saturating_sub(buf.len()).clamp(1, 4096);
+        buf.reserve(room);
         let n = stream
-            .read(chunk.get_mut(..room).unwrap_or_default())
+            .read_buf(&mut (&mut buf).limit(room))
             .await
             .map_err(ReadHeadError::Io)?;
         if n == 0 {
@@ -224,7 +227,6 @@ pub async fn read_head<S: AsyncRead + Unpin>(
                 ReadHeadError::Truncated
             });
         }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         if let Some((head, len)) = RequestHead::parse(&buf).map_err(ReadHeadError::Invalid)? {
             let leftover = buf.split_off(len.min(buf.len()));
             return Ok((head, leftover));
@@ -773,6 +775,19 @@ mod tests {
         assert!(response.contains("Allow: GET, HEAD\r\n"));
         let (response, _) = exchange(b"NOT HTTP AT ALL\r\n\r\n").await;
         assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    }
+
+    /// The request future is part of every HTTP connection's task, whose
+    /// size is that of its largest state and is kept for the connection's
+    /// life (an HTTP-FLV or WebSocket player's): it holds no read buffer
+    /// of its own (it was 4,712 bytes with one, 656 without).
+    #[test]
+    fn the_request_future_holds_no_read_buffer() {
+        let (_client, mut server) = tokio::io::duplex(64);
+        let stats = StatsSnapshot::default;
+        let future = serve_request(&mut server, &stats);
+        let size = std::mem::size_of_val(&future);
+        assert!(size < 2048, "serve_request's future is {size} bytes");
     }
 
     #[tokio::test]

@@ -106,7 +106,16 @@ pub(crate) fn serve_rtmp_connection<S: crate::net::Stream>(
             Some(peer.ip()),
             Arc::clone(&hub_peer),
         ));
-        let ended = run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &[]).await;
+        let ended = run_connection(
+            &shared,
+            stream,
+            id,
+            &hub_peer,
+            conn,
+            &mut access,
+            Vec::new(),
+        )
+        .await;
         // The `*_done` callbacks of what it still published or played.
         access.finish(&shared);
         shared.unregister(id);

@@ -43,7 +43,7 @@ pub(super) async fn run_connection<S: crate::net::Stream, C: Connection>(
     peer: &Peer,
     mut conn: Box<C>,
     access: &mut ConnAccess,
-    initial: &[u8],
+    initial: Vec<u8>,
 ) -> Ended<C::Error> {
     let stream = &mut io.stream;
     let wakeup = &peer.wakeup;
@@ -51,10 +51,12 @@ pub(super) async fn run_connection<S: crate::net::Stream, C: Connection>(
     // What the HTTP side read past the upgrade request is fed first; the
     // read branch below feeds each read itself. Either may end the
     // connection with a protocol error (then in its close reason).
-    let mut failed = match initial {
+    let mut failed = match initial.as_slice() {
         [] => false,
         data => feed(shared, &mut *conn, access, shared.now(), data),
     };
+    // Not kept for the connection's life.
+    drop(initial);
     // When everything queued was last written (the start of a merge window).
     let mut last_write = tokio::time::Instant::now();
     // One timer for the connection's own deadline and the end of a merge
@@ -296,7 +298,7 @@ mod tests {
         ));
         let io = Attached::new(&peer, stream, None);
         let mut access = Box::new(ConnAccess::new(&shared, id, None, Arc::clone(&peer)));
-        let task = run_connection(&shared, io, id, &peer, conn, &mut access, &[]);
+        let task = run_connection(&shared, io, id, &peer, conn, &mut access, Vec::new());
         let size = std::mem::size_of_val(&task);
         assert!(size <= 704, "run_connection's future is {size} bytes");
         drop(task);

@@ -33,7 +33,9 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
         Ok(Served::Upgrade { head, leftover }) => {
             let (id, hub_peer) = shared.register();
             let span = tracing::info_span!("ws", conn = %id, target = %head.target);
-            async {
+            // `move`: the request is dropped once it is bytes again, not
+            // kept for the connection's life.
+            async move {
                 let mut access = Box::new(ConnAccess::new(
                     &shared,
                     id,
@@ -49,6 +51,7 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
                 }
                 let mut initial = head_bytes(&head);
                 initial.extend_from_slice(&leftover);
+                drop((head, leftover));
                 let conn = Box::new(WsConnection::new(
                     shared.ws.clone(),
                     shared.now(),
@@ -56,7 +59,7 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
                 ));
                 let stream = Attached::new(&hub_peer, stream, fd);
                 let ended =
-                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &initial)
+                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, initial)
                         .await;
                 access.finish(&shared);
                 shared.unregister(id);
@@ -72,7 +75,7 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
         }) => {
             let (id, hub_peer) = shared.register();
             let span = tracing::info_span!("flv", conn = %id, target = %head.target);
-            async {
+            async move {
                 // The player's connect and play pass the app's access rules
                 // and callbacks like an RTMP player's (protocol `Flv`).
                 let mut access = Box::new(ConnAccess::new(
@@ -83,6 +86,7 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
                 ));
                 let mut initial = head_bytes(&head);
                 initial.extend_from_slice(&leftover);
+                drop((head, leftover));
                 let framing = if websocket {
                     Framing::WebSocket
                 } else {
@@ -96,7 +100,7 @@ pub(crate) async fn serve_http_connection<S: crate::net::Stream>(
                 ));
                 let stream = Attached::new(&hub_peer, stream, fd);
                 let reason =
-                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, &initial)
+                    run_connection(&shared, stream, id, &hub_peer, conn, &mut access, initial)
                         .await;
                 access.finish(&shared);
                 shared.unregister(id);
