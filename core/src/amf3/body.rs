@@ -35,14 +35,7 @@ fn gather_at(v: &amf0::Value, depth: usize, out: &mut Vec<(Bytes, usize)>) {
     }
 }
 
-/// [`gather_at`] without the depths.
-fn gather(v: &amf0::Value, out: &mut Vec<Bytes>) {
-    let mut at = Vec::new();
-    gather_at(v, 0, &mut at);
-    out.extend(at.into_iter().map(|(bytes, _)| bytes));
-}
-
-/// Replaces the AVM+ values inside `v`, in [`gather`]'s order, by the
+/// Replaces the AVM+ values inside `v`, in [`gather_at`]'s order, by the
 /// next items of `with`.
 fn replace(v: &mut amf0::Value, with: &mut impl Iterator<Item = amf0::Value>) {
     match v {
@@ -189,7 +182,7 @@ pub(crate) fn portable_body<'v>(
     let mut values: Vec<&'v mut amf0::Value> = values.into_iter().collect();
     let mut buffers = Vec::new();
     for v in &values {
-        gather(v, &mut buffers);
+        gather_at(v, 0, &mut buffers);
     }
     if buffers.len() < 2 {
         // One AVM+ value reads the same with fresh or shared tables.
@@ -197,7 +190,7 @@ pub(crate) fn portable_body<'v>(
     }
     let mut out = Vec::with_capacity(buffers.len());
     let mut base: u32 = 0;
-    for (i, bytes) in buffers.iter().enumerate() {
+    for (i, (bytes, _)) in buffers.iter().enumerate() {
         let mut input = bytes.as_ref();
         let Ok(mut decoded) = super::decode(&mut input, limits) else {
             // Not ours to fix (tern writes what it decoded); kept as it is.
